@@ -1,0 +1,74 @@
+"""Credit amounts: exact decimals with at most three fractional digits, held as thousandths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import total_ordering
+
+from creditflow.kit.errors import InvalidRequest
+
+SCALE = 1000
+
+
+@total_ordering
+@dataclass(frozen=True, slots=True)
+class Credits:
+    """An amount of credits as an integer count of thousandths (`Credits(73500)` is 73.5)."""
+
+    milli: int
+
+    @classmethod
+    def parse(cls, value: object, field: str = "amount", *, allow_negative: bool = False) -> "Credits":
+        """Read a request value: a decimal string or a JSON number, at most 3 decimals."""
+        if isinstance(value, Credits):
+            result = value
+        else:
+            if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+                raise InvalidRequest(f"{field} must be a decimal string or a number", param=field)
+            try:
+                # str() of a float is its shortest repr, so 73.5 reads as "73.5", not 73.4999...
+                number = Decimal(str(value).strip())
+            except InvalidOperation:
+                raise InvalidRequest(f"{field} is not a number: {value!r}", param=field) from None
+            if not number.is_finite():
+                raise InvalidRequest(f"{field} must be finite", param=field)
+            scaled = number * SCALE
+            if scaled != scaled.to_integral_value():
+                raise InvalidRequest(f"{field} has more than 3 decimal places", param=field)
+            if abs(scaled) > 10**15:
+                raise InvalidRequest(f"{field} is too large", param=field)
+            result = cls(int(scaled))
+        if result.milli < 0 and not allow_negative:
+            raise InvalidRequest(f"{field} must not be negative", param=field)
+        return result
+
+    @classmethod
+    def whole(cls, credits: int) -> "Credits":
+        return cls(credits * SCALE)
+
+    def __str__(self) -> str:
+        sign = "-" if self.milli < 0 else ""
+        whole, frac = divmod(abs(self.milli), SCALE)
+        if frac == 0:
+            return f"{sign}{whole}"
+        return f"{sign}{whole}.{frac:03d}".rstrip("0")
+
+    def __add__(self, other: "Credits") -> "Credits":
+        return Credits(self.milli + other.milli)
+
+    def __sub__(self, other: "Credits") -> "Credits":
+        return Credits(self.milli - other.milli)
+
+    def __neg__(self) -> "Credits":
+        return Credits(-self.milli)
+
+    def __lt__(self, other: "Credits") -> bool:
+        return self.milli < other.milli
+
+    def __bool__(self) -> bool:
+        return self.milli != 0
+
+
+Credits.ZERO = Credits(0)  # type: ignore[attr-defined]
+ZERO = Credits.ZERO

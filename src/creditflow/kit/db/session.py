@@ -1,0 +1,118 @@
+"""Engine set-up and the unit of work.
+
+Only entry points (an HTTP request, a job, a CLI command) open a transaction with
+`Database.transaction()`; services flush but never commit. Payment use cases are the one
+exception by design: they commit the attempt before calling the gateway (SPEC P3), so they
+open their own short transactions around the call.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_SQLITE_FILE = "creditflow.db"
+
+
+def default_database_url() -> str:
+    return os.environ.get("CREDITFLOW_DATABASE_URL") or f"sqlite:///{DEFAULT_SQLITE_FILE}"
+
+
+def is_postgres(engine_or_session) -> bool:
+    bind = engine_or_session.get_bind() if isinstance(engine_or_session, Session) else engine_or_session
+    return bind.dialect.name == "postgresql"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, synchronous=FULL and BEGIN IMMEDIATE for every write transaction.
+
+    Under SQLite's default deferred BEGIN, two read-then-write transactions can both read and
+    one then fails or loses its update; IMMEDIATE takes the write lock up front so writers
+    queue behind `busy_timeout` instead. Read-only units of work begin DEFERRED.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        mode = "DEFERRED" if conn.get_execution_options().get("creditflow_readonly") else "IMMEDIATE"
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+class Database:
+    def __init__(self, url: str | None = None, *, echo: bool = False, pool_size: int = 10):
+        self.url = url or default_database_url()
+        if self.url.startswith("sqlite"):
+            self.engine = create_engine(
+                self.url, echo=echo, connect_args={"timeout": 30, "check_same_thread": False}
+            )
+            _configure_sqlite(self.engine)
+        else:
+            self.engine = create_engine(
+                self.url, echo=echo, pool_size=pool_size, max_overflow=20, pool_pre_ping=True
+            )
+        self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
+        self._read_sessions = sessionmaker(
+            self.engine.execution_options(creditflow_readonly=True), expire_on_commit=False
+        )
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def transaction(self, *, readonly: bool = False) -> Iterator[Session]:
+        """One unit of work: commit on success, roll back on any exception."""
+        session = (self._read_sessions if readonly else self._sessions)()
+        try:
+            yield session
+            if readonly:
+                session.rollback()
+            else:
+                session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def run(self, work, *, retries: int = 5):
+        """Run `work(session)` in a transaction, retrying PostgreSQL deadlocks/serialization
+        failures and SQLite busy errors, which are safe to retry because nothing committed."""
+        for attempt in range(retries + 1):
+            try:
+                with self.transaction() as session:
+                    return work(session)
+            except (OperationalError, DBAPIError) as exc:
+                if attempt == retries or not _is_retryable(exc):
+                    raise
+                time.sleep(0.01 * (2**attempt))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def _is_retryable(exc: DBAPIError) -> bool:
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    if code in {"40001", "40P01"}:
+        return True
+    return "database is locked" in str(exc).lower()

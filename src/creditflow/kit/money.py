@@ -1,0 +1,48 @@
+"""Money: integer minor units and the one rounding function.
+
+Money never touches a float. Every division that can leave a remainder goes through
+`round_half_up`, so a rounding rule changes in exactly one place.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+from creditflow.kit.errors import InvalidRequest
+
+
+def round_half_up(value: Fraction | int) -> int:
+    """Round an exact rational to the nearest integer, halves away from zero."""
+    value = Fraction(value)
+    sign = -1 if value < 0 else 1
+    magnitude = abs(value)
+    whole, remainder = divmod(magnitude.numerator, magnitude.denominator)
+    if 2 * remainder >= magnitude.denominator:
+        whole += 1
+    return sign * whole
+
+
+def prorate(amount: int, part: int, whole: int) -> int:
+    """`amount * part / whole` rounded half up to the minor unit (e.g. the unused share of a term)."""
+    if whole <= 0:
+        raise ValueError("whole must be positive")
+    return round_half_up(Fraction(amount * part, whole))
+
+
+def check_amount(value: object, field: str) -> int:
+    """Validate a money amount given by a caller: a non-negative integer of minor units."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRequest(f"{field} must be an integer number of minor units", param=field)
+    if value < 0:
+        raise InvalidRequest(f"{field} must not be negative", param=field)
+    return value
+
+
+def format_money(amount: int, currency: str) -> str:
+    """Human form for pages and PDFs: 2950 usd -> "$29.50". Two-decimal currencies only."""
+    sign = "-" if amount < 0 else ""
+    major, minor = divmod(abs(amount), 100)
+    symbol = {"usd": "$", "eur": "€", "gbp": "£"}.get(currency.lower())
+    if symbol:
+        return f"{sign}{symbol}{major:,}.{minor:02d}"
+    return f"{sign}{major:,}.{minor:02d} {currency.upper()}"

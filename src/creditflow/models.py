@@ -1,0 +1,14 @@
+"""Every mapped table, imported in one place for Alembic and for `create_all` in tests."""
+
+from creditflow.credits.models import CreditAccount, CreditEntry, CreditLot
+from creditflow.customer.models import Customer, TestClock
+from creditflow.events.models import Event
+from creditflow.invoicing.models import Counter, Invoice, InvoiceLine
+from creditflow.kit.db import Base
+from creditflow.payment.models import PaymentAttempt, SandboxCharge
+from creditflow.subscription.models import Subscription
+
+__all__ = [
+    "Base", "CreditAccount", "CreditEntry", "CreditLot", "Customer", "TestClock", "Event",
+    "Counter", "Invoice", "InvoiceLine", "PaymentAttempt", "SandboxCharge", "Subscription",
+]

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from creditflow.kit.db import Base, UTCDateTime
+
+# Statuses in which a customer "has" a subscription. `incomplete` is the internal state of a
+# first purchase whose payment is in flight: it holds the one-live-subscription slot so two
+# concurrent purchases can't both charge.
+LIVE_STATUSES = ("incomplete", "active", "past_due")
+
+
+class Subscription(Base):
+    """A customer's paid plan.
+
+    Calendar state is kept as month offsets from `anchor`: the current term is
+    `[anchor + term_start_offset months, anchor + term_end_offset months)` and the current
+    credit period is `[anchor + credit_offset, anchor + credit_offset + 1)`. The start/end
+    instants are stored too, for queries and for reading, but are always derived from the
+    offsets so day clamping never drifts.
+    """
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        Index(
+            "uq_subscriptions_live_customer",
+            "customer_id",
+            unique=True,
+            sqlite_where=text("status IN ('incomplete','active','past_due')"),
+            postgresql_where=text("status IN ('incomplete','active','past_due')"),
+        ),
+        Index("ix_subscriptions_due", "due_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    test_clock_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    plan: Mapped[str] = mapped_column(String(64))
+    term: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    anchor: Mapped[datetime] = mapped_column(UTCDateTime)
+    term_start_offset: Mapped[int] = mapped_column(Integer, default=0)
+    term_end_offset: Mapped[int] = mapped_column(Integer)
+    credit_offset: Mapped[int] = mapped_column(Integer, default=0)
+    current_term_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    current_term_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    credit_period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    credit_period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    cancel_at_period_end: Mapped[bool] = mapped_column(Boolean, default=False)
+    canceled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    ended_reason: Mapped[str | None] = mapped_column(String(32))
+    scheduled_plan: Mapped[str | None] = mapped_column(String(64))
+    scheduled_term: Mapped[str | None] = mapped_column(String(16))
+    scheduled_kind: Mapped[str | None] = mapped_column(String(16))
+    # Dunning (SPEC S5): failures so far and when the next retry is due.
+    past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retry_count: Mapped[int] = mapped_column(Integer, default=0)
+    next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The invoice of a renewal in flight (charged or being retried).
+    pending_invoice_id: Mapped[str | None] = mapped_column(String(40))
+    # When the worker should next look at this subscription; a claim pushes it forward as a
+    # lease so that other workers skip it while the claimant works outside a transaction.
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    # Bumped on every change; a quote remembers it to detect that it went stale.
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
