@@ -1,0 +1,103 @@
+"""Customers and test clocks."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from creditflow.credits.models import CreditAccount
+from creditflow.customer.models import Customer, TestClock
+from creditflow.events.outbox import record_event
+from creditflow.kit.clock import utc
+from creditflow.kit.credits import Credits
+from creditflow.kit.errors import Conflict, InvalidRequest, NotFound
+from creditflow.kit.ids import new_id
+
+
+def create_test_clock(session: Session, frozen_time: datetime, *, now: datetime) -> TestClock:
+    clock = TestClock(id=new_id("clock"), frozen_time=utc(frozen_time), created_at=now)
+    session.add(clock)
+    return clock
+
+
+def get_test_clock(session: Session, clock_id: str, *, for_update: bool = False) -> TestClock:
+    clock = session.get(TestClock, clock_id, with_for_update=for_update or None, populate_existing=for_update)
+    if clock is None:
+        raise NotFound(f"no such test clock: {clock_id}", param="test_clock")
+    return clock
+
+
+def create_customer(
+    ctx,
+    session: Session,
+    *,
+    external_id: str,
+    email: str,
+    name: str | None = None,
+    country: str | None = None,
+    timezone: str | None = None,
+    test_clock: str | None = None,
+) -> Customer:
+    if not external_id or not external_id.strip():
+        raise InvalidRequest("external_id is required", param="external_id")
+    if not email or "@" not in email:
+        raise InvalidRequest("email must be an email address", param="email")
+    if country is not None and (len(country) != 2 or not country.isalpha()):
+        raise InvalidRequest("country must be an ISO 3166 two-letter code", param="country")
+    tz = timezone or "UTC"
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidRequest(f"unknown time zone {tz!r}", param="timezone") from None
+    if test_clock is not None:
+        now = get_test_clock(session, test_clock).frozen_time
+    else:
+        now = ctx.clock.now()
+    if session.scalar(select(Customer.id).where(Customer.external_id == external_id)):
+        raise Conflict(f"a customer with external_id {external_id!r} exists", code="customer_exists",
+                       param="external_id")
+    customer = Customer(
+        id=new_id("cus"), external_id=external_id, email=email, name=name,
+        country=country.upper() if country else None, timezone=tz, test_clock_id=test_clock,
+        balance=0, currency=ctx.catalog.currency, created_at=now,
+    )
+    session.add(customer)
+    session.add(CreditAccount(customer_id=customer.id, granted=Credits(0), spent=Credits(0),
+                              expired=Credits(0), held=Credits(0), available=Credits(0)))
+    record_event(session, "customer.created", customer_id=customer.id, now=now,
+                 data={"customer": customer.id, "external_id": external_id, "email": email})
+    try:
+        session.flush()
+    except IntegrityError:  # a concurrent create with the same external_id won
+        raise Conflict(f"a customer with external_id {external_id!r} exists", code="customer_exists",
+                       param="external_id") from None
+    return customer
+
+
+def get_customer(session: Session, customer_id: str, *, for_update: bool = False) -> Customer:
+    customer = session.get(Customer, customer_id, with_for_update=for_update or None,
+                           populate_existing=for_update)
+    if customer is None:
+        raise NotFound(f"no such customer: {customer_id}", param="customer")
+    return customer
+
+
+def set_payment_method(ctx, customer_id: str, token: str) -> Customer:
+    """Attach a payment method. The gateway is called outside any transaction."""
+    if not token or not isinstance(token, str):
+        raise InvalidRequest("token is required", param="token")
+    with ctx.db.transaction(readonly=True) as session:
+        customer = get_customer(session, customer_id)
+        gateway_customer_id, email = customer.gateway_customer_id, customer.email
+    gateway_customer_id, method = ctx.gateway.attach_payment_method(
+        customer_id=customer_id, gateway_customer_id=gateway_customer_id, email=email, token=token
+    )
+    with ctx.db.transaction() as session:
+        customer = get_customer(session, customer_id, for_update=True)
+        customer.gateway_customer_id = gateway_customer_id
+        customer.payment_method = method
+        return customer

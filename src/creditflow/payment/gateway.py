@@ -1,0 +1,55 @@
+"""The payment gateway interface (SPEC P2).
+
+A gateway call is never made inside an open database transaction (SPEC P3). Every charge
+carries an idempotency key (the payment attempt's id), so asking again, after a crash or a
+timeout, returns the first outcome instead of charging twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+ChargeStatus = Literal["succeeded", "failed", "unknown", "not_found"]
+
+
+@dataclass(frozen=True)
+class ChargeResult:
+    status: ChargeStatus
+    reference: str | None = None
+    failure_code: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    status: Literal["succeeded", "failed"]
+    reference: str | None = None
+    failure_message: str | None = None
+
+
+@dataclass(frozen=True)
+class ChargeRequest:
+    customer_id: str
+    gateway_customer_id: str | None
+    payment_method: str
+    amount: int
+    currency: str
+    idempotency_key: str
+    description: str
+
+
+class Gateway(Protocol):
+    name: str
+
+    def attach_payment_method(self, *, customer_id: str, gateway_customer_id: str | None, email: str,
+                              token: str) -> tuple[str | None, str]:
+        """Validate/attach a token. Returns (gateway customer id, payment method id to store)."""
+
+    def charge(self, request: ChargeRequest) -> ChargeResult:
+        """Charge off-session. Declines are `failed`; timeouts and network errors `unknown`."""
+
+    def lookup(self, idempotency_key: str, reference: str | None) -> ChargeResult:
+        """What became of an earlier charge; `not_found` if the gateway never saw it."""
+
+    def refund(self, *, reference: str, amount: int, idempotency_key: str) -> RefundResult: ...

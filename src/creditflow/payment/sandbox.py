@@ -1,0 +1,104 @@
+"""The sandbox gateway: a product feature for trying every payment path without a processor.
+
+Test payment methods (API.md):
+- `pm_card_ok` succeeds;
+- `pm_card_declined` declines every charge;
+- `pm_card_timeout` charges, then times out before answering: the outcome is unknown until
+  reconciled with `lookup`, which reports the charge;
+- `pm_card_ok_then_declined` succeeds once, then declines.
+
+Its book of charges lives in the database, in transactions of its own (as a remote service
+would), so every process sees the same sandbox and idempotency keys hold across them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from creditflow.kit.db import Database
+from creditflow.kit.errors import InvalidRequest
+from creditflow.kit.ids import new_id
+from creditflow.payment.gateway import ChargeRequest, ChargeResult, RefundResult
+from creditflow.payment.models import SandboxCharge
+
+TOKENS = ("pm_card_ok", "pm_card_declined", "pm_card_timeout", "pm_card_ok_then_declined")
+
+
+class SandboxGateway:
+    name = "sandbox"
+
+    def __init__(self, db: Database):
+        self.db = db
+
+    def attach_payment_method(self, *, customer_id, gateway_customer_id, email, token):
+        if token not in TOKENS:
+            raise InvalidRequest(
+                f"unknown sandbox payment method {token!r}; use one of {', '.join(TOKENS)}", param="token"
+            )
+        return gateway_customer_id or f"sandbox_{customer_id}", token
+
+    def charge(self, request: ChargeRequest) -> ChargeResult:
+        existing = self._find(request.idempotency_key)
+        if existing is None:
+            existing = self._record(request)
+        if request.payment_method == "pm_card_timeout":
+            # The charge went through but the answer never came back.
+            return ChargeResult("unknown", failure_code="timeout", failure_message="gateway timed out")
+        return _result(existing)
+
+    def lookup(self, idempotency_key: str, reference: str | None) -> ChargeResult:
+        found = self._find(idempotency_key)
+        return ChargeResult("not_found") if found is None else _result(found)
+
+    def refund(self, *, reference: str, amount: int, idempotency_key: str) -> RefundResult:
+        with self.db.transaction() as session:
+            charge = session.get(SandboxCharge, reference, with_for_update=True)
+            if charge is None or charge.status != "succeeded":
+                return RefundResult("failed", failure_message="no such successful charge")
+            if charge.amount_refunded + amount > charge.amount:
+                return RefundResult("failed", failure_message="refund exceeds the charge")
+            charge.amount_refunded += amount
+            return RefundResult("succeeded", reference=f"sbre_{idempotency_key}")
+
+    def _find(self, key: str) -> SandboxCharge | None:
+        with self.db.transaction(readonly=True) as session:
+            return session.scalar(select(SandboxCharge).where(SandboxCharge.idempotency_key == key))
+
+    def _record(self, request: ChargeRequest) -> SandboxCharge:
+        try:
+            with self.db.transaction() as session:
+                declined = request.payment_method == "pm_card_declined"
+                if request.payment_method == "pm_card_ok_then_declined":
+                    earlier = session.scalar(
+                        select(func.count()).select_from(SandboxCharge).where(
+                            SandboxCharge.customer_ref == request.customer_id,
+                            SandboxCharge.payment_method == request.payment_method,
+                            SandboxCharge.status == "succeeded",
+                        )
+                    )
+                    declined = earlier > 0
+                charge = SandboxCharge(
+                    id=new_id("sbch"), idempotency_key=request.idempotency_key,
+                    customer_ref=request.customer_id, payment_method=request.payment_method,
+                    amount=request.amount, currency=request.currency,
+                    status="failed" if declined else "succeeded",
+                    failure_code="card_declined" if declined else None,
+                    created_at=datetime.now(timezone.utc),
+                )
+                session.add(charge)
+            return charge
+        except IntegrityError:
+            # A concurrent call with the same key won the race: answer with its outcome.
+            found = self._find(request.idempotency_key)
+            assert found is not None
+            return found
+
+
+def _result(charge: SandboxCharge) -> ChargeResult:
+    if charge.status == "succeeded":
+        return ChargeResult("succeeded", reference=charge.id)
+    return ChargeResult("failed", reference=charge.id, failure_code=charge.failure_code,
+                        failure_message="Your card was declined.")
