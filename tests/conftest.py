@@ -1,0 +1,186 @@
+"""Shared fixtures: real databases on SQLite and PostgreSQL.
+
+    database_url   a fresh, EMPTY database; parametrised [sqlite] / [postgres]
+    db             `Database` on a fresh database migrated to head; same params, and the
+                   same database as `database_url` (db.url == database_url)
+    sqlite_db      `Database`, migrated, SQLite only
+    pg_db          `Database`, migrated, PostgreSQL only (marked `postgres` automatically)
+
+A test (or fixture) that needs a schema asks for `db`; it runs twice, once per backend. Use
+`db.url` to point an app, a worker or a subprocess at the same database.
+
+Speed: the Alembic migrations run once per session and backend into a template (a SQLite
+file, a PostgreSQL database); each test then gets its own copy (a file copy, or
+`CREATE DATABASE ... TEMPLATE`), which takes milliseconds. Every test therefore runs on a
+schema made by the migrations, isolated from every other test, with no cleanup to forget.
+
+PostgreSQL is at CREDITFLOW_TEST_POSTGRES_URL (default postgres@127.0.0.1:5432). When it is
+unreachable, postgres tests are skipped, unless CREDITFLOW_REQUIRE_POSTGRES=1 (CI), in which
+case they error with the reason. `-m "not postgres"` deselects them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.pool import NullPool
+
+from creditflow.kit.db import Database
+from creditflow.kit.db.migrate import upgrade
+
+PG_ADMIN_URL = os.environ.get(
+    "CREDITFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+PG_FIXTURES = {"pg_db"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if PG_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.postgres)
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _pg_admin() -> Iterator[Engine]:
+    """An AUTOCOMMIT engine on the maintenance database, or skip/fail if there is none."""
+    engine = create_engine(
+        PG_ADMIN_URL, isolation_level="AUTOCOMMIT", poolclass=NullPool,
+        connect_args={"connect_timeout": 3},
+    )
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means "no server"
+        engine.dispose()
+        reason = f"PostgreSQL not reachable at {make_url(PG_ADMIN_URL)!r}: {exc.__class__.__name__}: {exc}"
+        if os.environ.get("CREDITFLOW_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"{reason} (CREDITFLOW_REQUIRE_POSTGRES=1)", pytrace=False)
+        pytest.skip(reason)
+    yield engine
+    engine.dispose()
+
+
+def _pg_url(name: str) -> str:
+    return make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def _pg_name(url: str) -> str:
+    return make_url(url).database
+
+
+def _pg_create(admin: Engine, name: str, template: str | None = None) -> None:
+    sql = f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(sql)
+
+
+def _pg_drop(admin: Engine, name: str) -> None:
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def _pg_template(_pg_admin) -> Iterator[str]:
+    """A database migrated to head once per session; tests get copies of it."""
+    name = f"cf_test_template_{uuid.uuid4().hex[:10]}"
+    _pg_create(_pg_admin, name)
+    try:
+        upgrade(_pg_url(name))  # disposes its engine: a template must have no connections
+        yield name
+    finally:
+        _pg_drop(_pg_admin, name)
+
+
+@contextmanager
+def _pg_fresh(admin: Engine) -> Iterator[str]:
+    """A new empty database with a random name, dropped afterwards (even if still in use)."""
+    name = f"cf_test_{uuid.uuid4().hex[:12]}"
+    _pg_create(admin, name)
+    try:
+        yield _pg_url(name)
+    finally:
+        _pg_drop(admin, name)
+
+
+# --- SQLite ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def _sqlite_template(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite_template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    # All connections are closed, so SQLite has checkpointed and removed the WAL: the main
+    # file alone is the whole database (and keeps journal_mode=WAL in its header).
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+    return path
+
+
+def _sqlite_path(url: str) -> Path:
+    return Path(make_url(url).database)
+
+
+# --- Public fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture(
+    params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+)
+def database_url(request, tmp_path) -> Iterator[str]:
+    """A fresh, empty database on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    with _pg_fresh(request.getfixturevalue("_pg_admin")) as url:
+        yield url
+
+
+def _fill_from_template(request, url: str) -> None:
+    """Turn the (unused, empty) database at `url` into a copy of the migrated template."""
+    if url.startswith("sqlite"):
+        path = _sqlite_path(url)
+        for stale in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+            stale.unlink(missing_ok=True)
+        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        return
+    admin = request.getfixturevalue("_pg_admin")
+    template = request.getfixturevalue("_pg_template")
+    name = _pg_name(url)
+    _pg_drop(admin, name)
+    _pg_create(admin, name, template=template)
+
+
+def _open(request, url: str) -> Iterator[Database]:
+    _fill_from_template(request, url)
+    database = Database(url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
+@pytest.fixture
+def db(request, database_url) -> Iterator[Database]:
+    """A `Database` whose schema was made by the Alembic migrations; one per backend."""
+    yield from _open(request, database_url)
+
+
+@pytest.fixture
+def sqlite_db(request, tmp_path) -> Iterator[Database]:
+    yield from _open(request, f"sqlite:///{tmp_path / 'sqlite_db.db'}")
+
+
+@pytest.fixture
+def pg_db(request, _pg_admin) -> Iterator[Database]:
+    with _pg_fresh(_pg_admin) as url:
+        yield from _open(request, url)

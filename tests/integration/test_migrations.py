@@ -1,0 +1,175 @@
+"""The migrations build exactly the schema the models describe, on both backends, and the
+SQLite engine runs with the settings money needs."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import event, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError, StatementError
+
+from creditflow.customer.models import TestClock
+from creditflow.kit.db import Database
+from creditflow.kit.db.migrate import MIGRATIONS_DIR, current, downgrade, head, upgrade
+from creditflow.models import Base
+
+
+def _diff(database: Database) -> list:
+    with database.engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        return compare_metadata(context, Base.metadata)
+
+
+def _partial_indexes(database: Database) -> dict[str, str]:
+    """Index name -> its SQL definition, for the indexes the models declare with a WHERE."""
+    dialect = database.engine.dialect.name
+    wanted = {
+        index.name
+        for table in Base.metadata.tables.values()
+        for index in table.indexes
+        if index.dialect_options[dialect]._non_defaults.get("where") is not None
+    }
+    sql = (
+        "SELECT name, sql FROM sqlite_master WHERE type = 'index'"
+        if dialect == "sqlite"
+        else "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'public'"
+    )
+    with database.engine.connect() as conn:
+        return {name: ddl for name, ddl in conn.execute(text(sql)) if name in wanted}
+
+
+def test_upgrade_from_empty_matches_the_models(database_url):
+    assert current(database_url) is None
+
+    upgrade(database_url)
+
+    assert current(database_url) == head()
+    database = Database(database_url)
+    try:
+        assert _diff(database) == [], "models changed without a migration (see kit/db/migrate.py)"
+        partial = _partial_indexes(database)
+        assert set(partial) >= {"ix_credit_lots_open", "uq_subscriptions_live_customer"}
+        for name, ddl in partial.items():
+            assert " WHERE " in ddl.upper(), f"{name} lost its WHERE clause: {ddl}"
+    finally:
+        database.dispose()
+
+
+def test_downgrade_to_base_and_up_again(database_url):
+    upgrade(database_url)
+    downgrade(database_url, "base")
+
+    database = Database(database_url)
+    try:
+        assert set(inspect(database.engine).get_table_names()) <= {"alembic_version"}
+        assert current(database_url) is None
+        upgrade(database_url)
+        assert _diff(database) == []
+    finally:
+        database.dispose()
+
+
+def test_migrated_fixture_is_at_head(db):
+    assert current(db.url) == head()
+    assert _diff(db) == []
+
+
+def test_migrations_ship_inside_the_package():
+    assert (MIGRATIONS_DIR / "env.py").is_file()
+    assert (MIGRATIONS_DIR / "script.py.mako").is_file()
+    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("0001_*.py")) == ["0001_initial.py"]
+
+
+def test_migrate_cli_runs_from_any_directory(tmp_path):
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    run = subprocess.run(
+        [sys.executable, "-m", "creditflow.kit.db.migrate", "upgrade", url],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert current(url) == head()
+
+
+# --- SQLite settings -------------------------------------------------------------------------
+
+
+def test_sqlite_connections_use_wal_and_synchronous_full(sqlite_db):
+    with sqlite_db.engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+
+    # WAL is a property of the file: a bare connection, without our pragmas, sees it too.
+    bare = sqlite3.connect(make_url(sqlite_db.url).database)
+    try:
+        assert bare.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        bare.close()
+
+
+def _impatient(database: Database) -> Database:
+    """Wait only 50 ms for a lock instead of 30 s."""
+    event.listen(database.engine, "connect", lambda conn, _: conn.execute("PRAGMA busy_timeout=50"))
+    return database
+
+
+def test_sqlite_write_transaction_takes_the_write_lock_at_begin(sqlite_db):
+    other = _impatient(Database(sqlite_db.url))
+    statements: list[str] = []
+    event.listen(
+        sqlite_db.engine, "before_cursor_execute",
+        lambda conn, cursor, statement, *args: statements.append(statement),
+    )
+    try:
+        with sqlite_db.transaction() as session:
+            # A read only: under a DEFERRED begin this would take no write lock at all.
+            session.execute(select(TestClock)).all()
+            assert "BEGIN IMMEDIATE" in statements
+
+            # So a second writer can't even begin, though nothing has been written yet...
+            with pytest.raises(OperationalError, match="database is locked"):
+                with other.transaction() as second:
+                    second.execute(text("SELECT 1"))
+
+            # ...while a read-only unit of work (DEFERRED) still reads, as WAL allows.
+            with other.transaction(readonly=True) as reader:
+                assert reader.execute(text("SELECT count(*) FROM test_clocks")).scalar() == 0
+
+        # Once the first commits, the second writer goes through.
+        with other.transaction() as second:
+            second.execute(text("SELECT 1"))
+    finally:
+        other.dispose()
+
+
+# --- Time columns ----------------------------------------------------------------------------
+
+
+def test_naive_datetime_is_refused(db):
+    with pytest.raises(StatementError, match="naive datetime"):
+        with db.transaction() as session:
+            session.add(TestClock(id="clk_naive", frozen_time=datetime(2026, 1, 31, 12),
+                                  created_at=datetime(2026, 1, 31, 12, tzinfo=timezone.utc)))
+
+    with db.transaction(readonly=True) as session:
+        assert session.execute(select(TestClock)).all() == []
+
+
+def test_aware_datetime_reads_back_as_the_same_utc_instant(db):
+    paris = timezone(timedelta(hours=1))
+    at = datetime(2026, 1, 31, 23, 30, 15, 123456, tzinfo=paris)
+    with db.transaction() as session:
+        session.add(TestClock(id="clk_aware", frozen_time=at, created_at=at))
+
+    with db.transaction(readonly=True) as session:
+        clock = session.get(TestClock, "clk_aware")
+        assert clock.frozen_time == at
+        assert clock.frozen_time.utcoffset() == timedelta(0)
+        assert clock.frozen_time == datetime(2026, 1, 31, 22, 30, 15, 123456, tzinfo=timezone.utc)
