@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, Inexact, InvalidOperation, localcontext
 from functools import total_ordering
 
 from creditflow.kit.errors import InvalidRequest
 
 SCALE = 1000
+MAX_WHOLE = 10**12  # credits; far beyond any real balance, well inside a BIGINT of thousandths
 
 
 @total_ordering
@@ -33,11 +34,18 @@ class Credits:
                 raise InvalidRequest(f"{field} is not a number: {value!r}", param=field) from None
             if not number.is_finite():
                 raise InvalidRequest(f"{field} must be finite", param=field)
-            scaled = number * SCALE
-            if scaled != scaled.to_integral_value():
-                raise InvalidRequest(f"{field} has more than 3 decimal places", param=field)
-            if abs(scaled) > 10**15:
+            # Compared before scaling (comparisons are exact): "1e1000000" would overflow.
+            if number.copy_abs() > MAX_WHOLE:
                 raise InvalidRequest(f"{field} is too large", param=field)
+            try:
+                with localcontext() as ctx:
+                    # Decimal arithmetic rounds to 28 digits; an input must never be rounded.
+                    ctx.traps[Inexact] = True
+                    scaled = number * SCALE
+            except Inexact:
+                scaled = None
+            if scaled is None or scaled != scaled.to_integral_value():
+                raise InvalidRequest(f"{field} has more than 3 decimal places", param=field)
             result = cls(int(scaled))
         if result.milli < 0 and not allow_negative:
             raise InvalidRequest(f"{field} must not be negative", param=field)
