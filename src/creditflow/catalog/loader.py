@@ -267,14 +267,14 @@ def _credits(node: _Node, *, positive: bool = False) -> Credits:
     return amount
 
 
-def _choice(node: _Node, allowed: tuple[str, ...]) -> str:
+def _choice(node: _Node, allowed: tuple[str, ...], what: str = "value") -> str:
     if node.value not in allowed or not isinstance(node.value, str):
-        _fail(node, f"unknown value {node.value!r} ({_one_of(node.value, allowed)})")
+        _fail(node, f"unknown {what} {node.value!r} ({_one_of(node.value, allowed)})")
     return node.value
 
 
 def _term(node: _Node) -> Term:
-    return Term(_choice(node, tuple(term.value for term in Term)))
+    return Term(_choice(node, tuple(term.value for term in Term), "term"))
 
 
 # -- sections -------------------------------------------------------------------------------
@@ -302,7 +302,7 @@ def _read_catalog(root: _Node, source: str) -> Catalog:
     top = _mapping(root, _TOP_KEYS)
     currency = _required(root, top, "currency")
     if not isinstance(currency.value, str) or not _CURRENCY.match(currency.value):
-        _fail(currency, f"currency must be a 3-letter lowercase ISO 4217 code such as usd, got {_shown(currency)}")
+        _fail(currency, f"must be a 3-letter lowercase ISO 4217 code such as usd, got {_shown(currency)}")
     features = _read_features(_required(root, top, "features"))
     free = _read_free(_required(root, top, "free"), features)
     plans = _read_plans(_required(root, top, "plans"), features)
@@ -504,9 +504,9 @@ def _read_change_rule(node: _Node, plans: dict[str, Plan]) -> ChangeRule:
         if key in fields:
             rule[key] = _term(fields[key])
     if "kind" in fields:
-        rule["kind"] = _choice(fields["kind"], CHANGE_KINDS)
+        rule["kind"] = _choice(fields["kind"], CHANGE_KINDS, "kind")
     if "timings" in fields:
-        timings = tuple(_choice(item, TIMINGS) for item in _sequence(fields["timings"]))
+        timings = tuple(_choice(item, TIMINGS, "timing") for item in _sequence(fields["timings"]))
         if not timings:
             _fail(fields["timings"], "a rule's timings cannot be empty; use allowed: false to forbid a change")
         if len(set(timings)) != len(timings):
