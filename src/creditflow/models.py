@@ -6,9 +6,9 @@ from creditflow.events.models import Event
 from creditflow.invoicing.models import Counter, Invoice, InvoiceLine
 from creditflow.kit.db import Base
 from creditflow.payment.models import PaymentAttempt, SandboxCharge
-from creditflow.subscription.models import Subscription
+from creditflow.subscription.models import Quote, Subscription
 
 __all__ = [
     "Base", "CreditAccount", "CreditEntry", "CreditLot", "Customer", "TestClock", "Event",
-    "Counter", "Invoice", "InvoiceLine", "PaymentAttempt", "SandboxCharge", "Subscription",
+    "Counter", "Invoice", "InvoiceLine", "PaymentAttempt", "SandboxCharge", "Subscription", "Quote",
 ]

@@ -66,15 +66,15 @@ def create_customer(
         balance=0, currency=ctx.catalog.currency, created_at=now,
     )
     session.add(customer)
-    session.add(CreditAccount(customer_id=customer.id, granted=Credits(0), spent=Credits(0),
-                              expired=Credits(0), held=Credits(0), available=Credits(0)))
-    record_event(session, "customer.created", customer_id=customer.id, now=now,
-                 data={"customer": customer.id, "external_id": external_id, "email": email})
     try:
         session.flush()
     except IntegrityError:  # a concurrent create with the same external_id won
         raise Conflict(f"a customer with external_id {external_id!r} exists", code="customer_exists",
                        param="external_id") from None
+    session.add(CreditAccount(customer_id=customer.id, granted=Credits(0), spent=Credits(0),
+                              expired=Credits(0), held=Credits(0), available=Credits(0)))
+    record_event(session, "customer.created", customer_id=customer.id, now=now,
+                 data={"customer": customer.id, "external_id": external_id, "email": email})
     return customer
 
 

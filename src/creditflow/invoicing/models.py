@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from creditflow.kit.db import Base, UTCDateTime
 
@@ -43,6 +43,10 @@ class Invoice(Base):
     details: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    lines: Mapped[list["InvoiceLine"]] = relationship(
+        order_by="InvoiceLine.position", cascade="all, delete-orphan", lazy="selectin"
+    )
 
 
 class InvoiceLine(Base):

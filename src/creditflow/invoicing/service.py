@@ -55,8 +55,8 @@ def create_invoice(
         dedupe_key=dedupe_key, details=details or {}, created_at=now,
     )
     for position, line in enumerate(lines):
-        session.add(InvoiceLine(
-            invoice_id=invoice.id, position=position, kind=line.kind, description=line.description,
+        invoice.lines.append(InvoiceLine(
+            position=position, kind=line.kind, description=line.description,
             amount=line.amount, period_start=line.period_start, period_end=line.period_end,
         ))
     # Numbered last, so the counter row is locked for as short a time as possible.

@@ -42,6 +42,7 @@ def handler_for(purpose: str) -> Fulfilment:
 
 def _load_all() -> None:
     # Importing the domain services registers their handlers.
+    import creditflow.subscription.change  # noqa: F401
     import creditflow.subscription.service  # noqa: F401
     try:
         import creditflow.credits.topups  # noqa: F401

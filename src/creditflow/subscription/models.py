@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditflow.kit.db import Base, UTCDateTime
@@ -40,6 +40,8 @@ class Subscription(Base):
     test_clock_id: Mapped[str | None] = mapped_column(String(40), index=True)
     plan: Mapped[str] = mapped_column(String(64))
     term: Mapped[str] = mapped_column(String(16))
+    # What the current term was bought for (minor units): the base of time proration (U3).
+    term_price: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str] = mapped_column(String(16))
     anchor: Mapped[datetime] = mapped_column(UTCDateTime)
     term_start_offset: Mapped[int] = mapped_column(Integer, default=0)
@@ -70,3 +72,29 @@ class Subscription(Base):
     version: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Quote(Base):
+    """A previewed change (SPEC U6). Confirming with it charges exactly `amount_due`, or is
+    refused once it expired or the subscription changed (its `version` moved on)."""
+
+    __tablename__ = "quotes"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    subscription_id: Mapped[str] = mapped_column(ForeignKey("subscriptions.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(String(40))
+    plan: Mapped[str] = mapped_column(String(64))
+    term: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(16))
+    timing: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_due: Mapped[int] = mapped_column(BigInteger)
+    lines: Mapped[list] = mapped_column(JSON)
+    effective_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_renewal_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    next_renewal_amount: Mapped[int] = mapped_column(BigInteger)
+    credits_after: Mapped[dict] = mapped_column(JSON)
+    subscription_version: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

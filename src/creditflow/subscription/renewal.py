@@ -131,6 +131,7 @@ def _on_renewal_paid(ctx, session: Session, invoice, attempt, now: datetime) -> 
     was_past_due = sub.status == "past_due"
     sub.status = "active"
     sub.plan, sub.term = invoice.details["plan"], invoice.details["term"]
+    sub.term_price = invoice.subtotal
     start = invoice.details["term_start_offset"]
     set_calendar(sub, term_start_offset=start, credit_offset=start)
     set_calendar(sub, term_start_offset=start, credit_offset=current_credit_offset(sub, now))

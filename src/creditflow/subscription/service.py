@@ -36,7 +36,7 @@ def subscribe(ctx, customer_id: str, plan: str, term: str) -> Subscription:
                            param="customer")
         sub = Subscription(
             id=new_id("sub"), customer_id=customer_id, test_clock_id=customer.test_clock_id,
-            plan=plan_def.code, term=term_def.value, status="incomplete", anchor=now,
+            plan=plan_def.code, term=term_def.value, term_price=price, status="incomplete", anchor=now,
             cancel_at_period_end=False, retry_count=0, version=0, created_at=now, updated_at=now,
         )
         set_calendar(sub, term_start_offset=0, credit_offset=0)

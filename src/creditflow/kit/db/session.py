@@ -85,10 +85,10 @@ class Database:
         session = (self._read_sessions if readonly else self._sessions)()
         try:
             yield session
-            if readonly:
-                session.rollback()
-            else:
-                session.commit()
+            if readonly and session.new | session.dirty | session.deleted:
+                raise RuntimeError("a read-only unit of work tried to write")
+            # A read-only unit of work commits too: rollback would expire the loaded objects.
+            session.commit()
         except BaseException:
             session.rollback()
             raise

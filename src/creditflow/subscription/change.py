@@ -1,0 +1,298 @@
+"""Plan changes: previews and quotes (U6), immediate upgrades (U3), end-of-period upgrades and
+downgrades (U4, D1), the one scheduled change (C1, C2), and support's immediate downgrade (D2).
+
+An immediate change is a purchase: its invoice is charged first and the change applied by the
+invoice's fulfilment handler in the transaction that records the successful payment, so a
+declined card changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from creditflow.catalog.rules import classify_change
+from creditflow.credits.grants import expire_subscription_lots, grant_credits
+from creditflow.credits.models import CreditAccount, CreditLot
+from creditflow.customer.models import Customer
+from creditflow.events.outbox import record_event
+from creditflow.invoicing.service import LineDraft, create_invoice
+from creditflow.kit.credits import Credits
+from creditflow.kit.errors import Conflict, InvalidRequest, NotFound, PaymentFailed
+from creditflow.kit.ids import new_id
+from creditflow.kit.money import format_money
+from creditflow.kit.periods import Period, Term, add_months
+from creditflow.payment import fulfilment
+from creditflow.payment.service import begin_collection, collect
+from creditflow.subscription.lifecycle import next_due, set_calendar
+from creditflow.subscription.models import Quote, Subscription
+from creditflow.subscription.proration import immediate_change_charge, split_term
+from creditflow.subscription.repository import get_subscription
+from creditflow.subscription.service import _drop_scheduled_change
+
+# An immediate change leases the subscription while its payment is in flight; longer than the
+# time after which an abandoned payment is reconciled, so the worker never renews under it.
+CHANGE_LEASE = timedelta(minutes=15)
+UNUSED_VALUE_OPTIONS = ("balance", "refund", "none")
+
+
+@dataclass(frozen=True)
+class ChangeTerms:
+    """Everything a preview shows and a confirmation charges (pure data)."""
+
+    plan: str
+    term: str
+    kind: str
+    timing: str
+    currency: str
+    amount_due: int
+    lines: list[dict]
+    effective_at: datetime
+    next_renewal_at: datetime
+    next_renewal_amount: int
+    credits_after: dict
+    new_price: int
+    unused_credit: int
+    to_account_balance: int
+
+
+@dataclass(frozen=True)
+class ChangeResult:
+    subscription: Subscription
+    replaced: dict | None = None  # the scheduled change this one replaced (C1)
+
+
+def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, plan: str, term: str,
+                 timing: str, now: datetime, *, support: bool, unused_value: str = "balance") -> ChangeTerms:
+    if sub.status != "active":
+        raise Conflict("only an active subscription can change plan", code="subscription_not_active")
+    target = ctx.catalog.plan(plan)
+    term_def = ctx.catalog.term(term)
+    new_price = target.price(term_def)
+    decision = classify_change(ctx.catalog, sub.plan, Term(sub.term), target.code, term_def)
+    decision.check_timing(timing, support=support)
+    if unused_value not in UNUSED_VALUE_OPTIONS:
+        raise InvalidRequest(f"unused_value must be one of {', '.join(UNUSED_VALUE_OPTIONS)}", param="unused_value")
+    currency = ctx.catalog.currency
+    current = ctx.catalog.plan(sub.plan)
+    other_credits = _available_outside_plan(session, sub, now)
+
+    if timing == "end_of_period":
+        return ChangeTerms(
+            plan=target.code, term=term_def.value, kind=decision.kind, timing=timing, currency=currency,
+            amount_due=0, lines=[], effective_at=sub.current_term_end, next_renewal_at=sub.current_term_end,
+            next_renewal_amount=new_price,
+            credits_after={"subscription": str(target.monthly_credits),
+                           "total": str(target.monthly_credits + other_credits)},
+            new_price=new_price, unused_credit=0, to_account_balance=0,
+        )
+
+    split = split_term(sub.term_price, Period(sub.current_term_start, sub.current_term_end), now)
+    unused = split.unused if ctx.catalog.policies.proration == "time" else 0
+    if unused_value != "balance":  # support chose a refund, or nothing, for the unused value
+        unused_for_charge = 0
+    else:
+        unused_for_charge = unused
+    charge = immediate_change_charge(new_price, unused_for_charge, customer.balance)
+    lines = [{"kind": "new_plan", "description": f"{target.name} plan, {term_def.value}", "amount": new_price}]
+    if unused_for_charge:
+        lines.append({"kind": "unused_time",
+                      "description": f"Unused time on {current.name} ({sub.term}) after "
+                                     f"{now.strftime('%Y-%m-%d %H:%M')} UTC",
+                      "amount": -unused_for_charge})
+    if charge.balance_applied:
+        lines.append({"kind": "account_balance", "description": "Account balance applied",
+                      "amount": -charge.balance_applied})
+    lines.append({"kind": "tax", "description": "Tax", "amount": 0})
+    plan_credits = target.monthly_credits
+    if ctx.catalog.policies.plan_credits_on_immediate_change == "carry_over":
+        plan_credits = plan_credits + _plan_credits_left(session, sub, now)
+    return ChangeTerms(
+        plan=target.code, term=term_def.value, kind=decision.kind, timing=timing, currency=currency,
+        amount_due=charge.amount_due, lines=lines, effective_at=now,
+        next_renewal_at=add_months(now, term_def.months), next_renewal_amount=new_price,
+        credits_after={"subscription": str(plan_credits), "total": str(plan_credits + other_credits)},
+        new_price=new_price, unused_credit=unused, to_account_balance=charge.to_account_balance,
+    )
+
+
+def preview_change(ctx, subscription_id: str, *, plan: str, term: str, timing: str = "immediate",
+                   support: bool = False) -> Quote:
+    """Price a change without making it; the quote can be confirmed until it expires (U6)."""
+    with ctx.db.transaction() as session:
+        sub = get_subscription(session, subscription_id)
+        customer = session.get(Customer, sub.customer_id)
+        now = ctx.now_for(session, sub.customer_id)
+        terms = _plan_change(ctx, session, sub, customer, plan, term, timing, now, support=support)
+        quote = Quote(
+            id=new_id("quo"), subscription_id=sub.id, customer_id=sub.customer_id, plan=terms.plan,
+            term=terms.term, kind=terms.kind, timing=terms.timing, currency=terms.currency,
+            amount_due=terms.amount_due, lines=terms.lines, effective_at=terms.effective_at,
+            next_renewal_at=terms.next_renewal_at, next_renewal_amount=terms.next_renewal_amount,
+            credits_after=terms.credits_after, subscription_version=sub.version,
+            expires_at=now + timedelta(seconds=ctx.catalog.policies.quote_ttl_seconds), created_at=now,
+        )
+        session.add(quote)
+        return quote
+
+
+def change_subscription(ctx, subscription_id: str, *, plan: str, term: str, timing: str = "immediate",
+                        quote: str | None = None, support: bool = False, unused_value: str = "balance",
+                        reason: str | None = None) -> ChangeResult:
+    """Make a change: charge and apply it now, or schedule it for the end of the term."""
+    with ctx.db.transaction() as session:
+        sub = get_subscription(session, subscription_id, for_update=True)
+        customer = session.get(Customer, sub.customer_id, with_for_update=True, populate_existing=True)
+        now = ctx.now_for(session, sub.customer_id)
+        terms = _plan_change(ctx, session, sub, customer, plan, term, timing, now, support=support,
+                             unused_value=unused_value)
+        if quote is not None:
+            _check_quote(session, quote, sub, terms, now)
+        if terms.kind == "downgrade" and timing == "immediate" and not (reason and reason.strip()):
+            raise InvalidRequest("an immediate downgrade needs a reason", param="reason")
+        if timing == "end_of_period":
+            return _schedule(session, sub, terms, now)
+        if sub.lease_owner is not None:
+            raise Conflict("the subscription is being renewed or changed; try again shortly",
+                           code="subscription_busy")
+        invoice = create_invoice(
+            session, customer_id=sub.customer_id, currency=terms.currency, purpose="plan_change",
+            subscription_id=sub.id, now=now, period_start=now, period_end=terms.next_renewal_at,
+            details={"subscription": sub.id, "plan": terms.plan, "term": terms.term, "kind": terms.kind,
+                     "from": {"plan": sub.plan, "term": sub.term}, "version": sub.version,
+                     "to_account_balance": terms.to_account_balance, "unused_credit": terms.unused_credit,
+                     "unused_value": unused_value, "reason": reason, "new_price": terms.new_price},
+            lines=[LineDraft(line["kind"], line["description"], line["amount"],
+                             now if line["kind"] == "new_plan" else None,
+                             terms.next_renewal_at if line["kind"] == "new_plan" else None)
+                   for line in terms.lines if line["kind"] in ("new_plan", "unused_time")],
+        )
+        invoice.total = max(invoice.subtotal, 0)
+        sub.lease_owner = f"change:{invoice.id}"
+        sub.due_at = now + CHANGE_LEASE
+        begin = begin_collection(ctx, session, invoice, now)
+        invoice_id, sub_id = invoice.id, sub.id
+    outcome = collect(ctx, invoice_id, now, begin)
+    if outcome.status == "failed":
+        raise PaymentFailed(outcome.failure_message or "The payment failed.", code="payment_failed")
+    if outcome.status == "unknown":
+        raise PaymentFailed("The payment's outcome is unknown; the change applies once it is reconciled.",
+                            code="payment_pending")
+    with ctx.db.transaction(readonly=True) as session:
+        return ChangeResult(get_subscription(session, sub_id))
+
+
+def cancel_scheduled_change(ctx, subscription_id: str) -> Subscription:
+    """Drop the scheduled change; the current plan simply continues (C2)."""
+    with ctx.db.transaction() as session:
+        sub = get_subscription(session, subscription_id, for_update=True)
+        now = ctx.now_for(session, sub.customer_id)
+        if sub.scheduled_plan is None:
+            raise Conflict("no change is scheduled", code="no_scheduled_change")
+        _drop_scheduled_change(session, sub, now, reason="canceled")
+        sub.updated_at = now
+        return sub
+
+
+def _schedule(session: Session, sub: Subscription, terms: ChangeTerms, now: datetime) -> ChangeResult:
+    if sub.cancel_at_period_end:
+        raise Conflict("the subscription is set to cancel; resume it before scheduling a change",
+                       code="subscription_canceling")
+    replaced = None
+    if sub.scheduled_plan is not None:
+        replaced = {"plan": sub.scheduled_plan, "term": sub.scheduled_term, "kind": sub.scheduled_kind}
+    sub.scheduled_plan, sub.scheduled_term, sub.scheduled_kind = terms.plan, terms.term, terms.kind
+    sub.version += 1
+    sub.updated_at = now
+    record_event(session, "subscription.change_scheduled", customer_id=sub.customer_id, now=now, data={
+        "subscription": sub.id, "plan": terms.plan, "term": terms.term, "kind": terms.kind,
+        "effective_at": terms.effective_at.isoformat(), "amount_due_then": terms.next_renewal_amount,
+        "replaced": replaced})
+    return ChangeResult(sub, replaced)
+
+
+def _check_quote(session: Session, quote_id: str, sub: Subscription, terms: ChangeTerms, now: datetime) -> None:
+    quote = session.get(Quote, quote_id, with_for_update=True)
+    if quote is None or quote.subscription_id != sub.id:
+        raise NotFound(f"no such quote: {quote_id}", param="quote")
+    if (quote.plan, quote.term, quote.timing) != (terms.plan, terms.term, terms.timing):
+        raise InvalidRequest("the quote is for a different change", param="quote")
+    if quote.used_at is not None:
+        raise Conflict("the quote was already used", code="quote_stale", param="quote")
+    if now >= quote.expires_at:
+        raise Conflict("the quote expired; preview the change again", code="quote_expired", param="quote")
+    if quote.subscription_version != sub.version or quote.amount_due != terms.amount_due:
+        # The subscription changed, or time moved the prorated amount: the price must be re-quoted.
+        raise Conflict("the subscription changed since the quote; preview the change again",
+                       code="quote_stale", param="quote")
+    quote.used_at = now
+
+
+def _available_outside_plan(session: Session, sub: Subscription, now: datetime) -> Credits:
+    total = session.scalar(select(func.coalesce(func.sum(CreditLot.remaining), 0)).where(
+        CreditLot.customer_id == sub.customer_id, CreditLot.kind != "subscription",
+        CreditLot.expired_at.is_(None),
+        (CreditLot.expires_at.is_(None)) | (CreditLot.expires_at > now),
+    ))
+    return Credits(int(total.milli if isinstance(total, Credits) else total))
+
+
+def _plan_credits_left(session: Session, sub: Subscription, now: datetime) -> Credits:
+    total = session.scalar(select(func.coalesce(func.sum(CreditLot.remaining), 0)).where(
+        CreditLot.subscription_id == sub.id, CreditLot.kind == "subscription", CreditLot.expired_at.is_(None),
+        (CreditLot.expires_at.is_(None)) | (CreditLot.expires_at > now),
+    ))
+    return Credits(int(total.milli if isinstance(total, Credits) else total))
+
+
+def _on_change_paid(ctx, session: Session, invoice, attempt, now: datetime) -> None:
+    """Apply an immediate change (U3, D2): new plan and a new term from now."""
+    details = invoice.details
+    sub = session.get(Subscription, details["subscription"], with_for_update=True, populate_existing=True)
+    customer = session.get(Customer, invoice.customer_id, with_for_update=True, populate_existing=True)
+    carried = Credits(0)
+    if ctx.catalog.policies.plan_credits_on_immediate_change == "carry_over":
+        carried = _plan_credits_left(session, sub, now)
+    before = {"plan": sub.plan, "term": sub.term}
+    replaced = None
+    if sub.scheduled_plan is not None:  # C1: an immediate change removes any scheduled change
+        replaced = {"plan": sub.scheduled_plan, "term": sub.scheduled_term, "kind": sub.scheduled_kind}
+    sub.scheduled_plan = sub.scheduled_term = sub.scheduled_kind = None
+    sub.cancel_at_period_end = False
+    sub.canceled_at = None
+    sub.plan, sub.term = details["plan"], details["term"]
+    sub.term_price = details["new_price"]
+    sub.anchor = now
+    set_calendar(sub, term_start_offset=0, credit_offset=0)
+    expire_subscription_lots(session, sub.id, sub.customer_id, now=now)
+    plan = ctx.catalog.plan(sub.plan)
+    grant_credits(session, customer_id=sub.customer_id, kind="subscription", amount=plan.monthly_credits + carried,
+                  now=now, expires_at=sub.credit_period_end, subscription_id=sub.id,
+                  grant_key=f"sub:{sub.id}:{sub.credit_period_start.isoformat()}")
+    if details["to_account_balance"]:
+        customer.balance += details["to_account_balance"]
+    sub.version += 1
+    sub.updated_at = now
+    sub.lease_owner = None
+    sub.due_at = next_due(sub)
+    record_event(session, "subscription.changed", customer_id=sub.customer_id, now=now, data={
+        "subscription": sub.id, "from": before, "to": {"plan": sub.plan, "term": sub.term},
+        "kind": details["kind"], "timing": "immediate", "invoice": invoice.id,
+        "amount_charged": invoice.amount_paid, "to_account_balance": details["to_account_balance"],
+        "replaced_scheduled_change": replaced, "reason": details.get("reason"),
+        "summary": f"{before['plan']} -> {sub.plan}, charged {format_money(invoice.amount_paid, invoice.currency)}"})
+
+
+def _on_change_failed(ctx, session: Session, invoice, attempt, now: datetime) -> None:
+    """A declined change changes nothing (U3); the subscription is released for the worker."""
+    invoice.status = "void"
+    sub = session.get(Subscription, invoice.details["subscription"], with_for_update=True, populate_existing=True)
+    if sub is not None and sub.lease_owner == f"change:{invoice.id}":
+        sub.lease_owner = None
+        sub.due_at = next_due(sub)
+
+
+fulfilment.register("plan_change", on_paid=_on_change_paid, on_failed=_on_change_failed)
