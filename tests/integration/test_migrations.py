@@ -53,7 +53,10 @@ def test_upgrade_from_empty_matches_the_models(database_url):
     assert current(database_url) == head()
     database = Database(database_url)
     try:
-        assert _diff(database) == [], "models changed without a migration (see kit/db/migrate.py)"
+        assert _diff(database) == [], (
+            "models changed without a migration: python -m creditflow.kit.db.migrate "
+            "autogenerate \"what changed\" (regen-initial before the first release)"
+        )
         partial = _partial_indexes(database)
         assert set(partial) >= {"ix_credit_lots_open", "uq_subscriptions_live_customer"}
         for name, ddl in partial.items():
