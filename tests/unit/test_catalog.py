@@ -311,6 +311,10 @@ def test_the_message_reads_as_in_the_docs():
         ("currency: usd\nplans: [\n  {code: basic\n", 4, "not valid YAML"),
         ("currency: usd\n---\ncurrency: eur\n", 2, "not valid YAML"),
         ("currency: !!python/object:os.system usd\n", 1, "not valid YAML"),
+        ("currency: usd\nplans: &loop [*loop]\n", 2, "an alias refers to a value that contains it"),
+        ("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\n"
+         + "".join(f"{n}: &{n} [{', '.join([f'*{p}'] * 10)}]\n" for p, n in zip("abcde", "bcdef")),
+         1, "more than 100000 values"),  # counted inside the aliased list on line 1
     ],
 )
 def test_unreadable_documents(text, line, reason):

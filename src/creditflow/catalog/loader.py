@@ -131,44 +131,68 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
+_MAX_NODES = 100_000  # aliases can expand a small file exponentially ("billion laughs")
+
+
 def _compose(text: str) -> _Node:
     loader = yaml.SafeLoader(text)
     try:
         root = loader.get_single_node()
         if root is None:
             raise _Invalid(1, "", "the catalog is empty")
-        return _to_node(root, "", root.start_mark.line + 1, loader)
+        return _Tree(loader).convert(root, "", root.start_mark.line + 1)
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
         line = mark.line + 1 if mark else None
-        raise _Invalid(line, "", f"not valid YAML: {error.problem or error.context}") from None
+        what = ", ".join(part for part in (error.context, error.problem) if part)
+        raise _Invalid(line, "", f"not valid YAML: {what}") from None
     except yaml.YAMLError as error:
         raise _Invalid(None, "", f"not valid YAML: {error}") from None
     finally:
         loader.dispose()
 
 
-def _to_node(node: yaml.Node, path: str, key_line: int, loader: yaml.SafeLoader) -> _Node:
-    line = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+class _Tree:
+    """Turns PyYAML nodes into `_Node`s, refusing recursive aliases and runaway expansion."""
+
+    def __init__(self, loader: yaml.SafeLoader):
+        self.loader = loader
+        self.open: set[int] = set()  # ids of the nodes being converted: an alias to one recurses
+        self.count = 0
+
+    def convert(self, node: yaml.Node, path: str, key_line: int) -> _Node:
+        line = node.start_mark.line + 1
+        self.count += 1
+        if self.count > _MAX_NODES:
+            raise _Invalid(line, path, f"the catalog has more than {_MAX_NODES} values; check its aliases")
+        if isinstance(node, yaml.ScalarNode):
+            return _Node("scalar", self.loader.construct_object(node), line, key_line, path)
+        if id(node) in self.open:
+            raise _Invalid(line, path, "an alias refers to a value that contains it")
+        self.open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return _Node("mapping", self._items(node, path), line, key_line, path)
+            children = [
+                self.convert(child, f"{path}[{index}]", child.start_mark.line + 1)
+                for index, child in enumerate(node.value)
+            ]
+            return _Node("sequence", children, line, key_line, path)
+        finally:
+            self.open.discard(id(node))
+
+    def _items(self, node: yaml.MappingNode, path: str) -> dict[str, _Node]:
         items: dict[str, _Node] = {}
         for key_node, value_node in node.value:
             key_at = key_node.start_mark.line + 1
-            key = loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            key = self.loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str):
                 raise _Invalid(key_at, path, f"keys must be names, got {key!r}")
             if key in items:
                 first = items[key].key_line
                 raise _Invalid(key_at, _join(path, key), f"duplicate key (first at line {first})")
-            items[key] = _to_node(value_node, _join(path, key), key_at, loader)
-        return _Node("mapping", items, line, key_line, path)
-    if isinstance(node, yaml.SequenceNode):
-        children = [
-            _to_node(child, f"{path}[{index}]", child.start_mark.line + 1, loader)
-            for index, child in enumerate(node.value)
-        ]
-        return _Node("sequence", children, line, key_line, path)
-    return _Node("scalar", loader.construct_object(node), line, key_line, path)
+            items[key] = self.convert(value_node, _join(path, key), key_at)
+        return items
 
 
 # -- typed readers --------------------------------------------------------------------------
@@ -293,7 +317,8 @@ _POLICY_KEYS = (
     "free_reset_timezone",
 )
 _REFUND_KEYS = ("monthly_days", "quarterly_days", "yearly_days", "max_credits_spent")
-_RULE_KEYS = ("from_plan", "to_plan", "from_rank", "to_rank", "from_term", "to_term", "kind", "timings", "allowed")
+_RULE_CONDITIONS = ("from_plan", "to_plan", "from_rank", "to_rank", "from_term", "to_term")
+_RULE_KEYS = (*_RULE_CONDITIONS, "kind", "timings", "allowed")
 
 
 def _read_catalog(root: _Node, source: str) -> Catalog:
@@ -325,11 +350,9 @@ def _read_features(node: _Node) -> dict[str, Feature]:
         if not _CODE.match(code):
             _fail(entry, f"feature codes are lowercase letters, digits and '_', got {code!r}", at_key=True)
         fields = _mapping(entry, ("requires_subscription", "name"), null_is_empty=True)
-        features[code] = Feature(
-            code=code,
-            requires_subscription=_boolean(fields["requires_subscription"]) if "requires_subscription" in fields else False,
-            name=_text(fields["name"]) if "name" in fields else "",
-        )
+        requires_subscription = "requires_subscription" in fields and _boolean(fields["requires_subscription"])
+        name = _text(fields["name"]) if "name" in fields else ""
+        features[code] = Feature(code=code, requires_subscription=requires_subscription, name=name)
     return features
 
 
@@ -377,7 +400,7 @@ def _read_plans(node: _Node, features: dict[str, Feature]) -> dict[str, Plan]:
         rank = _integer(rank_node, "rank", minimum=1)  # rank 0 is the Free plan's
         if rank in seen_ranks:
             other, other_line = seen_ranks[rank]
-            _fail(rank_node, f"same rank as plan {other!r} (line {other_line}); ranks order the tiers and must differ")
+            _fail(rank_node, f"same rank as plan {other!r} (line {other_line}); ranks order the tiers")
         seen_ranks[rank] = (code, rank_node.line)
         plans[code] = Plan(
             code=code,
@@ -431,7 +454,9 @@ def _read_policies(node: _Node, plans: dict[str, Plan]) -> Policies:
     if "proration" in fields:
         settings["proration"] = _choice(fields["proration"], PRORATIONS)
     if "plan_credits_on_immediate_change" in fields:
-        settings["plan_credits_on_immediate_change"] = _choice(fields["plan_credits_on_immediate_change"], PLAN_CREDIT_MODES)
+        settings["plan_credits_on_immediate_change"] = _choice(
+            fields["plan_credits_on_immediate_change"], PLAN_CREDIT_MODES
+        )
     if "dunning_retry_days" in fields:
         settings["dunning_retry_days"] = _read_dunning(fields["dunning_retry_days"])
     if "refund" in fields:
@@ -491,9 +516,10 @@ def _read_change_rule(node: _Node, plans: dict[str, Plan]) -> ChangeRule:
     rule: dict[str, Any] = {"line": node.line}
     for key in ("from_plan", "to_plan"):
         if key in fields:
-            if not isinstance(fields[key].value, str) or fields[key].value not in plans:
-                _fail(fields[key], f"unknown plan {fields[key].value!r} ({_one_of(fields[key].value, plans)})")
-            rule[key] = fields[key].value
+            code = fields[key].value
+            if not isinstance(code, str) or code not in plans:
+                _fail(fields[key], f"unknown plan {code!r} ({_one_of(code, plans)})")
+            rule[key] = code
     for key in ("from_rank", "to_rank"):
         if key in fields:
             rank = _integer(fields[key], key, minimum=1)
@@ -517,5 +543,5 @@ def _read_change_rule(node: _Node, plans: dict[str, Plan]) -> ChangeRule:
         if not rule["allowed"]:
             for key in ("kind", "timings"):
                 if key in fields:
-                    _fail(fields[key], f"a rule with allowed: false forbids the change, so {key} means nothing here")
+                    _fail(fields[key], f"a rule with allowed: false forbids the change; {key} means nothing")
     return ChangeRule(**rule)
