@@ -12,6 +12,7 @@ from creditflow.catalog.rules import DEFAULT_TIMINGS
 from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest
 from creditflow.kit.periods import Term
 
+
 def sample_text() -> str:
     """The shipped sample, whatever CREDITFLOW_CATALOG says."""
     return resources.files("creditflow.catalog").joinpath("sample.yaml").read_text()
@@ -23,7 +24,7 @@ def catalog_with(replace: str, by: str):
     return load_catalog_text(text.replace(replace, by))
 
 
-SAMPLE = catalog_with("change_rules: default", "change_rules: default")
+SAMPLE = load_catalog_text(sample_text())
 
 UP = ("upgrade", ("immediate", "end_of_period"))
 DOWN = ("downgrade", ("end_of_period", "immediate_support"))
