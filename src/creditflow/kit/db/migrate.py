@@ -23,6 +23,8 @@ stacking revisions (it refuses once a second revision exists):
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -102,10 +104,13 @@ def head() -> str | None:
     return ScriptDirectory.from_config(make_config("sqlite://")).get_current_head()
 
 
-def revision(url: str, message: str, *, rev_id: str | None = None) -> Path:
+def revision(url: str, message: str, *, rev_id: str | None = None,
+             script_location: Path | None = None) -> Path:
     """Autogenerate a revision from the difference between the models and the database at
     `url` (which must be at head). Returns the path of the new file."""
     config = make_config(url)
+    if script_location is not None:
+        config.set_main_option("script_location", str(script_location))
     rev_id = rev_id or _next_rev_id(config)
     with migration_connection(url) as connection:
         config.attributes["connection"] = connection
@@ -122,20 +127,24 @@ def autogenerate(message: str) -> Path:
 
 
 def regen_initial() -> Path:
-    """Rewrite 0001_initial.py from the current models (only while it is the sole revision)."""
+    """Rewrite 0001_initial.py from the current models (only while it is the sole revision).
+
+    The file is generated in a scratch copy of the migrations directory and moved into place
+    in one step, so versions/ never lacks it (others may be running tests or committing)."""
     others = [p for p in VERSIONS_DIR.glob("*.py") if not p.name.startswith(f"{INITIAL_REVISION}_")]
     if others:
         raise SystemExit(f"refusing: other revisions exist ({', '.join(p.name for p in others)})")
-    saved = {p: p.read_bytes() for p in VERSIONS_DIR.glob(f"{INITIAL_REVISION}_*.py")}
-    for path in saved:
-        path.unlink()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            return revision(f"sqlite:///{tmp}/initial.db", "initial", rev_id=INITIAL_REVISION)
-    except BaseException:
-        for path, content in saved.items():
-            path.write_bytes(content)
-        raise
+    target = VERSIONS_DIR / f"{INITIAL_REVISION}_initial.py"
+    with tempfile.TemporaryDirectory() as tmp:
+        scratch = Path(tmp) / "migrations"
+        shutil.copytree(MIGRATIONS_DIR, scratch, ignore=shutil.ignore_patterns("__pycache__", "versions"))
+        (scratch / "versions").mkdir()
+        generated = revision(f"sqlite:///{tmp}/initial.db", "initial", rev_id=INITIAL_REVISION,
+                             script_location=scratch)
+        staging = target.with_suffix(".py.tmp")
+        shutil.copyfile(generated, staging)
+        os.replace(staging, target)
+    return target
 
 
 def _next_rev_id(config: Config) -> str:

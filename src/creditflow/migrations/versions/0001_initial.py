@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 18:08:53.087614
+Create Date: 2026-11-26 18:09:20.828892
 
 """
 from collections.abc import Sequence
