@@ -271,7 +271,9 @@ def _on_change_paid(ctx, session: Session, invoice, attempt, now: datetime) -> N
     plan = ctx.catalog.plan(sub.plan)
     grant_credits(session, customer_id=sub.customer_id, kind="subscription", amount=plan.monthly_credits + carried,
                   now=now, expires_at=sub.credit_period_end, subscription_id=sub.id,
-                  grant_key=f"sub:{sub.id}:{sub.credit_period_start.isoformat()}")
+                  # Keyed by the change, not the period: a change at the very instant of a grant
+                  # starts a period with the same start as the one it replaces.
+                  grant_key=f"sub:{sub.id}:change:{invoice.id}")
     if details["to_account_balance"]:
         customer.balance += details["to_account_balance"]
     sub.version += 1
