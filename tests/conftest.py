@@ -5,6 +5,8 @@
                    same database as `database_url` (db.url == database_url)
     sqlite_db      `Database`, migrated, SQLite only
     pg_db          `Database`, migrated, PostgreSQL only (marked `postgres` automatically)
+    make_sqlite_db a factory: each call returns another fresh migrated SQLite `Database`
+                   (e.g. one per Hypothesis example)
 
 A test (or fixture) that needs a schema asks for `db`; it runs twice, once per backend. Use
 `db.url` to point an app, a worker or a subprocess at the same database.
@@ -184,3 +186,20 @@ def sqlite_db(request, tmp_path) -> Iterator[Database]:
 def pg_db(request, _pg_admin) -> Iterator[Database]:
     with _pg_fresh(_pg_admin) as url:
         yield from _open(request, url)
+
+
+@pytest.fixture
+def make_sqlite_db(request, tmp_path):
+    """A factory of fresh migrated SQLite databases (a file copy each, ~ms): for Hypothesis
+    tests that need a clean database per example, which a function-scoped fixture is not."""
+    opened: list[Database] = []
+
+    def make() -> Database:
+        url = f"sqlite:///{tmp_path / f'fresh_{len(opened)}.db'}"
+        _fill_from_template(request, url)
+        opened.append(Database(url))
+        return opened[-1]
+
+    yield make
+    for database in opened:
+        database.dispose()

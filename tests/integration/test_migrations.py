@@ -176,3 +176,13 @@ def test_aware_datetime_reads_back_as_the_same_utc_instant(db):
         assert clock.frozen_time == at
         assert clock.frozen_time.utcoffset() == timedelta(0)
         assert clock.frozen_time == datetime(2026, 1, 31, 22, 30, 15, 123456, tzinfo=timezone.utc)
+
+
+def test_make_sqlite_db_gives_separate_migrated_databases(make_sqlite_db):
+    first, second = make_sqlite_db(), make_sqlite_db()
+    now = datetime(2026, 1, 31, tzinfo=timezone.utc)
+    with first.transaction() as session:
+        session.add(TestClock(id="clk_1", frozen_time=now, created_at=now))
+    with second.transaction(readonly=True) as session:
+        assert session.execute(select(TestClock)).all() == []
+    assert current(second.url) == head()
