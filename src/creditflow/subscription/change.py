@@ -21,7 +21,7 @@ from creditflow.customer.models import Customer
 from creditflow.events.outbox import record_event
 from creditflow.invoicing.service import LineDraft, create_invoice
 from creditflow.kit.credits import Credits
-from creditflow.kit.errors import Conflict, InvalidRequest, NotFound, PaymentFailed
+from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest, NotFound, PaymentFailed
 from creditflow.kit.ids import new_id
 from creditflow.kit.money import format_money
 from creditflow.kit.periods import Period, Term, add_months
@@ -76,6 +76,9 @@ def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, p
     decision.check_timing(timing, support=support)
     if unused_value not in UNUSED_VALUE_OPTIONS:
         raise InvalidRequest(f"unused_value must be one of {', '.join(UNUSED_VALUE_OPTIONS)}", param="unused_value")
+    if unused_value != "balance" and not support:
+        raise Forbidden("choosing what happens to the unused value is a support action", code="support_only",
+                        param="unused_value")
     currency = ctx.catalog.currency
     current = ctx.catalog.plan(sub.plan)
     other_credits = _available_outside_plan(session, sub, now)
@@ -158,6 +161,11 @@ def change_subscription(ctx, subscription_id: str, *, plan: str, term: str, timi
         if sub.lease_owner is not None:
             raise Conflict("the subscription is being renewed or changed; try again shortly",
                            code="subscription_busy")
+        to_refund = None
+        if unused_value == "refund":
+            from creditflow.refund.service import unused_value_refund
+
+            to_refund = unused_value_refund(session, sub, now)
         invoice = create_invoice(
             session, customer_id=sub.customer_id, currency=terms.currency, purpose="plan_change",
             subscription_id=sub.id, now=now, period_start=now, period_end=terms.next_renewal_at,
@@ -181,6 +189,11 @@ def change_subscription(ctx, subscription_id: str, *, plan: str, term: str, timi
     if outcome.status == "unknown":
         raise PaymentFailed("The payment's outcome is unknown; the change applies once it is reconciled.",
                             code="payment_pending")
+    if to_refund is not None:  # D2: support sent the unused value back to the payment method
+        from creditflow.refund.service import create_refund
+
+        create_refund(ctx, to_refund[0], amount=to_refund[1], reason=reason or "immediate downgrade",
+                      end_subscription=False)
     with ctx.db.transaction(readonly=True) as session:
         return ChangeResult(get_subscription(session, sub_id))
 

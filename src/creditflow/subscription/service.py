@@ -70,39 +70,53 @@ def subscribe(ctx, customer_id: str, plan: str, term: str) -> Subscription:
         return get_subscription(session, sub_id)
 
 
-def cancel_subscription(ctx, subscription_id: str, *, at_period_end: bool = True,
-                        support: bool = False) -> Subscription:
-    """Cancel at the end of the term (X1); support may end it at once (X4)."""
-    from creditflow.kit.errors import Forbidden
+def cancel_subscription(ctx, subscription_id: str, *, at_period_end: bool = True, refund: str = "none",
+                        support: bool = False, reason: str | None = None, actor: str | None = None) -> Subscription:
+    """Cancel at the end of the term (X1); support may end it at once, with a refund of the
+    unused time or none (X4)."""
+    from creditflow.kit.errors import Forbidden, InvalidRequest
+    from creditflow.refund.service import create_refund, unused_value_refund
 
+    if refund not in ("none", "prorated"):
+        raise InvalidRequest("refund must be none or prorated", param="refund")
     if not at_period_end and not support:
         raise Forbidden("ending a subscription at once is a support action", code="support_only",
                         param="at_period_end")
+    if refund != "none" and at_period_end:
+        raise InvalidRequest("a refund only goes with ending the subscription at once", param="refund")
+    to_refund = None
     with ctx.db.transaction() as session:
         sub = get_subscription(session, subscription_id, for_update=True)
         now = ctx.now_for(session, sub.customer_id)
         if sub.status == "ended":
             raise Conflict("the subscription has ended", code="subscription_ended")
         if not at_period_end:
+            if refund == "prorated":
+                to_refund = unused_value_refund(session, sub, now)
             end_subscription(session, sub, now=now, reason="canceled_by_support")
-            return sub
-        if sub.status != "active":
-            raise Conflict("only an active subscription can be cancelled at the period end",
-                           code="subscription_not_active")
-        if sub.scheduled_kind == "upgrade":
-            raise Conflict(
-                "An upgrade is scheduled for the end of the period; cancel the scheduled change first.",
-                code="scheduled_upgrade_pending")
-        if sub.scheduled_kind == "downgrade":  # X2
-            _drop_scheduled_change(session, sub, now, reason="subscription_canceled")
-        if not sub.cancel_at_period_end:
-            sub.cancel_at_period_end = True
-            sub.canceled_at = now
-            sub.version += 1
-            sub.updated_at = now
-            record_event(session, "subscription.canceled", customer_id=sub.customer_id, now=now, data={
-                "subscription": sub.id, "ends_at": sub.current_term_end.isoformat()})
-        return sub
+        else:
+            if sub.status != "active":
+                raise Conflict("only an active subscription can be cancelled at the period end",
+                               code="subscription_not_active")
+            if sub.scheduled_kind == "upgrade":
+                raise Conflict(
+                    "An upgrade is scheduled for the end of the period; cancel the scheduled change first.",
+                    code="scheduled_upgrade_pending")
+            if sub.scheduled_kind == "downgrade":  # X2
+                _drop_scheduled_change(session, sub, now, reason="subscription_canceled")
+            if not sub.cancel_at_period_end:
+                sub.cancel_at_period_end = True
+                sub.canceled_at = now
+                sub.version += 1
+                sub.updated_at = now
+                record_event(session, "subscription.canceled", customer_id=sub.customer_id, now=now, data={
+                    "subscription": sub.id, "ends_at": sub.current_term_end.isoformat()})
+    if to_refund is not None:
+        # The subscription has ended already; the refund gives back the unused time only.
+        create_refund(ctx, to_refund[0], amount=to_refund[1], reason=reason or "ended by support",
+                      actor=actor, end_subscription=False)
+    with ctx.db.transaction(readonly=True) as session:
+        return session.get(Subscription, subscription_id)
 
 
 def resume_subscription(ctx, subscription_id: str) -> Subscription:

@@ -1,0 +1,180 @@
+"""Refunds (SPEC M1, X4, D2): money back through the gateway, and what a refund takes away.
+
+Like a charge, a refund is committed as `pending` before the gateway is called, called outside
+any transaction with the refund id as idempotency key, and its effect committed with the
+outcome: refunding a subscription charge ends that subscription and removes its remaining plan
+credits; refunding a top-up removes the unspent credits of its lot.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from creditflow.credits.grants import expire_lot
+from creditflow.credits.models import CreditEntry, CreditLot
+from creditflow.events.outbox import record_event
+from creditflow.invoicing.models import Invoice
+from creditflow.invoicing.service import get_invoice
+from creditflow.kit.credits import Credits
+from creditflow.kit.errors import Conflict, InvalidRequest, PaymentFailed
+from creditflow.kit.ids import new_id
+from creditflow.payment.models import PaymentAttempt
+from creditflow.refund.models import Refund
+from creditflow.refund.policy import Eligibility, refund_eligibility
+from creditflow.subscription.models import Subscription
+
+SUBSCRIPTION_PURPOSES = ("subscription_create", "renewal", "plan_change")
+
+
+def credits_spent_since(session: Session, customer_id: str, since: datetime) -> Credits:
+    """Credits consumed by spends and settled holds since an instant, net of spend refunds."""
+    rows = dict(session.execute(
+        select(CreditEntry.kind, func.coalesce(func.sum(CreditEntry.amount), 0))
+        .where(CreditEntry.customer_id == customer_id, CreditEntry.created_at >= since,
+               CreditEntry.kind.in_(("spend", "settle", "refund")))
+        .group_by(CreditEntry.kind)
+    ).all())
+
+    def milli(kind: str) -> int:
+        value = rows.get(kind, 0)
+        return value.milli if isinstance(value, Credits) else int(value)
+
+    return Credits(milli("spend") + milli("settle") - milli("refund"))
+
+
+def eligibility(ctx, invoice_id: str) -> Eligibility:
+    with ctx.db.transaction(readonly=True) as session:
+        invoice = get_invoice(session, invoice_id)
+        now = ctx.now_for(session, invoice.customer_id)
+        return _eligibility(ctx, session, invoice, now)
+
+
+def _eligibility(ctx, session: Session, invoice: Invoice, now: datetime) -> Eligibility:
+    earlier = session.scalar(
+        select(func.count()).select_from(Invoice).where(
+            Invoice.customer_id == invoice.customer_id, Invoice.purpose == "subscription_create",
+            Invoice.status.in_(("paid", "refunded")), Invoice.number < invoice.number)
+    )
+    return refund_eligibility(
+        ctx.catalog.policies.refund, purpose=invoice.purpose, status=invoice.status,
+        term=invoice.details.get("term"), first_purchase=earlier == 0, paid_at=invoice.paid_at,
+        credits_spent_since=(credits_spent_since(session, invoice.customer_id, invoice.paid_at)
+                             if invoice.paid_at else Credits(0)),
+        now=now,
+    )
+
+
+def refundable_amount(invoice: Invoice) -> int:
+    return invoice.amount_paid - invoice.amount_refunded
+
+
+def create_refund(ctx, invoice_id: str, *, reason: str, amount: int | None = None, actor: str | None = None,
+                  end_subscription: bool = True) -> Refund:
+    """Refund (part of) what a paid invoice collected. Support only: the caller checks scope."""
+    if not reason or not str(reason).strip():
+        raise InvalidRequest("a refund needs a reason", param="reason")
+    if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0):
+        raise InvalidRequest("amount must be a positive integer of minor units", param="amount")
+
+    with ctx.db.transaction() as session:
+        invoice = get_invoice(session, invoice_id, for_update=True)
+        now = ctx.now_for(session, invoice.customer_id)
+        if invoice.status == "refunded" or (invoice.status == "paid" and refundable_amount(invoice) <= 0
+                                            and invoice.amount_refunded > 0):
+            raise Conflict("the invoice has already been refunded", code="already_refunded", param="invoice")
+        if invoice.status != "paid":
+            raise Conflict(f"only a paid invoice can be refunded (this one is {invoice.status})",
+                           code="invoice_not_paid", param="invoice")
+        pending = session.scalar(select(func.count()).select_from(Refund).where(
+            Refund.invoice_id == invoice.id, Refund.status == "pending"))
+        if pending:
+            raise Conflict("a refund of this invoice is in progress", code="refund_in_progress", param="invoice")
+        left = refundable_amount(invoice)
+        amount = left if amount is None else amount
+        if left <= 0:
+            raise InvalidRequest("nothing was paid by card on this invoice", code="nothing_to_refund",
+                                 param="invoice")
+        if amount > left:
+            raise InvalidRequest(f"amount {amount} exceeds the {left} that can still be refunded",
+                                 code="amount_too_large", param="amount")
+        charge_reference = session.scalar(
+            select(PaymentAttempt.gateway_reference).where(
+                PaymentAttempt.invoice_id == invoice.id, PaymentAttempt.status == "succeeded"))
+        refund = Refund(id=new_id("ref"), invoice_id=invoice.id, customer_id=invoice.customer_id,
+                        amount=amount, currency=invoice.currency, status="pending", reason=reason.strip(),
+                        actor=actor, created_at=now)
+        session.add(refund)
+        refund_id = refund.id
+
+    try:
+        result = ctx.gateway.refund(reference=charge_reference, amount=amount, idempotency_key=refund_id)
+    except Exception as exc:  # the refund stays pending; retrying uses the same key
+        raise PaymentFailed(f"The refund could not be confirmed ({exc}); retry it.", code="refund_pending") from exc
+
+    def record(session: Session) -> Refund:
+        return settle_refund(ctx, session, refund_id, result, now, end_subscription=end_subscription)
+
+    refund = ctx.db.run(record)
+    if refund.status == "failed":
+        raise PaymentFailed(refund.failure_message or "The refund failed.", code="refund_failed")
+    return refund
+
+
+def settle_refund(ctx, session: Session, refund_id: str, result, now: datetime, *, end_subscription: bool) -> Refund:
+    refund = session.get(Refund, refund_id, with_for_update=True, populate_existing=True)
+    if refund.status != "pending":
+        return refund
+    refund.completed_at = now
+    if result.status != "succeeded":
+        refund.status = "failed"
+        refund.failure_message = result.failure_message
+        return refund
+    refund.status = "succeeded"
+    refund.gateway_reference = result.reference
+    invoice = get_invoice(session, refund.invoice_id, for_update=True)
+    invoice.amount_refunded += refund.amount
+    if invoice.amount_refunded >= invoice.amount_paid:
+        invoice.status = "refunded"
+    _take_back(ctx, session, invoice, now, end_subscription=end_subscription)
+    record_event(session, "refund.created", customer_id=invoice.customer_id, now=now, data={
+        "refund": refund.id, "invoice": invoice.id, "amount": refund.amount, "currency": refund.currency,
+        "reason": refund.reason, "invoice_status": invoice.status})
+    return refund
+
+
+def _take_back(ctx, session: Session, invoice: Invoice, now: datetime, *, end_subscription: bool) -> None:
+    """What a refund removes: the subscription it paid for, or the top-up credits it bought."""
+    from creditflow.subscription.service import end_subscription as end_sub
+
+    if invoice.purpose in SUBSCRIPTION_PURPOSES and end_subscription and invoice.subscription_id:
+        sub = session.get(Subscription, invoice.subscription_id, with_for_update=True, populate_existing=True)
+        if sub is not None and sub.status in ("active", "past_due"):
+            end_sub(session, sub, now=now, reason="refunded")
+    elif invoice.purpose == "top_up":
+        for lot in session.scalars(select(CreditLot).where(CreditLot.invoice_id == invoice.id).with_for_update()):
+            expire_lot(session, lot, now=now)
+
+
+def latest_term_invoice(session: Session, subscription_id: str) -> Invoice | None:
+    """The paid invoice that bought the subscription's current term."""
+    return session.scalar(
+        select(Invoice).where(Invoice.subscription_id == subscription_id, Invoice.status == "paid",
+                              Invoice.purpose.in_(SUBSCRIPTION_PURPOSES))
+        .order_by(Invoice.number.desc()).limit(1)
+    )
+
+
+def unused_value_refund(session: Session, sub: Subscription, now: datetime) -> tuple[str, int] | None:
+    """(invoice id, amount) to refund for the unused time of the current term, if any."""
+    from creditflow.kit.periods import Period
+    from creditflow.subscription.proration import split_term
+
+    invoice = latest_term_invoice(session, sub.id)
+    if invoice is None:
+        return None
+    unused = split_term(sub.term_price, Period(sub.current_term_start, sub.current_term_end), now).unused
+    amount = min(unused, refundable_amount(invoice))
+    return (invoice.id, amount) if amount > 0 else None
