@@ -8,6 +8,8 @@ builds the configuration and usually hands over an open connection in
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy.schema import DefaultClause
+from sqlalchemy.sql.elements import False_, True_
 from sqlalchemy.types import TypeDecorator
 
 from creditflow.kit.db.migrate import migration_connection
@@ -18,15 +20,24 @@ target_metadata = Base.metadata
 
 
 def render_item(type_, obj, autogen_context):
-    """Render our column types as their plain SQLAlchemy implementation.
+    """Render what autogenerate would otherwise render wrongly.
 
-    Migrations must keep working when `creditflow.kit.db` changes, so they never import it:
-    UTCDateTime becomes `sa.DateTime(timezone=True)`, CreditsColumn `sa.BigInteger()`.
+    - Our column types as their plain SQLAlchemy implementation: migrations must keep working
+      when `creditflow.kit.db` changes, so they never import it. UTCDateTime becomes
+      `sa.DateTime(timezone=True)`, CreditsColumn `sa.BigInteger()`.
+    - Boolean server defaults (`server_default=false()`) as `sa.false()`/`sa.true()`:
+      autogenerate compiles expressions for the database it compares against (SQLite: `0`),
+      and `DEFAULT 0` on a PostgreSQL boolean column is an error.
     """
     if type_ == "type" and isinstance(obj, TypeDecorator):
         impl = obj.impl
         if type(impl).__module__.startswith("sqlalchemy.sql"):
             return f"sa.{impl!r}"
+    if type_ == "server_default" and isinstance(obj, DefaultClause):
+        if isinstance(obj.arg, False_):
+            return "sa.false()"
+        if isinstance(obj.arg, True_):
+            return "sa.true()"
     return False
 
 
@@ -36,6 +47,7 @@ def _configure(**kwargs) -> None:
         render_as_batch=True,  # SQLite can't ALTER most things; batch mode copies the table
         render_item=render_item,
         compare_type=True,
+        compare_server_default=True,
         **kwargs,
     )
 
