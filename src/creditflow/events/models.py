@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditflow.kit.db import Base, UTCDateTime
@@ -12,6 +12,11 @@ class Event(Base):
     """The outbox (SPEC E1): written in the transaction that made the change it describes."""
 
     __tablename__ = "events"
+    __table_args__ = (
+        # The worker's fan-out to webhook endpoints looks for these only.
+        Index("ix_events_undispatched", "seq", sqlite_where=text("dispatched = 0"),
+              postgresql_where=text("dispatched = false")),
+    )
 
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(40), unique=True)
@@ -19,3 +24,53 @@ class Event(Base):
     customer_id: Mapped[str | None] = mapped_column(String(40), index=True)
     data: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set once the event has a delivery row for every webhook endpoint that wants it. A flag
+    # rather than a cursor on `seq`: PostgreSQL transactions commit out of `seq` order.
+    dispatched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class WebhookEndpoint(Base):
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(String(2048))
+    secret: Mapped[str] = mapped_column(String(100))  # needed in clear to sign deliveries
+    # Event types wanted; null means every type.
+    events: Mapped[list | None] = mapped_column(JSON)
+    # Events up to this sequence number existed before the endpoint and are not sent to it.
+    after_seq: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def wants(self, event_type: str) -> bool:
+        return self.events is None or event_type in self.events or "*" in self.events
+
+
+class WebhookDelivery(Base):
+    """One event to send to one endpoint, retried until acknowledged or given up after 3 days.
+
+    Deliveries of one customer's events to one endpoint go out in event order: a delivery is
+    only attempted once every earlier one of the same customer and endpoint is settled.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_seq"),
+        Index("ix_webhook_deliveries_pending_order", "endpoint_id", "customer_id", "event_seq",
+              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+        Index("ix_webhook_deliveries_pending_due", "next_attempt_at",
+              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"))
+    event_seq: Mapped[int] = mapped_column(Integer)
+    event_id: Mapped[str] = mapped_column(String(40))
+    customer_id: Mapped[str | None] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
