@@ -1,7 +1,7 @@
 """Every mapped table, imported in one place for Alembic and for `create_all` in tests."""
 
 from creditflow.auth.models import ApiKey
-from creditflow.credits.models import CreditAccount, CreditEntry, CreditLot
+from creditflow.credits.models import CreditAccount, CreditEntry, CreditLot, CreditSpend
 from creditflow.customer.models import Customer, TestClock
 from creditflow.events.models import Event, WebhookDelivery, WebhookEndpoint
 from creditflow.idempotency.models import IdempotencyRecord
@@ -12,7 +12,7 @@ from creditflow.portal.models import PortalSession
 from creditflow.subscription.models import Quote, Subscription
 
 __all__ = [
-    "Base", "CreditAccount", "CreditEntry", "CreditLot", "Customer", "TestClock", "Event",
+    "Base", "CreditAccount", "CreditEntry", "CreditLot", "CreditSpend", "Customer", "TestClock", "Event",
     "Counter", "Invoice", "InvoiceLine", "PaymentAttempt", "SandboxCharge", "Subscription", "Quote",
     "ApiKey", "IdempotencyRecord", "PortalSession", "WebhookDelivery", "WebhookEndpoint",
 ]

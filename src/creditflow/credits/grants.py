@@ -101,6 +101,9 @@ def expire_lot(session: Session, lot: CreditLot, *, now: datetime, account: Cred
 
 def expire_subscription_lots(session: Session, subscription_id: str, customer_id: str, *, now: datetime) -> Credits:
     """Expire every live plan-credit lot of a subscription (end of a month, of a term, a change)."""
+    # The account first, then its lots: the order every credit change takes locks in, so a
+    # renewal and a spend of the same customer queue instead of deadlocking.
+    account = lock_account(session, customer_id)
     lots = session.scalars(
         select(CreditLot).where(
             CreditLot.subscription_id == subscription_id,
@@ -110,7 +113,6 @@ def expire_subscription_lots(session: Session, subscription_id: str, customer_id
     ).all()
     if not lots:
         return Credits(0)
-    account = lock_account(session, customer_id)
     total = Credits(0)
     for lot in lots:
         total += expire_lot(session, lot, now=now, account=account)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, text
+from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditflow.kit.credits import Credits
@@ -10,6 +10,12 @@ from creditflow.kit.db import Base, CreditsColumn, UTCDateTime
 
 LOT_KINDS = ("free", "subscription", "top_up", "promo")
 ENTRY_KINDS = ("grant", "spend", "expire", "refund", "hold", "release", "settle")
+SPEND_KINDS = ("spend", "hold")
+SPEND_STATUSES = ("spent", "refunded", "held", "settled", "released", "expired")
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
 class CreditAccount(Base):
@@ -20,6 +26,10 @@ class CreditAccount(Base):
     """
 
     __tablename__ = "credit_accounts"
+    __table_args__ = (
+        CheckConstraint("granted >= 0 AND spent >= 0 AND expired >= 0 AND held >= 0 AND available >= 0",
+                        name="totals_not_negative"),
+    )
 
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
     granted: Mapped[Credits] = mapped_column(CreditsColumn, default=Credits(0))
@@ -27,6 +37,10 @@ class CreditAccount(Base):
     expired: Mapped[Credits] = mapped_column(CreditsColumn, default=Credits(0))
     held: Mapped[Credits] = mapped_column(CreditsColumn, default=Credits(0))
     available: Mapped[Credits] = mapped_column(CreditsColumn, default=Credits(0))
+    # The customer-local date (ISO) of the last daily free lot created (SPEC F1). Free credits
+    # are materialised lazily, on the customer's first spend or hold of the day; this saves a
+    # lookup on every spend.
+    free_day: Mapped[str | None] = mapped_column(String(10))
 
 
 class CreditLot(Base):
@@ -41,6 +55,15 @@ class CreditLot(Base):
             sqlite_where=text("remaining > 0"),
             postgresql_where=text("remaining > 0"),
         ),
+        # What the expiry job scans: lots that will expire and haven't yet.
+        Index(
+            "ix_credit_lots_expiring",
+            "expires_at",
+            sqlite_where=text("expired_at IS NULL AND expires_at IS NOT NULL"),
+            postgresql_where=text("expired_at IS NULL AND expires_at IS NOT NULL"),
+        ),
+        CheckConstraint("remaining >= 0 AND remaining <= granted", name="remaining_within_granted"),
+        CheckConstraint(_in("kind", LOT_KINDS), name="kind"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -59,9 +82,16 @@ class CreditLot(Base):
 
 
 class CreditEntry(Base):
-    """One append-only ledger line. `amount` is always positive; `kind` says which way."""
+    """One append-only ledger line. `amount` is never negative; `kind` says which way.
+
+    The database refuses UPDATE and DELETE on this table (triggers in the initial migration).
+    """
 
     __tablename__ = "credit_entries"
+    __table_args__ = (
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
+        CheckConstraint(_in("kind", ENTRY_KINDS), name="kind"),
+    )
 
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(40), unique=True)
@@ -71,3 +101,47 @@ class CreditEntry(Base):
     amount: Mapped[Credits] = mapped_column(CreditsColumn)
     reference: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class CreditSpend(Base):
+    """A spend (K1-K4) or a hold (K5), named by the host app's reference.
+
+    Spends and holds share one table so that a reference means one thing per customer: a
+    repeat returns the first result, whichever kind it was. `draws` records which lots paid,
+    `[{"lot", "kind", "amount"}]` with amounts in thousandths, so a refund or a release can
+    put the credits back where they came from.
+
+    Statuses: a spend is `spent` or `refunded`; a hold is `held`, then `settled`, `released`
+    or `expired`. A settled hold that is refunded keeps `settled` and gets `refunded_at`.
+    """
+
+    __tablename__ = "credit_spends"
+    __table_args__ = (
+        UniqueConstraint("customer_id", "reference"),
+        Index(
+            "ix_credit_spends_held",
+            "expires_at",
+            sqlite_where=text("status = 'held'"),
+            postgresql_where=text("status = 'held'"),
+        ),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("settled IS NULL OR (settled >= 0 AND settled <= amount)", name="settled_within_amount"),
+        CheckConstraint(_in("kind", SPEND_KINDS), name="kind"),
+        CheckConstraint(_in("status", SPEND_STATUSES), name="status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
+    kind: Mapped[str] = mapped_column(String(8))
+    reference: Mapped[str] = mapped_column(String(255))
+    feature: Mapped[str] = mapped_column(String(64))
+    amount: Mapped[Credits] = mapped_column(CreditsColumn)
+    settled: Mapped[Credits | None] = mapped_column(CreditsColumn)
+    status: Mapped[str] = mapped_column(String(16))
+    draws: Mapped[list] = mapped_column(JSON)
+    # The customer's available credits right after the spend or hold, for replays.
+    balance_after: Mapped[Credits] = mapped_column(CreditsColumn)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -1,0 +1,110 @@
+"""Reading credits: the balance (free credits for today included, even before they exist as a
+lot) and the ledger entries. Read-only: nothing here writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from creditflow.credits import repository as repo
+from creditflow.credits.access import Standing, free_day, gets_free_credits, reset_timezone
+from creditflow.credits.ledger import draws_from_json, spend_order, Lot
+from creditflow.credits.models import LOT_KINDS, CreditEntry
+from creditflow.kit.credits import Credits
+from creditflow.kit.errors import InvalidRequest, NotFound
+
+
+@dataclass(frozen=True)
+class LotBalance:
+    id: str | None  # None: today's free credits, not yet used so not yet a lot
+    kind: str
+    granted: Credits
+    remaining: Credits
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Balance:
+    customer_id: str
+    available: Credits
+    held: Credits
+    by_kind: dict[str, Credits]
+    lots: tuple[LotBalance, ...]  # in spend order
+    as_of: datetime
+
+
+def get_balance(ctx, customer_id: str) -> Balance:
+    """What the customer can spend now. Work the worker hasn't done yet is accounted as done:
+    lots past their expiry don't count, holds past theirs are back in their lots, and today's
+    free credits count whether or not they have been created."""
+    with ctx.db.transaction(readonly=True) as session:
+        account = repo.read_account(session, customer_id, lock=False)
+        now = account.clock_time or ctx.clock.now()
+        standing = Standing(repo.active_plan(session, customer_id))
+        rows = {row.id: row for row in repo.open_lots(session, customer_id)}
+        remaining = {lot_id: row.remaining.milli for lot_id, row in rows.items()}
+        held = account.totals["held"]
+        if held > 0:
+            for hold in repo.overdue_holds(session, customer_id, now):
+                held -= hold.amount.milli
+                for draw in draws_from_json(hold.draws):
+                    if draw.lot_id not in rows:
+                        for row in repo.lots_by_id(session, customer_id, [draw.lot_id]):
+                            rows[row.id] = row
+                            remaining[row.id] = 0
+                    remaining[draw.lot_id] += draw.amount.milli
+    lots = [
+        LotBalance(row.id, row.kind, row.granted, Credits(remaining[row.id]), row.expires_at)
+        for row in rows.values()
+        if remaining[row.id] > 0 and row.expired_at is None and (row.expires_at is None or row.expires_at > now)
+    ]
+    if gets_free_credits(ctx.catalog, standing):
+        day = free_day(now, reset_timezone(ctx.catalog, account.timezone))
+        if account.free_day != day.key:
+            daily = ctx.catalog.free.daily_credits
+            lots.append(LotBalance(None, "free", daily, daily, day.ends_at))
+    lots.sort(key=lambda lot: spend_order(Lot(lot.id or "", lot.kind, lot.remaining, lot.expires_at,
+                                              rows[lot.id].created_at if lot.id else now)))
+    by_kind = {kind: Credits(sum(lot.remaining.milli for lot in lots if lot.kind == kind)) for kind in LOT_KINDS}
+    return Balance(customer_id, Credits(sum(lot.remaining.milli for lot in lots)), Credits(held), by_kind,
+                   tuple(lots), now)
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    customer_id: str
+    kind: str
+    amount: Credits
+    lot_id: str | None
+    reference: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class EntryPage:
+    data: tuple[Entry, ...]
+    has_more: bool
+
+
+def list_entries(ctx, customer_id: str, *, limit: int = 20, starting_after: str | None = None) -> EntryPage:
+    """The customer's ledger entries, oldest first, `limit` (1-100) at a time after the entry
+    `starting_after`."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+        raise InvalidRequest("limit must be between 1 and 100", param="limit")
+    entries = CreditEntry.__table__
+    with ctx.db.transaction(readonly=True) as session:
+        repo.read_account(session, customer_id, lock=False)  # NotFound for an unknown customer
+        query = select(entries).where(entries.c.customer_id == customer_id)
+        if starting_after is not None:
+            after = session.scalar(select(entries.c.seq).where(entries.c.id == starting_after,
+                                                               entries.c.customer_id == customer_id))
+            if after is None:
+                raise NotFound(f"no such ledger entry: {starting_after}", param="starting_after")
+            query = query.where(entries.c.seq > after)
+        rows = session.execute(query.order_by(entries.c.seq).limit(limit + 1)).all()
+    data = tuple(Entry(r.id, r.customer_id, r.kind, r.amount, r.lot_id, r.reference, r.created_at)
+                 for r in rows[:limit])
+    return EntryPage(data, len(rows) > limit)

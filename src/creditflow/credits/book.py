@@ -1,0 +1,265 @@
+"""One customer's credits, worked on under the account lock.
+
+A `Book` is opened by locking the customer's credit account row; every change (draws, returns,
+grants, expiries) is applied in memory, then `flush()` writes it in a handful of statements:
+the lots, the ledger entries, the events and one update of the account totals. Because every
+change of a lot goes through the totals here (or through `grants`, under the same lock), the
+totals always equal the sums of the entries (K6).
+
+Time-driven effects that are due (a hold past its expiry, a lot past its expiry) are applied
+when the book is loaded, stamped with the instant they became due, so the ledger reads the
+same whether the worker or a later spend got there first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy.orm import Session
+
+from creditflow.credits import repository as repo
+from creditflow.credits.access import FreeDay
+from creditflow.credits.ledger import Draw, Lot, draws_from_json
+from creditflow.events.models import Event
+from creditflow.credits.models import CreditEntry
+from creditflow.kit.credits import Credits
+from creditflow.kit.ids import new_id
+
+_entries = CreditEntry.__table__
+_events = Event.__table__
+
+_update_lot = (
+    update(repo.lots)
+    .where(repo.lots.c.id == bindparam("b_id"))
+    .values(remaining=repo.lots.c.remaining + bindparam("b_delta"),
+            expired_at=func.coalesce(repo.lots.c.expired_at, bindparam("b_expired_at", type_=repo.lots.c.expired_at.type)))
+)
+
+
+@dataclass
+class _Lot:
+    id: str
+    kind: str
+    granted: int
+    remaining: int
+    expires_at: datetime | None
+    expired_at: datetime | None
+    created_at: datetime
+    delta: int = 0
+    expiring: bool = False  # expired_at to be written
+    new: dict | None = None  # the row to insert, for a lot granted in this book
+
+    def overdue(self, now: datetime) -> bool:
+        return self.expired_at is None and self.expires_at is not None and self.expires_at <= now
+
+    def live(self, now: datetime) -> bool:
+        return self.expired_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+@dataclass
+class Book:
+    session: Session
+    account: repo.AccountRow
+    now: datetime
+    deltas: dict[str, int] = field(default_factory=lambda: dict.fromkeys(repo.TOTALS, 0))
+    lots: dict[str, _Lot] = field(default_factory=dict)
+    entries: list[dict] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    expired_holds: list[dict] = field(default_factory=list)
+    free_day: str | None = None
+
+    # -- opening ------------------------------------------------------------------------------
+
+    @classmethod
+    def lock(cls, ctx, session: Session, customer_id: str, *, now: datetime | None = None) -> "Book":
+        """Lock the customer's credit account; NotFound for an unknown customer."""
+        session.flush()  # anything the ORM holds for these tables goes first
+        account = repo.read_account(session, customer_id, lock=True)
+        return cls(session, account, now or account.clock_time or ctx.clock.now(), free_day=account.free_day)
+
+    def load(self) -> "Book":
+        """Read the open lots and apply what has become due: overdue holds are released
+        (status `expired`), overdue lots expire."""
+        for row in repo.open_lots(self.session, self.customer_id):
+            self._add_row(row)
+        if self.account.totals["held"] > 0:
+            for hold in repo.overdue_holds(self.session, self.customer_id, self.now):
+                self.ensure_lots(d["lot"] for d in hold.draws)
+                self.give_back(draws_from_json(hold.draws), "release", hold.reference, at=hold.expires_at)
+                self.expired_holds.append({"b_id": hold.id, "b_at": hold.expires_at})
+        self.expire_overdue()
+        return self
+
+    def ensure_lots(self, lot_ids: Iterable[str]) -> None:
+        missing = [lot_id for lot_id in set(lot_ids) if lot_id not in self.lots]
+        if missing:
+            for row in repo.lots_by_id(self.session, self.customer_id, missing):
+                self._add_row(row)
+
+    def _add_row(self, row) -> None:
+        self.lots[row.id] = _Lot(row.id, row.kind, row.granted.milli, row.remaining.milli, row.expires_at,
+                                 row.expired_at, row.created_at)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @property
+    def customer_id(self) -> str:
+        return self.account.customer_id
+
+    def total(self, name: str) -> int:
+        return self.account.totals[name] + self.deltas[name]
+
+    @property
+    def available(self) -> Credits:
+        return Credits(self.total("available"))
+
+    def eligible(self, kinds: frozenset[str]) -> list[Lot]:
+        """Live lots with credits left, of the kinds that may pay."""
+        return [Lot(lot.id, lot.kind, Credits(lot.remaining), lot.expires_at, lot.created_at)
+                for lot in self.lots.values()
+                if lot.remaining > 0 and lot.kind in kinds and lot.live(self.now)]
+
+    # -- changing -----------------------------------------------------------------------------
+
+    def grant(self, kind: str, amount: Credits, *, expires_at: datetime | None, grant_key: str | None,
+              reason: str | None = None, invoice_id: str | None = None, subscription_id: str | None = None,
+              event_data: dict | None = None) -> str:
+        lot_id = new_id("lot")
+        row = {"id": lot_id, "customer_id": self.customer_id, "kind": kind, "granted": amount.milli,
+               "remaining": amount.milli, "expires_at": expires_at, "expired_at": None,
+               "subscription_id": subscription_id, "invoice_id": invoice_id, "grant_key": grant_key,
+               "reason": reason, "created_at": self.now}
+        self.lots[lot_id] = _Lot(lot_id, kind, amount.milli, amount.milli, expires_at, None, self.now, new=row)
+        self._entry("grant", amount.milli, lot_id, grant_key)
+        self._move(granted=amount.milli, available=amount.milli)
+        self._event("credits.granted", {"lot": lot_id, "kind": kind, "amount": str(amount),
+                                        "expires_at": expires_at.isoformat() if expires_at else None,
+                                        **(event_data or {})})
+        return lot_id
+
+    def ensure_free_credits(self, daily: Credits, day: FreeDay) -> str | None:
+        """F1: today's free lot, created on first need; yesterday's has expired at midnight."""
+        if self.free_day == day.key or not daily:
+            return None
+        self.free_day = day.key
+        return self.grant("free", daily, expires_at=day.ends_at,
+                          grant_key=f"free:{self.customer_id}:{day.key}")
+
+    def take(self, draws: Sequence[Draw], kind: str, reference: str) -> None:
+        """Draw credits out of lots: `spend` (spent) or `hold` (held)."""
+        target = {"spend": "spent", "hold": "held"}[kind]
+        for draw in draws:
+            lot = self.lots[draw.lot_id]
+            if draw.amount.milli > lot.remaining or not lot.live(self.now):
+                raise AssertionError(f"draw {draw} exceeds lot {lot.id}")  # allocate() prevents it
+            lot.remaining -= draw.amount.milli
+            lot.delta -= draw.amount.milli
+            self._entry(kind, draw.amount.milli, lot.id, reference)
+            self._move(**{target: draw.amount.milli, "available": -draw.amount.milli})
+
+    def give_back(self, draws: Sequence[Draw], kind: str, reference: str, *, at: datetime | None = None) -> int:
+        """Return credits to the lots they came from: `refund` (from spent) or `release` (from
+        held). What returns to a lot that has expired meanwhile is recorded as expired (K4).
+        Returns the amount that expired that way."""
+        source = {"refund": "spent", "release": "held"}[kind]
+        lost = 0
+        for draw in draws:
+            lot = self.lots[draw.lot_id]
+            amount = draw.amount.milli
+            lot.remaining += amount
+            lot.delta += amount
+            self._entry(kind, amount, lot.id, reference, at=at)
+            self._move(**{source: -amount, "available": amount})
+            if lot.expired_at is not None:
+                lot.remaining -= amount
+                lot.delta -= amount
+                self._entry("expire", amount, lot.id, None, at=at)
+                self._move(expired=amount, available=-amount)
+                lost += amount
+            elif lot.overdue(self.now):
+                lost += amount  # expire_overdue() takes it with the rest of the lot
+        return lost
+
+    def settle(self, draws: Sequence[Draw], reference: str) -> None:
+        """Held credits become spent."""
+        for draw in draws:
+            self._entry("settle", draw.amount.milli, draw.lot_id, reference)
+            self._move(held=-draw.amount.milli, spent=draw.amount.milli)
+
+    def expire_overdue(self) -> int:
+        """Expire every loaded lot whose expiry has passed, at that instant."""
+        count = 0
+        for lot in self.lots.values():
+            if lot.overdue(self.now):
+                self.expire(lot.id, at=lot.expires_at)
+                count += 1
+        return count
+
+    def expire(self, lot_id: str, *, at: datetime) -> int:
+        lot = self.lots[lot_id]
+        amount = lot.remaining
+        lot.remaining = 0
+        lot.delta -= amount
+        lot.expired_at = at
+        lot.expiring = True
+        if amount:
+            self._entry("expire", amount, lot.id, None, at=at)
+            self._move(expired=amount, available=-amount)
+            self._event("credits.expired", {"lot": lot.id, "kind": lot.kind, "amount": str(Credits(amount))}, at=at)
+        return amount
+
+    def _move(self, **amounts: int) -> None:
+        for name, amount in amounts.items():
+            self.deltas[name] += amount
+
+    def _entry(self, kind: str, amount: int, lot_id: str | None, reference: str | None, *,
+               at: datetime | None = None) -> None:
+        self.entries.append({"id": new_id("cre"), "customer_id": self.customer_id, "lot_id": lot_id,
+                             "kind": kind, "amount": amount, "reference": reference,
+                             "created_at": at or self.now})
+
+    def _event(self, type_: str, data: dict, *, at: datetime | None = None) -> None:
+        self.events.append({"id": new_id("evt"), "type": type_, "customer_id": self.customer_id,
+                            "data": data, "created_at": at or self.now})
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        self.expire_overdue()
+        session = self.session
+        new_lots = [lot.new for lot in self.lots.values() if lot.new is not None]
+        for row in new_lots:  # a lot granted and drawn in the same book is inserted as it ends up
+            lot = self.lots[row["id"]]
+            row["remaining"], row["expired_at"] = lot.remaining, lot.expired_at
+        if new_lots:
+            session.execute(insert(repo.lots), new_lots)
+        changed = [{"b_id": lot.id, "b_delta": lot.delta, "b_expired_at": lot.expired_at if lot.expiring else None}
+                   for lot in self.lots.values() if lot.new is None and (lot.delta or lot.expiring)]
+        if changed:
+            session.execute(_update_lot, changed)
+        if self.entries:
+            session.execute(insert(_entries), self.entries)
+        if self.events:
+            session.execute(insert(_events), self.events)
+        if self.expired_holds:
+            session.execute(
+                update(repo.spends).where(repo.spends.c.id == bindparam("b_id"))
+                .values(status="expired", resolved_at=bindparam("b_at", type_=repo.spends.c.resolved_at.type)),
+                self.expired_holds)
+        values = {name: repo.accounts.c[name] + delta for name, delta in self.deltas.items() if delta}
+        if self.free_day != self.account.free_day:
+            values["free_day"] = self.free_day
+        if values:
+            session.execute(update(repo.accounts).where(repo.accounts.c.customer_id == self.customer_id)
+                            .values(**values))
+        # Written: later changes in this book start from here.
+        for name, delta in self.deltas.items():
+            self.account.totals[name] += delta
+            self.deltas[name] = 0
+        self.account.free_day = self.free_day
+        for lot in self.lots.values():
+            lot.delta, lot.expiring, lot.new = 0, False, None
+        self.entries, self.events, self.expired_holds = [], [], []

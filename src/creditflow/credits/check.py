@@ -1,0 +1,136 @@
+"""The conservation check behind `creditflow ledger check` (K6), over the whole database.
+
+For every customer:
+- the stored account totals equal the sums of the ledger entries, and
+  granted = spent + expired + held + available;
+- the lots' remaining credits add up to `available`, and each lot's remaining equals its own
+  entries (granted - spent - held - expired + refunded + released);
+- `held` equals what the open holds reserve, and `spent` what the unrefunded spends and
+  settled holds took;
+- nothing is negative, and no lot holds more than it was granted.
+
+Each check is one aggregate query that returns only the rows that are wrong, so a clean
+database of any size costs a few scans and no Python loops.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+_ENTRY_SUMS = """
+    SELECT customer_id,
+           SUM(CASE WHEN kind = 'grant' THEN amount ELSE 0 END) AS granted,
+           SUM(CASE WHEN kind = 'spend' THEN amount WHEN kind = 'settle' THEN amount
+                    WHEN kind = 'refund' THEN -amount ELSE 0 END) AS spent,
+           SUM(CASE WHEN kind = 'expire' THEN amount ELSE 0 END) AS expired,
+           SUM(CASE WHEN kind = 'hold' THEN amount WHEN kind IN ('release', 'settle') THEN -amount
+                    ELSE 0 END) AS held,
+           SUM(CASE WHEN kind IN ('grant', 'refund', 'release') THEN amount
+                    WHEN kind IN ('spend', 'expire', 'hold') THEN -amount ELSE 0 END) AS available
+    FROM credit_entries GROUP BY customer_id
+"""
+
+_ACCOUNT_VS_ENTRIES = f"""
+    SELECT a.customer_id, a.granted, a.spent, a.expired, a.held, a.available,
+           COALESCE(e.granted, 0), COALESCE(e.spent, 0), COALESCE(e.expired, 0), COALESCE(e.held, 0),
+           COALESCE(e.available, 0)
+    FROM credit_accounts a LEFT JOIN ({_ENTRY_SUMS}) e ON e.customer_id = a.customer_id
+    WHERE a.granted <> COALESCE(e.granted, 0) OR a.spent <> COALESCE(e.spent, 0)
+       OR a.expired <> COALESCE(e.expired, 0) OR a.held <> COALESCE(e.held, 0)
+       OR a.available <> COALESCE(e.available, 0)
+"""
+
+_ORPHAN_ENTRIES = """
+    SELECT e.customer_id, COUNT(*) FROM credit_entries e
+    LEFT JOIN credit_accounts a ON a.customer_id = e.customer_id
+    WHERE a.customer_id IS NULL GROUP BY e.customer_id
+"""
+
+_CONSERVATION = """
+    SELECT customer_id, granted, spent, expired, held, available FROM credit_accounts
+    WHERE granted <> spent + expired + held + available
+       OR granted < 0 OR spent < 0 OR expired < 0 OR held < 0 OR available < 0
+"""
+
+_LOTS_VS_AVAILABLE = """
+    SELECT a.customer_id, a.available, COALESCE(l.remaining, 0)
+    FROM credit_accounts a
+    LEFT JOIN (SELECT customer_id, SUM(remaining) AS remaining FROM credit_lots GROUP BY customer_id) l
+           ON l.customer_id = a.customer_id
+    WHERE a.available <> COALESCE(l.remaining, 0)
+"""
+
+_LOTS_VS_ENTRIES = """
+    SELECT l.id, l.customer_id, l.granted, l.remaining, COALESCE(e.granted, 0), COALESCE(e.remaining, 0)
+    FROM credit_lots l
+    LEFT JOIN (
+        SELECT lot_id,
+               SUM(CASE WHEN kind = 'grant' THEN amount ELSE 0 END) AS granted,
+               SUM(CASE WHEN kind IN ('grant', 'refund', 'release') THEN amount
+                        WHEN kind IN ('spend', 'expire', 'hold') THEN -amount ELSE 0 END) AS remaining
+        FROM credit_entries WHERE lot_id IS NOT NULL GROUP BY lot_id
+    ) e ON e.lot_id = l.id
+    WHERE l.granted <> COALESCE(e.granted, 0) OR l.remaining <> COALESCE(e.remaining, 0)
+       OR l.remaining < 0 OR l.remaining > l.granted
+"""
+
+_HELD_VS_HOLDS = """
+    SELECT a.customer_id, a.held, COALESCE(h.held, 0)
+    FROM credit_accounts a
+    LEFT JOIN (SELECT customer_id, SUM(amount) AS held FROM credit_spends
+               WHERE kind = 'hold' AND status = 'held' GROUP BY customer_id) h
+           ON h.customer_id = a.customer_id
+    WHERE a.held <> COALESCE(h.held, 0)
+"""
+
+_SPENT_VS_SPENDS = """
+    SELECT a.customer_id, a.spent, COALESCE(s.spent, 0)
+    FROM credit_accounts a
+    LEFT JOIN (SELECT customer_id,
+                      SUM(CASE WHEN kind = 'spend' THEN amount ELSE settled END) AS spent
+               FROM credit_spends
+               WHERE refunded_at IS NULL AND (kind = 'spend' OR status = 'settled')
+               GROUP BY customer_id) s
+           ON s.customer_id = a.customer_id
+    WHERE a.spent <> COALESCE(s.spent, 0)
+"""
+
+
+def _credits(milli) -> str:
+    from creditflow.kit.credits import Credits
+
+    return str(Credits(int(milli)))
+
+
+def check_ledger(session: Session, *, limit: int = 1000) -> list[str]:
+    """Every problem found, as a printable line; an empty list means the ledger is sound."""
+    problems: list[str] = []
+
+    def run(sql: str):
+        return session.execute(text(sql + f" LIMIT {int(limit)}")).all()
+
+    names = ("granted", "spent", "expired", "held", "available")
+    for row in run(_ACCOUNT_VS_ENTRIES):
+        stored, summed = row[1:6], row[6:11]
+        diffs = ", ".join(f"{name} {_credits(s)} but entries say {_credits(e)}"
+                          for name, s, e in zip(names, stored, summed) if s != e)
+        problems.append(f"{row[0]}: account totals disagree with the ledger entries: {diffs}")
+    for customer_id, count in run(_ORPHAN_ENTRIES):
+        problems.append(f"{customer_id}: {count} ledger entries without a credit account")
+    for customer_id, granted, spent, expired, held, available in run(_CONSERVATION):
+        problems.append(
+            f"{customer_id}: granted {_credits(granted)} != spent {_credits(spent)} + expired "
+            f"{_credits(expired)} + held {_credits(held)} + available {_credits(available)}"
+            " (or a total is negative)")
+    for customer_id, available, remaining in run(_LOTS_VS_AVAILABLE):
+        problems.append(f"{customer_id}: available {_credits(available)} but the lots hold {_credits(remaining)}")
+    for lot_id, customer_id, granted, remaining, e_granted, e_remaining in run(_LOTS_VS_ENTRIES):
+        problems.append(
+            f"{customer_id}: lot {lot_id} has granted {_credits(granted)}, remaining {_credits(remaining)}; "
+            f"its entries say granted {_credits(e_granted)}, remaining {_credits(e_remaining)}")
+    for customer_id, held, holds in run(_HELD_VS_HOLDS):
+        problems.append(f"{customer_id}: held {_credits(held)} but open holds reserve {_credits(holds)}")
+    for customer_id, spent, spends in run(_SPENT_VS_SPENDS):
+        problems.append(f"{customer_id}: spent {_credits(spent)} but the spends add up to {_credits(spends)}")
+    return problems

@@ -1,0 +1,165 @@
+"""Holds (K5): reserve credits before a long job, then settle the actual amount or release.
+
+A hold draws from the lots at once (so held credits can't be spent elsewhere) and keeps the
+draws; settling spends the soonest-expiring part of them and returns the rest; a hold neither
+settled nor released by `expires_at` is released by the worker (or by the next change to the
+customer's credits, whichever comes first) and ends `expired`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from creditflow.catalog.models import Feature
+from creditflow.credits import inputs
+from creditflow.credits import repository as repo
+from creditflow.credits.access import Standing
+from creditflow.credits.book import Book
+from creditflow.credits.ledger import Draw, draws_from_json, draws_to_json, split_settlement
+from creditflow.credits.spend import draw_for
+from creditflow.kit.credits import Credits
+from creditflow.kit.errors import Conflict, InvalidRequest, NotFound
+from creditflow.kit.ids import new_id
+
+DEFAULT_TTL_SECONDS = 3600
+
+
+@dataclass(frozen=True)
+class Hold:
+    id: str
+    customer_id: str
+    reference: str
+    amount: Credits  # reserved
+    feature: str
+    status: str  # held | settled | released | expired
+    expires_at: datetime
+    settled: Credits | None  # the amount spent, once settled
+    draws: tuple[Draw, ...]
+    balance: Credits  # available credits right after the hold was placed
+    created_at: datetime
+    resolved_at: datetime | None
+    replayed: bool = False
+
+
+def hold_credits(ctx, customer_id: str, *, amount, feature: str, reference: str,
+                 ttl_seconds: int = DEFAULT_TTL_SECONDS) -> Hold:
+    """Reserve `amount` for `feature` until now + `ttl_seconds`. Idempotent by reference: a repeat
+    returns the first hold. Errors as `spend_credits`."""
+    amount = inputs.positive_amount(amount)
+    feature_def = ctx.catalog.feature(feature)
+    reference = inputs.reference(reference)
+    ttl = inputs.ttl_seconds(ttl_seconds)
+    customer_id = inputs.identifier(customer_id, "customer")
+    return ctx.db.run(lambda session: _hold(ctx, session, customer_id, amount, feature_def, reference, ttl))
+
+
+def _hold(ctx, session: Session, customer_id: str, amount: Credits, feature: Feature, reference: str,
+          ttl: int) -> Hold:
+    book = Book.lock(ctx, session, customer_id)
+    existing, plan = repo.spend_and_plan(session, customer_id, reference)
+    if existing is not None:
+        if existing.kind != "hold" or existing.amount != amount or existing.feature != feature.code:
+            raise Conflict(f"reference {reference!r} was already used", code="reference_reused", param="reference")
+        return _hold_view(existing, customer_id, now=book.now, replayed=True)
+    book.load()
+    draws = draw_for(ctx, book, Standing(plan), feature, amount)
+    book.take(draws, "hold", reference)
+    book.flush()
+    hold_id = new_id("hold")
+    expires_at = book.now + timedelta(seconds=ttl)
+    session.execute(insert(repo.spends).values(
+        id=hold_id, customer_id=customer_id, kind="hold", reference=reference, feature=feature.code,
+        amount=amount, settled=None, status="held", draws=draws_to_json(draws), balance_after=book.available,
+        expires_at=expires_at, created_at=book.now, resolved_at=None, refunded_at=None,
+    ))
+    return Hold(hold_id, customer_id, reference, amount, feature.code, "held", expires_at, None, tuple(draws),
+                book.available, book.now, None)
+
+
+def settle_hold(ctx, hold_id: str, *, amount) -> Hold:
+    """Spend `amount` (at most the held amount, 0 allowed) of the hold; the rest goes back to
+    the lots. Settling again with the same amount returns the hold.
+
+    Errors: NotFound, InvalidRequest (amount over the held amount), Conflict `hold_expired`,
+    `hold_released`, `hold_settled` (settled for another amount)."""
+    amount = inputs.amount_or_zero(amount)
+    hold_id = inputs.identifier(hold_id, "hold")
+    return ctx.db.run(lambda session: _settle(ctx, session, hold_id, amount))
+
+
+def _settle(ctx, session: Session, hold_id: str, amount: Credits) -> Hold:
+    book, row = _lock_hold(ctx, session, hold_id)
+    if amount > row.amount:
+        raise InvalidRequest(f"amount {amount} is more than the {row.amount} held", param="amount")
+    status = _status(row, book.now)
+    if status == "settled" and row.settled == amount:
+        return _hold_view(row, book.customer_id, now=book.now, replayed=True)
+    if status != "held":
+        raise Conflict(f"the hold is {status}", code=f"hold_{status}", param="hold")
+    spent, returned = split_settlement(draws_from_json(row.draws), amount)
+    book.load()
+    book.ensure_lots(d.lot_id for d in returned)
+    book.settle(spent, row.reference)
+    book.give_back(returned, "release", row.reference)
+    book.flush()
+    session.execute(update(repo.spends).where(repo.spends.c.id == hold_id)
+                    .values(status="settled", settled=amount, resolved_at=book.now))
+    return _hold_view(repo.spend_by_id(session, hold_id), book.customer_id, now=book.now)
+
+
+def release_hold(ctx, hold_id: str) -> Hold:
+    """Give every held credit back. Releasing a released or expired hold returns it as it is.
+
+    Errors: NotFound, Conflict `hold_settled`."""
+    hold_id = inputs.identifier(hold_id, "hold")
+    return ctx.db.run(lambda session: _release(ctx, session, hold_id))
+
+
+def _release(ctx, session: Session, hold_id: str) -> Hold:
+    book, row = _lock_hold(ctx, session, hold_id)
+    status = _status(row, book.now)
+    if status == "settled":
+        raise Conflict("the hold is settled; refund the spend instead", code="hold_settled", param="hold")
+    book.load()  # an overdue hold is released here, as `expired`
+    if status == "held":
+        book.ensure_lots(d["lot"] for d in row.draws)
+        book.give_back(draws_from_json(row.draws), "release", row.reference)
+        session.execute(update(repo.spends).where(repo.spends.c.id == hold_id)
+                        .values(status="released", resolved_at=book.now))
+    book.flush()
+    return _hold_view(repo.spend_by_id(session, hold_id), book.customer_id, now=book.now)
+
+
+def get_hold(ctx, hold_id: str) -> Hold:
+    with ctx.db.transaction(readonly=True) as session:
+        row = repo.spend_by_id(session, hold_id)
+        if row is None or row.kind != "hold":
+            raise NotFound(f"no such hold: {hold_id}", param="hold")
+        account = repo.read_account(session, row.customer_id, lock=False)
+        return _hold_view(row, row.customer_id, now=account.clock_time or ctx.clock.now())
+
+
+def _lock_hold(ctx, session: Session, hold_id: str):
+    customer_id = session.scalar(select(repo.spends.c.customer_id).where(
+        repo.spends.c.id == hold_id, repo.spends.c.kind == "hold"))
+    if customer_id is None:
+        raise NotFound(f"no such hold: {hold_id}", param="hold")
+    book = Book.lock(ctx, session, customer_id)
+    return book, repo.spend_by_id(session, hold_id)  # re-read under the lock
+
+
+def _status(row, now: datetime) -> str:
+    """A hold past its expiry is expired, whether or not the worker has released it yet."""
+    if row.status == "held" and row.expires_at <= now:
+        return "expired"
+    return row.status
+
+
+def _hold_view(row, customer_id: str, *, now: datetime, replayed: bool = False) -> Hold:
+    return Hold(row.id, customer_id, row.reference, row.amount, row.feature, _status(row, now), row.expires_at,
+                row.settled, tuple(draws_from_json(row.draws)), row.balance_after, row.created_at,
+                row.resolved_at or (row.expires_at if _status(row, now) == "expired" else None), replayed)

@@ -1,0 +1,150 @@
+"""Spending credits (K1-K3) and refunding a spend (K4)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, update
+from sqlalchemy.orm import Session
+
+from creditflow.catalog.models import Feature
+from creditflow.credits import inputs
+from creditflow.credits import repository as repo
+from creditflow.credits.access import Standing, free_day, gets_free_credits, lot_kinds_for, reset_timezone
+from creditflow.credits.book import Book
+from creditflow.credits.ledger import Draw, allocate, draws_from_json, draws_to_json, split_settlement
+from creditflow.kit.credits import Credits
+from creditflow.kit.errors import Conflict, NotFound
+from creditflow.kit.ids import new_id
+
+
+@dataclass(frozen=True)
+class SpendResult:
+    """What a spend did: the lots it drew from and the customer's available credits after.
+
+    A repeat of the same reference returns the first result (`replayed` is then True)."""
+
+    id: str
+    customer_id: str
+    reference: str
+    amount: Credits
+    feature: str
+    draws: tuple[Draw, ...]
+    balance: Credits
+    status: str  # spent | refunded
+    created_at: datetime
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    customer_id: str
+    reference: str
+    amount: Credits  # what the spend had taken
+    returned: tuple[Draw, ...]  # what went back to each lot
+    expired: Credits  # of `amount`, what went back to lots that have expired since
+    balance: Credits
+    refunded_at: datetime
+
+
+def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str) -> SpendResult:
+    """Spend `amount` on `feature` for the host app's job `reference`, atomically.
+
+    Errors: InvalidRequest (amount, reference, `unknown_feature`), NotFound (customer),
+    Forbidden `subscription_required` / `feature_not_in_plan`, Conflict `reference_reused`,
+    InsufficientCredits `insufficient_credits`. On any error nothing changes.
+    """
+    amount = inputs.positive_amount(amount)
+    feature_def = ctx.catalog.feature(feature)
+    reference = inputs.reference(reference)
+    customer_id = inputs.identifier(customer_id, "customer")
+    return ctx.db.run(lambda session: _spend(ctx, session, customer_id, amount, feature_def, reference))
+
+
+def _spend(ctx, session: Session, customer_id: str, amount: Credits, feature: Feature, reference: str) -> SpendResult:
+    book = Book.lock(ctx, session, customer_id)
+    existing, plan = repo.spend_and_plan(session, customer_id, reference)
+    if existing is not None:
+        return _replay(existing, customer_id, amount, feature.code)
+    book.load()
+    draws = draw_for(ctx, book, Standing(plan), feature, amount)
+    book.take(draws, "spend", reference)
+    book.flush()
+    spend_id = new_id("spd")
+    session.execute(insert(repo.spends).values(
+        id=spend_id, customer_id=customer_id, kind="spend", reference=reference, feature=feature.code,
+        amount=amount, settled=None, status="spent", draws=draws_to_json(draws), balance_after=book.available,
+        expires_at=None, created_at=book.now, resolved_at=None, refunded_at=None,
+    ))
+    return SpendResult(spend_id, customer_id, reference, amount, feature.code, tuple(draws), book.available,
+                       "spent", book.now)
+
+
+def draw_for(ctx, book: Book, standing: Standing, feature: Feature, amount: Credits) -> list[Draw]:
+    """Which lots pay `amount` for `feature` (shared by spends and holds); creates today's free
+    credits first when the customer gets them."""
+    kinds = lot_kinds_for(ctx.catalog, standing, feature)
+    if gets_free_credits(ctx.catalog, standing):
+        day = free_day(book.now, reset_timezone(ctx.catalog, book.account.timezone))
+        book.ensure_free_credits(ctx.catalog.free.daily_credits, day)
+    return allocate(book.eligible(kinds), amount)
+
+
+def _replay(row, customer_id: str, amount: Credits, feature: str) -> SpendResult:
+    if row.kind != "spend" or row.amount != amount or row.feature != feature:
+        what = "a hold" if row.kind != "spend" else f"a spend of {row.amount} on {row.feature}"
+        raise Conflict(f"reference {row.reference!r} was already used for {what}", code="reference_reused",
+                       param="reference")
+    return _result(row, customer_id, replayed=True)
+
+
+def _result(row, customer_id: str, *, replayed: bool = False) -> SpendResult:
+    return SpendResult(row.id, customer_id, row.reference, row.amount, row.feature,
+                       tuple(draws_from_json(row.draws)), row.balance_after, row.status, row.created_at,
+                       replayed)
+
+
+def get_spend(ctx, customer_id: str, reference: str) -> SpendResult:
+    with ctx.db.transaction(readonly=True) as session:
+        row = repo.spend_by_reference(session, customer_id, reference)
+        if row is None or row.kind != "spend":
+            raise NotFound(f"no spend with reference {reference!r}", param="reference")
+        return _result(row, customer_id)
+
+
+def refund_spend(ctx, customer_id: str, *, reference: str) -> RefundResult:
+    """Give a spend's credits back to the lots they came from (K4); what belonged to a lot that
+    has expired since is recorded as expired. A settled hold is refunded for what it settled.
+
+    Errors: NotFound (customer, reference), Conflict `already_refunded`, Conflict
+    `hold_not_settled` (a hold still held, released or expired: nothing was spent)."""
+    reference = inputs.reference(reference)
+    customer_id = inputs.identifier(customer_id, "customer")
+    return ctx.db.run(lambda session: _refund(ctx, session, customer_id, reference))
+
+
+def _refund(ctx, session: Session, customer_id: str, reference: str) -> RefundResult:
+    book = Book.lock(ctx, session, customer_id)
+    row = repo.spend_by_reference(session, customer_id, reference)
+    if row is None:
+        raise NotFound(f"no spend with reference {reference!r}", param="reference")
+    if row.refunded_at is not None:
+        raise Conflict(f"the spend {reference!r} was already refunded", code="already_refunded",
+                       param="reference")
+    if row.kind == "hold" and row.status != "settled":
+        raise Conflict(f"the hold {row.id} is {row.status}: nothing was spent; release it instead",
+                       code="hold_not_settled", param="reference")
+    draws = draws_from_json(row.draws)
+    if row.kind == "hold":
+        draws, _ = split_settlement(draws, row.settled)
+    book.load()
+    book.ensure_lots(d.lot_id for d in draws)
+    lost = book.give_back(draws, "refund", reference)
+    book.flush()
+    values = {"refunded_at": book.now}
+    if row.kind == "spend":
+        values["status"] = "refunded"
+    session.execute(update(repo.spends).where(repo.spends.c.id == row.id).values(**values))
+    return RefundResult(customer_id, reference, Credits(sum(d.amount.milli for d in draws)), tuple(draws),
+                        Credits(lost), book.available, book.now)
