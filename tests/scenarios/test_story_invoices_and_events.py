@@ -92,17 +92,21 @@ def test_every_change_of_state_records_an_event(world):
 
     # Every row that records a change has its event, and no event is left without its row.
     events = _all(world, select(Event))
-    by_type = Counter(e.type for e in events)
-    lots = _all(world, select(CreditLot))
-    expiries = _all(world, select(CreditEntry).where(CreditEntry.kind == "expire"))
+    plan_lots = select(CreditLot.id).where(CreditLot.kind == "subscription")
+    lots = _all(world, select(CreditLot).where(CreditLot.kind == "subscription"))
+    expiries = _all(world, select(CreditEntry).where(CreditEntry.kind == "expire", CreditEntry.lot_id.in_(plan_lots)))
     paid = _all(world, select(Invoice).where(Invoice.status == "paid"))
     failed = _all(world, select(PaymentAttempt).where(PaymentAttempt.status == "failed"))
-    assert by_type["credits.granted"] == len(lots)
-    assert {e.data["lot"] for e in events if e.type == "credits.granted"} == {lot.id for lot in lots}
-    assert {e.data["lot"] for e in events if e.type == "credits.expired"} == {x.lot_id for x in expiries}
-    assert by_type["credits.expired"] == len(expiries)
+    plan_credit_events = Counter(e.type for e in events if e.data.get("kind") == "subscription")
+    by_type = Counter(e.type for e in events)
+    assert plan_credit_events["credits.granted"] == len(lots) == 4
+    assert {e.data["lot"] for e in events if e.type == "credits.granted"} >= {lot.id for lot in lots}
+    assert plan_credit_events["credits.expired"] == len(expiries) == 3
+    assert {e.data["lot"] for e in events if e.type == "credits.expired" and e.data["kind"] == "subscription"} == {
+        x.lot_id for x in expiries}
+    assert by_type["invoice.paid"] == len(paid) == 4
     assert {e.data["invoice"] for e in events if e.type == "invoice.paid"} == {i.id for i in paid}
-    assert by_type["invoice.paid"] == len(paid)
+    assert by_type["invoice.payment_failed"] == len(failed) == 4
     assert {e.data["attempt"] for e in events if e.type == "invoice.payment_failed"} == {a.id for a in failed}
     # Each event carries the instant of its change on the customer's clock.
     renewed = paying.events("subscription.renewed")[0]
