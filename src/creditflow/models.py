@@ -9,10 +9,11 @@ from creditflow.invoicing.models import Counter, Invoice, InvoiceLine
 from creditflow.kit.db import Base
 from creditflow.payment.models import PaymentAttempt, SandboxCharge
 from creditflow.portal.models import PortalSession
+from creditflow.refund.models import Refund
 from creditflow.subscription.models import Quote, Subscription
 
 __all__ = [
     "Base", "CreditAccount", "CreditEntry", "CreditLot", "CreditSpend", "Customer", "TestClock", "Event",
     "Counter", "Invoice", "InvoiceLine", "PaymentAttempt", "SandboxCharge", "Subscription", "Quote",
-    "ApiKey", "IdempotencyRecord", "PortalSession", "WebhookDelivery", "WebhookEndpoint",
+    "ApiKey", "IdempotencyRecord", "PortalSession", "Refund", "WebhookDelivery", "WebhookEndpoint",
 ]
