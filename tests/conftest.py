@@ -12,8 +12,8 @@ A test (or fixture) that needs a schema asks for `db`; it runs twice, once per b
 `db.url` to point an app, a worker or a subprocess at the same database.
 
 Speed: the Alembic migrations run once per session and backend into a template (a SQLite
-file, a PostgreSQL database); each test then gets its own copy (a file copy, or
-`CREATE DATABASE ... TEMPLATE`), which takes milliseconds. Every test therefore runs on a
+file, a PostgreSQL database); each test then gets its own copy (a file copy, ~1 ms, or
+`CREATE DATABASE ... TEMPLATE`, ~30-200 ms depending on the server's load). Every test therefore runs on a
 schema made by the migrations, isolated from every other test, with no cleanup to forget.
 
 PostgreSQL is at CREDITFLOW_TEST_POSTGRES_URL (default postgres@127.0.0.1:5432). When it is
@@ -105,10 +105,11 @@ def _pg_template(_pg_admin) -> Iterator[str]:
 
 
 @contextmanager
-def _pg_fresh(admin: Engine) -> Iterator[str]:
-    """A new empty database with a random name, dropped afterwards (even if still in use)."""
+def _pg_fresh(admin: Engine, template: str | None = None) -> Iterator[str]:
+    """A new database with a random name (empty, or a copy of `template`), dropped afterwards
+    even if something still holds a connection to it."""
     name = f"cf_test_{uuid.uuid4().hex[:12]}"
-    _pg_create(admin, name)
+    _pg_create(admin, name, template=template)
     try:
         yield _pg_url(name)
     finally:
@@ -132,38 +133,54 @@ def _sqlite_path(url: str) -> Path:
     return Path(make_url(url).database)
 
 
+def _sqlite_copy(template: Path, url: str) -> str:
+    path = _sqlite_path(url)
+    for stale in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+        stale.unlink(missing_ok=True)
+    shutil.copyfile(template, path)
+    return url
+
+
 # --- Public fixtures -------------------------------------------------------------------------
+
+# URLs whose database was created as a copy of the migrated template.
+_MIGRATED: set[str] = set()
 
 
 @pytest.fixture(
     params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
 )
 def database_url(request, tmp_path) -> Iterator[str]:
-    """A fresh, empty database on each backend."""
+    """A fresh database on each backend: empty, unless the test also uses `db`, in which case
+    it is that (migrated) database, created once, straight from the template."""
+    migrated = "db" in request.fixturenames
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
-        return
-    with _pg_fresh(request.getfixturevalue("_pg_admin")) as url:
+        url = f"sqlite:///{tmp_path / 'test.db'}"
+        if migrated:
+            _MIGRATED.add(_sqlite_copy(request.getfixturevalue("_sqlite_template"), url))
         yield url
-
-
-def _fill_from_template(request, url: str) -> None:
-    """Turn the (unused, empty) database at `url` into a copy of the migrated template."""
-    if url.startswith("sqlite"):
-        path = _sqlite_path(url)
-        for stale in (Path(f"{path}-wal"), Path(f"{path}-shm")):
-            stale.unlink(missing_ok=True)
-        shutil.copyfile(request.getfixturevalue("_sqlite_template"), path)
+        _MIGRATED.discard(url)
         return
+    template = request.getfixturevalue("_pg_template") if migrated else None
+    with _pg_fresh(request.getfixturevalue("_pg_admin"), template) as url:
+        if migrated:
+            _MIGRATED.add(url)
+        yield url
+        _MIGRATED.discard(url)
+
+
+def _migrated_copy(request, url: str) -> str:
+    """Turn the unused database at `url` into a copy of the migrated template."""
+    if url.startswith("sqlite"):
+        return _sqlite_copy(request.getfixturevalue("_sqlite_template"), url)
     admin = request.getfixturevalue("_pg_admin")
-    template = request.getfixturevalue("_pg_template")
     name = _pg_name(url)
     _pg_drop(admin, name)
-    _pg_create(admin, name, template=template)
+    _pg_create(admin, name, template=request.getfixturevalue("_pg_template"))
+    return url
 
 
-def _open(request, url: str) -> Iterator[Database]:
-    _fill_from_template(request, url)
+def _open(url: str) -> Iterator[Database]:
     database = Database(url)
     try:
         yield database
@@ -174,18 +191,21 @@ def _open(request, url: str) -> Iterator[Database]:
 @pytest.fixture
 def db(request, database_url) -> Iterator[Database]:
     """A `Database` whose schema was made by the Alembic migrations; one per backend."""
-    yield from _open(request, database_url)
+    if database_url not in _MIGRATED:  # `db` was requested late (getfixturevalue)
+        _migrated_copy(request, database_url)
+    yield from _open(database_url)
 
 
 @pytest.fixture
 def sqlite_db(request, tmp_path) -> Iterator[Database]:
-    yield from _open(request, f"sqlite:///{tmp_path / 'sqlite_db.db'}")
+    url = f"sqlite:///{tmp_path / 'sqlite_db.db'}"
+    yield from _open(_sqlite_copy(request.getfixturevalue("_sqlite_template"), url))
 
 
 @pytest.fixture
 def pg_db(request, _pg_admin) -> Iterator[Database]:
-    with _pg_fresh(_pg_admin) as url:
-        yield from _open(request, url)
+    with _pg_fresh(_pg_admin, request.getfixturevalue("_pg_template")) as url:
+        yield from _open(url)
 
 
 @pytest.fixture
@@ -196,8 +216,7 @@ def make_sqlite_db(request, tmp_path):
 
     def make() -> Database:
         url = f"sqlite:///{tmp_path / f'fresh_{len(opened)}.db'}"
-        _fill_from_template(request, url)
-        opened.append(Database(url))
+        opened.append(Database(_sqlite_copy(request.getfixturevalue("_sqlite_template"), url)))
         return opened[-1]
 
     yield make
