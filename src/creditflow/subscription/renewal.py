@@ -18,7 +18,8 @@ from creditflow.invoicing.service import LineDraft, create_invoice, get_invoice
 from creditflow.kit.periods import Term, month_boundary
 from creditflow.payment import fulfilment
 from creditflow.payment.models import PaymentAttempt
-from creditflow.payment.service import Outcome, Ticket, begin_collection, call_gateway, reconcile_attempt, settle_attempt
+from creditflow.payment.service import (STALE_PENDING, Outcome, Ticket, begin_collection, call_gateway,
+                                        reconcile_attempt, settle_attempt)
 from creditflow.subscription.lifecycle import LEASE, monthly_grant_due, next_due, set_calendar, term_end_due
 from creditflow.subscription.models import Subscription
 from creditflow.subscription.service import current_credit_offset, end_subscription, grant_plan_credits
@@ -56,14 +57,19 @@ def _next_step(ctx, session: Session, subscription_id: str, now: datetime, owner
         if sub.status == "past_due" and sub.next_retry_at > now:
             return _release(sub)
         sub.due_at = now + LEASE
-        unsettled = session.scalar(
-            select(PaymentAttempt.id).where(
+        unsettled = session.execute(
+            select(PaymentAttempt.id, PaymentAttempt.status, PaymentAttempt.created_at).where(
                 PaymentAttempt.invoice_id == sub.pending_invoice_id,
                 PaymentAttempt.status.in_(("pending", "unknown")),
             ).limit(1)
-        )
+        ).first()
         if unsettled is not None:
-            return ("reconcile", unsettled)
+            if unsettled.status == "pending" and unsettled.created_at > now - STALE_PENDING:
+                # Its worker may still be waiting on the gateway (the lease is shorter than
+                # that): deciding "never charged" now could let dunning charge a second time.
+                sub.due_at = unsettled.created_at + STALE_PENDING
+                return None
+            return ("reconcile", unsettled.id)
         invoice = get_invoice(session, sub.pending_invoice_id, for_update=True)
         return _charge(ctx, session, invoice, now)
 
