@@ -1,0 +1,96 @@
+"""What the database itself refuses, on both backends, and what the ledger check catches."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from creditflow.credits.check import check_ledger
+from creditflow.credits.promo import grant_promo_credits
+from creditflow.credits.spend import spend_credits
+
+from credit_kit import assert_ledger_clean, new_customer
+
+
+@pytest.fixture
+def spent(ctx):
+    cid = new_customer(ctx)
+    grant_promo_credits(ctx, cid, amount="50", reason="x")
+    spend_credits(ctx, cid, amount="120", feature="standard_models", reference="job-1")
+    assert_ledger_clean(ctx.db)
+    return cid
+
+
+def _execute(db, sql: str, **params) -> None:
+    with db.transaction() as session:
+        session.execute(text(sql), params)
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE credit_entries SET amount = amount + 1",
+    "UPDATE credit_entries SET kind = 'grant' WHERE kind = 'spend'",
+    "DELETE FROM credit_entries",
+])
+def test_ledger_entries_are_append_only(ctx, spent, sql):
+    with pytest.raises(DBAPIError, match="append-only"):
+        _execute(ctx.db, sql)
+    assert_ledger_clean(ctx.db)
+
+
+def test_truncate_is_refused_too_on_postgres(pg_db):
+    with pytest.raises(DBAPIError, match="append-only"):
+        _execute(pg_db, "TRUNCATE credit_entries")
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE credit_lots SET remaining = -1",
+    "UPDATE credit_lots SET remaining = granted + 1",
+    "UPDATE credit_lots SET kind = 'gift'",
+    "UPDATE credit_accounts SET available = -1",
+    "UPDATE credit_accounts SET spent = spent - 1000000",
+    "UPDATE credit_spends SET status = 'lost'",
+    "UPDATE credit_spends SET amount = 0",
+])
+def test_check_constraints_refuse_impossible_balances(ctx, spent, sql):
+    with pytest.raises(IntegrityError):
+        _execute(ctx.db, sql)
+    assert_ledger_clean(ctx.db)
+
+
+def test_a_reference_is_unique_per_customer(ctx, spent):
+    with pytest.raises(IntegrityError):
+        _execute(ctx.db, "INSERT INTO credit_spends (id, customer_id, kind, reference, feature, amount, status, draws,"
+                         " balance_after, created_at) SELECT 'spd_dup', customer_id, kind, reference, feature, amount,"
+                         " status, draws, balance_after, created_at FROM credit_spends")
+
+
+def _problems(db) -> list[str]:
+    with db.transaction(readonly=True) as session:
+        return check_ledger(session)
+
+
+@pytest.mark.parametrize("tamper, expected", [
+    ("UPDATE credit_accounts SET available = available + 1, granted = granted + 1",
+     ["account totals disagree with the ledger entries", "the lots hold"]),
+    ("UPDATE credit_accounts SET spent = spent + 1000, available = available - 1000",
+     ["account totals disagree", "the lots hold", "the spends add up to"]),
+    ("UPDATE credit_lots SET remaining = remaining - 1 WHERE kind = 'promo'",
+     ["but the lots hold", "its entries say"]),
+    ("UPDATE credit_spends SET amount = amount + 1", ["the spends add up to"]),
+    ("UPDATE credit_accounts SET held = held + 5, available = available - 5",
+     ["account totals disagree", "open holds reserve", "the lots hold"]),
+])
+def test_the_ledger_check_finds_what_was_tampered_with(ctx, spent, tamper, expected):
+    _execute(ctx.db, tamper)
+    problems = _problems(ctx.db)
+    assert problems, "a tampered ledger must not check clean"
+    for fragment in expected:
+        assert any(fragment in p for p in problems), (fragment, problems)
+    assert all(p.startswith(spent) for p in problems)
+
+
+def test_the_ledger_check_finds_an_entry_nobody_accounted_for(ctx, spent):
+    _execute(ctx.db, "INSERT INTO credit_entries (id, customer_id, lot_id, kind, amount, reference, created_at) "
+                     "SELECT 'cre_forged', customer_id, NULL, 'grant', 5000, NULL, created_at FROM credit_spends")
+    assert any("account totals disagree" in p and "granted" in p for p in _problems(ctx.db))
