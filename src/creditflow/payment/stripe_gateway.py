@@ -1,0 +1,218 @@
+"""The Stripe gateway (SPEC P2, P3), with the official `stripe` SDK.
+
+- One Stripe customer per creditflow customer, created on the first attach; its id is stored as
+  the customer's `gateway_customer_id`.
+- The token is a Stripe PaymentMethod id (`pm_...`); it is attached to that Stripe customer.
+- A charge is an off-session PaymentIntent confirmed on creation, with the payment attempt's id
+  as idempotency key and as metadata `creditflow_attempt`.
+- Declines are `failed` with Stripe's decline code; network trouble, timeouts and Stripe's own
+  errors are `unknown`: we cannot tell whether Stripe charged.
+- `lookup` never creates anything: it retrieves the PaymentIntent by its id when we know it,
+  else lists the Stripe customer's PaymentIntents (a strongly consistent read, unlike search)
+  and matches `creditflow_attempt`.
+- Refunds are Stripe refunds of the PaymentIntent, with the refund's id as idempotency key.
+
+The SDK's own network retries are off by default: our retry is reconciliation, which only reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import stripe
+
+from creditflow.kit.errors import InvalidRequest, PaymentFailed
+from creditflow.payment.gateway import ChargeRequest, ChargeResult, RefundResult
+
+ATTEMPT_KEY = "creditflow_attempt"
+CUSTOMER_KEY = "creditflow_customer"
+
+# Errors after which Stripe may or may not have acted on the request.
+_UNCERTAIN = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError, stripe.AuthenticationError,
+              stripe.PermissionError, stripe.IdempotencyError)
+
+
+class StripeGateway:
+    name = "stripe"
+
+    def __init__(self, api_key: str, *, api_base: str | None = None,
+                 customer_for_key: Callable[[str], str | None] | None = None,
+                 timeout: float = 30.0, max_network_retries: int = 0,
+                 http_client: stripe.HTTPClient | None = None):
+        """`customer_for_key(idempotency_key)` names the Stripe customer an attempt was charged to;
+        `lookup` needs it to find a PaymentIntent whose id never came back (see `context`)."""
+        if not api_key:
+            raise ValueError("the Stripe gateway needs an API key")
+        self.client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": api_base} if api_base else None,
+            max_network_retries=max_network_retries,
+            http_client=http_client or stripe.RequestsClient(timeout=timeout),
+        )
+        self.customer_for_key = customer_for_key
+
+    # -- payment methods ------------------------------------------------------------------------
+
+    def attach_payment_method(self, *, customer_id: str, gateway_customer_id: str | None, email: str,
+                              token: str) -> tuple[str, str]:
+        if not isinstance(token, str) or not token.startswith("pm_"):
+            raise InvalidRequest("token must be a Stripe PaymentMethod id (pm_...)", param="token")
+        try:
+            if gateway_customer_id is None:
+                gateway_customer_id = self._find_or_create_customer(customer_id, email)
+            method = self.client.v1.payment_methods.retrieve(token)
+            owner = _id_of(_field(method, "customer"))
+            if owner is None:
+                self.client.v1.payment_methods.attach(token, params={"customer": gateway_customer_id})
+            elif owner != gateway_customer_id:
+                raise InvalidRequest("this payment method belongs to another customer", param="token")
+            self.client.v1.customers.update(
+                gateway_customer_id, params={"invoice_settings": {"default_payment_method": token}})
+        except stripe.CardError as exc:
+            raise PaymentFailed(f"The card was refused: {_message(exc)}", code="payment_failed",
+                                param="token") from exc
+        except stripe.InvalidRequestError as exc:
+            raise InvalidRequest(f"Stripe refused the payment method: {_message(exc)}", param="token") from exc
+        except stripe.StripeError as exc:
+            raise PaymentFailed(f"The payment processor could not be reached ({_message(exc)}); try again.",
+                                code="gateway_unavailable", param="token") from exc
+        return gateway_customer_id, token
+
+    def _find_or_create_customer(self, customer_id: str, email: str) -> str:
+        """The Stripe customer of a creditflow customer. Its id is stored only once a card is
+        attached, so a first attach that failed (a declined card) left one behind: reuse it."""
+        for existing in self.client.v1.customers.list(params={"email": email, "limit": 100}).auto_paging_iter():
+            if _field(_field(existing, "metadata"), CUSTOMER_KEY) == customer_id:
+                return existing.id
+        # Keyed by our customer too: two concurrent first attaches get one Stripe customer.
+        return self.client.v1.customers.create(
+            params={"email": email, "metadata": {CUSTOMER_KEY: customer_id}},
+            options={"idempotency_key": f"creditflow-customer-{customer_id}"},
+        ).id
+
+    # -- charges --------------------------------------------------------------------------------
+
+    def charge(self, request: ChargeRequest) -> ChargeResult:
+        params: dict[str, Any] = {
+            "amount": request.amount,
+            "currency": request.currency.lower(),
+            "payment_method": request.payment_method,
+            "confirm": True,
+            "off_session": True,
+            # The description goes in metadata: localstripe refuses `description`.
+            "metadata": {ATTEMPT_KEY: request.idempotency_key, CUSTOMER_KEY: request.customer_id,
+                         "creditflow_description": request.description[:500]},
+        }
+        if request.gateway_customer_id:
+            params["customer"] = request.gateway_customer_id
+        try:
+            intent = self.client.v1.payment_intents.create(
+                params=params, options={"idempotency_key": request.idempotency_key})
+        except stripe.CardError as exc:  # a decline: nothing was charged
+            return ChargeResult("failed", reference=_intent_of_error(exc), failure_code=_decline_code(exc),
+                                failure_message=_message(exc))
+        except _UNCERTAIN as exc:
+            return ChargeResult("unknown", failure_code=_uncertain_code(exc), failure_message=_message(exc))
+        except stripe.InvalidRequestError as exc:  # refused before charging (a detached card, say)
+            return ChargeResult("failed", reference=_intent_of_error(exc),
+                                failure_code=exc.code or "invalid_request", failure_message=_message(exc))
+        except stripe.StripeError as exc:
+            return ChargeResult("unknown", failure_code="gateway_error", failure_message=_message(exc))
+        return _result_of(intent)
+
+    def lookup(self, idempotency_key: str, reference: str | None) -> ChargeResult:
+        try:
+            if reference:
+                return _result_of(self.client.v1.payment_intents.retrieve(reference))
+            customer = self.customer_for_key(idempotency_key) if self.customer_for_key else None
+            if customer is None:
+                # Without a Stripe customer the charge could not have been made (attach creates it).
+                return ChargeResult("not_found")
+            for intent in self._intents_of(customer):
+                if _field(_field(intent, "metadata"), ATTEMPT_KEY) == idempotency_key:
+                    return _result_of(intent)
+            return ChargeResult("not_found")
+        except stripe.StripeError as exc:
+            return ChargeResult("unknown", failure_code=_uncertain_code(exc), failure_message=_message(exc))
+
+    def _intents_of(self, customer: str) -> Iterator[Any]:
+        try:
+            page = self.client.v1.payment_intents.list(params={"customer": customer, "limit": 100})
+        except stripe.InvalidRequestError as exc:
+            if exc.http_status != 400 or "customer" not in (exc.user_message or ""):
+                raise
+            # localstripe can't filter PaymentIntents by customer: list them all and filter here.
+            page = self.client.v1.payment_intents.list(params={"limit": 100})
+        for intent in page.auto_paging_iter():
+            if _id_of(_field(intent, "customer")) == customer:
+                yield intent
+
+    # -- refunds --------------------------------------------------------------------------------
+
+    def refund(self, *, reference: str, amount: int, idempotency_key: str) -> RefundResult:
+        """Declines and refusals are `failed`; network trouble raises, leaving the refund pending
+        so that it is retried with the same idempotency key."""
+        if not reference:
+            return RefundResult("failed", failure_message="no Stripe payment to refund")
+        try:
+            refund = self.client.v1.refunds.create(
+                params={"payment_intent": reference, "amount": amount,
+                        "metadata": {"creditflow_refund": idempotency_key}},
+                options={"idempotency_key": idempotency_key})
+        except (stripe.CardError, stripe.InvalidRequestError) as exc:
+            return RefundResult("failed", failure_message=f"Stripe refused the refund: {_message(exc)}")
+        if refund.status in ("succeeded", "pending"):  # pending: accepted, on its way to the card
+            return RefundResult("succeeded", reference=refund.id)
+        return RefundResult("failed", reference=refund.id,
+                            failure_message=f"Stripe refund {refund.id} is {refund.status}")
+
+
+def _result_of(intent: Any) -> ChargeResult:
+    status = _field(intent, "status")
+    if status == "succeeded":
+        return ChargeResult("succeeded", reference=intent.id)
+    if status == "processing":
+        return ChargeResult("unknown", reference=intent.id, failure_code="processing",
+                            failure_message="Stripe is still processing the payment.")
+    error = _field(intent, "last_payment_error") or {}
+    if status == "requires_action":
+        return ChargeResult("failed", reference=intent.id, failure_code="authentication_required",
+                            failure_message="The card needs the customer's authentication.")
+    return ChargeResult("failed", reference=intent.id,
+                        failure_code=_field(error, "decline_code") or _field(error, "code") or status,
+                        failure_message=_field(error, "message") or f"The payment is {status}.")
+
+
+def _field(obj: Any, key: str) -> Any:
+    """A field of a Stripe object (not a dict since SDK v13) or of a plain dict; None if absent."""
+    if obj is None:
+        return None
+    try:
+        return obj[key]
+    except KeyError:
+        return None
+
+
+def _id_of(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return _field(value, "id")
+
+
+def _intent_of_error(exc: stripe.StripeError) -> str | None:
+    return _id_of(_field(exc.error, "payment_intent"))
+
+
+def _decline_code(exc: stripe.StripeError) -> str:
+    return _field(exc.error, "decline_code") or exc.code or "card_declined"
+
+
+def _uncertain_code(exc: stripe.StripeError) -> str:
+    if isinstance(exc, stripe.APIConnectionError):
+        return "timeout" if "timed out" in str(exc).lower() else "network_error"
+    return exc.code or "gateway_error"
+
+
+def _message(exc: stripe.StripeError) -> str:
+    return (exc.user_message or str(exc) or exc.__class__.__name__)[:500]
