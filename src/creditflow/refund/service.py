@@ -13,13 +13,13 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from creditflow.credits.grants import expire_lot
+from creditflow.credits.grants import expire_lot, lock_account
 from creditflow.credits.models import CreditEntry, CreditLot
 from creditflow.events.outbox import record_event
 from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import get_invoice
 from creditflow.kit.credits import Credits
-from creditflow.kit.errors import Conflict, InvalidRequest, PaymentFailed
+from creditflow.kit.errors import Conflict, InvalidRequest, NotFound, PaymentFailed
 from creditflow.kit.ids import new_id
 from creditflow.payment.models import PaymentAttempt
 from creditflow.refund.models import Refund
@@ -27,22 +27,24 @@ from creditflow.refund.policy import Eligibility, refund_eligibility
 from creditflow.subscription.models import Subscription
 
 SUBSCRIPTION_PURPOSES = ("subscription_create", "renewal", "plan_change")
+MAX_REASON = 500  # the column's length
 
 
 def credits_spent_since(session: Session, customer_id: str, since: datetime) -> Credits:
-    """Credits consumed by spends and settled holds since an instant, net of spend refunds."""
-    rows = dict(session.execute(
-        select(CreditEntry.kind, func.coalesce(func.sum(CreditEntry.amount), 0))
-        .where(CreditEntry.customer_id == customer_id, CreditEntry.created_at >= since,
-               CreditEntry.kind.in_(("spend", "settle", "refund")))
-        .group_by(CreditEntry.kind)
-    ).all())
+    """Credits consumed by spends and settled holds since an instant, net of the refunds of those
+    spends (a refund of a spend made before `since` gives nothing back to this count)."""
+    consumed = (CreditEntry.customer_id == customer_id) & (CreditEntry.created_at >= since)
+    spent = session.scalar(select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
+        consumed, CreditEntry.kind.in_(("spend", "settle"))))
+    references_since = select(CreditEntry.reference).where(consumed, CreditEntry.kind.in_(("spend", "settle")))
+    returned = session.scalar(select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
+        CreditEntry.customer_id == customer_id, CreditEntry.kind == "refund",
+        CreditEntry.reference.in_(references_since)))
+    return Credits(max(0, _milli(spent) - _milli(returned)))
 
-    def milli(kind: str) -> int:
-        value = rows.get(kind, 0)
-        return value.milli if isinstance(value, Credits) else int(value)
 
-    return Credits(milli("spend") + milli("settle") - milli("refund"))
+def _milli(value) -> int:
+    return value.milli if isinstance(value, Credits) else int(value)
 
 
 def eligibility(ctx, invoice_id: str) -> Eligibility:
@@ -72,10 +74,25 @@ def refundable_amount(invoice: Invoice) -> int:
 
 
 def create_refund(ctx, invoice_id: str, *, reason: str, amount: int | None = None, actor: str | None = None,
-                  end_subscription: bool = True) -> Refund:
-    """Refund (part of) what a paid invoice collected. Support only: the caller checks scope."""
-    if not reason or not str(reason).strip():
+                  end_subscription: bool | None = None) -> Refund:
+    """Refund (part of) what a paid invoice collected. Support only: the caller checks scope.
+
+    What the charge bought is taken back (the subscription ended, the top-up's unspent credits
+    removed) by the refund that completes the invoice's refund (`end_subscription=None`); a
+    partial refund is a goodwill gesture that takes nothing. `True` takes back on any refund,
+    `False` never (the caller has already ended or changed the subscription).
+
+    Refused before anything is written or sent to the gateway: InvalidRequest (`reason`,
+    `amount`, `amount_too_large`, `nothing_to_refund`), NotFound (invoice), Conflict
+    `already_refunded`, `invoice_not_paid`, `refund_in_progress`. After the gateway call:
+    PaymentFailed `refund_failed` (the gateway refused; the refund is recorded as failed and the
+    invoice is unchanged) or `refund_pending` (its answer was lost: `retry_refund` finishes it
+    with the same idempotency key).
+    """
+    if not isinstance(reason, str) or not reason.strip():
         raise InvalidRequest("a refund needs a reason", param="reason")
+    if len(reason.strip()) > MAX_REASON:
+        raise InvalidRequest(f"reason is longer than {MAX_REASON} characters", param="reason")
     if amount is not None and (isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0):
         raise InvalidRequest("amount must be a positive integer of minor units", param="amount")
 
@@ -91,7 +108,8 @@ def create_refund(ctx, invoice_id: str, *, reason: str, amount: int | None = Non
         pending = session.scalar(select(func.count()).select_from(Refund).where(
             Refund.invoice_id == invoice.id, Refund.status == "pending"))
         if pending:
-            raise Conflict("a refund of this invoice is in progress", code="refund_in_progress", param="invoice")
+            raise Conflict("a refund of this invoice is in progress; retry that refund to finish it",
+                           code="refund_in_progress", param="invoice")
         left = refundable_amount(invoice)
         amount = left if amount is None else amount
         if left <= 0:
@@ -100,18 +118,40 @@ def create_refund(ctx, invoice_id: str, *, reason: str, amount: int | None = Non
         if amount > left:
             raise InvalidRequest(f"amount {amount} exceeds the {left} that can still be refunded",
                                  code="amount_too_large", param="amount")
-        charge_reference = session.scalar(
-            select(PaymentAttempt.gateway_reference).where(
-                PaymentAttempt.invoice_id == invoice.id, PaymentAttempt.status == "succeeded"))
+        charge_reference = _charge_reference(session, invoice.id)
+        if charge_reference is None:
+            raise InvalidRequest("no card payment of this invoice is on record", code="nothing_to_refund",
+                                 param="invoice")
         refund = Refund(id=new_id("ref"), invoice_id=invoice.id, customer_id=invoice.customer_id,
                         amount=amount, currency=invoice.currency, status="pending", reason=reason.strip(),
                         actor=actor, created_at=now)
         session.add(refund)
         refund_id = refund.id
 
+    return _send(ctx, refund_id, charge_reference, amount, now, end_subscription)
+
+
+def retry_refund(ctx, refund_id: str, *, end_subscription: bool | None = None) -> Refund:
+    """Finish a refund left `pending` (the gateway's answer was lost): ask again with the same
+    idempotency key, so the gateway pays out once. A settled refund is returned as it is."""
+    with ctx.db.transaction(readonly=True) as session:
+        refund = session.get(Refund, refund_id)
+        if refund is None:
+            raise NotFound(f"no such refund: {refund_id}", param="refund")
+        if refund.status != "pending":
+            return refund
+        charge_reference = _charge_reference(session, refund.invoice_id)
+        now = ctx.now_for(session, refund.customer_id)
+        amount = refund.amount
+    return _send(ctx, refund_id, charge_reference, amount, now, end_subscription)
+
+
+def _send(ctx, refund_id: str, charge_reference: str, amount: int, now: datetime,
+          end_subscription: bool | None) -> Refund:
+    """Call the gateway outside any transaction, then record the outcome (SPEC P3)."""
     try:
         result = ctx.gateway.refund(reference=charge_reference, amount=amount, idempotency_key=refund_id)
-    except Exception as exc:  # the refund stays pending; retrying uses the same key
+    except Exception as exc:  # the refund stays pending; retry_refund uses the same key
         raise PaymentFailed(f"The refund could not be confirmed ({exc}); retry it.", code="refund_pending") from exc
 
     def record(session: Session) -> Refund:
@@ -123,7 +163,13 @@ def create_refund(ctx, invoice_id: str, *, reason: str, amount: int | None = Non
     return refund
 
 
-def settle_refund(ctx, session: Session, refund_id: str, result, now: datetime, *, end_subscription: bool) -> Refund:
+def _charge_reference(session: Session, invoice_id: str) -> str | None:
+    return session.scalar(select(PaymentAttempt.gateway_reference).where(
+        PaymentAttempt.invoice_id == invoice_id, PaymentAttempt.status == "succeeded"))
+
+
+def settle_refund(ctx, session: Session, refund_id: str, result, now: datetime, *,
+                  end_subscription: bool | None = None) -> Refund:
     refund = session.get(Refund, refund_id, with_for_update=True, populate_existing=True)
     if refund.status != "pending":
         return refund
@@ -138,22 +184,29 @@ def settle_refund(ctx, session: Session, refund_id: str, result, now: datetime, 
     invoice.amount_refunded += refund.amount
     if invoice.amount_refunded >= invoice.amount_paid:
         invoice.status = "refunded"
-    _take_back(ctx, session, invoice, now, end_subscription=end_subscription)
+    take_back = invoice.status == "refunded" if end_subscription is None else end_subscription
+    if take_back:
+        _take_back(ctx, session, invoice, now)
     record_event(session, "refund.created", customer_id=invoice.customer_id, now=now, data={
         "refund": refund.id, "invoice": invoice.id, "amount": refund.amount, "currency": refund.currency,
         "reason": refund.reason, "invoice_status": invoice.status})
     return refund
 
 
-def _take_back(ctx, session: Session, invoice: Invoice, now: datetime, *, end_subscription: bool) -> None:
-    """What a refund removes: the subscription it paid for, or the top-up credits it bought."""
+def _take_back(ctx, session: Session, invoice: Invoice, now: datetime) -> None:
+    """What a refund removes: the subscription it paid for, or the top-up credits it bought.
+
+    Locks in the order the rest of the engine takes them (subscription, credit account, lots),
+    so a concurrent renewal or spend waits instead of deadlocking."""
     from creditflow.subscription.service import end_subscription as end_sub
 
-    if invoice.purpose in SUBSCRIPTION_PURPOSES and end_subscription and invoice.subscription_id:
+    if invoice.purpose in SUBSCRIPTION_PURPOSES and invoice.subscription_id:
         sub = session.get(Subscription, invoice.subscription_id, with_for_update=True, populate_existing=True)
         if sub is not None and sub.status in ("active", "past_due"):
+            lock_account(session, invoice.customer_id)
             end_sub(session, sub, now=now, reason="refunded")
     elif invoice.purpose == "top_up":
+        lock_account(session, invoice.customer_id)
         for lot in session.scalars(select(CreditLot).where(CreditLot.invoice_id == invoice.id).with_for_update()):
             expire_lot(session, lot, now=now)
 
