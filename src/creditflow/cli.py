@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
+import secrets
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import typer
@@ -14,8 +15,10 @@ from creditflow.kit.errors import CreditflowError
 app = typer.Typer(help="creditflow: subscriptions-and-credits billing engine", no_args_is_help=True)
 catalog_app = typer.Typer(help="Work with catalog files", no_args_is_help=True)
 ledger_app = typer.Typer(help="Check the credit ledger", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(keys_app, name="keys")
 
 
 def _database_url(url: str | None) -> str:
@@ -93,49 +96,116 @@ def worker(
 
 
 @app.command()
-def demo(database_url: str = typer.Option(None, "--database-url", help="Default: a fresh demo.db")):
-    """Subscribe a demo customer on a test clock to Standard quarterly, advance four months, and
-    print the invoices and credit grants."""
-    from sqlalchemy import select
-
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Address to listen on"),
+    port: int = typer.Option(8000, help="Port to listen on"),
+    no_migrate: bool = typer.Option(False, "--no-migrate", help="Don't apply pending migrations at start"),
+    no_worker: bool = typer.Option(False, "--no-worker", help="Leave due work to `creditflow worker` processes"),
+    workers: int = typer.Option(1, help="API processes (uvicorn workers)"),
+    database_url: str = typer.Option(None, "--database-url", help="Default: CREDITFLOW_DATABASE_URL"),
+    log_level: str = typer.Option("info", help="uvicorn log level"),
+):
+    """Serve the HTTP API (and run the worker in the background unless --no-worker)."""
+    from creditflow.api.server import serve as run_server
+    from creditflow.api.settings import Settings
     from creditflow.context import build_context
-    from creditflow.credits.models import CreditEntry, CreditLot
-    from creditflow.customer.service import create_customer, create_test_clock, set_payment_method
-    from creditflow.invoicing.models import Invoice
     from creditflow.kit.db import Database
     from creditflow.kit.db.migrate import upgrade
-    from creditflow.kit.ids import new_id
-    from creditflow.kit.money import format_money
-    from creditflow.subscription.service import subscribe
-    from creditflow.worker.testclock import advance_test_clock
 
-    if database_url is None:
-        Path("demo.db").unlink(missing_ok=True)
-        database_url = "sqlite:///demo.db"
-    upgrade(database_url)
-    ctx = build_context(Database(database_url))
-    start = datetime(2026, 1, 15, 10, 0, tzinfo=timezone.utc)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    url = _database_url(database_url)
+    if not no_migrate:
+        upgrade(url)
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    ctx = build_context(Database(url))
+    run_server(ctx, settings, host=host, port=port, worker=not no_worker, workers=workers, log_level=log_level)
+
+
+@keys_app.command("create")
+def keys_create(
+    scope: str = typer.Option(..., "--scope", help="server or support"),
+    database_url: str = typer.Option(None, "--database-url", help="Default: CREDITFLOW_DATABASE_URL"),
+):
+    """Create an API key and print its secret (shown this once; only its hash is stored)."""
+    from sqlalchemy.exc import DBAPIError
+
+    from creditflow.auth.service import create_api_key
+    from creditflow.kit.clock import SystemClock
+    from creditflow.kit.db import Database
+
+    db = Database(_database_url(database_url))
+    try:
+        with db.transaction() as session:
+            _, secret = create_api_key(session, scope, now=SystemClock().now())
+    except CreditflowError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(2) from None
+    except DBAPIError as exc:
+        typer.echo(f"could not create the key ({exc.orig}); has `creditflow migrate` run?", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo(secret)
+
+
+DEMO_EXTERNAL_ID = "demo"
+
+
+@app.command()
+def demo(
+    host: str = typer.Option("127.0.0.1", help="Address to serve on"),
+    port: int = typer.Option(8000, help="Port to serve on"),
+    database_url: str = typer.Option(None, "--database-url", help="Default: creditflow.db in this directory"),
+    print_only: bool = typer.Option(False, "--print-only", help="Set up and print, but don't start the server"),
+):
+    """Start the server on SQLite with a demo customer subscribed to Standard monthly, and print
+    a server API key and a link to the customer's billing page."""
+    from creditflow.api.server import serve as run_server
+    from creditflow.api.settings import Settings
+    from creditflow.auth.service import create_api_key
+    from creditflow.context import build_context
+    from creditflow.customer.service import create_customer, list_customers, set_payment_method
+    from creditflow.kit.db import Database
+    from creditflow.kit.db.migrate import upgrade
+    from creditflow.portal.service import PAGE_PATH, create_portal_session
+    from creditflow.subscription.service import customer_plan, subscribe
+
+    url = database_url or "sqlite:///creditflow.db"
+    upgrade(url)
+    # The link printed below must verify in the server that checks it.
+    os.environ.setdefault("CREDITFLOW_SECRET_KEY", secrets.token_urlsafe(32))
+    settings = Settings.from_env()
+    ctx = build_context(Database(url))
+    now = ctx.clock.now()
     with ctx.db.transaction() as session:
-        clock = create_test_clock(session, start, now=start)
-        customer = create_customer(ctx, session, external_id=new_id("demo"), email="demo@example.com",
-                                   name="Demo Customer", test_clock=clock.id)
-    set_payment_method(ctx, customer.id, "pm_card_ok")
-    sub = subscribe(ctx, customer.id, "standard", "quarterly")
-    typer.echo(f"{customer.id} subscribed to Standard quarterly on {start:%Y-%m-%d %H:%M} UTC ({sub.id})")
-    end = datetime(2026, 5, 15, 10, 0, tzinfo=timezone.utc)
-    advance_test_clock(ctx, clock.id, end)
-    typer.echo(f"test clock advanced to {end:%Y-%m-%d %H:%M} UTC\n\nInvoices:")
+        _, secret = create_api_key(session, "server", now=now)
+        found, _ = list_customers(session, external_id=DEMO_EXTERNAL_ID, limit=1)
+        customer = found[0] if found else create_customer(
+            ctx, session, external_id=DEMO_EXTERNAL_ID, email="demo@example.com", name="Demo Customer")
+        customer_id = customer.id
     with ctx.db.transaction(readonly=True) as session:
-        for inv in session.scalars(select(Invoice).where(Invoice.customer_id == customer.id).order_by(Invoice.number)):
-            typer.echo(f"  #{inv.number:<4} {inv.created_at:%Y-%m-%d}  {inv.purpose:<20} "
-                       f"{format_money(inv.total, inv.currency):>10}  {inv.status}")
-        typer.echo("\nCredit grants:")
-        lots = session.scalars(select(CreditLot).where(CreditLot.customer_id == customer.id)
-                               .order_by(CreditLot.created_at))
-        for lot in lots:
-            expires = f"expires {lot.expires_at:%Y-%m-%d}" if lot.expires_at else "never expires"
-            typer.echo(f"  {lot.created_at:%Y-%m-%d}  {lot.kind:<13} {str(lot.granted):>8} credits, {expires}")
-    ctx.db.dispose()
+        plan = customer_plan(session, customer_id)
+    if plan == "free":
+        set_payment_method(ctx, customer_id, "pm_card_ok")
+        subscribe(ctx, customer_id, "standard", "monthly")
+    with ctx.db.transaction() as session:
+        _, token = create_portal_session(session, customer_id=customer_id, return_url=None,
+                                         secret_key=settings.secret_key, now=ctx.clock.now())
+    base = f"http://{host}:{port}"
+    typer.echo(f"demo customer:   {customer_id} (Standard monthly) in {url}")
+    typer.echo(f"server API key:  {secret}")
+    typer.echo(f"billing page:    {base}{PAGE_PATH}{token}   (one-time link, valid 5 minutes)")
+    typer.echo(f"try:             curl -H 'Authorization: Bearer {secret}' {base}/v1/customers/{customer_id}/credits")
+    if print_only:
+        typer.echo(f"serve it with:   CREDITFLOW_SECRET_KEY={settings.secret_key} creditflow serve --port {port}")
+        ctx.db.dispose()
+        return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    run_server(ctx, settings, host=host, port=port)
 
 
 def main() -> None:  # pragma: no cover

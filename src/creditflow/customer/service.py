@@ -101,3 +101,15 @@ def set_payment_method(ctx, customer_id: str, token: str) -> Customer:
         customer.gateway_customer_id = gateway_customer_id
         customer.payment_method = method
         return customer
+
+
+def list_customers(session: Session, *, external_id: str | None = None, limit: int = 20,
+                   starting_after: str | None = None) -> tuple[list[Customer], bool]:
+    """Oldest first (ids sort by creation); `starting_after` continues after a customer id."""
+    query = select(Customer)
+    if external_id is not None:
+        query = query.where(Customer.external_id == external_id)
+    if starting_after is not None:
+        query = query.where(Customer.id > starting_after)
+    rows = list(session.scalars(query.order_by(Customer.id).limit(limit + 1)))
+    return rows[:limit], len(rows) > limit

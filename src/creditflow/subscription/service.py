@@ -12,14 +12,14 @@ from creditflow.credits.grants import expire_subscription_lots, grant_credits
 from creditflow.customer.service import get_customer
 from creditflow.events.outbox import record_event
 from creditflow.invoicing.service import LineDraft, create_invoice
-from creditflow.kit.errors import Conflict, PaymentFailed
+from creditflow.kit.errors import Conflict, NotFound, PaymentFailed
 from creditflow.kit.ids import new_id
 from creditflow.kit.periods import Term, month_index_at
 from creditflow.payment import fulfilment
 from creditflow.payment.service import begin_collection, collect
 from creditflow.subscription.lifecycle import next_due, set_calendar
 from creditflow.subscription.models import Subscription
-from creditflow.subscription.repository import get_subscription, live_subscription
+from creditflow.subscription.repository import current_plan_code, get_subscription, live_subscription
 
 
 def subscribe(ctx, customer_id: str, plan: str, term: str) -> Subscription:
@@ -133,6 +133,24 @@ def resume_subscription(ctx, subscription_id: str) -> Subscription:
         record_event(session, "subscription.resumed", customer_id=sub.customer_id, now=now,
                      data={"subscription": sub.id})
         return sub
+
+
+def read_subscription(session: Session, subscription_id: str) -> Subscription:
+    return get_subscription(session, subscription_id)
+
+
+def customer_subscription(session: Session, customer_id: str) -> Subscription:
+    """The customer's live subscription (active or past_due), or NotFound."""
+    get_customer(session, customer_id)
+    sub = live_subscription(session, customer_id)
+    if sub is None:
+        raise NotFound(f"customer {customer_id} has no subscription", param="customer")
+    return sub
+
+
+def customer_plan(session: Session, customer_id: str) -> str:
+    """The plan code the customer is on: their active subscription's, or `free`."""
+    return current_plan_code(session, customer_id)
 
 
 def end_subscription(session: Session, sub: Subscription, *, now: datetime, reason: str,

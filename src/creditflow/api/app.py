@@ -1,0 +1,54 @@
+"""The FastAPI application: `create_app(ctx, settings)`.
+
+Each request is its own unit of work: the services open their transactions through `ctx.db`
+(payment use cases commit before calling the gateway, by design). Routes translate between
+the schemas of API.md and the services, and never query the database themselves.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from creditflow.api import errors
+from creditflow.api.gate import Gate
+from creditflow.api.routes import catalog, credits, customers, events, invoices, portal, subscriptions, test_clocks
+from creditflow.api.schemas.misc import Health
+from creditflow.api.settings import Settings
+from creditflow.auth.service import ensure_keys, parse_bootstrap_keys
+from creditflow.context import Context
+
+API_PREFIX = "/v1"
+
+
+def create_app(ctx: Context, settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    if settings.bootstrap_keys:
+        ensure_keys(ctx.db, parse_bootstrap_keys(settings.bootstrap_keys), now=ctx.clock.now())
+
+    app = FastAPI(
+        title="creditflow",
+        version="1",
+        description="Subscriptions-and-credits billing engine. Authenticate with "
+                    "`Authorization: Bearer <secret key>`. POST and DELETE accept an `Idempotency-Key` header.",
+        openapi_url="/openapi.json",
+    )
+    app.state.ctx = ctx
+    app.state.settings = settings
+    errors.install(app)
+    for module in (customers, catalog, subscriptions, credits, invoices, events, portal, test_clocks):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    @app.get("/healthz", response_model=Health, tags=["health"],
+             responses={503: {"model": errors.ErrorResponse, "description": "The database does not answer"}})
+    def healthz():
+        try:
+            with ctx.db.transaction(readonly=True) as session:
+                session.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+            return JSONResponse(errors.error_body("unavailable", "the database does not answer"), status_code=503)
+        return Health()
+
+    app.add_middleware(Gate, ctx=ctx, settings=settings, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,50 @@
+"""FastAPI dependencies: the context, the settings, the caller's API key, list paging."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from creditflow.api.settings import Settings
+from creditflow.auth.service import Principal
+from creditflow.context import Context
+from creditflow.kit.errors import CreditflowError
+
+# Declares the bearer scheme in the OpenAPI document; the gate has checked the key already.
+_bearer = HTTPBearer(auto_error=False, description="A secret API key (server or support scope)")
+
+
+class Unauthorized(CreditflowError):
+    http_status = 401
+    default_code = "unauthorized"
+
+
+def get_ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_principal(request: Request,
+                  _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+    principal = request.scope.get("state", {}).get("principal")
+    if principal is None:
+        raise Unauthorized("missing or wrong API key")
+    return principal
+
+
+def get_support(principal: Annotated[Principal, Depends(get_principal)]) -> Principal:
+    principal.require("support")
+    return principal
+
+
+Ctx = Annotated[Context, Depends(get_ctx)]
+AppSettings = Annotated[Settings, Depends(get_settings)]
+Caller = Annotated[Principal, Depends(get_principal)]
+Support = Annotated[Principal, Depends(get_support)]
+Limit = Annotated[int, Query(ge=1, le=100, description="Page size (default 20, at most 100)")]
+StartingAfter = Annotated[str | None, Query(max_length=100, description="Continue after this id")]

@@ -1,0 +1,137 @@
+"""The error format of API.md, `{"error": {"code", "message", "param"}}`, for every failure.
+
+Domain errors carry their HTTP status and code; validation errors become 422 `invalid_request`
+naming the field (400 `malformed_request` when the body is not JSON at all); unknown routes
+404; and a database uniqueness race that a service didn't catch is still a 409, not a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from creditflow.kit.errors import CreditflowError
+
+log = logging.getLogger("creditflow.api")
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+    param: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+def error_body(code: str, message: str, param: str | None = None, **extra) -> dict:
+    return {"error": {"code": code, "message": message, "param": param, **extra}}
+
+
+def error_response(status: int, code: str, message: str, param: str | None = None,
+                   headers: dict | None = None, **extra) -> JSONResponse:
+    return JSONResponse(error_body(code, message, param, **extra), status_code=status, headers=headers)
+
+
+def error_bytes(code: str, message: str, param: str | None = None) -> bytes:
+    return json.dumps(error_body(code, message, param), separators=(",", ":")).encode()
+
+
+def domain_error_response(exc: CreditflowError) -> JSONResponse:
+    status = exc.http_status
+    if status == 422 and exc.code != "invalid_request":
+        # API.md: every 422 is `invalid_request`; the service's finer code goes in `reason`.
+        return error_response(422, "invalid_request", exc.message, exc.param, reason=exc.code)
+    return error_response(status, exc.code, exc.message, exc.param)
+
+
+def _param(loc: tuple) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+def _validation_message(error: dict) -> str:
+    message = error.get("msg", "invalid value")
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    param = _param(tuple(error.get("loc", ())))
+    return f"{param}: {message}" if param else message
+
+
+def validation_error_response(exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    for error in errors:
+        if error.get("type") == "json_invalid":
+            return error_response(400, "malformed_request", "the request body is not valid JSON")
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
+        return error_response(422, "invalid_request", "a JSON object body is required", None)
+    return error_response(422, "invalid_request", _validation_message(first), _param(tuple(first.get("loc", ()))))
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(CreditflowError)
+    async def _domain(request: Request, exc: CreditflowError):
+        return domain_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError):
+        return validation_error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 400: "malformed_request"}
+        code = codes.get(exc.status_code, "http_error")
+        message = "no such route" if exc.status_code == 404 else str(exc.detail)
+        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError):
+        log.warning("uniqueness conflict surfaced to the API: %s", exc.orig)
+        return error_response(409, "conflict", "the request conflicts with a concurrent change; retry it")
+
+    @app.exception_handler(OperationalError)
+    async def _operational(request: Request, exc: OperationalError):
+        log.error("database error: %s", exc.orig)
+        return error_response(503, "unavailable", "the database is busy or unreachable; retry shortly",
+                              headers={"Retry-After": "1"})
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "an unexpected error occurred")
+
+
+# Error responses every /v1 operation may give, for the OpenAPI document.
+COMMON_ERRORS = {
+    400: {"model": ErrorResponse, "description": "Malformed request (the body is not JSON)"},
+    401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
+    413: {"model": ErrorResponse, "description": "Request body too large"},
+    422: {"model": ErrorResponse, "description": "A field is wrong (`invalid_request`; `param` names it)"},
+    429: {"model": ErrorResponse, "description": "Rate limited (`rate_limited`; see Retry-After)"},
+}
+
+
+def errors(*statuses: int, **descriptions: str) -> dict:
+    """`responses=` for an operation: the common errors plus its own statuses."""
+    defaults = {
+        402: "Payment failed (`payment_failed`), nothing changed",
+        403: "Wrong scope (`forbidden`) or a support-only action (`support_only`)",
+        404: "No such object (`not_found`)",
+        409: "State conflict (the code says which)",
+    }
+    result = dict(COMMON_ERRORS)
+    for status in statuses:
+        result[status] = {"model": ErrorResponse,
+                          "description": descriptions.get(f"e{status}", defaults.get(status, "Error"))}
+    return result

@@ -1,0 +1,205 @@
+"""What every /v1 request passes before its route: size limit, API key, rate limit, and the
+Idempotency-Key of POST and DELETE requests.
+
+A pure ASGI middleware, so that it sees the raw body (for the size limit and the request's
+fingerprint) and the whole response (to store it for replays before it is sent).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+from anyio import to_thread
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from creditflow.api.errors import error_bytes
+from creditflow.api.settings import Settings
+from creditflow.auth.service import Principal, authenticate, hash_key
+from creditflow.idempotency import service as idempotency
+
+AUTH_CACHE_SECONDS = 10.0
+PURGE_EVERY_SECONDS = 600.0
+IDEMPOTENT_METHODS = ("POST", "DELETE")
+
+
+class TokenBuckets:
+    """In-process token buckets, one per API key: `rate` tokens a second, at most `burst`."""
+
+    def __init__(self, rate: float, burst: float):
+        self.rate, self.burst = rate, burst
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str, now: float | None = None) -> float:
+        """0 if the request may go, else the seconds until a token is there."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._buckets[key] = (tokens - 1, now)
+                return 0.0
+            self._buckets[key] = (tokens, now)
+            return (1 - tokens) / self.rate
+
+
+class Gate:
+    def __init__(self, app: ASGIApp, *, ctx, settings: Settings, prefix: str = "/v1"):
+        self.app, self.ctx, self.settings, self.prefix = app, ctx, settings, prefix
+        self.buckets = TokenBuckets(settings.rate_limit, settings.burst)
+        self._auth_cache: dict[str, tuple[Principal, float]] = {}
+        self._last_purge = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+
+        length = headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.settings.max_body_bytes):
+            await _reply(send, 413, error_bytes("request_too_large",
+                                                f"the body is limited to {self.settings.max_body_bytes} bytes"))
+            return
+
+        principal = await self._authenticate(headers.get("authorization", ""))
+        if principal is None:
+            await _reply(send, 401, error_bytes("unauthorized", "missing or wrong API key "
+                                                "(Authorization: Bearer <secret key>)"),
+                         {"www-authenticate": "Bearer"})
+            return
+
+        wait = self.buckets.take(principal.key_id)
+        if wait > 0:
+            await _reply(send, 429, error_bytes("rate_limited", "too many requests; retry after a moment"),
+                         {"retry-after": str(max(1, math.ceil(wait)))})
+            return
+
+        body = await _read_body(receive, self.settings.max_body_bytes)
+        if body is None:
+            await _reply(send, 413, error_bytes("request_too_large",
+                                                f"the body is limited to {self.settings.max_body_bytes} bytes"))
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        replay_receive = _replaying(body, receive)
+
+        key = headers.get("idempotency-key")
+        if key is None or scope["method"] not in IDEMPOTENT_METHODS:
+            await self.app(scope, replay_receive, send)
+            return
+        await self._idempotent(scope, replay_receive, send, principal, key, body)
+
+    async def _authenticate(self, authorization: str) -> Principal | None:
+        scheme, _, secret = authorization.partition(" ")
+        secret = secret.strip()
+        if scheme.lower() != "bearer" or not secret or len(secret) > 200:
+            return None
+        digest = hash_key(secret)
+        cached = self._auth_cache.get(digest)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+
+        def lookup() -> Principal | None:
+            with self.ctx.db.transaction(readonly=True) as session:
+                return authenticate(session, secret)
+
+        principal = await to_thread.run_sync(lookup)
+        if principal is not None:
+            if len(self._auth_cache) > 10_000:
+                self._auth_cache.clear()
+            self._auth_cache[digest] = (principal, time.monotonic() + AUTH_CACHE_SECONDS)
+        return principal
+
+    async def _idempotent(self, scope, receive, send, principal: Principal, key: str, body: bytes) -> None:
+        if not key.strip() or len(key) > idempotency.MAX_KEY_LENGTH:
+            await _reply(send, 422, error_bytes(
+                "invalid_request", f"Idempotency-Key must be 1 to {idempotency.MAX_KEY_LENGTH} characters",
+                "Idempotency-Key"))
+            return
+        path = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope.get("query_string") else "")
+        digest = idempotency.fingerprint(scope["method"], path, body)
+        db, now = self.ctx.db, self.ctx.clock.now()
+        outcome = await to_thread.run_sync(lambda: idempotency.claim_or_wait(
+            db, principal.key_id, key, digest, now=now, timeout=self.settings.idempotency_wait))
+        if isinstance(outcome, idempotency.Replay):
+            await _reply(send, outcome.status, outcome.body, {"idempotent-replayed": "true"})
+            return
+        if isinstance(outcome, idempotency.Mismatch):
+            await _reply(send, 409, error_bytes("idempotency_key_reused", "this Idempotency-Key was used with a "
+                                                "different request", "Idempotency-Key"))
+            return
+        if isinstance(outcome, idempotency.InProgress):
+            await _reply(send, 409, error_bytes("idempotency_key_in_use", "a request with this Idempotency-Key is "
+                                                "still being processed; retry later", "Idempotency-Key"),
+                         {"retry-after": "1"})
+            return
+
+        # Claimed: run the request, keep its response, store it, then send it.
+        start: dict = {}
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        try:
+            await self.app(scope, receive, capture)
+        except BaseException:
+            await to_thread.run_sync(lambda: idempotency.release(db, outcome.record_id))
+            raise
+        status, response_body = start.get("status", 500), b"".join(chunks)
+        if status >= 500:  # the work failed: let a retry do it
+            await to_thread.run_sync(lambda: idempotency.release(db, outcome.record_id))
+        else:
+            await to_thread.run_sync(lambda: idempotency.complete(db, outcome.record_id, status, response_body,
+                                                                  now=self.ctx.clock.now()))
+        await send(start)
+        await send({"type": "http.response.body", "body": response_body})
+        await self._maybe_purge()
+
+    async def _maybe_purge(self) -> None:
+        if time.monotonic() - self._last_purge < PURGE_EVERY_SECONDS:
+            return
+        self._last_purge = time.monotonic()
+        await to_thread.run_sync(lambda: idempotency.purge(self.ctx.db, now=self.ctx.clock.now()))
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replaying(body: bytes, original: Receive) -> Receive:
+    """The body already read, then whatever the connection says next (a disconnect)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await original()
+
+    return receive
+
+
+async def _reply(send: Send, status: int, body: bytes, headers: dict | None = None) -> None:
+    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    raw += [(k.encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from creditflow.api.deps import Caller, Ctx, Limit, StartingAfter, Support
+from creditflow.api.errors import errors
+from creditflow.api.schemas.common import ListOf, page
+from creditflow.api.schemas.credits import (
+    BalanceRead,
+    EntryRead,
+    GrantCreate,
+    GrantedLotRead,
+    HoldCreate,
+    HoldRead,
+    HoldSettle,
+    SpendCreate,
+    SpendRead,
+    SpendRefundCreate,
+    SpendRefundRead,
+    TopUpCreate,
+    TopUpRead,
+)
+from creditflow.credits.balance import get_balance, list_entries
+from creditflow.credits.holds import get_hold, hold_credits, release_hold, settle_hold
+from creditflow.credits.promo import grant_promo_credits
+from creditflow.credits.spend import refund_spend, spend_credits
+from creditflow.credits.topups import purchase_top_up
+
+router = APIRouter(tags=["credits"])
+
+
+@router.get("/customers/{customer_id}/credits", response_model=BalanceRead, responses=errors(404))
+def balance(customer_id: str, ctx: Ctx, _: Caller):
+    """The balance, today's free credits included."""
+    return BalanceRead.of(get_balance(ctx, customer_id))
+
+
+@router.post("/customers/{customer_id}/credits/spend", response_model=SpendRead,
+             responses=errors(402, 403, 404, 409, e402="`insufficient_credits`: nothing spent",
+                              e403="`subscription_required` or `feature_not_in_plan`",
+                              e409="`reference_reused`: same reference, different amount or feature"))
+def spend(customer_id: str, body: SpendCreate, ctx: Ctx, _: Caller):
+    """Spend credits on a feature; a repeat with the same reference returns the first result."""
+    return SpendRead.of(spend_credits(ctx, customer_id, amount=body.amount, feature=body.feature,
+                                      reference=body.reference))
+
+
+@router.post("/customers/{customer_id}/credits/refund", response_model=SpendRefundRead,
+             responses=errors(404, 409, e404="No such customer, or no spend with that reference",
+                              e409="`already_refunded`, `hold_not_settled`"))
+def refund(customer_id: str, body: SpendRefundCreate, ctx: Ctx, _: Caller):
+    """Give a spend's credits back to the lots they came from."""
+    return SpendRefundRead.of(refund_spend(ctx, customer_id, reference=body.reference))
+
+
+@router.post("/customers/{customer_id}/credits/holds", status_code=status.HTTP_201_CREATED,
+             response_model=HoldRead, responses=errors(402, 403, 404, 409))
+def hold(customer_id: str, body: HoldCreate, ctx: Ctx, _: Caller):
+    return HoldRead.of(hold_credits(ctx, customer_id, amount=body.amount, feature=body.feature,
+                                    reference=body.reference, ttl_seconds=body.ttl_seconds))
+
+
+@router.get("/holds/{hold_id}", response_model=HoldRead, responses=errors(404))
+def read_hold(hold_id: str, ctx: Ctx, _: Caller):
+    return HoldRead.of(get_hold(ctx, hold_id))
+
+
+@router.post("/holds/{hold_id}/settle", response_model=HoldRead,
+             responses=errors(404, 409, e409="`hold_expired`, `hold_released`, `hold_settled`"))
+def settle(hold_id: str, body: HoldSettle, ctx: Ctx, _: Caller):
+    """Spend at most the held amount; the rest goes back."""
+    return HoldRead.of(settle_hold(ctx, hold_id, amount=body.amount))
+
+
+@router.post("/holds/{hold_id}/release", response_model=HoldRead,
+             responses=errors(404, 409, e409="`hold_settled`"))
+def release(hold_id: str, ctx: Ctx, _: Caller):
+    return HoldRead.of(release_hold(ctx, hold_id))
+
+
+@router.post("/customers/{customer_id}/credits/grants", status_code=status.HTTP_201_CREATED,
+             response_model=GrantedLotRead, responses=errors(403, 404, 409, e403="`forbidden`: needs a support key"))
+def grant(customer_id: str, body: GrantCreate, ctx: Ctx, caller: Support):
+    """Support: grant promo credits, with a reason and an optional expiry."""
+    return GrantedLotRead.of(grant_promo_credits(ctx, customer_id, amount=body.amount, reason=body.reason,
+                                                 expires_at=body.expires_at, kind=body.kind, actor=caller.key_id,
+                                                 reference=body.reference))
+
+
+@router.get("/customers/{customer_id}/credits/ledger", response_model=ListOf[EntryRead], responses=errors(404))
+def ledger(customer_id: str, ctx: Ctx, _: Caller, limit: Limit = 20, starting_after: StartingAfter = None):
+    """Ledger entries, oldest first."""
+    result = list_entries(ctx, customer_id, limit=limit, starting_after=starting_after)
+    return page(list(result.data), result.has_more, EntryRead.of)
+
+
+@router.post("/customers/{customer_id}/top_ups", status_code=status.HTTP_201_CREATED, response_model=TopUpRead,
+             responses=errors(402, 404, 409, e409="`subscription_required` (Free or past_due)"))
+def top_up(customer_id: str, body: TopUpCreate, ctx: Ctx, _: Caller):
+    """Buy a bundle of credits: charged first, granted only if the payment succeeded."""
+    return TopUpRead.of(purchase_top_up(ctx, customer_id, bundle=body.bundle, reference=body.reference))

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from creditflow.api.deps import Caller, Ctx, Limit, StartingAfter
+from creditflow.api.errors import errors
+from creditflow.api.schemas.common import ListOf, page
+from creditflow.api.schemas.customer import CustomerCreate, CustomerRead, PaymentMethodSet
+from creditflow.customer.service import create_customer, get_customer, list_customers, set_payment_method
+from creditflow.subscription.service import customer_plan
+
+router = APIRouter(tags=["customers"])
+
+
+@router.post("/customers", status_code=status.HTTP_201_CREATED, response_model=CustomerRead,
+             responses=errors(404, 409, e409="`customer_exists`, or `idempotency_key_reused`",
+                              e404="No such test clock"))
+def create(body: CustomerCreate, ctx: Ctx, _: Caller):
+    with ctx.db.transaction() as session:
+        customer = create_customer(ctx, session, **body.model_dump())
+        return CustomerRead.of(customer, "free")
+
+
+@router.get("/customers", response_model=ListOf[CustomerRead], responses=errors())
+def list_(ctx: Ctx, _: Caller, external_id: str | None = None, limit: Limit = 20,
+          starting_after: StartingAfter = None):
+    with ctx.db.transaction(readonly=True) as session:
+        rows, has_more = list_customers(session, external_id=external_id, limit=limit,
+                                        starting_after=starting_after)
+        return page(rows, has_more, lambda c: CustomerRead.of(c, customer_plan(session, c.id)))
+
+
+@router.get("/customers/{customer_id}", response_model=CustomerRead, responses=errors(404))
+def read(customer_id: str, ctx: Ctx, _: Caller):
+    with ctx.db.transaction(readonly=True) as session:
+        return CustomerRead.of(get_customer(session, customer_id), customer_plan(session, customer_id))
+
+
+@router.post("/customers/{customer_id}/payment_method", response_model=CustomerRead,
+             responses=errors(404, 409))
+def payment_method(customer_id: str, body: PaymentMethodSet, ctx: Ctx, _: Caller):
+    customer = set_payment_method(ctx, customer_id, body.token)
+    with ctx.db.transaction(readonly=True) as session:
+        return CustomerRead.of(customer, customer_plan(session, customer_id))

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+
+from creditflow.api.deps import Caller, Ctx
+from creditflow.api.errors import errors
+from creditflow.api.schemas.subscription import (
+    CancelRequest,
+    ChangeConfirm,
+    ChangeRequest,
+    QuoteRead,
+    SubscriptionChanged,
+    SubscriptionCreate,
+    SubscriptionRead,
+)
+from creditflow.subscription.change import cancel_scheduled_change, change_subscription, preview_change
+from creditflow.subscription.service import (
+    cancel_subscription,
+    customer_subscription,
+    read_subscription,
+    resume_subscription,
+    subscribe,
+)
+
+router = APIRouter(tags=["subscriptions"])
+
+
+@router.post("/subscriptions", status_code=status.HTTP_201_CREATED, response_model=SubscriptionRead,
+             responses=errors(402, 404, 409, e409="`subscription_exists`"))
+def create(body: SubscriptionCreate, ctx: Ctx, _: Caller):
+    return SubscriptionRead.of(subscribe(ctx, body.customer, body.plan, body.term), ctx.catalog)
+
+
+@router.get("/subscriptions/{subscription_id}", response_model=SubscriptionRead, responses=errors(404))
+def read(subscription_id: str, ctx: Ctx, _: Caller):
+    with ctx.db.transaction(readonly=True) as session:
+        return SubscriptionRead.of(read_subscription(session, subscription_id), ctx.catalog)
+
+
+@router.get("/customers/{customer_id}/subscription", response_model=SubscriptionRead, responses=errors(404))
+def read_for_customer(customer_id: str, ctx: Ctx, _: Caller):
+    with ctx.db.transaction(readonly=True) as session:
+        return SubscriptionRead.of(customer_subscription(session, customer_id), ctx.catalog)
+
+
+@router.post("/subscriptions/{subscription_id}/preview_change", response_model=QuoteRead,
+             responses=errors(403, 404, 409, e409="`same_plan`, `subscription_not_active`, `timing_not_allowed`"))
+def preview(subscription_id: str, body: ChangeRequest, ctx: Ctx, caller: Caller):
+    quote = preview_change(ctx, subscription_id, plan=body.plan, term=body.term, timing=body.timing,
+                           support=caller.is_support)
+    return QuoteRead.of(quote)
+
+
+@router.post("/subscriptions/{subscription_id}/change", response_model=SubscriptionChanged,
+             responses=errors(402, 403, 404, 409,
+                              e403="`support_only`: an immediate downgrade, or `unused_value`, with a server key",
+                              e409="`same_plan`, `quote_expired`, `quote_stale`, `subscription_busy`, ..."))
+def change(subscription_id: str, body: ChangeConfirm, ctx: Ctx, caller: Caller):
+    result = change_subscription(ctx, subscription_id, plan=body.plan, term=body.term, timing=body.timing,
+                                 quote=body.quote, support=caller.is_support, unused_value=body.unused_value,
+                                 reason=body.reason)
+    read = SubscriptionRead.of(result.subscription, ctx.catalog)
+    return SubscriptionChanged(**read.model_dump(), replaced_change=result.replaced)
+
+
+@router.delete("/subscriptions/{subscription_id}/scheduled_change", response_model=SubscriptionRead,
+               responses=errors(404, 409, e409="`no_scheduled_change`"))
+def delete_scheduled_change(subscription_id: str, ctx: Ctx, _: Caller):
+    return SubscriptionRead.of(cancel_scheduled_change(ctx, subscription_id), ctx.catalog)
+
+
+@router.post("/subscriptions/{subscription_id}/cancel", response_model=SubscriptionRead,
+             responses=errors(402, 403, 404, 409,
+                              e403="`support_only`: ending at once with a server key",
+                              e409="`scheduled_upgrade_pending`, `subscription_ended`, ..."))
+def cancel(subscription_id: str, ctx: Ctx, caller: Caller, body: CancelRequest | None = None):
+    body = body or CancelRequest()
+    sub = cancel_subscription(ctx, subscription_id, at_period_end=body.at_period_end, refund=body.refund,
+                              support=caller.is_support, reason=body.reason, actor=caller.key_id)
+    return SubscriptionRead.of(sub, ctx.catalog)
+
+
+@router.post("/subscriptions/{subscription_id}/resume", response_model=SubscriptionRead,
+             responses=errors(404, 409, e409="`not_cancelling`"))
+def resume(subscription_id: str, ctx: Ctx, _: Caller):
+    return SubscriptionRead.of(resume_subscription(ctx, subscription_id), ctx.catalog)

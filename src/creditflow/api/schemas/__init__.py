@@ -1,0 +1,1 @@
+"""Request and response schemas of the HTTP API (Pydantic 2). Requests refuse unknown fields."""

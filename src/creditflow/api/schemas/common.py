@@ -1,0 +1,90 @@
+"""Field types shared by every schema: credit amounts, instants, lists."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from creditflow.kit.clock import format_instant, parse_instant
+from creditflow.kit.credits import Credits
+from creditflow.kit.errors import CreditflowError
+
+MIN_YEAR, MAX_YEAR = 1970, 2999
+
+
+class Request(BaseModel):
+    """A request body: unknown fields are refused (422)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class Read(BaseModel):
+    """A response object."""
+
+
+def _credits(value: Any) -> Credits:
+    try:
+        return Credits.parse(value, "value")
+    except CreditflowError as exc:
+        raise ValueError(exc.message.replace("value ", "", 1)) from None
+
+
+def _instant(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 string with a time zone, e.g. 2026-04-10T10:00:00Z")
+    try:
+        instant = parse_instant(value)
+    except ValueError:
+        raise ValueError("must be an ISO 8601 instant with a time zone, e.g. 2026-04-10T10:00:00Z") from None
+    if not MIN_YEAR <= instant.year <= MAX_YEAR:
+        raise ValueError(f"must be between {MIN_YEAR} and {MAX_YEAR}")
+    return instant
+
+
+CREDITS_PATTERN = r"^[0-9]+(\.[0-9]{1,3})?$"
+
+# A credit amount in a request: a decimal string or a JSON number, at most 3 decimals, not negative.
+CreditsIn = Annotated[
+    Credits,
+    BeforeValidator(_credits),
+    WithJsonSchema({"anyOf": [{"type": "string", "pattern": CREDITS_PATTERN}, {"type": "number", "minimum": 0}],
+                    "description": "Credits: a decimal string (or number) with at most 3 fractional digits",
+                    "examples": ["73.5"]}),
+]
+
+# A credit amount in a response: always a decimal string.
+CreditsOut = Annotated[
+    Credits,
+    PlainSerializer(str, return_type=str),
+    WithJsonSchema({"type": "string", "pattern": r"^-?[0-9]+(\.[0-9]{1,3})?$", "examples": ["8000", "73.5"]}),
+]
+
+InstantIn = Annotated[
+    datetime,
+    BeforeValidator(_instant),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-04-10T10:00:00Z"]}),
+]
+
+InstantOut = Annotated[
+    datetime,
+    PlainSerializer(format_instant, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-04-10T10:00:00Z"]}),
+]
+
+# Ids and codes in requests: short non-empty strings.
+Id = Annotated[str, Field(min_length=1, max_length=100)]
+Text = Annotated[str, Field(min_length=1, max_length=500)]
+
+T = TypeVar("T")
+
+
+class ListOf(BaseModel, Generic[T]):
+    object: Literal["list"] = "list"
+    data: list[T]
+    has_more: bool
+
+
+def page(items: list, has_more: bool, convert) -> dict:
+    return {"object": "list", "data": [convert(item) for item in items], "has_more": has_more}

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from creditflow.api.schemas.common import Id, InstantOut, Read, Request
+
+
+class CustomerCreate(Request):
+    external_id: str = Field(min_length=1, max_length=255)
+    email: str = Field(min_length=3, max_length=320)
+    name: str | None = Field(default=None, max_length=255)
+    country: str | None = Field(default=None, min_length=2, max_length=2, description="ISO 3166 two-letter code")
+    timezone: str | None = Field(default=None, min_length=1, max_length=64, description="IANA zone, default UTC")
+    test_clock: Id | None = None
+
+
+class PaymentMethodSet(Request):
+    token: str = Field(min_length=1, max_length=255,
+                       description="Sandbox: pm_card_ok, pm_card_declined, pm_card_timeout, "
+                                   "pm_card_ok_then_declined; Stripe: a PaymentMethod id")
+
+
+class CustomerRead(Read):
+    id: str
+    object: Literal["customer"] = "customer"
+    external_id: str
+    email: str
+    name: str | None
+    country: str | None
+    timezone: str
+    test_clock: str | None
+    plan: str = Field(description="The plan code of the live paid subscription, or `free`")
+    balance: int = Field(description="Account balance in minor units, owed to the customer")
+    currency: str
+    payment_method: str | None
+    created_at: InstantOut
+
+    @classmethod
+    def of(cls, customer, plan: str) -> "CustomerRead":
+        return cls(id=customer.id, external_id=customer.external_id, email=customer.email, name=customer.name,
+                   country=customer.country, timezone=customer.timezone, test_clock=customer.test_clock_id,
+                   plan=plan, balance=customer.balance, currency=customer.currency,
+                   payment_method=customer.payment_method, created_at=customer.created_at)

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from creditflow.api.schemas.common import CreditsOut, Id, InstantOut, Read, Request, Text
+
+Timing = Literal["immediate", "end_of_period"]
+
+
+class SubscriptionCreate(Request):
+    customer: Id
+    plan: Id
+    term: Id = Field(description="monthly, quarterly or yearly")
+
+
+class ChangeRequest(Request):
+    plan: Id
+    term: Id
+    timing: Timing = "immediate"
+
+
+class ChangeConfirm(ChangeRequest):
+    quote: Id | None = None
+    unused_value: Literal["balance", "refund", "none"] = Field(
+        default="balance", description="Support only, for an immediate downgrade: what becomes of the unused "
+                                       "value of the current term")
+    reason: Text | None = Field(default=None, description="Support: why (required for an immediate downgrade)")
+
+
+class CancelRequest(Request):
+    at_period_end: bool = True
+    refund: Literal["none", "prorated"] = "none"
+    reason: Text | None = None
+
+
+class ScheduledChangeRead(Read):
+    plan: str
+    term: str
+    kind: Literal["upgrade", "downgrade"]
+    effective_at: InstantOut
+    amount_due_then: int
+
+
+class SubscriptionRead(Read):
+    id: str
+    object: Literal["subscription"] = "subscription"
+    customer: str
+    plan: str
+    term: str
+    status: Literal["active", "past_due", "ended"]
+    current_term_start: InstantOut
+    current_term_end: InstantOut
+    credit_period_start: InstantOut
+    credit_period_end: InstantOut
+    cancel_at_period_end: bool
+    canceled_at: InstantOut | None
+    ended_at: InstantOut | None
+    scheduled_change: ScheduledChangeRead | None
+    created_at: InstantOut
+
+    @classmethod
+    def of(cls, sub, catalog) -> "SubscriptionRead":
+        scheduled = None
+        if sub.scheduled_plan is not None:
+            plan = catalog.plan(sub.scheduled_plan)
+            scheduled = ScheduledChangeRead(
+                plan=sub.scheduled_plan, term=sub.scheduled_term, kind=sub.scheduled_kind,
+                effective_at=sub.current_term_end, amount_due_then=plan.price(catalog.term(sub.scheduled_term)))
+        return cls(id=sub.id, customer=sub.customer_id, plan=sub.plan, term=sub.term, status=sub.status,
+                   current_term_start=sub.current_term_start, current_term_end=sub.current_term_end,
+                   credit_period_start=sub.credit_period_start, credit_period_end=sub.credit_period_end,
+                   cancel_at_period_end=sub.cancel_at_period_end, canceled_at=sub.canceled_at, ended_at=sub.ended_at,
+                   scheduled_change=scheduled, created_at=sub.created_at)
+
+
+class ReplacedChange(Read):
+    plan: str
+    term: str
+    kind: Literal["upgrade", "downgrade"]
+
+
+class SubscriptionChanged(SubscriptionRead):
+    replaced_change: ReplacedChange | None = Field(
+        default=None, description="The scheduled change this one replaced (SPEC C1), if any")
+
+
+class QuoteLine(Read):
+    kind: str
+    description: str
+    amount: int
+
+
+class CreditsAfter(Read):
+    subscription: CreditsOut
+    total: CreditsOut
+
+
+class QuoteRead(Read):
+    id: str
+    object: Literal["quote"] = "quote"
+    subscription: str
+    plan: str
+    term: str
+    kind: Literal["upgrade", "downgrade"]
+    timing: Timing
+    amount_due: int
+    currency: str
+    lines: list[QuoteLine]
+    effective_at: InstantOut
+    next_renewal_at: InstantOut
+    next_renewal_amount: int
+    credits_after: CreditsAfter
+    expires_at: InstantOut
+
+    @classmethod
+    def of(cls, quote) -> "QuoteRead":
+        from creditflow.kit.credits import Credits
+
+        return cls(id=quote.id, subscription=quote.subscription_id, plan=quote.plan, term=quote.term,
+                   kind=quote.kind, timing=quote.timing, amount_due=quote.amount_due, currency=quote.currency,
+                   lines=[QuoteLine(**line) for line in quote.lines], effective_at=quote.effective_at,
+                   next_renewal_at=quote.next_renewal_at, next_renewal_amount=quote.next_renewal_amount,
+                   credits_after=CreditsAfter(
+                       subscription=Credits.parse(quote.credits_after["subscription"]),
+                       total=Credits.parse(quote.credits_after["total"])),
+                   expires_at=quote.expires_at)

@@ -1,0 +1,53 @@
+"""Running the API with uvicorn, with the worker in a background thread (`creditflow serve`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+import uvicorn
+
+from creditflow.api.app import create_app
+from creditflow.api.settings import Settings
+
+log = logging.getLogger("creditflow.api")
+
+
+def app_from_env():
+    """The app for one uvicorn worker process, configured by the environment alone."""
+    from creditflow.context import build_context
+
+    return create_app(build_context(), Settings.from_env())
+
+
+def start_worker(ctx, *, interval: float = 1.0) -> tuple[threading.Thread, threading.Event]:
+    from creditflow.worker.runner import run_forever
+
+    stop = threading.Event()
+    thread = threading.Thread(target=run_forever, kwargs={"ctx": ctx, "interval": interval, "stop": stop},
+                              name="creditflow-worker", daemon=True)
+    thread.start()
+    return thread, stop
+
+
+def serve(ctx, settings: Settings, *, host: str, port: int, worker: bool = True, workers: int = 1,
+          log_level: str = "info", access_log: bool = True) -> None:
+    """Serve until interrupted. With `workers` > 1, uvicorn runs that many processes, each
+    building its app from the environment (the database URL and secret key are passed on)."""
+    background = start_worker(ctx) if worker else None
+    try:
+        if workers > 1:
+            os.environ["CREDITFLOW_DATABASE_URL"] = ctx.db.url
+            # Every process must sign and check portal links with the same key.
+            os.environ["CREDITFLOW_SECRET_KEY"] = settings.secret_key
+            os.environ.setdefault("CREDITFLOW_TEST_CLOCKS", "1" if settings.test_clocks else "0")
+            uvicorn.run("creditflow.api.server:app_from_env", factory=True, host=host, port=port, workers=workers,
+                        log_level=log_level, access_log=access_log)
+        else:
+            uvicorn.run(create_app(ctx, settings), host=host, port=port, log_level=log_level, access_log=access_log)
+    finally:
+        if background is not None:
+            background[1].set()
+            background[0].join(timeout=10)
+

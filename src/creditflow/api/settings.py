@@ -1,0 +1,56 @@
+"""What the API server reads from its environment (API.md, "Starting it")."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+
+log = logging.getLogger("creditflow.api")
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class Settings:
+    secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(32))
+    test_clocks: bool = False
+    bootstrap_keys: str | None = None
+    # Requests per second per API key (token bucket; bursts of up to `rate_burst`).
+    rate_limit: float = 1000.0
+    rate_burst: float | None = None
+    max_body_bytes: int = 256 * 1024
+    # How long a request waits for a concurrent one with the same Idempotency-Key.
+    idempotency_wait: float = 60.0
+    # Absolute base of links (portal sessions); by default the one the request came in on.
+    public_url: str | None = None
+    webhook_deny: tuple = ()
+
+    @property
+    def burst(self) -> float:
+        return self.rate_burst if self.rate_burst is not None else max(self.rate_limit, 1.0)
+
+    @classmethod
+    def from_env(cls, environ: dict | None = None) -> "Settings":
+        env = os.environ if environ is None else environ
+        secret = env.get("CREDITFLOW_SECRET_KEY")
+        if not secret:
+            log.warning("CREDITFLOW_SECRET_KEY is not set: portal links are signed with a random key "
+                        "and stop working when this process restarts")
+            secret = secrets.token_urlsafe(32)
+        deny = tuple(ipaddress.ip_network(r.strip(), strict=False)
+                     for r in env.get("CREDITFLOW_WEBHOOK_DENY", "").split(",") if r.strip())
+        return cls(
+            secret_key=secret,
+            test_clocks=_flag(env.get("CREDITFLOW_TEST_CLOCKS")),
+            bootstrap_keys=env.get("CREDITFLOW_BOOTSTRAP_KEYS"),
+            rate_limit=float(env.get("CREDITFLOW_RATE_LIMIT") or cls.rate_limit),
+            rate_burst=float(env["CREDITFLOW_RATE_BURST"]) if env.get("CREDITFLOW_RATE_BURST") else None,
+            max_body_bytes=int(env.get("CREDITFLOW_MAX_BODY_BYTES") or cls.max_body_bytes),
+            public_url=env.get("CREDITFLOW_PUBLIC_URL") or None,
+            webhook_deny=deny,
+        )

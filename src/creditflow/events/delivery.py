@@ -1,0 +1,184 @@
+"""Delivering outbox events to webhook endpoints (SPEC E1), as a worker job.
+
+Each tick: fan new events out into one delivery row per interested endpoint, then claim the
+deliveries that are due and POST them, signed, outside any transaction, and record each
+outcome. A 2xx acknowledges; anything else is retried with exponential backoff for up to
+3 days, after which the delivery is given up. At least once: a delivery is marked delivered
+only after the endpoint answered 2xx, so a crash in between sends it again. In order per
+customer: a delivery waits while an earlier event of the same customer to the same endpoint
+is still pending.
+
+Deliveries run on real time only: events of test-clock customers go out when they are
+recorded, like any other.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from urllib.parse import urlsplit
+
+import httpx
+from sqlalchemy import and_, exists, false, select
+from sqlalchemy.orm import Session, aliased
+
+from creditflow.events.models import Event, WebhookDelivery, WebhookEndpoint
+from creditflow.events.service import denied_address, event_payload, sign
+from creditflow.worker.jobs import register_job
+
+log = logging.getLogger("creditflow.webhooks")
+
+GIVE_UP_AFTER = timedelta(days=3)
+FIRST_RETRY = timedelta(seconds=10)
+MAX_RETRY = timedelta(hours=6)
+LEASE = timedelta(seconds=60)  # longer than a delivery's timeout
+BATCH = 100
+
+
+def timeout_seconds() -> float:
+    return float(os.environ.get("CREDITFLOW_WEBHOOK_TIMEOUT", "5"))
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """10 s, 20 s, 40 s, ... doubling up to 6 hours: about 25 attempts over 3 days."""
+    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), MAX_RETRY)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    delivery_id: int
+    url: str
+    secret: str
+    body: bytes
+
+
+def fan_out(session: Session, now: datetime, *, batch: int = 500) -> int:
+    """Give every new event a delivery row per endpoint that wants it; returns events handled."""
+    endpoints = list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.deleted_at.is_(None))))
+    events = list(session.scalars(
+        select(Event).where(Event.dispatched == false()).order_by(Event.seq).limit(batch)
+        .with_for_update(skip_locked=True)
+    ))
+    for event in events:
+        for endpoint in endpoints:
+            if event.seq > endpoint.after_seq and endpoint.wants(event.type):
+                session.add(WebhookDelivery(
+                    endpoint_id=endpoint.id, event_seq=event.seq, event_id=event.id,
+                    customer_id=event.customer_id, status="pending", attempts=0, next_attempt_at=now,
+                    created_at=now,
+                ))
+        event.dispatched = True
+    return len(events)
+
+
+def claim_due(session: Session, now: datetime, *, batch: int = BATCH) -> list[Outgoing]:
+    """Due deliveries with no earlier pending one of the same customer and endpoint, leased so
+    that no other worker sends them meanwhile."""
+    earlier = aliased(WebhookDelivery)
+    blocked = exists().where(and_(
+        earlier.endpoint_id == WebhookDelivery.endpoint_id,
+        earlier.customer_id == WebhookDelivery.customer_id,
+        earlier.status == "pending",
+        earlier.event_seq < WebhookDelivery.event_seq,
+    ))
+    rows = list(session.scalars(
+        select(WebhookDelivery)
+        .where(WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now, ~blocked)
+        .order_by(WebhookDelivery.event_seq).limit(batch)
+        .with_for_update(skip_locked=True, of=WebhookDelivery)
+    ))
+    outgoing = []
+    for delivery in rows:
+        endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
+        if endpoint.deleted_at is not None:
+            delivery.status, delivery.completed_at, delivery.last_error = "failed", now, "endpoint deleted"
+            continue
+        event = session.scalar(select(Event).where(Event.seq == delivery.event_seq))
+        body = json.dumps(event_payload(event), separators=(",", ":")).encode()
+        delivery.next_attempt_at = now + LEASE
+        outgoing.append(Outgoing(delivery.id, endpoint.url, endpoint.secret, body))
+    return outgoing
+
+
+def send(client: httpx.Client, item: Outgoing, now: datetime, denied: tuple = ()) -> tuple[int | None, str | None]:
+    """POST one delivery. Returns (status code, error)."""
+    host = urlsplit(item.url).hostname or ""
+    if denied and _resolves_to_denied(host, denied):
+        return None, f"address of {host} is denied"
+    headers = {"Content-Type": "application/json", "User-Agent": "creditflow-webhooks/1",
+               "Creditflow-Signature": sign(item.secret, int(now.timestamp()), item.body)}
+    try:
+        response = client.post(item.url, content=item.body, headers=headers)
+    except httpx.HTTPError as exc:
+        return None, f"{exc.__class__.__name__}: {exc}"[:500]
+    return response.status_code, None
+
+
+def _resolves_to_denied(host: str, denied: tuple) -> bool:
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except OSError:
+        return False
+    return any(denied_address(address, denied) for address in addresses)
+
+
+def record_outcome(session: Session, delivery_id: int, status_code: int | None, error: str | None,
+                   now: datetime) -> None:
+    delivery = session.get(WebhookDelivery, delivery_id, with_for_update=True, populate_existing=True)
+    if delivery is None or delivery.status != "pending":
+        return
+    delivery.attempts += 1
+    delivery.last_status_code = status_code
+    delivery.last_error = error
+    if status_code is not None and 200 <= status_code < 300:
+        delivery.status, delivery.completed_at = "delivered", now
+    elif now - delivery.created_at >= GIVE_UP_AFTER:
+        delivery.status, delivery.completed_at = "failed", now
+        log.warning("webhook delivery %s of %s given up after %s attempts", delivery.id, delivery.event_id,
+                    delivery.attempts)
+    else:
+        delivery.next_attempt_at = now + retry_delay(delivery.attempts)
+
+
+def deliver_due(ctx, now: datetime, *, batch: int = BATCH, denied: tuple = ()) -> int:
+    """Fan out, then send what is due; returns how many events and deliveries were handled."""
+    done = 0
+    with ctx.db.transaction(readonly=True) as session:
+        has_new = session.scalar(select(Event.seq).where(Event.dispatched == false()).limit(1)) is not None
+    if has_new:
+        while (handled := ctx.db.run(lambda session: fan_out(session, now))) > 0:
+            done += handled
+    with ctx.db.transaction(readonly=True) as session:
+        due = session.scalar(select(WebhookDelivery.id).where(
+            WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now).limit(1)) is not None
+    if not due:
+        return done
+    outgoing = ctx.db.run(lambda session: claim_due(session, now, batch=batch))
+    if outgoing:
+        with httpx.Client(timeout=timeout_seconds(), follow_redirects=False) as client:
+            for item in outgoing:
+                status_code, error = send(client, item, now, denied)
+                ctx.db.run(lambda session: record_outcome(session, item.delivery_id, status_code, error, now))
+                done += 1
+    return done
+
+
+def _denied_from_env() -> tuple:
+    ranges = os.environ.get("CREDITFLOW_WEBHOOK_DENY", "")
+    return tuple(ipaddress.ip_network(r.strip(), strict=False) for r in ranges.split(",") if r.strip())
+
+
+def run(ctx, now: datetime, test_clock_id: str | None) -> int:
+    if test_clock_id is not None:  # deliveries follow real time, not a test clock
+        return 0
+    return deliver_due(ctx, now, denied=_denied_from_env())
+
+
+register_job("webhook_delivery", run)
+

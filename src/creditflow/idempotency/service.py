@@ -1,0 +1,115 @@
+"""Idempotency keys: a replay returns the first response and does nothing else.
+
+The key is claimed in a transaction of its own, committed before the work starts, so that a
+concurrent request with the same key finds the claim and waits for the first one's response
+instead of doing the work a second time. A request whose work failed with a server error
+gives its claim up, so that a retry can do the work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+
+from creditflow.idempotency.models import IdempotencyRecord
+
+RETENTION = timedelta(hours=48)  # API.md: at least 24 hours
+MAX_KEY_LENGTH = 255
+
+
+@dataclass(frozen=True)
+class Claimed:
+    record_id: int
+
+
+@dataclass(frozen=True)
+class Replay:
+    status: int
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """The key was used for a different request."""
+
+
+@dataclass(frozen=True)
+class InProgress:
+    """The first request with this key is still running."""
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """The same request: method, path and body, with JSON compared by value (key order and
+    whitespace don't make a request different)."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode() if body else b""
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+def claim(db, api_key_id: str, key: str, digest: str, *, now: datetime) -> Claimed | Replay | Mismatch | InProgress:
+    try:
+        with db.transaction() as session:
+            record = IdempotencyRecord(api_key_id=api_key_id, key=key, fingerprint=digest, status="in_progress",
+                                       created_at=now)
+            session.add(record)
+            session.flush()
+            return Claimed(record.id)
+    except IntegrityError:
+        return lookup(db, api_key_id, key, digest) or InProgress()
+
+
+def lookup(db, api_key_id: str, key: str, digest: str) -> Replay | Mismatch | InProgress | None:
+    """What became of a claimed key; None if its claim was given up meanwhile."""
+    with db.transaction(readonly=True) as session:
+        record = session.scalar(select(IdempotencyRecord).where(
+            IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key))
+        if record is None:
+            return None
+        if record.fingerprint != digest:
+            return Mismatch()
+        if record.status != "done":
+            return InProgress()
+        return Replay(record.response_status, record.response_body or b"")
+
+
+def claim_or_wait(db, api_key_id: str, key: str, digest: str, *, now: datetime, timeout: float,
+                  poll: float = 0.02) -> Claimed | Replay | Mismatch | InProgress:
+    """Claim the key; if another request holds it, wait for its response (or claim it if that
+    request gave up) until `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    outcome = claim(db, api_key_id, key, digest, now=now)
+    while isinstance(outcome, InProgress) and time.monotonic() < deadline:
+        time.sleep(poll)
+        poll = min(poll * 1.5, 0.25)
+        # Reads only while the first request works, so waiting doesn't compete for the write lock.
+        outcome = lookup(db, api_key_id, key, digest)
+        if outcome is None:  # the first request gave its claim up (a server error): take it
+            outcome = claim(db, api_key_id, key, digest, now=now)
+    return outcome
+
+
+def complete(db, record_id: int, status: int, body: bytes, *, now: datetime) -> None:
+    with db.transaction() as session:
+        session.execute(update(IdempotencyRecord).where(IdempotencyRecord.id == record_id).values(
+            status="done", response_status=status, response_body=body, completed_at=now))
+
+
+def release(db, record_id: int) -> None:
+    """Give a claim up (the work failed with a server error and may be retried)."""
+    with db.transaction() as session:
+        session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+
+
+def purge(db, *, now: datetime) -> int:
+    with db.transaction() as session:
+        return session.execute(
+            delete(IdempotencyRecord).where(IdempotencyRecord.created_at < now - RETENTION)
+        ).rowcount
