@@ -18,12 +18,22 @@ Until the first release, `regen-initial` rewrites 0001_initial.py from the model
 stacking revisions (it refuses once a second revision exists):
 
     .venv/bin/python -m creditflow.kit.db.migrate regen-initial
+
+Autogenerate knows nothing of triggers, functions or data. Write those between markers
+
+    # ### hand-written: <what> ###
+    ...
+    # ### end hand-written ###
+
+and regen-initial carries them over: indented blocks in upgrade() go after the generated
+commands, those in downgrade() before them, unindented ones (helpers) at the end of the file.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -127,7 +137,8 @@ def autogenerate(message: str) -> Path:
 
 
 def regen_initial() -> Path:
-    """Rewrite 0001_initial.py from the current models (only while it is the sole revision).
+    """Rewrite 0001_initial.py from the current models (only while it is the sole revision),
+    carrying over its hand-written blocks (see the module docstring).
 
     The file is generated in a scratch copy of the migrations directory and moved into place
     in one step, so versions/ never lacks it (others may be running tests or committing)."""
@@ -135,16 +146,62 @@ def regen_initial() -> Path:
     if others:
         raise SystemExit(f"refusing: other revisions exist ({', '.join(p.name for p in others)})")
     target = VERSIONS_DIR / f"{INITIAL_REVISION}_initial.py"
+    blocks = hand_written_blocks(target.read_text()) if target.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         scratch = Path(tmp) / "migrations"
         shutil.copytree(MIGRATIONS_DIR, scratch, ignore=shutil.ignore_patterns("__pycache__", "versions"))
         (scratch / "versions").mkdir()
         generated = revision(f"sqlite:///{tmp}/initial.db", "initial", rev_id=INITIAL_REVISION,
                              script_location=scratch)
+        source = insert_hand_written(generated.read_text(), blocks)
+        compile(source, str(target), "exec")
         staging = target.with_suffix(".py.tmp")
-        shutil.copyfile(generated, staging)
+        staging.write_text(source)
         os.replace(staging, target)
     return target
+
+
+_HAND_START = re.compile(r"^( *)# ### hand-written: .* ###$")
+_HAND_END = "# ### end hand-written ###"
+_AUTO_END = "    # ### end Alembic commands ###\n"
+
+
+def hand_written_blocks(source: str) -> dict[str, list[str]]:
+    """The hand-written blocks of a migration, by where they sit: "upgrade", "downgrade" or
+    "module" (unindented, e.g. helper functions)."""
+    blocks: dict[str, list[str]] = {"upgrade": [], "downgrade": [], "module": []}
+    function, block, where = "module", None, "module"
+    for number, line in enumerate(source.splitlines(keepends=True), 1):
+        if block is None:
+            if line.startswith("def "):
+                function = "upgrade" if line.startswith("def upgrade(") else (
+                    "downgrade" if line.startswith("def downgrade(") else "module")
+            start = _HAND_START.match(line.rstrip("\n"))
+            if start:
+                block, where = [line], (function if start.group(1) else "module")
+        else:
+            block.append(line)
+            if line.strip() == _HAND_END:
+                blocks[where].append("".join(block))
+                block = None
+        if block is not None and number == len(source.splitlines()):
+            raise SystemExit(f"hand-written block without {_HAND_END!r}")
+    return blocks
+
+
+def insert_hand_written(source: str, blocks: dict[str, list[str]]) -> str:
+    """Upgrade blocks go after the generated commands (the tables exist), downgrade blocks
+    before them (the tables still exist), module blocks at the end."""
+    if blocks.get("upgrade"):
+        head, _, tail = source.partition(_AUTO_END)
+        source = head + _AUTO_END + "".join("\n" + b for b in blocks["upgrade"]) + tail
+    if blocks.get("downgrade"):
+        marker = "def downgrade() -> None:\n"
+        head, _, tail = source.partition(marker)
+        source = head + marker + "".join(b + "\n" for b in blocks["downgrade"]) + tail
+    if blocks.get("module"):
+        source = source.rstrip("\n") + "\n" + "".join("\n\n" + b for b in blocks["module"])
+    return source
 
 
 def _next_rev_id(config: Config) -> str:
