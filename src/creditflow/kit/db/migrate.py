@@ -140,8 +140,18 @@ def regen_initial() -> Path:
     """Rewrite 0001_initial.py from the current models (only while it is the sole revision),
     carrying over its hand-written blocks (see the module docstring).
 
-    The file is generated in a scratch copy of the migrations directory and moved into place
-    in one step, so versions/ never lacks it (others may be running tests or committing)."""
+    The file is written beside and moved into place in one step, so versions/ never lacks
+    it (others may be running tests or committing)."""
+    target = VERSIONS_DIR / f"{INITIAL_REVISION}_initial.py"
+    source = render_initial()
+    staging = target.with_suffix(".py.tmp")
+    staging.write_text(source)
+    os.replace(staging, target)
+    return target
+
+
+def render_initial() -> str:
+    """What regen-initial would write, generated in a scratch copy of the migrations."""
     others = [p for p in VERSIONS_DIR.glob("*.py") if not p.name.startswith(f"{INITIAL_REVISION}_")]
     if others:
         raise SystemExit(f"refusing: other revisions exist ({', '.join(p.name for p in others)})")
@@ -154,11 +164,8 @@ def regen_initial() -> Path:
         generated = revision(f"sqlite:///{tmp}/initial.db", "initial", rev_id=INITIAL_REVISION,
                              script_location=scratch)
         source = insert_hand_written(generated.read_text(), blocks)
-        compile(source, str(target), "exec")
-        staging = target.with_suffix(".py.tmp")
-        staging.write_text(source)
-        os.replace(staging, target)
-    return target
+    compile(source, str(target), "exec")
+    return source
 
 
 _HAND_START = re.compile(r"^( *)# ### hand-written: .* ###$")
