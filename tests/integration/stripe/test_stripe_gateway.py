@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from conftest import CARD_DECLINED, CARD_DECLINES_CHARGES, CARD_OK, utc
+from stripe_kit import CARD_DECLINED, CARD_DECLINES_CHARGES, CARD_OK, utc
 
 from creditflow.context import build_context
 from creditflow.credits.topups import purchase_top_up
