@@ -1,0 +1,46 @@
+"""One worker process for the multi-process race test (not a test module).
+
+    python race_worker.py DATABASE_URL NOW_ISO OWNER BATCH
+
+Prints `ready` once imported and connected, waits for `go` on stdin (so that every worker
+starts at the same moment), runs `tick(ctx, NOW, owner=OWNER, batch=BATCH)` once, and prints
+a JSON line: how many subscription steps this process ran.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from creditflow.context import build_context
+from creditflow.kit.clock import FixedClock, parse_instant
+from creditflow.kit.db import Database
+from creditflow.worker import runner
+
+
+def main(url: str, now_iso: str, owner: str, batch: str) -> None:
+    now = parse_instant(now_iso)
+    ctx = build_context(Database(url), clock=FixedClock(now))
+    with ctx.db.transaction(readonly=True) as session:  # connect before the start line
+        session.connection()
+
+    steps = 0
+    run_due = runner.run_due
+
+    def counting_run_due(*args, **kwargs):  # instrumentation only: count this process's work
+        nonlocal steps
+        ran = run_due(*args, **kwargs)
+        steps += ran
+        return ran
+
+    runner.run_due = counting_run_due
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        raise SystemExit("no go")
+    runner.tick(ctx, now, owner=owner, batch=int(batch))
+    print(json.dumps({"owner": owner, "steps": steps}), flush=True)
+    ctx.db.dispose()
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
