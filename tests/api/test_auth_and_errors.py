@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import SERVER_KEY, SUPPORT_KEY, assert_error, make_api
+from api_kit import SERVER_KEY, SUPPORT_KEY, assert_error, make_api
 
 from creditflow.auth.models import ApiKey
 from creditflow.auth.service import hash_key

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import assert_error
+from api_kit import assert_error
 
 
 def test_create_read_and_find_a_customer(any_api):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from conftest import SUPPORT_KEY, assert_error
+from api_kit import SUPPORT_KEY, assert_error
 
 
 def _on_clock(api, at="2026-03-10T10:00:00Z", plan="standard", term="monthly", payment_method="pm_card_ok"):

@@ -35,8 +35,10 @@ def create_portal_session(session: Session, *, customer_id: str, return_url: str
         parts = urlsplit(return_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidRequest("return_url must be an http or https URL", param="return_url")
+    # Whole seconds, so the instant shown to the caller is exactly when the link stops working.
+    expires_at = (now + LINK_TTL).replace(microsecond=0)
     portal = PortalSession(id=new_id("ps"), customer_id=customer_id, return_url=return_url,
-                           expires_at=now + LINK_TTL, created_at=now)
+                           expires_at=expires_at, created_at=now)
     session.add(portal)
     return portal, f"{portal.id}.{_signature(secret_key, portal.id)}"
 

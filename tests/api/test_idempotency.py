@@ -1,0 +1,124 @@
+"""Idempotency-Key: a replay returns the first response and does nothing else; another body
+with the same key is refused; concurrent duplicates do the work once."""
+
+from __future__ import annotations
+
+import threading
+
+import httpx
+from sqlalchemy import func, select
+
+from api_kit import SERVER_KEY, SUPPORT_KEY, LiveServer, assert_error
+
+from creditflow.invoicing.models import Invoice
+from creditflow.payment.models import SandboxCharge
+
+
+def _count(api, model, **where):
+    with api.ctx.db.transaction(readonly=True) as session:
+        query = select(func.count()).select_from(model)
+        for name, value in where.items():
+            query = query.where(getattr(model, name) == value)
+        return session.scalar(query)
+
+
+def test_replay_returns_the_first_response_and_does_nothing_else(any_api):
+    api = any_api
+    customer, _ = api.subscribed()
+    path, body = f"/v1/customers/{customer['id']}/top_ups", {"bundle": "credits_1000"}
+    first = api.post(path, body, headers={"Idempotency-Key": "buy-1"})
+    again = api.post(path, {"bundle": "credits_1000"}, headers={"Idempotency-Key": "buy-1"})
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true"
+    assert _count(api, Invoice, customer_id=customer["id"], purpose="top_up") == 1
+    assert api.ok("GET", f"/v1/customers/{customer['id']}/credits")["by_kind"]["top_up"] == "1000"
+
+
+def test_errors_are_replayed_too(api):
+    customer = api.customer(payment_method="pm_card_declined")
+    body = {"customer": customer["id"], "plan": "standard", "term": "monthly"}
+    first = api.post("/v1/subscriptions", body, headers={"Idempotency-Key": "sub-1"})
+    assert_error(first, 402, "payment_failed")
+    api.ok("POST", f"/v1/customers/{customer['id']}/payment_method", {"token": "pm_card_ok"})
+    replay = api.post("/v1/subscriptions", body, headers={"Idempotency-Key": "sub-1"})
+    assert replay.status_code == 402 and replay.content == first.content
+    assert api.post("/v1/subscriptions", body, headers={"Idempotency-Key": "sub-2"}).status_code == 201
+
+
+def test_same_key_with_another_body_is_409(api):
+    api.ok("POST", "/v1/customers", {"external_id": "a", "email": "a@example.com"},
+           headers={"Idempotency-Key": "k"})
+    response = api.post("/v1/customers", {"external_id": "b", "email": "a@example.com"},
+                        headers={"Idempotency-Key": "k"})
+    assert_error(response, 409, "idempotency_key_reused", "Idempotency-Key")
+    other_path = api.post("/v1/webhook_endpoints", {"url": "http://127.0.0.1:9/x"}, headers={"Idempotency-Key": "k"})
+    assert_error(other_path, 409, "idempotency_key_reused")
+    assert [c["external_id"] for c in api.ok("GET", "/v1/customers")["data"]] == ["a"]
+
+
+def test_same_body_in_another_key_order_is_the_same_request(api):
+    first = api.post("/v1/customers", content=b'{"external_id": "a", "email": "a@example.com"}',
+                     headers={"Idempotency-Key": "k", "Content-Type": "application/json"})
+    again = api.post("/v1/customers", content=b'{"email":"a@example.com","external_id":"a"}',
+                     headers={"Idempotency-Key": "k", "Content-Type": "application/json"})
+    assert first.status_code == again.status_code == 201 and first.content == again.content
+
+
+def test_keys_belong_to_one_api_key(api):
+    one = api.ok("POST", "/v1/customers", {"external_id": "a", "email": "a@example.com"},
+                 headers={"Idempotency-Key": "k"})
+    other = api.post("/v1/customers", {"external_id": "a", "email": "a@example.com"},
+                     headers={"Idempotency-Key": "k"}, key=SUPPORT_KEY)
+    assert_error(other, 409, "customer_exists")  # not a replay: the work was tried again
+    assert one["external_id"] == "a"
+
+
+def test_delete_is_idempotent(api):
+    _, sub = api.subscribed()
+    api.ok("POST", f"/v1/subscriptions/{sub['id']}/change",
+           {"plan": "basic", "term": "monthly", "timing": "end_of_period"})
+    path = f"/v1/subscriptions/{sub['id']}/scheduled_change"
+    first = api.delete(path, headers={"Idempotency-Key": "d"})
+    again = api.delete(path, headers={"Idempotency-Key": "d"})
+    assert first.status_code == again.status_code == 200 and first.content == again.content
+    assert_error(api.delete(path), 409, "no_scheduled_change")
+
+
+def test_a_too_long_key_is_422(api):
+    response = api.post("/v1/customers", {"external_id": "a", "email": "a@example.com"},
+                        headers={"Idempotency-Key": "k" * 300})
+    assert_error(response, 422, "invalid_request", "Idempotency-Key")
+
+
+def test_eight_concurrent_requests_with_one_key_have_one_effect(any_api):
+    api = any_api
+    customer, _ = api.subscribed()
+    path = f"/v1/customers/{customer['id']}/top_ups"
+    barrier = threading.Barrier(8)
+    responses: list[httpx.Response] = []
+    errors: list[BaseException] = []
+
+    with LiveServer(api.client.app) as server:
+        def buy() -> None:
+            try:
+                with httpx.Client(base_url=server.url, timeout=60) as client:
+                    barrier.wait()
+                    responses.append(client.post(path, json={"bundle": "credits_1000"}, headers={
+                        "Authorization": f"Bearer {SERVER_KEY}", "Idempotency-Key": "concurrent-buy"}))
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=buy) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    assert not errors
+    assert [r.status_code for r in responses] == [201] * 8, [r.text for r in responses]
+    assert len({r.content for r in responses}) == 1
+    assert sum(r.headers.get("idempotent-replayed") == "true" for r in responses) == 7
+    assert _count(api, Invoice, customer_id=customer["id"], purpose="top_up") == 1
+    assert _count(api, SandboxCharge, customer_ref=customer["id"]) == 2  # the subscription and one top-up
+    assert api.ok("GET", f"/v1/customers/{customer['id']}/credits")["by_kind"]["top_up"] == "1000"
