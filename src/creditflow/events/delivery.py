@@ -39,6 +39,7 @@ FIRST_RETRY = timedelta(seconds=10)
 MAX_RETRY = timedelta(hours=6)
 LEASE = timedelta(seconds=60)  # longer than a delivery's timeout
 BATCH = 100
+MAX_ROUNDS = 20
 
 
 def timeout_seconds() -> float:
@@ -159,9 +160,13 @@ def deliver_due(ctx, now: datetime, *, batch: int = BATCH, denied: tuple = ()) -
             WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now).limit(1)) is not None
     if not due:
         return done
-    outgoing = ctx.db.run(lambda session: claim_due(session, now, batch=batch))
-    if outgoing:
-        with httpx.Client(timeout=timeout_seconds(), follow_redirects=False) as client:
+    with httpx.Client(timeout=timeout_seconds(), follow_redirects=False) as client:
+        # An acknowledged delivery unblocks the customer's next event: claim again until no
+        # more is due (bounded, so one busy tick can't starve the other jobs).
+        for _ in range(MAX_ROUNDS):
+            outgoing = ctx.db.run(lambda session: claim_due(session, now, batch=batch))
+            if not outgoing:
+                break
             for item in outgoing:
                 status_code, error = send(client, item, now, denied)
                 ctx.db.run(lambda session: record_outcome(session, item.delivery_id, status_code, error, now))
