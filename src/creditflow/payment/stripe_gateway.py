@@ -28,7 +28,9 @@ from creditflow.payment.gateway import ChargeRequest, ChargeResult, RefundResult
 ATTEMPT_KEY = "creditflow_attempt"
 CUSTOMER_KEY = "creditflow_customer"
 
-# Errors after which Stripe may or may not have acted on the request.
+# Errors that say nothing about the card: Stripe may have acted on the request (a lost answer,
+# a 5xx, an idempotency key reused by an earlier request that did go through) or the fault is
+# ours (keys, rate). Never the customer's decline: recorded `unknown` and settled by `lookup`.
 _UNCERTAIN = (stripe.APIConnectionError, stripe.APIError, stripe.RateLimitError, stripe.AuthenticationError,
               stripe.PermissionError, stripe.IdempotencyError)
 
