@@ -13,6 +13,8 @@ from creditflow.kit.errors import InvalidRequest
 
 def round_half_up(value: Fraction | int) -> int:
     """Round an exact rational to the nearest integer, halves away from zero."""
+    if isinstance(value, float):  # a float has already lost the exact value
+        raise TypeError("round_half_up takes an int or a Fraction, never a float")
     value = Fraction(value)
     sign = -1 if value < 0 else 1
     magnitude = abs(value)
