@@ -18,6 +18,7 @@ from creditflow.api.schemas.misc import Health
 from creditflow.api.settings import Settings
 from creditflow.auth.service import ensure_keys, parse_bootstrap_keys
 from creditflow.context import Context
+from creditflow.web.app import include_web
 
 API_PREFIX = "/v1"
 
@@ -39,6 +40,7 @@ def create_app(ctx: Context, settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     for module in (customers, catalog, subscriptions, credits, invoices, events, portal, test_clocks):
         app.include_router(module.router, prefix=API_PREFIX)
+    include_web(app, ctx, secret_key=settings.secret_key)  # the billing page and the support console
 
     @app.get("/healthz", response_model=Health, tags=["health"],
              responses={503: {"model": errors.ErrorResponse, "description": "The database does not answer"}})
@@ -51,4 +53,38 @@ def create_app(ctx: Context, settings: Settings | None = None) -> FastAPI:
         return Health()
 
     app.add_middleware(Gate, ctx=ctx, settings=settings, prefix=API_PREFIX)
+    _describe_gate(app)
     return app
+
+
+IDEMPOTENCY_HEADER = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "A replay with the same key and body returns the first response and does nothing else; "
+                   "the same key with another body gets 409 `idempotency_key_reused`. Kept at least 24 hours.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+}
+
+
+def _describe_gate(app: FastAPI) -> None:
+    """Add to the OpenAPI document what the gate does outside the routes: the Idempotency-Key
+    header of every POST and DELETE, and bearer authentication on every /v1 operation."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        for path, operations in document["paths"].items():
+            if not path.startswith(API_PREFIX):
+                continue
+            for method, operation in operations.items():
+                operation.setdefault("security", [{"HTTPBearer": []}])
+                if method in ("post", "delete"):
+                    operation.setdefault("parameters", []).append(dict(IDEMPOTENCY_HEADER))
+                    operation["responses"].setdefault("409", {
+                        "description": "`idempotency_key_reused`",
+                        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}})
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi

@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from creditflow.kit.errors import CreditflowError
@@ -99,6 +99,11 @@ def install(app: FastAPI) -> None:
     async def _integrity(request: Request, exc: IntegrityError):
         log.warning("uniqueness conflict surfaced to the API: %s", exc.orig)
         return error_response(409, "conflict", "the request conflicts with a concurrent change; retry it")
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError):
+        # A value the database refuses (a NUL character in a path or query, say): bad input.
+        return error_response(422, "invalid_request", "a value in the request is not valid")
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError):

@@ -17,7 +17,7 @@ from creditflow.events.service import (
 router = APIRouter(tags=["events"])
 
 
-@router.get("/events", response_model=ListOf[EventRead], responses=errors())
+@router.get("/events", response_model=ListOf[EventRead], responses=errors(404, e404="`starting_after` names no event"))
 def list_(ctx: Ctx, _: Caller, customer: str | None = None, type: str | None = None, limit: Limit = 20,
           starting_after: StartingAfter = None):
     with ctx.db.transaction(readonly=True) as session:

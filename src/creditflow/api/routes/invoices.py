@@ -12,7 +12,7 @@ from creditflow.refund.service import create_refund, eligibility
 router = APIRouter(tags=["invoices"])
 
 
-@router.get("/invoices", response_model=ListOf[InvoiceRead], responses=errors())
+@router.get("/invoices", response_model=ListOf[InvoiceRead], responses=errors(404, e404="`starting_after` names no invoice"))
 def list_(ctx: Ctx, _: Caller, customer: str | None = None, limit: Limit = 20, starting_after: StartingAfter = None):
     with ctx.db.transaction(readonly=True) as session:
         rows, has_more = list_invoices(session, customer_id=customer, limit=limit, starting_after=starting_after)

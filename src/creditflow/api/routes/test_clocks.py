@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import APIRouter, Depends, status
 
 from creditflow.api.deps import AppSettings, Caller, Ctx
 from creditflow.api.errors import errors
 from creditflow.api.schemas.misc import TestClockAdvance, TestClockCreate, TestClockRead
 from creditflow.customer.service import create_test_clock, get_test_clock
-from creditflow.kit.errors import NotFound
+from creditflow.kit.errors import InvalidRequest, NotFound
 from creditflow.worker.testclock import advance_test_clock
 
 
@@ -17,6 +19,7 @@ def enabled(settings: AppSettings) -> None:
 
 
 router = APIRouter(tags=["test clocks"], dependencies=[Depends(enabled)])
+MAX_ADVANCE = timedelta(days=5 * 366)
 
 
 def _read(clock) -> TestClockRead:
@@ -38,5 +41,10 @@ def read(clock_id: str, ctx: Ctx, _: Caller):
 
 @router.post("/test_clocks/{clock_id}/advance", response_model=TestClockRead, responses=errors(404, 409))
 def advance(clock_id: str, body: TestClockAdvance, ctx: Ctx, _: Caller):
-    """Runs every piece of work due up to `frozen_time` for the clock's customers, in time order."""
+    """Runs every piece of work due up to `frozen_time` for the clock's customers, in time order.
+    One call moves the clock at most 5 years (each month of each subscription is work to run)."""
+    with ctx.db.transaction(readonly=True) as session:
+        current = get_test_clock(session, clock_id).frozen_time
+    if body.frozen_time > current + MAX_ADVANCE:
+        raise InvalidRequest("a test clock moves at most 5 years per call", param="frozen_time")
     return _read(advance_test_clock(ctx, clock_id, body.frozen_time))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
 from creditflow.kit.clock import format_instant, parse_instant
 from creditflow.kit.credits import Credits
@@ -15,9 +15,19 @@ MIN_YEAR, MAX_YEAR = 1970, 2999
 
 
 class Request(BaseModel):
-    """A request body: unknown fields are refused (422)."""
+    """A request body: unknown fields are refused (422), and so is a NUL character in any text
+    (PostgreSQL can't store one)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        if isinstance(value, list) and any(isinstance(item, str) and "\x00" in item for item in value):
+            raise ValueError("must not contain NUL characters")
+        return value
 
 
 class Read(BaseModel):

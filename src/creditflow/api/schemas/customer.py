@@ -9,7 +9,7 @@ from creditflow.api.schemas.common import Id, InstantOut, Read, Request
 
 class CustomerCreate(Request):
     external_id: str = Field(min_length=1, max_length=255)
-    email: str = Field(min_length=3, max_length=320)
+    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
     name: str | None = Field(default=None, max_length=255)
     country: str | None = Field(default=None, min_length=2, max_length=2, description="ISO 3166 two-letter code")
     timezone: str | None = Field(default=None, min_length=1, max_length=64, description="IANA zone, default UTC")
