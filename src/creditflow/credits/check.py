@@ -7,7 +7,7 @@ For every customer:
   entries (granted - spent - held - expired + refunded + released);
 - `held` equals what the open holds reserve, and `spent` what the unrefunded spends and
   settled holds took;
-- nothing is negative, and no lot holds more than it was granted.
+- nothing is negative, no lot holds more than it was granted, and an expired lot holds nothing.
 
 Each check is one aggregate query that returns only the rows that are wrong, so a clean
 database of any size costs a few scans and no Python loops.
@@ -72,7 +72,7 @@ _LOTS_VS_ENTRIES = """
         FROM credit_entries WHERE lot_id IS NOT NULL GROUP BY lot_id
     ) e ON e.lot_id = l.id
     WHERE l.granted <> COALESCE(e.granted, 0) OR l.remaining <> COALESCE(e.remaining, 0)
-       OR l.remaining < 0 OR l.remaining > l.granted
+       OR l.remaining < 0 OR l.remaining > l.granted OR (l.expired_at IS NOT NULL AND l.remaining <> 0)
 """
 
 _HELD_VS_HOLDS = """

@@ -63,6 +63,7 @@ class CreditLot(Base):
             postgresql_where=text("expired_at IS NULL AND expires_at IS NOT NULL"),
         ),
         CheckConstraint("remaining >= 0 AND remaining <= granted", name="remaining_within_granted"),
+        CheckConstraint("expired_at IS NULL OR remaining = 0", name="expired_lots_are_empty"),
         CheckConstraint(_in("kind", LOT_KINDS), name="kind"),
     )
 

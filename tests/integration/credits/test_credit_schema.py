@@ -47,6 +47,7 @@ def test_truncate_is_refused_too_on_postgres(pg_db):
     "UPDATE credit_lots SET remaining = -1",
     "UPDATE credit_lots SET remaining = granted + 1",
     "UPDATE credit_lots SET kind = 'gift'",
+    "UPDATE credit_lots SET expired_at = created_at WHERE remaining > 0",
     "UPDATE credit_accounts SET available = -1",
     "UPDATE credit_accounts SET spent = spent - 1000000",
     "UPDATE credit_spends SET status = 'lost'",

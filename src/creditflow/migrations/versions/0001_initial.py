@@ -184,6 +184,7 @@ def upgrade() -> None:
     sa.Column('reason', sa.String(length=500), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.CheckConstraint("kind IN ('free', 'subscription', 'top_up', 'promo')", name=op.f('ck_credit_lots_kind')),
+    sa.CheckConstraint('expired_at IS NULL OR remaining = 0', name=op.f('ck_credit_lots_expired_lots_are_empty')),
     sa.CheckConstraint('remaining >= 0 AND remaining <= granted', name=op.f('ck_credit_lots_remaining_within_granted')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_credit_lots_customer_id_customers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_credit_lots')),
@@ -388,7 +389,7 @@ def upgrade() -> None:
 
     # ### end Alembic commands ###
 
-    # ### hand-written: credit ledger (re-add after regen-initial; tests/integration/credits/test_schema.py checks it) ###
+    # ### hand-written: credit ledger (re-add after regen-initial; tests/integration/credits/test_credit_schema.py checks it) ###
     credit_ledger_upgrade()
     # ### end hand-written ###
 
@@ -484,7 +485,7 @@ def downgrade() -> None:
 # ### hand-written: credit ledger ###
 # The ledger is append-only (django-hordak's rule): the database itself refuses to change or
 # delete a credit entry, whatever the code does. Autogenerate knows nothing of triggers, so
-# this block is kept by hand; `tests/integration/credits/test_schema.py` fails without it.
+# this block is kept by hand; `tests/integration/credits/test_credit_schema.py` fails without it.
 # A later batch-mode migration that rebuilds credit_entries on SQLite must recreate them.
 
 _APPEND_ONLY = "credit_entries is append-only: record a new entry instead"
