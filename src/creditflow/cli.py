@@ -104,6 +104,7 @@ def serve(
     workers: int = typer.Option(1, help="API processes (uvicorn workers)"),
     database_url: str = typer.Option(None, "--database-url", help="Default: CREDITFLOW_DATABASE_URL"),
     log_level: str = typer.Option("info", help="uvicorn log level"),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request"),
 ):
     """Serve the HTTP API (and run the worker in the background unless --no-worker)."""
     from creditflow.api.server import serve as run_server
@@ -122,7 +123,8 @@ def serve(
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
     ctx = build_context(Database(url))
-    run_server(ctx, settings, host=host, port=port, worker=not no_worker, workers=workers, log_level=log_level)
+    run_server(ctx, settings, host=host, port=port, worker=not no_worker, workers=workers, log_level=log_level,
+               access_log=access_log)
 
 
 @keys_app.command("create")

@@ -1,0 +1,30 @@
+"""bench/http.py runs end to end at a tiny size and writes its JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_http_benchmark_tiny(tmp_path):
+    out = tmp_path / "http.json"
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "http.py"), "--tiny", "--out", str(out)],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["tiny"] is True and result["database"] == "sqlite"
+    for kind in ("spend", "bare"):
+        rows = result[kind]
+        assert [row["target_rate"] for row in rows] == [20.0, 50.0]
+        for row in rows:
+            assert row["due"] == row["sent"] + row["not_sent"]
+            assert row["ok"] > 0 and row["errors"] == 0, row
+            assert row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+    assert result["spend"][0]["statuses"] == {"200": result["spend"][0]["ok"]}
+    summary = result["summary"]
+    assert summary["spend_throughput_per_s"] > 0 and summary["bare_throughput_per_s"] > 0
+    assert set(summary["goals_met"]) == {"p99_at_200_per_s", "throughput_vs_bare"}
