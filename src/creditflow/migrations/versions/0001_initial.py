@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 18:16:38.303156
+Create Date: 2026-11-26 18:41:00.632558
 
 """
 from collections.abc import Sequence
@@ -28,6 +28,29 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_keys')),
     sa.UniqueConstraint('key_hash', name=op.f('uq_api_keys_key_hash'))
     )
+    op.create_table('audit_records',
+    sa.Column('seq', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('actor_id', sa.String(length=40), nullable=False),
+    sa.Column('actor', sa.String(length=64), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('customer_id', sa.String(length=40), nullable=True),
+    sa.Column('action', sa.String(length=64), nullable=False),
+    sa.Column('summary', sa.String(length=500), nullable=False),
+    sa.Column('details', sa.JSON(), nullable=False),
+    sa.Column('reason', sa.String(length=1000), nullable=False),
+    sa.Column('outcome', sa.String(length=16), nullable=False),
+    sa.Column('message', sa.String(length=1000), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('completed_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("outcome IN ('pending', 'succeeded', 'failed')", name=op.f('ck_audit_records_outcome')),
+    sa.PrimaryKeyConstraint('seq', name=op.f('pk_audit_records')),
+    sa.UniqueConstraint('id', name=op.f('uq_audit_records_id'))
+    )
+    with op.batch_alter_table('audit_records', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_audit_records_actor_id'), ['actor_id'], unique=False)
+        batch_op.create_index('ix_audit_records_customer_created', ['customer_id', 'created_at'], unique=False)
+
     op.create_table('counters',
     sa.Column('name', sa.String(length=32), nullable=False),
     sa.Column('value', sa.BigInteger(), nullable=False),
@@ -82,6 +105,17 @@ def upgrade() -> None:
     with op.batch_alter_table('sandbox_charges', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sandbox_charges_customer_ref'), ['customer_ref'], unique=False)
 
+    op.create_table('support_users',
+    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('username', sa.String(length=64), nullable=False),
+    sa.Column('password_hash', sa.String(length=255), nullable=False),
+    sa.Column('role', sa.String(length=16), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('disabled_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("role IN ('support', 'admin')", name=op.f('ck_support_users_role')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_support_users')),
+    sa.UniqueConstraint('username', name=op.f('uq_support_users_username'))
+    )
     op.create_table('test_clocks',
     sa.Column('id', sa.String(length=40), nullable=False),
     sa.Column('frozen_time', sa.DateTime(timezone=True), nullable=False),
@@ -463,6 +497,7 @@ def downgrade() -> None:
     op.drop_table('customers')
     op.drop_table('webhook_endpoints')
     op.drop_table('test_clocks')
+    op.drop_table('support_users')
     with op.batch_alter_table('sandbox_charges', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sandbox_charges_customer_ref'))
 
@@ -478,6 +513,11 @@ def downgrade() -> None:
 
     op.drop_table('events')
     op.drop_table('counters')
+    with op.batch_alter_table('audit_records', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_records_customer_created')
+        batch_op.drop_index(batch_op.f('ix_audit_records_actor_id'))
+
+    op.drop_table('audit_records')
     op.drop_table('api_keys')
     # ### end Alembic commands ###
 

@@ -1,0 +1,97 @@
+"""Wiring: the billing page and the support console as routes of an application.
+
+    include_web(app, ctx, secret_key=...)   adds both to an application (the API's)
+    create_web_app(ctx, secret_key=...)     a bare application with only them (tests, demos)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from creditflow.web.security import (
+    BILLING_COOKIE,
+    BILLING_MAX_AGE,
+    CONSOLE_COOKIE,
+    CONSOLE_MAX_AGE,
+    BrowserSession,
+    SessionCodec,
+)
+
+log = logging.getLogger("creditflow.web")
+_bootstrap_lock = threading.Lock()
+
+
+@dataclass
+class Web:
+    """What every page handler needs: the engine's context and the session codecs."""
+
+    ctx: object
+    secret_key: str
+    billing_sessions: SessionCodec
+    console_sessions: SessionCodec
+    bootstrap_users: bool = False
+    _bootstrapped: bool = False
+
+    def ensure_bootstrap_users(self) -> None:
+        """Create the console users of CREDITFLOW_SUPPORT_USERS, once, on the first console
+        request (not at start-up: the database may not be migrated yet when the app is built)."""
+        if not self.bootstrap_users or self._bootstrapped:
+            return
+        with _bootstrap_lock:
+            if self._bootstrapped:
+                return
+            from creditflow.support.service import bootstrap_from_env
+
+            created = bootstrap_from_env(self.ctx.db, now=self.ctx.clock.now())
+            if created:
+                log.info("created %d support console user(s) from CREDITFLOW_SUPPORT_USERS", created)
+            self._bootstrapped = True
+
+    @classmethod
+    def build(cls, ctx, secret_key: str) -> "Web":
+        if not secret_key:
+            raise ValueError("the web pages need a secret key to sign sessions")
+        return cls(
+            ctx=ctx, secret_key=secret_key,
+            billing_sessions=SessionCodec(secret_key, cookie=BILLING_COOKIE, path="/billing",
+                                          max_age=BILLING_MAX_AGE),
+            console_sessions=SessionCodec(secret_key, cookie=CONSOLE_COOKIE, path="/console",
+                                          max_age=CONSOLE_MAX_AGE),
+        )
+
+    def redirect(self, request: Request, codec: SessionCodec, session: BrowserSession | None, url: str, *,
+                 flash: tuple[str, str] | None = None) -> Response:
+        """303 to a page (after a POST), carrying a one-time message for it."""
+        response = RedirectResponse(url, status_code=303)
+        if session is not None:
+            if flash is not None:
+                session.flash = {"kind": flash[0], "text": flash[1]}
+            codec.save(response, request, session)
+        return response
+
+
+def include_web(app: FastAPI, ctx, *, secret_key: str, bootstrap_users: bool = True) -> Web:
+    """Add the billing page (/billing) and the support console (/console) to `app`.
+
+    With `bootstrap_users`, console users listed in CREDITFLOW_SUPPORT_USERS are created (if
+    missing) on the first console request."""
+    from creditflow.web.billing import billing_router
+    from creditflow.web.console import console_router
+
+    web = Web.build(ctx, secret_key)
+    app.include_router(billing_router(web))
+    app.include_router(console_router(web))
+    web.bootstrap_users = bootstrap_users
+    return web
+
+
+def create_web_app(ctx, *, secret_key: str, bootstrap_users: bool = False) -> FastAPI:
+    app = FastAPI(title="creditflow billing", docs_url=None, redoc_url=None, openapi_url=None)
+    include_web(app, ctx, secret_key=secret_key, bootstrap_users=bootstrap_users)
+    return app

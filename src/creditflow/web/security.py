@@ -1,0 +1,96 @@
+"""Browser sessions and CSRF tokens.
+
+A session is a cookie signed with the secret key (itsdangerous, HMAC over the payload), so it
+can't be forged or edited; it holds who the browser is (the one customer a portal link was
+opened for, or a console user) and the session's CSRF token. Nothing else is
+trusted from the browser: every object a request names is checked against the session.
+
+CSRF: every form carries the session's token in a hidden field and every POST compares it in
+constant time; the cookie is SameSite=Lax and HttpOnly besides.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from starlette.requests import Request
+from starlette.responses import Response
+
+BILLING_COOKIE = "cf_billing"
+CONSOLE_COOKIE = "cf_console"
+BILLING_MAX_AGE = 60 * 60  # a billing page session lasts an hour after the link was opened
+CONSOLE_MAX_AGE = 8 * 60 * 60  # a working day
+
+
+@dataclass
+class BrowserSession:
+    """The contents of a session cookie."""
+
+    expires: int  # unix time; set once, when the session starts
+    csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    customer: str | None = None  # billing: the customer this browser may see
+    return_url: str | None = None  # billing: where "Back" goes
+    user: str | None = None  # console: the signed-in support user's id
+    flash: dict | None = None  # one message for the next page: {"kind", "text"}
+
+    def to_dict(self) -> dict:
+        data = {"exp": self.expires, "csrf": self.csrf}
+        for key in ("customer", "return_url", "user", "flash"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "BrowserSession":
+        return cls(expires=data["exp"], csrf=str(data.get("csrf") or secrets.token_urlsafe(24)),
+                   customer=data.get("customer"), return_url=data.get("return_url"), user=data.get("user"),
+                   flash=data.get("flash"))
+
+    def take_flash(self) -> dict | None:
+        flash, self.flash = self.flash, None
+        return flash
+
+
+class SessionCodec:
+    """Reads and writes one kind of session cookie (billing or console).
+
+    The payload carries its own expiry (`exp`, set when the session starts), so rewriting the
+    cookie, say for a flash message, never extends the session."""
+
+    def __init__(self, secret_key: str, *, cookie: str, path: str, max_age: int):
+        self.cookie, self.path, self.max_age = cookie, path, max_age
+        self._serializer = URLSafeSerializer(secret_key, salt=f"creditflow.web.{cookie}")
+
+    def load(self, request: Request) -> BrowserSession | None:
+        """The session, or None when there is none, it was tampered with, or it expired."""
+        raw = request.cookies.get(self.cookie)
+        if not raw:
+            return None
+        try:
+            data = self._serializer.loads(raw)
+        except BadSignature:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("exp"), int) or data["exp"] <= time.time():
+            return None
+        return BrowserSession.from_dict(data)
+
+    def start(self) -> BrowserSession:
+        return BrowserSession(expires=int(time.time()) + self.max_age)
+
+    def save(self, response: Response, request: Request, session: BrowserSession) -> None:
+        max_age = max(0, session.expires - int(time.time()))
+        response.set_cookie(self.cookie, self._serializer.dumps(session.to_dict()), max_age=max_age,
+                            path=self.path, httponly=True, samesite="lax",
+                            secure=request.url.scheme == "https")
+
+    def clear(self, response: Response) -> None:
+        response.delete_cookie(self.cookie, path=self.path)
+
+
+def csrf_ok(session: BrowserSession | None, submitted: str | None) -> bool:
+    return bool(session and submitted and hmac.compare_digest(session.csrf, str(submitted)))

@@ -1,0 +1,475 @@
+"""What the billing page and the console show, read in one read-only unit of work.
+
+These are read models for the pages: plain data assembled from the tables, with the decisions
+the page needs already made (which plan cards say Upgrade or Downgrade, whether Cancel is
+available and if not why). Every query is scoped to the one customer the caller names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from creditflow.catalog.models import Catalog, Plan
+from creditflow.catalog.rules import classify_change
+from creditflow.credits.access import Standing, free_day, gets_free_credits, reset_timezone
+from creditflow.credits.models import CreditEntry, CreditLot
+from creditflow.customer.models import Customer
+from creditflow.invoicing.models import Invoice
+from creditflow.kit.credits import Credits
+from creditflow.kit.errors import CreditflowError, NotFound
+from creditflow.kit.periods import Term
+from creditflow.subscription.models import Quote, Subscription
+
+TERM_LABELS = {"monthly": "Monthly", "quarterly": "Quarterly", "yearly": "Yearly"}
+TERM_UNITS = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
+STATUS_LABELS = {"active": "Active", "past_due": "Payment overdue", "ended": "Ended", "canceling": "Cancels at period end"}
+KIND_LABELS = {"free": "Daily free credits", "subscription": "Plan credits", "top_up": "Top-up credits",
+               "promo": "Promotional credits"}
+PURPOSE_LABELS = {"subscription_create": "Subscription", "renewal": "Renewal", "plan_change": "Plan change",
+                  "top_up": "Credit top-up"}
+INVOICE_STATUS_LABELS = {"paid": "Paid", "open": "Open", "void": "Void", "refunded": "Refunded"}
+PAGE_SIZE = 20
+RESUME_TO_DOWNGRADE = "Resume your subscription to schedule a downgrade."
+
+
+@dataclass(frozen=True)
+class PlanCard:
+    plan: Plan
+    term: str
+    price: int
+    per_month: int
+    action: str | None  # upgrade | downgrade | subscribe | None (the current plan)
+    current: bool = False
+    scheduled: bool = False
+    unavailable: str | None = None  # why the button is disabled
+
+    @property
+    def term_label(self) -> str:
+        return TERM_LABELS[self.term]
+
+    @property
+    def unit(self) -> str:
+        return TERM_UNITS[self.term]
+
+
+@dataclass(frozen=True)
+class TermGroup:
+    term: str
+    label: str
+    saving: str | None
+    cards: list[PlanCard]
+
+
+@dataclass(frozen=True)
+class Balance:
+    kind: str
+    label: str
+    amount: Credits
+    note: str
+
+
+@dataclass(frozen=True)
+class ScheduledChange:
+    plan: Plan
+    term: str
+    kind: str
+    effective_at: datetime
+    amount: int
+
+    @property
+    def term_label(self) -> str:
+        return TERM_LABELS[self.term]
+
+
+@dataclass
+class BillingPage:
+    customer: Customer
+    now: datetime
+    sub: Subscription | None
+    plan: Plan | None
+    term_groups: list[TermGroup]
+    balances: list[Balance]
+    total_credits: Credits
+    scheduled: ScheduledChange | None
+    renewal_amount: int | None
+    next_refresh: datetime | None
+    invoices: list[Invoice]
+    more_invoices: bool
+    history: list["HistoryLine"]
+    ended: Subscription | None = None  # the last subscription, if it has ended and none is live
+    cancel_blocked: str | None = None
+    changes_blocked: str | None = None
+    topup_blocked: str | None = None
+    bundles: list = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.sub is None:
+            return "free"
+        if self.sub.status == "active" and self.sub.cancel_at_period_end:
+            return "canceling"
+        return self.sub.status
+
+    @property
+    def status_label(self) -> str:
+        return "Free" if self.sub is None else STATUS_LABELS[self.status]
+
+    @property
+    def term_label(self) -> str:
+        return TERM_LABELS[self.sub.term] if self.sub else ""
+
+    @property
+    def plan_notes(self) -> list[str]:
+        """Reasons that disable many cards at once: said once, above the cards."""
+        if self.changes_blocked:
+            return [self.changes_blocked]
+        if self.sub is not None and self.sub.cancel_at_period_end:
+            return [RESUME_TO_DOWNGRADE + " Upgrades take effect immediately and keep your subscription going."]
+        return []
+
+    @property
+    def can_resume(self) -> bool:
+        return self.status == "canceling"
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status == "active"
+
+
+@dataclass(frozen=True)
+class HistoryLine:
+    seq: int
+    at: datetime
+    kind: str
+    lot_kind: str | None
+    description: str
+    amount: Credits  # signed: what it did to the available credits (0 for a settle)
+    reference: str | None
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def get_customer(session: Session, customer_id: str) -> Customer:
+    customer = session.get(Customer, customer_id)
+    if customer is None:
+        raise NotFound("no such customer", param="customer")
+    return customer
+
+
+def live_subscription(session: Session, customer_id: str) -> Subscription | None:
+    return session.scalar(select(Subscription).where(
+        Subscription.customer_id == customer_id, Subscription.status.in_(("active", "past_due"))))
+
+
+def last_ended_subscription(session: Session, customer_id: str) -> Subscription | None:
+    return session.scalar(select(Subscription).where(
+        Subscription.customer_id == customer_id, Subscription.status == "ended")
+        .order_by(Subscription.ended_at.desc()).limit(1))
+
+
+def billing_page(ctx, session: Session, customer_id: str, *, invoice_limit: int = 5,
+                 history_limit: int = 5) -> BillingPage:
+    catalog: Catalog = ctx.catalog
+    customer = get_customer(session, customer_id)
+    now = ctx.now_for(session, customer_id)
+    sub = live_subscription(session, customer_id)
+    plan = catalog.plan(sub.plan) if sub else None
+
+    scheduled = None
+    renewal_amount = None
+    if sub is not None:
+        if sub.scheduled_plan:
+            target = catalog.plan(sub.scheduled_plan)
+            scheduled = ScheduledChange(target, sub.scheduled_term, sub.scheduled_kind, sub.current_term_end,
+                                        target.price(Term(sub.scheduled_term)))
+            renewal_amount = scheduled.amount
+        else:
+            renewal_amount = plan.price(Term(sub.term))
+
+    changes_blocked = None
+    if sub is not None and sub.status == "past_due":
+        changes_blocked = "Plan changes are available again once your overdue payment goes through."
+
+    cancel_blocked = None
+    if sub is not None and sub.status == "active" and sub.scheduled_kind == "upgrade":
+        cancel_blocked = ("You can't cancel while an upgrade is scheduled. "
+                          "Cancel the scheduled upgrade first, then cancel your subscription.")
+
+    topup_blocked = None
+    if sub is None:
+        topup_blocked = "Credit top-ups are for subscribers. Choose a plan to buy extra credits."
+    elif sub.status == "past_due":
+        topup_blocked = "Credit top-ups are paused while a payment is overdue. They're back once it goes through."
+
+    balances, total = credit_balances(ctx, session, customer, sub, now)
+    invoices = list_invoices(session, customer_id, limit=invoice_limit + 1)
+    return BillingPage(
+        customer=customer, now=now, sub=sub, plan=plan,
+        term_groups=plan_cards(catalog, sub, changes_blocked),
+        balances=balances, total_credits=total, scheduled=scheduled, renewal_amount=renewal_amount,
+        next_refresh=next_plan_refresh(sub),
+        invoices=invoices[:invoice_limit], more_invoices=len(invoices) > invoice_limit,
+        history=credit_history(session, customer_id, limit=history_limit),
+        ended=last_ended_subscription(session, customer_id) if sub is None else None,
+        cancel_blocked=cancel_blocked, changes_blocked=changes_blocked, topup_blocked=topup_blocked,
+        bundles=sorted(catalog.bundles.values(), key=lambda b: b.price),
+    )
+
+
+def plan_cards(catalog: Catalog, sub: Subscription | None, changes_blocked: str | None) -> list[TermGroup]:
+    """A card for every plan and term, labelled with what choosing it would be."""
+    groups = []
+    for term in Term:
+        cards = []
+        for plan in catalog.plans_by_rank():
+            if term not in plan.prices:
+                continue
+            price = plan.price(term)
+            per_month = price // term.months
+            current = sub is not None and (sub.plan, sub.term) == (plan.code, term.value)
+            scheduled = sub is not None and (sub.scheduled_plan, sub.scheduled_term) == (plan.code, term.value)
+            action, unavailable = None, None
+            if current:
+                pass
+            elif sub is None:
+                action = "subscribe"
+            else:
+                try:
+                    decision = classify_change(catalog, sub.plan, sub.term, plan.code, term)
+                    action = decision.kind
+                    if changes_blocked:
+                        unavailable = changes_blocked
+                    elif action == "downgrade" and sub.cancel_at_period_end:
+                        unavailable = RESUME_TO_DOWNGRADE
+                    elif not decision.default_timing:
+                        unavailable = "This change is made by our support team; please contact them."
+                except CreditflowError as exc:
+                    action, unavailable = "unavailable", exc.message[:1].upper() + exc.message[1:] + "."
+            cards.append(PlanCard(plan, term.value, price, per_month, action, current, scheduled, unavailable))
+        if cards:
+            groups.append(TermGroup(term.value, TERM_LABELS[term.value], _saving(catalog, term), cards))
+    return groups
+
+
+def _saving(catalog: Catalog, term: Term) -> str | None:
+    """"Save 15%": the sample catalog's discount, read from the lowest plan's prices."""
+    if term == Term.monthly:
+        return None
+    for plan in catalog.plans_by_rank():
+        if Term.monthly in plan.prices and term in plan.prices:
+            full = plan.price(Term.monthly) * term.months
+            if full > 0 and plan.price(term) < full:
+                percent = round((full - plan.price(term)) * 100 / full)
+                return f"Save {percent}%"
+    return None
+
+
+def next_plan_refresh(sub: Subscription | None) -> datetime | None:
+    """When plan credits are next set to the allotment, if they will be."""
+    if sub is None or sub.status != "active":
+        return None
+    if sub.credit_period_end < sub.current_term_end:
+        return sub.credit_period_end  # the next monthly grant of this term
+    if sub.cancel_at_period_end:
+        return None  # the term ends and nothing renews
+    return sub.current_term_end  # the renewal grants the next allotment
+
+
+def credit_balances(ctx, session: Session, customer: Customer, sub: Subscription | None,
+                    now: datetime) -> tuple[list[Balance], Credits]:
+    """Available credits by kind (the ledger's own balance), each with when it refreshes or expires."""
+    from creditflow.credits.balance import get_balance
+
+    balance = get_balance(ctx, customer.id)
+    by_kind = balance.by_kind
+    fmt = _formatter(customer)
+    fmt_date = fmt.date
+    balances: list[Balance] = []
+
+    standing = Standing(sub.plan if sub is not None and sub.status == "active" else None)
+    if gets_free_credits(ctx.catalog, standing) or by_kind.get("free"):
+        zone = reset_timezone(ctx.catalog, customer.timezone)
+        day = free_day(now, zone)
+        balances.append(Balance("free", KIND_LABELS["free"], by_kind.get("free", Credits(0)),
+                                f"Resets to {fmt.credits(ctx.catalog.free.daily_credits)} every day at midnight ({zone}); "
+                                f"next on {fmt_date(day.ends_at)}"))
+
+    if sub is not None or by_kind.get("subscription"):
+        amount = by_kind.get("subscription", Credits(0))
+        refresh = next_plan_refresh(sub)
+        if sub is None:
+            note = "Left from your last plan"
+        elif sub.status == "past_due":
+            note = "No new plan credits until the overdue payment goes through."
+        elif refresh is not None:
+            note = (f"Refreshes to {fmt.credits(ctx.catalog.plan(sub.plan).monthly_credits)} on {fmt_date(refresh)}; "
+                    "unused plan credits don't roll over")
+        else:
+            note = f"Available until your plan ends on {fmt_date(sub.current_term_end)}"
+        balances.append(Balance("subscription", KIND_LABELS["subscription"], amount, note))
+
+    if sub is not None or by_kind.get("top_up"):
+        balances.append(Balance("top_up", KIND_LABELS["top_up"], by_kind.get("top_up", Credits(0)), "Never expire"))
+
+    if by_kind.get("promo"):
+        expiries = [lot.expires_at for lot in balance.lots if lot.kind == "promo" and lot.expires_at is not None]
+        balances.append(Balance("promo", KIND_LABELS["promo"], by_kind["promo"],
+                                f"Some expire on {fmt_date(min(expiries))}" if expiries else "Never expire"))
+
+    return balances, balance.available
+
+
+def _formatter(customer: Customer):
+    from creditflow.web.rendering import Formatter
+
+    return Formatter(customer.currency, customer.timezone)
+
+
+def list_invoices(session: Session, customer_id: str, *, limit: int = PAGE_SIZE,
+                  before: int | None = None) -> list[Invoice]:
+    """The customer's invoices, newest first; `before` is a number from the previous page."""
+    query = select(Invoice).where(Invoice.customer_id == customer_id).order_by(Invoice.number.desc()).limit(limit)
+    if before is not None:
+        query = query.where(Invoice.number < before)
+    return list(session.scalars(query))
+
+
+def customer_invoice(session: Session, customer_id: str, invoice_id: str) -> Invoice:
+    """One of *this* customer's invoices; someone else's is as absent as a made-up id."""
+    invoice = session.get(Invoice, invoice_id)
+    if invoice is None or invoice.customer_id != customer_id:
+        raise NotFound("no such invoice", param="invoice")
+    return invoice
+
+
+def customer_quote(session: Session, customer_id: str, quote_id: str) -> Quote:
+    quote = session.get(Quote, quote_id)
+    if quote is None or quote.customer_id != customer_id:
+        raise NotFound("no such quote", param="quote")
+    return quote
+
+
+def invoice_title(invoice: Invoice) -> str:
+    first = invoice.lines[0].description if invoice.lines else ""
+    label = PURPOSE_LABELS.get(invoice.purpose, invoice.purpose.replace("_", " ").capitalize())
+    return f"{label}: {first}" if first else label
+
+
+def credit_history(session: Session, customer_id: str, *, limit: int = PAGE_SIZE,
+                   before: int | None = None) -> list[HistoryLine]:
+    """Ledger entries, newest first; `before` is the `seq` of the last line of the previous page."""
+    query = (
+        select(CreditEntry, CreditLot.kind, CreditLot.reason)
+        .outerjoin(CreditLot, CreditLot.id == CreditEntry.lot_id)
+        .where(CreditEntry.customer_id == customer_id)
+        .order_by(CreditEntry.seq.desc()).limit(limit)
+    )
+    if before is not None:
+        query = query.where(CreditEntry.seq < before)
+    lines = []
+    for entry, lot_kind, lot_reason in session.execute(query).all():
+        lines.append(_history_line(entry, lot_kind, lot_reason))
+    return lines
+
+
+_SIGNS = {"grant": 1, "refund": 1, "release": 1, "spend": -1, "expire": -1, "hold": -1, "settle": 0}
+
+
+def _history_line(entry: CreditEntry, lot_kind: str | None, lot_reason: str | None) -> HistoryLine:
+    source = {"free": "daily free credits", "subscription": "plan credits", "top_up": "top-up credits",
+              "promo": "promotional credits"}.get(lot_kind or "", "credits")
+    reference = entry.reference
+    if entry.kind == "grant":
+        description = {"free": "Daily free credits", "subscription": "Plan credits granted",
+                       "top_up": "Top-up credits purchased",
+                       "promo": "Promotional credits" + (f": {lot_reason}" if lot_reason else "")}.get(
+            lot_kind or "", "Credits granted")
+        reference = None  # grant keys are internal
+    elif entry.kind == "spend":
+        description = f"Spent from {source}"
+    elif entry.kind == "expire":
+        description = f"Expired {source}"
+    elif entry.kind == "refund":
+        description = f"Refunded to {source}"
+    elif entry.kind == "hold":
+        description = f"Reserved from {source}"
+    elif entry.kind == "release":
+        description = f"Reservation released to {source}"
+    else:  # settle
+        description = "Reserved credits used"
+    amount = Credits(entry.amount.milli * _SIGNS.get(entry.kind, 0)) if entry.kind != "settle" else entry.amount
+    return HistoryLine(entry.seq, entry.created_at, entry.kind, lot_kind, description, amount, reference)
+
+
+def has_more_history(session: Session, customer_id: str, before: int) -> bool:
+    return session.scalar(select(func.count()).select_from(CreditEntry).where(
+        CreditEntry.customer_id == customer_id, CreditEntry.seq < before)) > 0
+
+
+# --- the support console -----------------------------------------------------------------------
+
+
+def find_customers(session: Session, query: str, *, limit: int = 25) -> list[Customer]:
+    """By id or external id (exact), or by email or name (contains, any case)."""
+    query = (query or "").strip()
+    if not query:
+        return []
+    exact = list(session.scalars(select(Customer).where(
+        (Customer.id == query) | (Customer.external_id == query))))
+    pattern = f"%{query.lower().replace('%', '').replace('_', '')}%"
+    like = list(session.scalars(
+        select(Customer).where(func.lower(Customer.email).like(pattern) | func.lower(Customer.name).like(pattern))
+        .order_by(Customer.created_at.desc()).limit(limit)))
+    seen, found = set(), []
+    for customer in exact + like:
+        if customer.id not in seen:
+            seen.add(customer.id)
+            found.append(customer)
+    return found[:limit]
+
+
+@dataclass(frozen=True)
+class DowngradeOption:
+    plan: Plan
+    term: str
+
+    @property
+    def value(self) -> str:
+        return f"{self.plan.code}:{self.term}"
+
+    @property
+    def label(self) -> str:
+        return f"{self.plan.name} ({self.term})"
+
+
+def downgrade_options(catalog: Catalog, sub: Subscription | None) -> list[DowngradeOption]:
+    """What support may move an active subscription down to, immediately (D2)."""
+    if sub is None or sub.status != "active":
+        return []
+    options = []
+    for plan in catalog.plans_by_rank():
+        for term in plan.terms:
+            if (plan.code, term.value) == (sub.plan, sub.term):
+                continue
+            try:
+                decision = classify_change(catalog, sub.plan, sub.term, plan.code, term)
+            except CreditflowError:
+                continue
+            if decision.kind == "downgrade" and decision.allows("immediate", support=True):
+                options.append(DowngradeOption(plan, term.value))
+    return options
+
+
+def unused_value(sub: Subscription | None, now: datetime) -> int:
+    """What the rest of the current term is worth, to the second (U3, D2)."""
+    from creditflow.kit.periods import Period
+    from creditflow.subscription.proration import split_term
+
+    if sub is None or sub.status != "active":
+        return 0
+    return split_term(sub.term_price, Period(sub.current_term_start, sub.current_term_end), now).unused
