@@ -74,7 +74,8 @@ def test_the_window_is_counted_in_hours_across_month_ends(paid_at, at, eligible)
     [
         ({"purpose": "renewal"}, "Renewals are not refundable under the refund policy."),
         ({"purpose": "plan_change"}, "Only the first purchase of a plan is refundable under the refund policy."),
-        ({"purpose": "top_up", "term": None}, "Only the first purchase of a plan is refundable under the refund policy."),
+        ({"purpose": "top_up", "term": None},
+         "Only the first purchase of a plan is refundable under the refund policy."),
         ({"first_purchase": False}, "Only the customer's first purchase of a plan is refundable."),
         ({"status": "refunded"}, "The invoice has already been refunded."),
         ({"status": "open", "paid_at": None}, "Only a paid invoice can be refunded."),

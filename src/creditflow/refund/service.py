@@ -206,9 +206,11 @@ def _take_back(ctx, session: Session, invoice: Invoice, now: datetime) -> None:
             lock_account(session, invoice.customer_id)
             end_sub(session, sub, now=now, reason="refunded")
     elif invoice.purpose == "top_up":
-        lock_account(session, invoice.customer_id)
+        account = lock_account(session, invoice.customer_id)
         for lot in session.scalars(select(CreditLot).where(CreditLot.invoice_id == invoice.id).with_for_update()):
-            expire_lot(session, lot, now=now)
+            # With the account passed in, expire_lot runs no query (no autoflush) between emptying
+            # the lot and marking it expired.
+            expire_lot(session, lot, now=now, account=account)
 
 
 def latest_term_invoice(session: Session, subscription_id: str) -> Invoice | None:

@@ -37,7 +37,8 @@ def test_credits_spent_in_several_jobs_add_up(story):
     for amount in ("100", "150.5", "50.5"):
         s.spend(amount)
     [invoice] = s.invoices()
-    assert eligibility(s.ctx, invoice.id).reason == "301 credits were spent since the purchase; at most 300 are allowed."
+    assert eligibility(s.ctx, invoice.id).reason == (
+        "301 credits were spent since the purchase; at most 300 are allowed.")
 
 
 def test_the_monthly_window_closes_after_three_days(story):
@@ -102,7 +103,8 @@ def test_a_refund_of_a_spend_made_before_the_purchase_does_not_lower_the_count(s
     refund_spend(s.ctx, s.customer_id, reference=before)  # after the purchase
     [invoice] = s.invoices()
 
-    assert eligibility(s.ctx, invoice.id).reason == "320 credits were spent since the purchase; at most 300 are allowed."
+    assert eligibility(s.ctx, invoice.id).reason == (
+        "320 credits were spent since the purchase; at most 300 are allowed.")
 
 
 def test_only_the_customers_first_purchase_of_a_plan_is_eligible(story):

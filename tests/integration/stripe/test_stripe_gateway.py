@@ -13,6 +13,7 @@ from stripe_kit import CARD_DECLINED, CARD_DECLINES_CHARGES, CARD_OK, utc
 
 from creditflow.context import build_context
 from creditflow.credits.topups import purchase_top_up
+from creditflow.customer.service import set_payment_method
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, InvalidRequest, PaymentFailed
 from creditflow.payment.stripe_gateway import StripeGateway
@@ -48,7 +49,6 @@ def test_first_card_creates_one_stripe_customer_and_later_cards_reuse_it(stripe_
 
 def test_a_token_that_is_not_a_stripe_payment_method_is_refused(stripe_story):
     s = stripe_story(START, card=None)
-    from creditflow.customer.service import set_payment_method
 
     for token in ("pm_card_ok_but_unknown_to_stripe", "tok_visa"):
         with pytest.raises(InvalidRequest) as refused:
