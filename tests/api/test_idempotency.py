@@ -10,6 +10,9 @@ from sqlalchemy import func, select
 
 from api_kit import SERVER_KEY, SUPPORT_KEY, LiveServer, assert_error
 
+from creditflow.auth.models import ApiKey
+from creditflow.idempotency import service as idempotency
+from creditflow.idempotency.models import IdempotencyRecord
 from creditflow.invoicing.models import Invoice
 from creditflow.payment.models import SandboxCharge
 
@@ -122,3 +125,27 @@ def test_eight_concurrent_requests_with_one_key_have_one_effect(any_api):
     assert _count(api, Invoice, customer_id=customer["id"], purpose="top_up") == 1
     assert _count(api, SandboxCharge, customer_ref=customer["id"]) == 2  # the subscription and one top-up
     assert api.ok("GET", f"/v1/customers/{customer['id']}/credits")["by_kind"]["top_up"] == "1000"
+
+
+def test_a_claim_abandoned_by_a_dead_process_is_taken_over(api):
+    from datetime import timedelta
+
+    body = b'{"external_id":"a","email":"a@example.com"}'
+    digest = idempotency.fingerprint("POST", "/v1/customers", body)
+    now = api.ctx.clock.now()
+    with api.ctx.db.transaction(readonly=True) as session:
+        key_id = session.scalar(select(ApiKey.id).where(ApiKey.scope == "server"))
+    claimed = idempotency.claim(api.ctx.db, key_id, "k", digest, now=now - timedelta(minutes=11))
+    assert isinstance(claimed, idempotency.Claimed)
+    # A fresh claim in progress makes a duplicate wait, then give up with 409...
+    fresh = idempotency.claim(api.ctx.db, key_id, "k2", digest, now=now)
+    assert isinstance(fresh, idempotency.Claimed)
+    assert isinstance(idempotency.claim_or_wait(api.ctx.db, key_id, "k2", digest, now=now, timeout=0.1),
+                      idempotency.InProgress)
+    # ...but one abandoned long ago is taken over and the request runs.
+    response = api.post("/v1/customers", content=body,
+                        headers={"Idempotency-Key": "k", "Content-Type": "application/json"})
+    assert response.status_code == 201, response.text
+    with api.ctx.db.transaction(readonly=True) as session:
+        record = session.scalar(select(IdempotencyRecord).where(IdempotencyRecord.key == "k"))
+        assert record.status == "done"

@@ -59,7 +59,10 @@ class Gate:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
         length = headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.settings.max_body_bytes):
+        if length is not None and not length.isdigit():
+            await _reply(send, 400, error_bytes("malformed_request", "Content-Length is not a number"))
+            return
+        if length is not None and int(length) > self.settings.max_body_bytes:
             await _reply(send, 413, error_bytes("request_too_large",
                                                 f"the body is limited to {self.settings.max_body_bytes} bytes"))
             return

@@ -14,11 +14,24 @@ from creditflow.api.settings import Settings
 log = logging.getLogger("creditflow.api")
 
 
+def build_server_app(ctx, settings: Settings):
+    """The API, plus the billing page and the support console when the web package provides
+    them (`creditflow.web.app.include_web`)."""
+    app = create_app(ctx, settings)
+    try:
+        from creditflow.web.app import include_web
+    except ImportError:
+        log.warning("the billing page and console are not available in this build")
+    else:
+        include_web(app, ctx, secret_key=settings.secret_key)
+    return app
+
+
 def app_from_env():
     """The app for one uvicorn worker process, configured by the environment alone."""
     from creditflow.context import build_context
 
-    return create_app(build_context(), Settings.from_env())
+    return build_server_app(build_context(), Settings.from_env())
 
 
 def start_worker(ctx, *, interval: float = 1.0) -> tuple[threading.Thread, threading.Event]:
@@ -45,7 +58,7 @@ def serve(ctx, settings: Settings, *, host: str, port: int, worker: bool = True,
             uvicorn.run("creditflow.api.server:app_from_env", factory=True, host=host, port=port, workers=workers,
                         log_level=log_level, access_log=access_log)
         else:
-            uvicorn.run(create_app(ctx, settings), host=host, port=port, log_level=log_level, access_log=access_log)
+            uvicorn.run(build_server_app(ctx, settings), host=host, port=port, log_level=log_level, access_log=access_log)
     finally:
         if background is not None:
             background[1].set()

@@ -20,6 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from creditflow.idempotency.models import IdempotencyRecord
 
 RETENTION = timedelta(hours=48)  # API.md: at least 24 hours
+# A claim still in progress after this long belongs to a process that died mid-request; no
+# request runs anywhere near this long, so a new request may take the key over.
+ABANDONED_AFTER = timedelta(minutes=10)
 MAX_KEY_LENGTH = 255
 
 
@@ -63,11 +66,12 @@ def claim(db, api_key_id: str, key: str, digest: str, *, now: datetime) -> Claim
             session.flush()
             return Claimed(record.id)
     except IntegrityError:
-        return lookup(db, api_key_id, key, digest) or InProgress()
+        return lookup(db, api_key_id, key, digest, now=now) or InProgress()
 
 
-def lookup(db, api_key_id: str, key: str, digest: str) -> Replay | Mismatch | InProgress | None:
-    """What became of a claimed key; None if its claim was given up meanwhile."""
+def lookup(db, api_key_id: str, key: str, digest: str, *, now: datetime | None = None
+           ) -> Replay | Mismatch | InProgress | None:
+    """What became of a claimed key; None if its claim was given up (or abandoned) meanwhile."""
     with db.transaction(readonly=True) as session:
         record = session.scalar(select(IdempotencyRecord).where(
             IdempotencyRecord.api_key_id == api_key_id, IdempotencyRecord.key == key))
@@ -76,8 +80,18 @@ def lookup(db, api_key_id: str, key: str, digest: str) -> Replay | Mismatch | In
         if record.fingerprint != digest:
             return Mismatch()
         if record.status != "done":
+            if now is not None and record.created_at <= now - ABANDONED_AFTER:
+                _drop_abandoned(db, record.id, now)
+                return None
             return InProgress()
         return Replay(record.response_status, record.response_body or b"")
+
+
+def _drop_abandoned(db, record_id: int, now: datetime) -> None:
+    with db.transaction() as session:
+        session.execute(delete(IdempotencyRecord).where(
+            IdempotencyRecord.id == record_id, IdempotencyRecord.status == "in_progress",
+            IdempotencyRecord.created_at <= now - ABANDONED_AFTER))
 
 
 def claim_or_wait(db, api_key_id: str, key: str, digest: str, *, now: datetime, timeout: float,
@@ -90,7 +104,7 @@ def claim_or_wait(db, api_key_id: str, key: str, digest: str, *, now: datetime, 
         time.sleep(poll)
         poll = min(poll * 1.5, 0.25)
         # Reads only while the first request works, so waiting doesn't compete for the write lock.
-        outcome = lookup(db, api_key_id, key, digest)
+        outcome = lookup(db, api_key_id, key, digest, now=now)
         if outcome is None:  # the first request gave its claim up (a server error): take it
             outcome = claim(db, api_key_id, key, digest, now=now)
     return outcome
