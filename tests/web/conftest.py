@@ -1,15 +1,20 @@
-"""Browser-test fixtures: one database, one server and one Chromium for the whole session (each
-test makes its own customers, so tests don't see each other), and a fresh browser context
-(no cookies) per test."""
+"""Browser-test fixtures: per backend, one database and one server for the whole session (each
+test makes its own customers, so tests don't see each other); one Chromium for the session;
+a fresh browser context (no cookies) per test.
+
+Every flow runs on SQLite; the flows marked `web_kit.both_backends` run on PostgreSQL too.
+"""
 
 from __future__ import annotations
 
 import os
+import uuid
 from dataclasses import replace
 
 import httpx
 import pytest
 from playwright.sync_api import sync_playwright
+from sqlalchemy.engine import make_url
 from web_kit import CHROMIUM_ARGS, DESKTOP, SECRET_KEY, SERVER_KEY, ServerThread, WebEnv, utc
 
 from creditflow.api.app import create_app
@@ -19,29 +24,59 @@ from creditflow.context import Context
 from creditflow.kit.clock import FixedClock
 from creditflow.kit.db import Database
 from creditflow.kit.db.migrate import upgrade
-from creditflow.payment.sandbox import SandboxGateway
 
 CHROMIUM = os.environ.get("CREDITFLOW_CHROMIUM", "/usr/bin/chromium")
 
 
-@pytest.fixture(scope="session")
-def web_db(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'web.db'}"
-    upgrade(url)
-    database = Database(url)
-    yield database
-    database.dispose()
+def _serve(database: Database):
+    """The real app (the API with the billing page and console) on `database`, in uvicorn."""
+    from creditflow.payment.sandbox import SandboxGateway
 
-
-@pytest.fixture(scope="session")
-def web_env(web_db):
     wall = FixedClock(utc(2026, 1, 31, 10))
-    ctx = Context(db=web_db, catalog=load_catalog(), gateway=SandboxGateway(web_db), clock=wall)
+    ctx = Context(db=database, catalog=load_catalog(), gateway=SandboxGateway(database), clock=wall)
     settings = replace(Settings(), secret_key=SECRET_KEY, test_clocks=True, bootstrap_keys=f"{SERVER_KEY}:server")
     app = create_app(ctx, settings)
     with ServerThread(app) as server, httpx.Client(base_url=server.url,
                                                   headers={"Authorization": f"Bearer {SERVER_KEY}"}) as http:
         yield WebEnv(ctx=ctx, base_url=server.url, http=http, wall=wall)
+
+
+@pytest.fixture(scope="session")
+def sqlite_web_env(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'web.db'}"
+    upgrade(url)
+    database = Database(url)
+    try:
+        yield from _serve(database)
+    finally:
+        database.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_web_env(_pg_admin):
+    """A database of its own on the test PostgreSQL server (skipped, or failed in CI, as the
+    other PostgreSQL tests are when there is none)."""
+    name = f"cf_test_web_{uuid.uuid4().hex[:10]}"
+    with _pg_admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = make_url(str(_pg_admin.url)).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        database = Database(url)
+        try:
+            yield from _serve(database)
+        finally:
+            database.dispose()
+    finally:
+        with _pg_admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def env(request) -> WebEnv:
+    """SQLite, or the backend a `both_backends` test is parametrised with."""
+    backend = getattr(request, "param", "sqlite")
+    return request.getfixturevalue("pg_web_env" if backend == "postgres" else "sqlite_web_env")
 
 
 @pytest.fixture(scope="session")
@@ -55,14 +90,9 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, web_env):
-    context = browser.new_context(viewport=DESKTOP, accept_downloads=True, base_url=web_env.base_url)
+def page(browser, env):
+    context = browser.new_context(viewport=DESKTOP, accept_downloads=True, base_url=env.base_url)
     context.set_default_timeout(10_000)
     page = context.new_page()
     yield page
     context.close()
-
-
-@pytest.fixture
-def env(web_env) -> WebEnv:
-    return web_env

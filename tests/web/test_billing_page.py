@@ -4,7 +4,7 @@ T1, P1). Every customer lives on a test clock, so every date and amount is exact
 from __future__ import annotations
 
 from playwright.sync_api import Page, expect
-from web_kit import WebEnv, flash, shot, utc
+from web_kit import WebEnv, both_backends, flash, shot, utc
 
 
 def test_the_page_shows_plan_credits_and_a_card_for_every_plan_and_term(env: WebEnv, page: Page):
@@ -32,6 +32,7 @@ def test_the_page_shows_plan_credits_and_a_card_for_every_plan_and_term(env: Web
     shot(page, "billing-overview")
 
 
+@both_backends
 def test_an_immediate_upgrade_is_the_default_and_enter_takes_it(env: WebEnv, page: Page):
     shopper = env.shopper(utc(2026, 1, 31, 10))
     shopper.advance(utc(2026, 2, 14, 10))  # 14 of the term's 28 days used: half of $30 is unused
@@ -71,6 +72,7 @@ def test_an_immediate_upgrade_is_the_default_and_enter_takes_it(env: WebEnv, pag
     shot(page, "upgrade-3-done")
 
 
+@both_backends
 def test_an_end_of_period_upgrade_blocks_cancelling_until_the_scheduled_change_is_cancelled(env: WebEnv, page: Page):
     shopper = env.shopper(utc(2026, 1, 31, 10))
     shopper.advance(utc(2026, 2, 10, 9))
@@ -118,6 +120,7 @@ def test_an_end_of_period_upgrade_blocks_cancelling_until_the_scheduled_change_i
     expect(page.get_by_role("link", name="Cancel subscription")).to_be_enabled()
 
 
+@both_backends
 def test_a_downgrade_is_reviewed_then_takes_effect_at_the_end_of_the_period(env: WebEnv, page: Page):
     shopper = env.shopper(utc(2026, 1, 31, 10))
     shopper.advance(utc(2026, 2, 10, 9))
@@ -175,6 +178,7 @@ def test_cancel_at_the_end_of_the_period_and_resume(env: WebEnv, page: Page):
     expect(page.get_by_test_id("next-renewal")).to_have_text("28 Feb 2026 · $30.00")
 
 
+@both_backends
 def test_a_declined_card_is_said_in_plain_words_and_changes_nothing(env: WebEnv, page: Page):
     shopper = env.shopper(utc(2026, 1, 31, 10))
     shopper.pay_with("pm_card_declined")
@@ -193,6 +197,7 @@ def test_a_declined_card_is_said_in_plain_words_and_changes_nothing(env: WebEnv,
     shot(page, "upgrade-declined")
 
 
+@both_backends
 def test_an_expired_quote_is_priced_again_and_nothing_changes(env: WebEnv, page: Page):
     shopper = env.shopper(utc(2026, 1, 31, 10))
     shopper.advance(utc(2026, 2, 14, 10))
@@ -212,6 +217,7 @@ def test_an_expired_quote_is_priced_again_and_nothing_changes(env: WebEnv, page:
     expect(flash(page)).to_have_text("You're now on Ultimate (monthly). We charged $35.02.")
 
 
+@both_backends
 def test_a_top_up_bundle_is_chosen_reviewed_and_bought_with_the_keyboard(env: WebEnv, page: Page):
     shopper = env.shopper(utc(2026, 1, 31, 10))
     shopper.open(page)

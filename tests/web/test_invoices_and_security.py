@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
-from web_kit import WebEnv, shot, utc
+from web_kit import WebEnv, both_backends, shot, utc
 
 from creditflow.credits.spend import spend_credits
 from creditflow.credits.topups import purchase_top_up
@@ -27,6 +27,7 @@ def _sub(env: WebEnv, customer_id: str) -> Subscription:
         return session.scalar(select(Subscription).where(Subscription.customer_id == customer_id))
 
 
+@both_backends
 def test_an_invoice_is_viewed_and_downloaded_as_a_pdf(env: WebEnv, page: Page):
     shopper = env.shopper(utc(2026, 1, 31, 10))
     purchase_top_up(env.ctx, shopper.id, bundle="credits_5000")
@@ -53,6 +54,7 @@ def test_an_invoice_is_viewed_and_downloaded_as_a_pdf(env: WebEnv, page: Page):
     assert f"/Title (Invoice {first.number:06d})".encode() in pdf
 
 
+@both_backends
 def test_another_customers_invoice_and_quote_answer_404(env: WebEnv, page: Page):
     mine, theirs = env.shopper(utc(2026, 1, 31, 10)), env.shopper(utc(2026, 1, 31, 10))
     (their_invoice,) = _invoices(env, theirs.id)
@@ -76,6 +78,7 @@ def test_another_customers_invoice_and_quote_answer_404(env: WebEnv, page: Page)
     assert _sub(env, theirs.id).plan == "standard"
 
 
+@both_backends
 def test_the_portal_link_works_once_and_for_five_minutes(env: WebEnv, page: Page, browser):
     shopper = env.shopper(utc(2026, 1, 31, 10))
     url = shopper.portal_url()

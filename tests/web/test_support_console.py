@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
-from web_kit import WebEnv, flash, make_staff, shot, sign_in, utc
+from web_kit import WebEnv, both_backends, flash, make_staff, shot, sign_in, utc
 
 from creditflow.customer.models import Customer
 from creditflow.refund.models import Refund
@@ -51,6 +51,7 @@ def test_sign_in_needs_the_right_password_and_pages_need_a_sign_in(env: WebEnv, 
     assert page.goto("/console").url.endswith("/console/login")
 
 
+@both_backends
 def test_support_finds_a_customer_and_downgrades_at_once_refunding_the_unused_value(env: WebEnv, page: Page):
     shopper = env.shopper(utc(2026, 1, 31, 10), name="Grace Hopper")
     shopper.advance(utc(2026, 2, 14, 10))  # half of the $30 term is unused
@@ -107,6 +108,7 @@ def test_an_immediate_downgrade_keeps_the_unused_value_as_account_balance_by_def
     expect(page.get_by_test_id("account-balance")).to_have_text("$6.00")
 
 
+@both_backends
 def test_refunds_show_the_eligibility_and_a_full_refund_ends_the_subscription(env: WebEnv, page: Page):
     shopper = env.shopper(utc(2026, 1, 31, 10))
     shopper.advance(utc(2026, 2, 1, 10))  # one day after the first purchase: inside the 3-day window
@@ -152,6 +154,7 @@ def test_a_refund_outside_the_policy_says_so_and_can_still_be_made_in_part(env: 
     expect(page.locator("#audit").get_by_test_id("audit-row")).to_have_count(2)
 
 
+@both_backends
 def test_promo_credits_are_granted_with_a_reason_and_listed_in_the_audit_log(env: WebEnv, page: Page):
     shopper = env.shopper(utc(2026, 1, 31, 10))
     username, password = make_staff(env, role="admin")

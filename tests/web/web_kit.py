@@ -18,6 +18,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
+import pytest
 import uvicorn
 from playwright.sync_api import Page, expect
 
@@ -33,6 +34,11 @@ DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 740}
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
+
+
+# Runs a browser test on PostgreSQL as well as on SQLite (see conftest's `env`).
+both_backends = pytest.mark.parametrize(
+    "env", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 
 
 def utc(*args) -> datetime:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -20,6 +20,7 @@ from creditflow.web.security import (
     CONSOLE_COOKIE,
     CONSOLE_MAX_AGE,
     BrowserSession,
+    LoginThrottle,
     SessionCodec,
 )
 
@@ -35,6 +36,7 @@ class Web:
     secret_key: str
     billing_sessions: SessionCodec
     console_sessions: SessionCodec
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     bootstrap_users: bool = False
     _bootstrapped: bool = False
 

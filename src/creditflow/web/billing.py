@@ -435,6 +435,11 @@ def billing_router(web: Web) -> APIRouter:
             "next_url": f"/billing/credits/history?{urlencode({'before': lines[-1].seq})}" if more else None,
         })
 
+    @router.get("/billing/{rest:path}")
+    async def not_found(rest: str):
+        """Any other address under /billing: an HTML page, not the API's JSON."""
+        return error_page(404, "There's nothing here, or it isn't yours to see.", home=HOME)
+
     return router
 
 

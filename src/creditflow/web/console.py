@@ -116,13 +116,18 @@ def console_router(web: Web) -> APIRouter:
             return error_page(403, "This form has expired. Please reload the sign-in page and try again.",
                               home="/console/login", home_label="Sign in")
         username, password = str(form.get("username", "")), str(form.get("password", ""))
-        with ctx.db.transaction(readonly=True) as db:
-            staff = support.authenticate_staff(db, username, password)
+        if web.login_throttle.blocked(username):
+            staff, text = None, "Too many failed attempts for this username. Please wait a few minutes and try again."
+        else:
+            with ctx.db.transaction(readonly=True) as db:
+                staff = support.authenticate_staff(db, username, password)
+            text = "Wrong username or password."
         if staff is None:
-            session.flash = {"kind": "error", "text": "Wrong username or password."}
-            response = page(request, session, None, "console/login.html", {"title": "Sign in", "username": username},
-                            status=401)
-            return response
+            web.login_throttle.failed(username)
+            session.flash = {"kind": "error", "text": text}
+            return page(request, session, None, "console/login.html", {"title": "Sign in", "username": username},
+                        status=401)
+        web.login_throttle.succeeded(username)
         # A new session (and CSRF token) on sign-in: nothing from before it carries over.
         fresh = codec.start()
         fresh.user = staff.id
@@ -365,6 +370,10 @@ def console_router(web: Web) -> APIRouter:
         except CreditflowError as exc:
             return go(request, session, "/console/users", "error", _sentence(exc))
         return go(request, session, "/console/users", "success", "The user can no longer sign in.")
+
+    @router.get("/console/{rest:path}")
+    async def not_found(rest: str):
+        return error_page(404, "There's nothing at this address.", home=HOME)
 
     return router
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 
@@ -94,3 +95,37 @@ class SessionCodec:
 
 def csrf_ok(session: BrowserSession | None, submitted: str | None) -> bool:
     return bool(session and submitted and hmac.compare_digest(session.csrf, str(submitted)))
+
+
+class LoginThrottle:
+    """Slows password guessing: after `limit` failed sign-ins for one username within `window`
+    seconds, that username is refused until the window has passed. Kept in memory, per process:
+    with several processes an attacker gets `limit` tries per process, still few."""
+
+    def __init__(self, limit: int = 10, window: float = 15 * 60):
+        self.limit, self.window = limit, window
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, []) if now - t < self.window]
+        if times:
+            self._failures[key] = times
+        else:
+            self._failures.pop(key, None)
+        return times
+
+    def blocked(self, username: str) -> bool:
+        with self._lock:
+            return len(self._recent(username.strip().lower(), time.monotonic())) >= self.limit
+
+    def failed(self, username: str) -> None:
+        key, now = username.strip().lower(), time.monotonic()
+        with self._lock:
+            self._failures[key] = self._recent(key, now) + [now]
+            if len(self._failures) > 10_000:  # bound the memory a flood of made-up names can take
+                self._failures.pop(next(iter(self._failures)))
+
+    def succeeded(self, username: str) -> None:
+        with self._lock:
+            self._failures.pop(username.strip().lower(), None)
