@@ -15,8 +15,7 @@ two contestants on identical copies of one seeded database:
   entries and account totals, events, the subscription moved to its next term;
 - `baseline`: the same inserts and updates per renewal written by hand in raw SQL on the
   driver (psycopg / sqlite3), in the same number of transactions (claim in batches, then per
-  renewal: open the invoice and attempt; the sandbox's look-up; the sandbox's charge; settle
-  and fulfil; the final "anything else due?" check).
+  renewal: open the invoice and the pending attempt; the sandbox's charge; settle and fulfil).
 
 Seeding is bulk (a template database seeded once per size and backend, then cloned). Both
 contestants are checked afterwards: N paid renewal invoices, N new charges, N new lots.
@@ -348,17 +347,15 @@ def _baseline_renewal(db: Raw, sub_id: str, owner: str, now: datetime, new_id) -
     db.q("UPDATE subscriptions SET pending_invoice_id = %s, due_at = %s, updated_at = %s WHERE id = %s",
          (invoice_id, ts(now + timedelta(minutes=5)), ts(now), sub_id))
     db.commit()
-    # 2-3. The sandbox gateway: look the idempotency key up, then record the charge.
-    db.begin(write=False)
-    db.q("SELECT id, status FROM sandbox_charges WHERE idempotency_key = %s", (attempt_id,)).fetchone()
-    db.commit()
+    # 2. The sandbox gateway, one request: the charge for this idempotency key, or a new one.
     charge_id = new_id("sbch")
     db.begin()
+    db.q("SELECT id, status FROM sandbox_charges WHERE idempotency_key = %s", (attempt_id,)).fetchone()
     db.q("INSERT INTO sandbox_charges (id, idempotency_key, customer_ref, payment_method, amount, currency, status, "
          "amount_refunded, created_at) VALUES (%s,%s,%s,%s,%s,'usd','succeeded',0,%s)",
          (charge_id, attempt_id, customer_id, customer[0], PRICE, ts(now)))
     db.commit()
-    # 4. Settle: attempt and invoice paid, the old lot expired, the new one granted, the next term.
+    # 3. Settle: attempt and invoice paid, the old lot expired, the new one granted, the next term.
     db.begin()
     db.q("SELECT status FROM payment_attempts WHERE id = %s FOR UPDATE", (attempt_id,)).fetchone()
     db.q("SELECT status FROM invoices WHERE id = %s FOR UPDATE", (invoice_id,)).fetchone()
@@ -396,10 +393,6 @@ def _baseline_renewal(db: Raw, sub_id: str, owner: str, now: datetime, new_id) -
          "lease_owner = NULL WHERE id = %s",
          (PRICE, ts(DUE), ts(NEXT), ts(DUE), ts(NEXT), ts(now), ts(NEXT), sub_id))
     _event(db, new_id, "subscription.renewed", customer_id, {"subscription": sub_id, "invoice": invoice_id}, now)
-    db.commit()
-    # 5. Anything else due on it? (No.)
-    db.begin()
-    db.q("SELECT due_at, lease_owner FROM subscriptions WHERE id = %s FOR UPDATE", (sub_id,)).fetchone()
     db.commit()
 
 

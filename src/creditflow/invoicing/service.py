@@ -26,11 +26,13 @@ class LineDraft:
 
 def next_number(session: Session, name: str = "invoice") -> int:
     """Take the next number of a gapless counter; the row stays locked until commit."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(insert(Counter).values(name=name, value=0).on_conflict_do_nothing(index_elements=["name"]))
-    return session.scalar(
-        update(Counter).where(Counter.name == name).values(value=Counter.value + 1).returning(Counter.value)
-    )
+    bump = update(Counter).where(Counter.name == name).values(value=Counter.value + 1).returning(Counter.value)
+    number = session.scalar(bump)
+    if number is None:  # the counter's first use
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(insert(Counter).values(name=name, value=0).on_conflict_do_nothing(index_elements=["name"]))
+        number = session.scalar(bump)
+    return number
 
 
 def create_invoice(

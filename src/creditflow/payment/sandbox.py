@@ -22,7 +22,7 @@ from creditflow.kit.db import Database
 from creditflow.kit.errors import InvalidRequest
 from creditflow.kit.ids import new_id
 from creditflow.payment.gateway import ChargeRequest, ChargeResult, RefundResult
-from creditflow.payment.models import SandboxCharge
+from creditflow.payment.models import SandboxCharge, SandboxRefund
 
 TOKENS = ("pm_card_ok", "pm_card_declined", "pm_card_timeout", "pm_card_ok_then_declined")
 
@@ -41,9 +41,7 @@ class SandboxGateway:
         return gateway_customer_id or f"sandbox_{customer_id}", token
 
     def charge(self, request: ChargeRequest) -> ChargeResult:
-        existing = self._find(request.idempotency_key)
-        if existing is None:
-            existing = self._record(request)
+        existing = self._record(request)
         if request.payment_method == "pm_card_timeout":
             # The charge went through but the answer never came back.
             return ChargeResult("unknown", failure_code="timeout", failure_message="gateway timed out")
@@ -54,22 +52,37 @@ class SandboxGateway:
         return ChargeResult("not_found") if found is None else _result(found)
 
     def refund(self, *, reference: str, amount: int, idempotency_key: str) -> RefundResult:
-        with self.db.transaction() as session:
-            charge = session.get(SandboxCharge, reference, with_for_update=True)
-            if charge is None or charge.status != "succeeded":
-                return RefundResult("failed", failure_message="no such successful charge")
-            if charge.amount_refunded + amount > charge.amount:
-                return RefundResult("failed", failure_message="refund exceeds the charge")
-            charge.amount_refunded += amount
-            return RefundResult("succeeded", reference=f"sbre_{idempotency_key}")
+        try:
+            with self.db.transaction() as session:
+                earlier = session.scalar(select(SandboxRefund).where(SandboxRefund.idempotency_key == idempotency_key))
+                if earlier is not None:  # a retry: answer as the first time, pay nothing more
+                    return RefundResult("succeeded", reference=earlier.id)
+                charge = session.get(SandboxCharge, reference, with_for_update=True)
+                if charge is None or charge.status != "succeeded":
+                    return RefundResult("failed", failure_message="no such successful charge")
+                if charge.amount_refunded + amount > charge.amount:
+                    return RefundResult("failed", failure_message="refund exceeds the charge")
+                charge.amount_refunded += amount
+                refund = SandboxRefund(id=new_id("sbre"), idempotency_key=idempotency_key, charge_id=charge.id,
+                                       amount=amount, created_at=datetime.now(timezone.utc))
+                session.add(refund)
+                return RefundResult("succeeded", reference=refund.id)
+        except IntegrityError:  # a concurrent retry with the same key won
+            return self.refund(reference=reference, amount=amount, idempotency_key=idempotency_key)
 
     def _find(self, key: str) -> SandboxCharge | None:
         with self.db.transaction(readonly=True) as session:
             return session.scalar(select(SandboxCharge).where(SandboxCharge.idempotency_key == key))
 
     def _record(self, request: ChargeRequest) -> SandboxCharge:
+        """The charge for this idempotency key: the one recorded earlier, or a new one. One
+        transaction, as one request to a remote gateway."""
         try:
             with self.db.transaction() as session:
+                recorded = session.scalar(
+                    select(SandboxCharge).where(SandboxCharge.idempotency_key == request.idempotency_key))
+                if recorded is not None:
+                    return recorded
                 declined = request.payment_method == "pm_card_declined"
                 if request.payment_method == "pm_card_ok_then_declined":
                     earlier = session.scalar(

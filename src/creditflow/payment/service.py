@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from creditflow.customer.models import Customer
 from creditflow.events.outbox import record_event
@@ -85,7 +85,9 @@ def call_gateway(ctx, ticket: Ticket) -> ChargeResult:
 
 def settle_attempt(ctx, session: Session, attempt_id: str, result: ChargeResult, now: datetime) -> Outcome:
     attempt = session.get(PaymentAttempt, attempt_id, with_for_update=True, populate_existing=True)
-    invoice = get_invoice(session, attempt.invoice_id, for_update=True)
+    # The lines aren't needed to settle: don't load them (a query saved on every payment).
+    invoice = session.get(Invoice, attempt.invoice_id, with_for_update=True, populate_existing=True,
+                          options=[lazyload(Invoice.lines)])
     if attempt.status in ("succeeded", "failed"):  # settled by someone else meanwhile
         return _outcome_of(invoice, attempt)
     attempt.gateway_reference = result.reference or attempt.gateway_reference
@@ -127,6 +129,10 @@ def reconcile_attempt(ctx, attempt_id: str, now: datetime) -> Outcome:
         found = ctx.gateway.lookup(key, reference)
     except Exception as exc:
         return Outcome(attempt.invoice_id, "unknown", "gateway_error", str(exc)[:500])
+    if found.status == "not_found" and attempt.status == "unknown" and now - attempt.created_at < STALE_PENDING:
+        # A processor may still be working on a request whose answer we lost; "not found" only
+        # becomes "never charged" once the attempt is old enough.
+        return Outcome(attempt.invoice_id, "unknown")
     if found.status == "not_found":
         found = ChargeResult("failed", failure_code="not_charged",
                              failure_message="The payment never reached the gateway.")

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from creditflow.credits.grants import expire_subscription_lots, grant_credits
+from creditflow.credits.grants import expire_lot, expire_subscription_lots, grant_credits, lock_account
+from creditflow.credits.models import CreditLot
 from creditflow.customer.service import get_customer
 from creditflow.events.outbox import record_event
 from creditflow.invoicing.service import LineDraft, create_invoice
@@ -84,7 +86,7 @@ def cancel_subscription(ctx, subscription_id: str, *, at_period_end: bool = True
                         param="at_period_end")
     if refund != "none" and at_period_end:
         raise InvalidRequest("a refund only goes with ending the subscription at once", param="refund")
-    to_refund = None
+    to_refund: list[tuple[str, int]] = []
     with ctx.db.transaction() as session:
         sub = get_subscription(session, subscription_id, for_update=True)
         now = ctx.now_for(session, sub.customer_id)
@@ -111,9 +113,9 @@ def cancel_subscription(ctx, subscription_id: str, *, at_period_end: bool = True
                 sub.updated_at = now
                 record_event(session, "subscription.canceled", customer_id=sub.customer_id, now=now, data={
                     "subscription": sub.id, "ends_at": sub.current_term_end.isoformat()})
-    if to_refund is not None:
+    for invoice_id, amount in to_refund:
         # The subscription has ended already; the refund gives back the unused time only.
-        create_refund(ctx, to_refund[0], amount=to_refund[1], reason=reason or "ended by support",
+        create_refund(ctx, invoice_id, amount=amount, reason=reason or "ended by support",
                       actor=actor, end_subscription=False)
     with ctx.db.transaction(readonly=True) as session:
         return session.get(Subscription, subscription_id)
@@ -156,6 +158,12 @@ def customer_plan(session: Session, customer_id: str) -> str:
 def end_subscription(session: Session, sub: Subscription, *, now: datetime, reason: str,
                      at: datetime | None = None) -> None:
     """The customer is back on Free: plan credits expire, nothing more is charged."""
+    if sub.pending_invoice_id is not None:  # a renewal left unpaid is no longer owed
+        from creditflow.invoicing.models import Invoice
+
+        pending = session.get(Invoice, sub.pending_invoice_id, with_for_update=True)
+        if pending is not None and pending.status == "open":
+            pending.status = "void"
     sub.status = "ended"
     sub.ended_at = at or now
     sub.ended_reason = reason
@@ -173,12 +181,19 @@ def end_subscription(session: Session, sub: Subscription, *, now: datetime, reas
 
 def grant_plan_credits(ctx, session: Session, sub: Subscription, now: datetime) -> None:
     """Set the plan credits to the allotment for the current credit month (S2, S3: no rollover)."""
-    expire_subscription_lots(session, sub.id, sub.customer_id, now=now)
+    # The account is locked once, before the lots, as spends do; the expiry and the grant
+    # both move its totals.
+    account = lock_account(session, sub.customer_id)
+    live_lots = session.scalars(select(CreditLot).where(
+        CreditLot.subscription_id == sub.id, CreditLot.kind == "subscription", CreditLot.expired_at.is_(None),
+    ).with_for_update()).all()
+    for lot in live_lots:
+        expire_lot(session, lot, now=now, account=account)
     plan = ctx.catalog.plan(sub.plan)
     grant_credits(
         session, customer_id=sub.customer_id, kind="subscription", amount=plan.monthly_credits, now=now,
         expires_at=sub.credit_period_end, subscription_id=sub.id,
-        grant_key=f"sub:{sub.id}:{sub.credit_period_start.isoformat()}",
+        grant_key=f"sub:{sub.id}:{sub.credit_period_start.isoformat()}", account=account,
     )
 
 
