@@ -292,3 +292,24 @@ def test_a_free_customer_upgrades_to_a_plan(env: WebEnv, page: Page):
     expect(page.get_by_test_id("next-renewal")).to_have_text("31 Jan 2027 · $75.60")
     # Plan credits are monthly whatever the term (S2).
     expect(page.get_by_test_id("balance-subscription")).to_contain_text("Refreshes to 2,000 on 28 Feb 2026")
+
+
+def test_an_upgrade_worth_less_than_the_unused_time_credits_the_account_balance(env: WebEnv, page: Page):
+    # Standard yearly ($252) to Ultimate monthly ($50) after a month: ~$230 unused, more than $50.
+    shopper = env.shopper(utc(2026, 1, 31, 10), term="yearly")
+    shopper.advance(utc(2026, 2, 28, 10))
+    shopper.open(page)
+    page.get_by_role("link", name="Upgrade to Ultimate (monthly)").click()
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_test_id("amount-due")).to_have_text("$0.00")
+    # 337 of 365 days are left: $252.00 x 337/365 = $232.67; $232.67 - $50.00 = $182.67.
+    expect(page.get_by_test_id("to-balance")).to_have_text(
+        "The remaining $182.67 goes to your account balance and pays your next charges first.")
+    shot(page, "upgrade-to-balance-review")
+    page.get_by_role("button", name="Confirm upgrade").click()
+    expect(flash(page)).to_have_text("You're now on Ultimate (monthly). Nothing was charged: your credit covered it.")
+    expect(page.get_by_test_id("account-balance")).to_contain_text("$182.67")
+    # The next renewal is paid from the balance first.
+    shopper.advance(utc(2026, 3, 28, 10))
+    page.reload()
+    expect(page.get_by_test_id("account-balance")).to_contain_text("$132.67")
