@@ -7,7 +7,7 @@ from creditflow.events.models import Event, WebhookDelivery, WebhookEndpoint
 from creditflow.idempotency.models import IdempotencyRecord
 from creditflow.invoicing.models import Counter, Invoice, InvoiceLine
 from creditflow.kit.db import Base
-from creditflow.payment.models import PaymentAttempt, SandboxCharge
+from creditflow.payment.models import PaymentAttempt, SandboxCharge, SandboxRefund
 from creditflow.portal.models import PortalSession
 from creditflow.refund.models import Refund
 from creditflow.subscription.models import Quote, Subscription
@@ -15,7 +15,7 @@ from creditflow.support.models import AuditRecord, SupportUser
 
 __all__ = [
     "Base", "CreditAccount", "CreditEntry", "CreditLot", "CreditSpend", "Customer", "TestClock", "Event",
-    "Counter", "Invoice", "InvoiceLine", "PaymentAttempt", "SandboxCharge", "Subscription", "Quote",
+    "Counter", "Invoice", "InvoiceLine", "PaymentAttempt", "SandboxCharge", "SandboxRefund", "Subscription", "Quote",
     "ApiKey", "IdempotencyRecord", "PortalSession", "Refund", "WebhookDelivery", "WebhookEndpoint",
     "AuditRecord", "SupportUser",
 ]

@@ -85,9 +85,12 @@ def expire_lot(session: Session, lot: CreditLot, *, now: datetime, account: Cred
     if lot.expired_at is not None:
         return Credits(0)
     amount = lot.remaining
+    if amount:
+        # Lock (and query) before changing the lot: an autoflush of a half-expired lot would
+        # break the "expired lots are empty" check.
+        account = account or lock_account(session, lot.customer_id)
     lot.expired_at = now
     if amount:
-        account = account or lock_account(session, lot.customer_id)
         lot.remaining = Credits(0)
         add_entry(session, customer_id=lot.customer_id, kind="expire", amount=amount, lot_id=lot.id, now=now)
         account.expired += amount

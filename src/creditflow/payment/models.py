@@ -60,3 +60,15 @@ class SandboxCharge(Base):
     failure_code: Mapped[str | None] = mapped_column(String(64))
     amount_refunded: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SandboxRefund(Base):
+    """The sandbox's refunds, keyed by idempotency key so a retried refund pays out once."""
+
+    __tablename__ = "sandbox_refunds"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    charge_id: Mapped[str] = mapped_column(String(40), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

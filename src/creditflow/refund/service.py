@@ -222,14 +222,27 @@ def latest_term_invoice(session: Session, subscription_id: str) -> Invoice | Non
     )
 
 
-def unused_value_refund(session: Session, sub: Subscription, now: datetime) -> tuple[str, int] | None:
-    """(invoice id, amount) to refund for the unused time of the current term, if any."""
+def unused_value_refund(session: Session, sub: Subscription, now: datetime) -> list[tuple[str, int]]:
+    """[(invoice id, amount)] to refund for the unused time of the current term.
+
+    The value of a term can have been paid by more than one invoice (a prorated upgrade charges
+    the new price minus the unused credit of the term before), so the refund is drawn from the
+    subscription's paid invoices, newest first, until the unused value is covered."""
     from creditflow.kit.periods import Period
     from creditflow.subscription.proration import split_term
 
-    invoice = latest_term_invoice(session, sub.id)
-    if invoice is None:
-        return None
-    unused = split_term(sub.term_price, Period(sub.current_term_start, sub.current_term_end), now).unused
-    amount = min(unused, refundable_amount(invoice))
-    return (invoice.id, amount) if amount > 0 else None
+    left = split_term(sub.term_price, Period(sub.current_term_start, sub.current_term_end), now).unused
+    plan: list[tuple[str, int]] = []
+    invoices = session.scalars(
+        select(Invoice).where(Invoice.subscription_id == sub.id, Invoice.status == "paid",
+                              Invoice.purpose.in_(SUBSCRIPTION_PURPOSES))
+        .order_by(Invoice.number.desc())
+    )
+    for invoice in invoices:
+        if left <= 0:
+            break
+        amount = min(left, refundable_amount(invoice))
+        if amount > 0:
+            plan.append((invoice.id, amount))
+            left -= amount
+    return plan

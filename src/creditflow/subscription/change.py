@@ -161,7 +161,7 @@ def change_subscription(ctx, subscription_id: str, *, plan: str, term: str, timi
         if sub.lease_owner is not None:
             raise Conflict("the subscription is being renewed or changed; try again shortly",
                            code="subscription_busy")
-        to_refund = None
+        to_refund = []
         if unused_value == "refund":
             from creditflow.refund.service import unused_value_refund
 
@@ -189,10 +189,10 @@ def change_subscription(ctx, subscription_id: str, *, plan: str, term: str, timi
     if outcome.status == "unknown":
         raise PaymentFailed("The payment's outcome is unknown; the change applies once it is reconciled.",
                             code="payment_pending")
-    if to_refund is not None:  # D2: support sent the unused value back to the payment method
+    for invoice_id, amount in to_refund:  # D2: support sent the unused value back to the card
         from creditflow.refund.service import create_refund
 
-        create_refund(ctx, to_refund[0], amount=to_refund[1], reason=reason or "immediate downgrade",
+        create_refund(ctx, invoice_id, amount=amount, reason=reason or "immediate downgrade",
                       end_subscription=False)
     with ctx.db.transaction(readonly=True) as session:
         return ChangeResult(get_subscription(session, sub_id))

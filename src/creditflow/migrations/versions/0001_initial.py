@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 18:41:00.632558
+Create Date: 2026-11-26 18:43:03.349201
 
 """
 from collections.abc import Sequence
@@ -104,6 +104,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('sandbox_charges', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_sandbox_charges_customer_ref'), ['customer_ref'], unique=False)
+
+    op.create_table('sandbox_refunds',
+    sa.Column('id', sa.String(length=40), nullable=False),
+    sa.Column('idempotency_key', sa.String(length=255), nullable=False),
+    sa.Column('charge_id', sa.String(length=40), nullable=False),
+    sa.Column('amount', sa.BigInteger(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_sandbox_refunds')),
+    sa.UniqueConstraint('idempotency_key', name=op.f('uq_sandbox_refunds_idempotency_key'))
+    )
+    with op.batch_alter_table('sandbox_refunds', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_sandbox_refunds_charge_id'), ['charge_id'], unique=False)
 
     op.create_table('support_users',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -498,6 +510,10 @@ def downgrade() -> None:
     op.drop_table('webhook_endpoints')
     op.drop_table('test_clocks')
     op.drop_table('support_users')
+    with op.batch_alter_table('sandbox_refunds', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_sandbox_refunds_charge_id'))
+
+    op.drop_table('sandbox_refunds')
     with op.batch_alter_table('sandbox_charges', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_sandbox_charges_customer_ref'))
 
