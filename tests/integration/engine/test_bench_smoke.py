@@ -1,0 +1,65 @@
+"""The renewal benchmark runs end to end at a tiny size and writes the JSON the README reads."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[3] / "bench" / "renewals.py"
+MODES = {"postgres-1": ("postgresql", 1), "postgres-2": ("postgresql", 2), "sqlite-1": ("sqlite", 1)}
+
+
+@pytest.mark.postgres
+def test_bench_renewals_tiny_writes_every_field(tmp_path, _pg_admin):
+    out = tmp_path / "renewals.json"
+
+    done = subprocess.run([sys.executable, str(BENCH), "--tiny", "--out", str(out)],
+                          capture_output=True, text=True, timeout=300)
+
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["settings"]["sizes"] == [50]
+    assert report["machine"]["cpus"] >= 1
+    runs = {run["mode"]: run for run in report["runs"]}
+    assert set(runs) == set(MODES)
+    for mode, (backend, workers) in MODES.items():
+        run = runs[mode]
+        assert (run["size"], run["backend"], run["workers"]) == (50, backend, workers)
+        for contestant in ("engine", "baseline"):
+            measured = run[contestant]
+            # Both contestants really renewed all 50, exactly once each.
+            assert measured["verified"]["ok"], measured["verified"]
+            assert measured["verified"]["found"]["renewal_invoices_paid"] == 50
+            assert measured["seconds"] > 0
+            assert measured["renewals_per_second"] == pytest.approx(50 / measured["seconds"], rel=0.01)
+            assert measured["renewals_per_second_per_worker"] == pytest.approx(
+                measured["renewals_per_second"] / workers, rel=0.01)
+            assert measured["cost_ms_per_renewal"] == pytest.approx(
+                1000 * measured["seconds"] * workers / 50, rel=0.01)
+        assert run["ratio_to_baseline"] == pytest.approx(
+            run["engine"]["renewals_per_second"] / run["baseline"]["renewals_per_second"], rel=0.01)
+
+    summary = report["summary"]
+    assert summary["all_verified"] is True
+    assert set(summary["renewals_per_second"]) == set(MODES)
+    assert set(summary["ratio_to_baseline"]) == set(MODES)
+    assert set(summary["cost_ms_per_renewal"]) == set(MODES)
+    assert set(summary["two_workers_vs_one"]["50"]) == {"engine", "baseline"}
+    assert summary["cost_growth"] == {}  # one size only: nothing to compare
+    goals = summary["goals"]
+    assert set(goals) == {"renewals_per_second_per_worker_postgres_at_least_100", "two_workers_at_least_1.6x_one",
+                          "cost_per_renewal_within_30pct_across_sizes"}
+    assert goals["cost_per_renewal_within_30pct_across_sizes"]["met"] is None
+    assert isinstance(goals["two_workers_at_least_1.6x_one"]["met"], bool)
+
+
+def test_bench_refuses_an_unknown_mode(tmp_path):
+    done = subprocess.run([sys.executable, str(BENCH), "--modes", "mysql-9", "--out", str(tmp_path / "x.json")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "unknown mode" in done.stderr
+    assert not (tmp_path / "x.json").exists()
