@@ -157,3 +157,21 @@ def test_the_credit_history_is_paged(env: WebEnv, page: Page):
     expect(page.get_by_role("link", name="Older activity")).to_have_count(0)
     page.get_by_role("link", name="Newest").click()
     expect(rows.first).to_contain_text("job-23")
+
+
+def test_all_invoices_are_listed_newest_first_and_paged(env: WebEnv, page: Page):
+    shopper = env.shopper(utc(2026, 1, 31, 10))
+    for n in range(21):
+        purchase_top_up(env.ctx, shopper.id, bundle="credits_1000", reference=f"pack-{n}")
+    numbers = [invoice.number for invoice in _invoices(env, shopper.id)]
+    shopper.open(page)
+    expect(page.locator("#invoices tbody tr")).to_have_count(5)
+    page.get_by_role("link", name="All invoices").click()
+    rows = page.locator("tbody tr")
+    expect(rows).to_have_count(20)
+    expect(rows.first).to_contain_text(f"{numbers[-1]:06d}")
+    shot(page, "invoices")
+    page.get_by_role("link", name="Older invoices").click()
+    expect(rows).to_have_count(2)
+    expect(rows.last).to_contain_text(f"{numbers[0]:06d}")
+    expect(rows.last).to_contain_text("$30.00")

@@ -26,7 +26,8 @@ from creditflow.subscription.models import Quote, Subscription
 
 TERM_LABELS = {"monthly": "Monthly", "quarterly": "Quarterly", "yearly": "Yearly"}
 TERM_UNITS = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
-STATUS_LABELS = {"active": "Active", "past_due": "Payment overdue", "ended": "Ended", "canceling": "Cancels at period end"}
+STATUS_LABELS = {"active": "Active", "past_due": "Payment overdue", "ended": "Ended",
+                 "canceling": "Cancels at period end"}
 KIND_LABELS = {"free": "Daily free credits", "subscription": "Plan credits", "top_up": "Top-up credits",
                "promo": "Promotional credits"}
 PURPOSE_LABELS = {"subscription_create": "Subscription", "renewal": "Renewal", "plan_change": "Plan change",
@@ -296,7 +297,8 @@ def credit_balances(ctx, session: Session, customer: Customer, sub: Subscription
         zone = reset_timezone(ctx.catalog, customer.timezone)
         day = free_day(now, zone)
         balances.append(Balance("free", KIND_LABELS["free"], by_kind.get("free", Credits(0)),
-                                f"Resets to {fmt.credits(ctx.catalog.free.daily_credits)} every day at midnight ({zone}); "
+                                f"Resets to {fmt.credits(ctx.catalog.free.daily_credits)} every day at midnight "
+                                f"({zone}); "
                                 f"next on {fmt_date(day.ends_at)}"))
 
     if sub is not None or by_kind.get("subscription"):
@@ -409,67 +411,3 @@ def _history_line(entry: CreditEntry, lot_kind: str | None, lot_reason: str | No
 def has_more_history(session: Session, customer_id: str, before: int) -> bool:
     return session.scalar(select(func.count()).select_from(CreditEntry).where(
         CreditEntry.customer_id == customer_id, CreditEntry.seq < before)) > 0
-
-
-# --- the support console -----------------------------------------------------------------------
-
-
-def find_customers(session: Session, query: str, *, limit: int = 25) -> list[Customer]:
-    """By id or external id (exact), or by email or name (contains, any case)."""
-    query = (query or "").strip()
-    if not query:
-        return []
-    exact = list(session.scalars(select(Customer).where(
-        (Customer.id == query) | (Customer.external_id == query))))
-    pattern = f"%{query.lower().replace('%', '').replace('_', '')}%"
-    like = list(session.scalars(
-        select(Customer).where(func.lower(Customer.email).like(pattern) | func.lower(Customer.name).like(pattern))
-        .order_by(Customer.created_at.desc()).limit(limit)))
-    seen, found = set(), []
-    for customer in exact + like:
-        if customer.id not in seen:
-            seen.add(customer.id)
-            found.append(customer)
-    return found[:limit]
-
-
-@dataclass(frozen=True)
-class DowngradeOption:
-    plan: Plan
-    term: str
-
-    @property
-    def value(self) -> str:
-        return f"{self.plan.code}:{self.term}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.plan.name} ({self.term})"
-
-
-def downgrade_options(catalog: Catalog, sub: Subscription | None) -> list[DowngradeOption]:
-    """What support may move an active subscription down to, immediately (D2)."""
-    if sub is None or sub.status != "active":
-        return []
-    options = []
-    for plan in catalog.plans_by_rank():
-        for term in plan.terms:
-            if (plan.code, term.value) == (sub.plan, sub.term):
-                continue
-            try:
-                decision = classify_change(catalog, sub.plan, sub.term, plan.code, term)
-            except CreditflowError:
-                continue
-            if decision.kind == "downgrade" and decision.allows("immediate", support=True):
-                options.append(DowngradeOption(plan, term.value))
-    return options
-
-
-def unused_value(sub: Subscription | None, now: datetime) -> int:
-    """What the rest of the current term is worth, to the second (U3, D2)."""
-    from creditflow.kit.periods import Period
-    from creditflow.subscription.proration import split_term
-
-    if sub is None or sub.status != "active":
-        return 0
-    return split_term(sub.term_price, Period(sub.current_term_start, sub.current_term_end), now).unused

@@ -1,0 +1,30 @@
+"""The Billing and Subscription page (SPEC U2-U6, D1, C1-C3, X1-X3, T1, P1).
+
+The browser arrives through a one-time portal link and gets a session bound to that one
+customer; every object a request names (invoice, quote) is checked against it, and another
+customer's answers 404 exactly like a missing one. Every POST carries the session's CSRF
+token and ends in a redirect (post/redirect/get) with a one-time message.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from creditflow.web.app import Web
+from creditflow.web.billing import changes, entry, purchases, records
+from creditflow.web.billing.pages import HOME, BillingPages
+from creditflow.web.rendering import HTMLErrorRoute, error_page
+
+
+def billing_router(web: Web) -> APIRouter:
+    router = APIRouter(route_class=HTMLErrorRoute, include_in_schema=False)
+    pages = BillingPages(web)
+    for module in (entry, changes, purchases, records):
+        module.add_routes(router, pages)
+
+    @router.get("/billing/{rest:path}")
+    async def not_found(rest: str):
+        """Any other address under /billing: an HTML page, not the API's JSON."""
+        return error_page(404, "There's nothing here, or it isn't yours to see.", home=HOME)
+
+    return router
