@@ -26,7 +26,10 @@ class LineDraft:
 
 def next_number(session: Session, name: str = "invoice") -> int:
     """Take the next number of a gapless counter; the row stays locked until commit."""
-    bump = update(Counter).where(Counter.name == name).values(value=Counter.value + 1).returning(Counter.value)
+    # On the table, not the mapped class: a plain statement, no ORM bookkeeping (hot path).
+    counters = Counter.__table__
+    bump = update(counters).where(counters.c.name == name).values(value=counters.c.value + 1).returning(
+        counters.c.value)
     number = session.scalar(bump)
     if number is None:  # the counter's first use
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

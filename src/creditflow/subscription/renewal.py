@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from creditflow.events.outbox import record_event
 from creditflow.invoicing.service import LineDraft, create_invoice, get_invoice
@@ -142,11 +143,21 @@ def _start_renewal(ctx, session: Session, sub: Subscription, now: datetime):
     return _charge(ctx, session, invoice, now)
 
 
+def _lock_subscription(session: Session, subscription_id: str) -> Subscription | None:
+    """Lock the row and read it fresh, without dropping changes this unit of work already made
+    to it (when the account balance pays a renewal, the handler runs in the transaction that
+    opened it): those are flushed first, autoflush or not."""
+    held = session.identity_map.get(identity_key(Subscription, subscription_id))
+    if held is not None and held in session.dirty:
+        session.flush()
+    return session.get(Subscription, subscription_id, with_for_update=True, populate_existing=True)
+
+
 def _on_renewal_paid(ctx, session: Session, invoice, attempt, now: datetime) -> None:
     # Nothing here reads back what it wrote, and no row it locks has pending changes: one
     # flush at commit instead of one before every locking read (the worker's hot path).
     with session.no_autoflush:
-        sub = session.get(Subscription, invoice.subscription_id, with_for_update=True, populate_existing=True)
+        sub = _lock_subscription(session, invoice.subscription_id)
         if sub is None or sub.status == "ended":
             return
         was_past_due = sub.status == "past_due"
@@ -171,7 +182,7 @@ def _on_renewal_paid(ctx, session: Session, invoice, attempt, now: datetime) -> 
 
 def _on_renewal_failed(ctx, session: Session, invoice, attempt, now: datetime) -> None:
     """Dunning (S5): past_due with no new credits, retried on the schedule, then Free."""
-    sub = session.get(Subscription, invoice.subscription_id, with_for_update=True, populate_existing=True)
+    sub = _lock_subscription(session, invoice.subscription_id)
     if sub is None or sub.status == "ended":
         invoice.status = "void"
         return
