@@ -19,6 +19,11 @@ def _customer(env: WebEnv, customer_id: str) -> Customer:
         return session.get(Customer, customer_id)
 
 
+def _audit_all(env: WebEnv) -> list[AuditRecord]:
+    with env.ctx.db.transaction(readonly=True) as session:
+        return list(session.scalars(select(AuditRecord).order_by(AuditRecord.seq)))
+
+
 def _audit(env: WebEnv, customer_id: str) -> list[AuditRecord]:
     with env.ctx.db.transaction(readonly=True) as session:
         return list(session.scalars(select(AuditRecord).where(AuditRecord.customer_id == customer_id)
@@ -196,6 +201,20 @@ def test_an_admin_adds_a_console_user_who_can_then_sign_in(env: WebEnv, page: Pa
 
     other = browser.new_context(base_url=env.base_url)
     try:
-        sign_in(other.new_page(), f"{admin}-new", "a long enough password")
+        newcomer = other.new_page()
+        sign_in(newcomer, f"{admin}-new", "a long enough password")
+
+        # Disabled by the admin: signed out at the next request, and can't sign in again.
+        page.get_by_label(f"Reason for disabling {admin}-new").fill("Left the team")
+        page.get_by_role("button", name=f"Disable {admin}-new").click()
+        expect(flash(page)).to_have_text("The user can no longer sign in.")
+        newcomer.reload()
+        expect(newcomer.get_by_role("heading", name="Sign in")).to_be_visible()
+        newcomer.get_by_label("Username").fill(f"{admin}-new")
+        newcomer.get_by_label("Password").fill("a long enough password")
+        newcomer.get_by_role("button", name="Sign in").click()
+        expect(flash(newcomer)).to_have_text("Wrong username or password.")
     finally:
         other.close()
+    actions = [row.action for row in _audit_all(env) if row.actor == admin]
+    assert actions == ["console.user_create", "console.user_disable"]

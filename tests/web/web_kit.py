@@ -139,6 +139,7 @@ def shot(page: Page, name: str) -> None:
     has a label, and nothing is wider than a phone screen."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     assert_labelled(page)
+    assert_forms_protected(page)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
     page.set_viewport_size(PHONE)
     try:
@@ -166,6 +167,15 @@ UNLABELLED_JS = """
 def assert_labelled(page: Page) -> None:
     unlabelled = page.evaluate(UNLABELLED_JS)
     assert unlabelled == [], f"controls without a label on {page.url}: {unlabelled}"
+
+
+def assert_forms_protected(page: Page) -> None:
+    """Every form that posts carries a CSRF token."""
+    bare = page.evaluate("""() => [...document.querySelectorAll('form')]
+        .filter(f => f.method.toLowerCase() === 'post')
+        .filter(f => !(f.querySelector('input[name=csrf_token]') || {}).value)
+        .map(f => f.action)""")
+    assert bare == [], f"forms without a CSRF token on {page.url}: {bare}"
 
 
 def flash(page: Page):

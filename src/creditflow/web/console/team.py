@@ -50,11 +50,17 @@ def add_routes(router: APIRouter, pages: ConsolePages) -> None:
             if user_id == staff.id:
                 raise InvalidRequest("you can't disable your own account")
 
+            with ctx.db.transaction(readonly=True) as db:
+                person = next((p for p in support.list_support_users(db) if p.id == user_id), None)
+            if person is None:
+                raise InvalidRequest("there is no such user")
+
             def disable():
                 with ctx.db.transaction() as db:
                     return support.set_user_disabled(db, user_id, disabled=True, now=ctx.clock.now()).username
-            pages.audited(staff, action="console.user_disable", summary=f"Disabled console user {user_id}",
-                          reason=form.get("reason"), customer_id=None, work=disable)
+            pages.audited(staff, action="console.user_disable",
+                          summary=f"Disabled console user {person.username} ({person.role})",
+                          reason=form.get("reason"), customer_id=None, work=disable, details={"user": user_id})
         except CreditflowError as exc:
             return pages.go(request, session, "/console/users", "error", sentence(exc))
         return pages.go(request, session, "/console/users", "success", "The user can no longer sign in.")
