@@ -122,3 +122,20 @@ def test_openapi_describes_requests_responses_errors_and_auth(api):
     assert schemas["SpendCreate"]["additionalProperties"] is False
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
     assert len(doc["paths"]) >= 33
+
+
+def test_settings_from_the_environment():
+    import pytest
+
+    from creditflow.api.settings import Settings
+
+    settings = Settings.from_env({"CREDITFLOW_SECRET_KEY": "k", "CREDITFLOW_TEST_CLOCKS": "1",
+                                  "CREDITFLOW_RATE_LIMIT": "5", "CREDITFLOW_BOOTSTRAP_KEYS": "sk_a:server",
+                                  "CREDITFLOW_WEBHOOK_DENY": "10.0.0.0/8"})
+    assert (settings.secret_key, settings.test_clocks, settings.rate_limit, settings.burst) == ("k", True, 5.0, 5.0)
+    assert Settings.from_env({}).test_clocks is False
+    for env, message in (({"CREDITFLOW_RATE_LIMIT": "fast"}, "CREDITFLOW_RATE_LIMIT"),
+                         ({"CREDITFLOW_BOOTSTRAP_KEYS": "sk_a:admin"}, "unknown scope"),
+                         ({"CREDITFLOW_BOOTSTRAP_KEYS": "sk_a"}, "SECRET:SCOPE")):
+        with pytest.raises(ValueError, match=message):
+            Settings.from_env(env)

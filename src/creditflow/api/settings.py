@@ -11,6 +11,19 @@ from dataclasses import dataclass, field
 log = logging.getLogger("creditflow.api")
 
 
+def _number(env, name: str, default, kind=float):
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ValueError(f"{name} must be more than 0, got {raw!r}")
+    return value
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "on")
 
@@ -42,15 +55,18 @@ class Settings:
             log.warning("CREDITFLOW_SECRET_KEY is not set: portal links are signed with a random key "
                         "and stop working when this process restarts")
             secret = secrets.token_urlsafe(32)
+        from creditflow.auth.service import parse_bootstrap_keys
+
+        parse_bootstrap_keys(env.get("CREDITFLOW_BOOTSTRAP_KEYS"))  # a mistake stops the start, with the reason
         deny = tuple(ipaddress.ip_network(r.strip(), strict=False)
                      for r in env.get("CREDITFLOW_WEBHOOK_DENY", "").split(",") if r.strip())
         return cls(
             secret_key=secret,
             test_clocks=_flag(env.get("CREDITFLOW_TEST_CLOCKS")),
             bootstrap_keys=env.get("CREDITFLOW_BOOTSTRAP_KEYS"),
-            rate_limit=float(env.get("CREDITFLOW_RATE_LIMIT") or cls.rate_limit),
-            rate_burst=float(env["CREDITFLOW_RATE_BURST"]) if env.get("CREDITFLOW_RATE_BURST") else None,
-            max_body_bytes=int(env.get("CREDITFLOW_MAX_BODY_BYTES") or cls.max_body_bytes),
+            rate_limit=_number(env, "CREDITFLOW_RATE_LIMIT", cls.rate_limit),
+            rate_burst=_number(env, "CREDITFLOW_RATE_BURST", None),
+            max_body_bytes=_number(env, "CREDITFLOW_MAX_BODY_BYTES", cls.max_body_bytes, int),
             public_url=env.get("CREDITFLOW_PUBLIC_URL") or None,
             webhook_deny=deny,
         )
