@@ -13,31 +13,42 @@ same whether the worker or a later spend got there first.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeVar
 
-from sqlalchemy import bindparam, func, insert, update
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from creditflow.credits import repository as repo
 from creditflow.credits.access import FreeDay
 from creditflow.credits.ledger import Draw, Lot, draws_from_json
-from creditflow.events.models import Event
-from creditflow.credits.models import CreditEntry
 from creditflow.kit.credits import Credits
+from creditflow.kit.db.session import _is_retryable
 from creditflow.kit.ids import new_id
 
-_entries = CreditEntry.__table__
-_events = Event.__table__
+T = TypeVar("T")
 
-_update_lot = (
-    update(repo.lots)
-    .where(repo.lots.c.id == bindparam("b_id"))
-    .values(remaining=repo.lots.c.remaining + bindparam("b_delta"),
-            expired_at=func.coalesce(repo.lots.c.expired_at, bindparam("b_expired_at", type_=repo.lots.c.expired_at.type)))
-)
 
+def run(ctx, work: Callable[[Connection], T], *, retries: int = 5) -> T:
+    """`work(connection)` in one write transaction: the unit of work of the credit use cases.
+
+    As `Database.run` (same engine, so SQLite's BEGIN IMMEDIATE; the same retries of deadlocks,
+    serialization failures and busy SQLite), on a Core connection instead of an ORM session:
+    the use cases that go through a Book write with Core only, and an ORM session's set-up
+    and commit cost as much as the spend itself (see bench/README_spend.md)."""
+    for attempt in range(retries + 1):
+        try:
+            with ctx.db.engine.begin() as connection:
+                return work(connection)
+        except DBAPIError as exc:
+            if attempt == retries or not _is_retryable(exc):
+                raise
+            time.sleep(0.01 * (2**attempt))
+    raise AssertionError("unreachable")
 
 @dataclass
 class _Lot:
@@ -61,7 +72,8 @@ class _Lot:
 
 @dataclass
 class Book:
-    session: Session
+    connection: Connection  # the unit of work's connection: every statement of the book runs on it
+    cursor: repo.Cursor  # its DBAPI cursor, for the statements of the spend path
     account: repo.AccountRow
     now: datetime
     deltas: dict[str, int] = field(default_factory=lambda: dict.fromkeys(repo.TOTALS, 0))
@@ -74,19 +86,26 @@ class Book:
     # -- opening ------------------------------------------------------------------------------
 
     @classmethod
-    def lock(cls, ctx, session: Session, customer_id: str, *, now: datetime | None = None) -> "Book":
-        """Lock the customer's credit account; NotFound for an unknown customer."""
-        session.flush()  # anything the ORM holds for these tables goes first
-        account = repo.read_account(session, customer_id, lock=True)
-        return cls(session, account, now or account.clock_time or ctx.clock.now(), free_day=account.free_day)
+    def lock(cls, ctx, db: Session | Connection, customer_id: str, *, now: datetime | None = None) -> "Book":
+        """Lock the customer's credit account; NotFound for an unknown customer. `db` is the
+        unit of work: a connection from `run()`, or an ORM session."""
+        if isinstance(db, Session):
+            db.flush()  # anything the ORM holds for these tables goes first
+            connection = db.connection()
+        else:
+            connection = db
+        cursor = repo.Cursor(connection)
+        account = repo.lock_account(cursor, customer_id)
+        return cls(connection, cursor, account, now or account.clock_time or ctx.clock.now(),
+                   free_day=account.free_day)
 
-    def load(self) -> "Book":
-        """Read the open lots and apply what has become due: overdue holds are released
-        (status `expired`), overdue lots expire."""
-        for row in repo.open_lots(self.session, self.customer_id):
+    def load(self, open_lots: list | None = None) -> "Book":
+        """Read the open lots (unless given, as read with the account's other state) and apply
+        what has become due: overdue holds are released (status `expired`), overdue lots expire."""
+        for row in repo.open_lots(self.connection, self.customer_id) if open_lots is None else open_lots:
             self._add_row(row)
         if self.account.totals["held"] > 0:
-            for hold in repo.overdue_holds(self.session, self.customer_id, self.now):
+            for hold in repo.overdue_holds(self.connection, self.customer_id, self.now):
                 self.ensure_lots(d["lot"] for d in hold.draws)
                 self.give_back(draws_from_json(hold.draws), "release", hold.reference, at=hold.expires_at)
                 self.expired_holds.append({"b_id": hold.id, "b_at": hold.expires_at})
@@ -96,7 +115,7 @@ class Book:
     def ensure_lots(self, lot_ids: Iterable[str]) -> None:
         missing = [lot_id for lot_id in set(lot_ids) if lot_id not in self.lots]
         if missing:
-            for row in repo.lots_by_id(self.session, self.customer_id, missing):
+            for row in repo.lots_by_id(self.connection, self.customer_id, missing):
                 self._add_row(row)
 
     def _add_row(self, row) -> None:
@@ -229,32 +248,25 @@ class Book:
 
     def flush(self) -> None:
         self.expire_overdue()
-        session = self.session
+        connection = self.connection
         new_lots = [lot.new for lot in self.lots.values() if lot.new is not None]
         for row in new_lots:  # a lot granted and drawn in the same book is inserted as it ends up
             lot = self.lots[row["id"]]
             row["remaining"], row["expired_at"] = lot.remaining, lot.expired_at
         if new_lots:
-            session.execute(insert(repo.lots), new_lots)
+            repo.insert_lots(connection, new_lots)
         changed = [{"b_id": lot.id, "b_delta": lot.delta, "b_expired_at": lot.expired_at if lot.expiring else None}
                    for lot in self.lots.values() if lot.new is None and (lot.delta or lot.expiring)]
         if changed:
-            session.execute(_update_lot, changed)
+            repo.update_lots(self.cursor, changed)
         if self.entries:
-            session.execute(insert(_entries), self.entries)
+            repo.insert_entries(self.cursor, self.entries)
         if self.events:
-            session.execute(insert(_events), self.events)
+            repo.insert_events(connection, self.events)
         if self.expired_holds:
-            session.execute(
-                update(repo.spends).where(repo.spends.c.id == bindparam("b_id"))
-                .values(status="expired", resolved_at=bindparam("b_at", type_=repo.spends.c.resolved_at.type)),
-                self.expired_holds)
-        values = {name: repo.accounts.c[name] + delta for name, delta in self.deltas.items() if delta}
-        if self.free_day != self.account.free_day:
-            values["free_day"] = self.free_day
-        if values:
-            session.execute(update(repo.accounts).where(repo.accounts.c.customer_id == self.customer_id)
-                            .values(**values))
+            repo.mark_holds_expired(connection, self.expired_holds)
+        if any(self.deltas.values()) or self.free_day != self.account.free_day:
+            repo.update_account(self.cursor, self.customer_id, self.deltas, self.free_day)
         # Written: later changes in this book start from here.
         for name, delta in self.deltas.items():
             self.account.totals[name] += delta

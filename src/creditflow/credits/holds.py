@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import select, update
+from sqlalchemy.engine import Connection
 
 from creditflow.catalog.models import Feature
 from creditflow.credits import inputs
 from creditflow.credits import repository as repo
 from creditflow.credits.access import Standing
-from creditflow.credits.book import Book
+from creditflow.credits.book import Book, run
 from creditflow.credits.ledger import Draw, draws_from_json, draws_to_json, split_settlement
 from creditflow.credits.spend import draw_for
 from creditflow.kit.credits import Credits
@@ -54,28 +54,29 @@ def hold_credits(ctx, customer_id: str, *, amount, feature: str, reference: str,
     reference = inputs.reference(reference)
     ttl = inputs.ttl_seconds(ttl_seconds)
     customer_id = inputs.identifier(customer_id, "customer")
-    return ctx.db.run(lambda session: _hold(ctx, session, customer_id, amount, feature_def, reference, ttl))
+    return run(ctx, lambda connection: _hold(ctx, connection, customer_id, amount, feature_def, reference, ttl))
 
 
-def _hold(ctx, session: Session, customer_id: str, amount: Credits, feature: Feature, reference: str,
+def _hold(ctx, connection: Connection, customer_id: str, amount: Credits, feature: Feature, reference: str,
           ttl: int) -> Hold:
-    book = Book.lock(ctx, session, customer_id)
-    existing, plan = repo.spend_and_plan(session, customer_id, reference)
+    book = Book.lock(ctx, connection, customer_id)
+    existing, plan, open_lots = repo.spend_plan_and_lots(book.cursor, customer_id, reference)
     if existing is not None:
         if existing.kind != "hold" or existing.amount != amount or existing.feature != feature.code:
             raise Conflict(f"reference {reference!r} was already used", code="reference_reused", param="reference")
         return _hold_view(existing, customer_id, now=book.now, replayed=True)
-    book.load()
+    book.load(open_lots)
     draws = draw_for(ctx, book, Standing(plan), feature, amount)
     book.take(draws, "hold", reference)
     book.flush()
     hold_id = new_id("hold")
     expires_at = book.now + timedelta(seconds=ttl)
-    session.execute(insert(repo.spends).values(
+    repo.insert_spend(
+        book.cursor,
         id=hold_id, customer_id=customer_id, kind="hold", reference=reference, feature=feature.code,
         amount=amount, settled=None, status="held", draws=draws_to_json(draws), balance_after=book.available,
         expires_at=expires_at, created_at=book.now, resolved_at=None, refunded_at=None,
-    ))
+    )
     return Hold(hold_id, customer_id, reference, amount, feature.code, "held", expires_at, None, tuple(draws),
                 book.available, book.now, None)
 
@@ -88,11 +89,11 @@ def settle_hold(ctx, hold_id: str, *, amount) -> Hold:
     `hold_released`, `hold_settled` (settled for another amount)."""
     amount = inputs.amount_or_zero(amount)
     hold_id = inputs.identifier(hold_id, "hold")
-    return ctx.db.run(lambda session: _settle(ctx, session, hold_id, amount))
+    return run(ctx, lambda connection: _settle(ctx, connection, hold_id, amount))
 
 
-def _settle(ctx, session: Session, hold_id: str, amount: Credits) -> Hold:
-    book, row = _lock_hold(ctx, session, hold_id)
+def _settle(ctx, connection: Connection, hold_id: str, amount: Credits) -> Hold:
+    book, row = _lock_hold(ctx, connection, hold_id)
     if amount > row.amount:
         raise InvalidRequest(f"amount {amount} is more than the {row.amount} held", param="amount")
     status = _status(row, book.now)
@@ -106,9 +107,9 @@ def _settle(ctx, session: Session, hold_id: str, amount: Credits) -> Hold:
     book.settle(spent, row.reference)
     book.give_back(returned, "release", row.reference)
     book.flush()
-    session.execute(update(repo.spends).where(repo.spends.c.id == hold_id)
+    connection.execute(update(repo.spends).where(repo.spends.c.id == hold_id)
                     .values(status="settled", settled=amount, resolved_at=book.now))
-    return _hold_view(repo.spend_by_id(session, hold_id), book.customer_id, now=book.now)
+    return _hold_view(repo.spend_by_id(connection, hold_id), book.customer_id, now=book.now)
 
 
 def release_hold(ctx, hold_id: str) -> Hold:
@@ -116,11 +117,11 @@ def release_hold(ctx, hold_id: str) -> Hold:
 
     Errors: NotFound, Conflict `hold_settled`."""
     hold_id = inputs.identifier(hold_id, "hold")
-    return ctx.db.run(lambda session: _release(ctx, session, hold_id))
+    return run(ctx, lambda connection: _release(ctx, connection, hold_id))
 
 
-def _release(ctx, session: Session, hold_id: str) -> Hold:
-    book, row = _lock_hold(ctx, session, hold_id)
+def _release(ctx, connection: Connection, hold_id: str) -> Hold:
+    book, row = _lock_hold(ctx, connection, hold_id)
     status = _status(row, book.now)
     if status == "settled":
         raise Conflict("the hold is settled; refund the spend instead", code="hold_settled", param="hold")
@@ -128,10 +129,10 @@ def _release(ctx, session: Session, hold_id: str) -> Hold:
     if status == "held":
         book.ensure_lots(d["lot"] for d in row.draws)
         book.give_back(draws_from_json(row.draws), "release", row.reference)
-        session.execute(update(repo.spends).where(repo.spends.c.id == hold_id)
+        connection.execute(update(repo.spends).where(repo.spends.c.id == hold_id)
                         .values(status="released", resolved_at=book.now))
     book.flush()
-    return _hold_view(repo.spend_by_id(session, hold_id), book.customer_id, now=book.now)
+    return _hold_view(repo.spend_by_id(connection, hold_id), book.customer_id, now=book.now)
 
 
 def get_hold(ctx, hold_id: str) -> Hold:
@@ -139,17 +140,17 @@ def get_hold(ctx, hold_id: str) -> Hold:
         row = repo.spend_by_id(session, hold_id)
         if row is None or row.kind != "hold":
             raise NotFound(f"no such hold: {hold_id}", param="hold")
-        account = repo.read_account(session, row.customer_id, lock=False)
+        account = repo.read_account(session, row.customer_id)
         return _hold_view(row, row.customer_id, now=account.clock_time or ctx.clock.now())
 
 
-def _lock_hold(ctx, session: Session, hold_id: str):
-    customer_id = session.scalar(select(repo.spends.c.customer_id).where(
+def _lock_hold(ctx, connection: Connection, hold_id: str):
+    customer_id = connection.scalar(select(repo.spends.c.customer_id).where(
         repo.spends.c.id == hold_id, repo.spends.c.kind == "hold"))
     if customer_id is None:
         raise NotFound(f"no such hold: {hold_id}", param="hold")
-    book = Book.lock(ctx, session, customer_id)
-    return book, repo.spend_by_id(session, hold_id)  # re-read under the lock
+    book = Book.lock(ctx, connection, customer_id)
+    return book, repo.spend_by_id(connection, hold_id)  # re-read under the lock
 
 
 def _status(row, now: datetime) -> str:

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select, union
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from creditflow.credits import repository as repo
-from creditflow.credits.book import Book
+from creditflow.credits.book import Book, run
 from creditflow.worker.jobs import register_job
 
 BATCH = 500
@@ -44,17 +45,17 @@ def expire_due(ctx, now: datetime, test_clock_id: str | None = None) -> int:
         with ctx.db.transaction(readonly=True) as session:
             customer_ids = _due_customers(session, now, test_clock_id)
         for customer_id in customer_ids:
-            ctx.db.run(lambda session: _expire_for(ctx, session, customer_id, now))
+            run(ctx, lambda connection: _expire_for(ctx, connection, customer_id, now))
             done += 1
         if len(customer_ids) < BATCH:
             return done
 
 
-def _expire_for(ctx, session: Session, customer_id: str, now: datetime) -> None:
-    book = Book.lock(ctx, session, customer_id, now=now)
+def _expire_for(ctx, connection: Connection, customer_id: str, now: datetime) -> None:
+    book = Book.lock(ctx, connection, customer_id, now=now)
     book.load()
     # Lots that ran out before they expired are marked too, so they're not found again.
-    for row in session.execute(select(repo.lots.c.id, repo.lots.c.expires_at).where(
+    for row in connection.execute(select(repo.lots.c.id, repo.lots.c.expires_at).where(
             repo.lots.c.customer_id == customer_id, repo.lots.c.expired_at.is_(None),
             repo.lots.c.expires_at <= now)).all():
         book.ensure_lots([row.id])

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.engine import Connection
 
 from creditflow.credits import inputs
 from creditflow.credits import repository as repo
-from creditflow.credits.book import Book
+from creditflow.credits.book import Book, run
 from creditflow.kit.clock import utc
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, InvalidRequest
@@ -43,14 +43,14 @@ def grant_promo_credits(ctx, customer_id: str, *, amount, reason: str, expires_a
         expires_at = utc(inputs.aware(expires_at, "expires_at"))
     reference = inputs.optional_reference(reference)
     customer_id = inputs.identifier(customer_id, "customer")
-    return ctx.db.run(lambda session: _grant(ctx, session, customer_id, amount, reason, expires_at, actor, reference))
+    return run(ctx, lambda connection: _grant(ctx, connection, customer_id, amount, reason, expires_at, actor, reference))
 
 
-def _grant(ctx, session: Session, customer_id, amount, reason, expires_at, actor, reference) -> LotView:
-    book = Book.lock(ctx, session, customer_id)
+def _grant(ctx, connection: Connection, customer_id, amount, reason, expires_at, actor, reference) -> LotView:
+    book = Book.lock(ctx, connection, customer_id)
     grant_key = f"promo:{customer_id}:{reference}" if reference is not None else None
     if grant_key is not None:
-        row = session.execute(select(repo.lots).where(repo.lots.c.grant_key == grant_key)).first()
+        row = connection.execute(select(repo.lots).where(repo.lots.c.grant_key == grant_key)).first()
         if row is not None:
             if row.granted != amount or row.expires_at != expires_at:
                 raise Conflict(f"reference {reference!r} was used for another grant", code="reference_reused",
@@ -62,7 +62,7 @@ def _grant(ctx, session: Session, customer_id, amount, reason, expires_at, actor
     lot_id = book.grant("promo", amount, expires_at=expires_at, grant_key=grant_key, reason=reason,
                         event_data={"reason": reason, "actor": actor})
     book.flush()
-    return _view(session.execute(select(repo.lots).where(repo.lots.c.id == lot_id)).first())
+    return _view(connection.execute(select(repo.lots).where(repo.lots.c.id == lot_id)).first())
 
 
 def _view(row, *, replayed: bool = False) -> LotView:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, update
-from sqlalchemy.orm import Session
+from sqlalchemy import update
+from sqlalchemy.engine import Connection
 
 from creditflow.catalog.models import Feature
 from creditflow.credits import inputs
 from creditflow.credits import repository as repo
 from creditflow.credits.access import Standing, free_day, gets_free_credits, lot_kinds_for, reset_timezone
-from creditflow.credits.book import Book
+from creditflow.credits.book import Book, run
 from creditflow.credits.ledger import Draw, allocate, draws_from_json, draws_to_json, split_settlement
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, NotFound
@@ -59,24 +59,25 @@ def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str
     feature_def = ctx.catalog.feature(feature)
     reference = inputs.reference(reference)
     customer_id = inputs.identifier(customer_id, "customer")
-    return ctx.db.run(lambda session: _spend(ctx, session, customer_id, amount, feature_def, reference))
+    return run(ctx, lambda connection: _spend(ctx, connection, customer_id, amount, feature_def, reference))
 
 
-def _spend(ctx, session: Session, customer_id: str, amount: Credits, feature: Feature, reference: str) -> SpendResult:
-    book = Book.lock(ctx, session, customer_id)
-    existing, plan = repo.spend_and_plan(session, customer_id, reference)
+def _spend(ctx, connection: Connection, customer_id: str, amount: Credits, feature: Feature, reference: str) -> SpendResult:
+    book = Book.lock(ctx, connection, customer_id)
+    existing, plan, open_lots = repo.spend_plan_and_lots(book.cursor, customer_id, reference)
     if existing is not None:
         return _replay(existing, customer_id, amount, feature.code)
-    book.load()
+    book.load(open_lots)
     draws = draw_for(ctx, book, Standing(plan), feature, amount)
     book.take(draws, "spend", reference)
     book.flush()
     spend_id = new_id("spd")
-    session.execute(insert(repo.spends).values(
+    repo.insert_spend(
+        book.cursor,
         id=spend_id, customer_id=customer_id, kind="spend", reference=reference, feature=feature.code,
         amount=amount, settled=None, status="spent", draws=draws_to_json(draws), balance_after=book.available,
         expires_at=None, created_at=book.now, resolved_at=None, refunded_at=None,
-    ))
+    )
     return SpendResult(spend_id, customer_id, reference, amount, feature.code, tuple(draws), book.available,
                        "spent", book.now)
 
@@ -121,12 +122,12 @@ def refund_spend(ctx, customer_id: str, *, reference: str) -> RefundResult:
     `hold_not_settled` (a hold still held, released or expired: nothing was spent)."""
     reference = inputs.reference(reference)
     customer_id = inputs.identifier(customer_id, "customer")
-    return ctx.db.run(lambda session: _refund(ctx, session, customer_id, reference))
+    return run(ctx, lambda connection: _refund(ctx, connection, customer_id, reference))
 
 
-def _refund(ctx, session: Session, customer_id: str, reference: str) -> RefundResult:
-    book = Book.lock(ctx, session, customer_id)
-    row = repo.spend_by_reference(session, customer_id, reference)
+def _refund(ctx, connection: Connection, customer_id: str, reference: str) -> RefundResult:
+    book = Book.lock(ctx, connection, customer_id)
+    row = repo.spend_by_reference(connection, customer_id, reference)
     if row is None:
         raise NotFound(f"no spend with reference {reference!r}", param="reference")
     if row.refunded_at is not None:
@@ -145,6 +146,6 @@ def _refund(ctx, session: Session, customer_id: str, reference: str) -> RefundRe
     values = {"refunded_at": book.now}
     if row.kind == "spend":
         values["status"] = "refunded"
-    session.execute(update(repo.spends).where(repo.spends.c.id == row.id).values(**values))
+    connection.execute(update(repo.spends).where(repo.spends.c.id == row.id).values(**values))
     return RefundResult(customer_id, reference, Credits(sum(d.amount.milli for d in draws)), tuple(draws),
                         Credits(lost), book.available, book.now)

@@ -95,3 +95,21 @@ def test_the_ledger_check_finds_an_entry_nobody_accounted_for(ctx, spent):
     _execute(ctx.db, "INSERT INTO credit_entries (id, customer_id, lot_id, kind, amount, reference, created_at) "
                      "SELECT 'cre_forged', customer_id, NULL, 'grant', 5000, NULL, created_at FROM credit_spends")
     assert any("account totals disagree" in p and "granted" in p for p in _problems(ctx.db))
+
+
+def test_the_fast_path_keeps_the_column_types_honest(ctx, spent):
+    """The spend path's statements skip SQLAlchemy's execution machinery, not its types."""
+    from datetime import datetime
+
+    from creditflow.credits import repository as repo
+
+    with ctx.db.engine.begin() as connection:
+        cursor = repo.Cursor(connection)
+        account = repo.lock_account(cursor, spent)
+        assert account.totals["available"] == 30_000  # thousandths, read through CreditsColumn
+        existing, plan, lots = repo.spend_plan_and_lots(cursor, spent, "job-1")
+        assert existing.amount.milli == 120_000 and existing.created_at.tzinfo is not None
+        assert plan is None and [lot.remaining.milli for lot in lots] == [30_000]
+        with pytest.raises(ValueError, match="naive datetime"):
+            repo.insert_entries(cursor, [dict(id="cre_naive", customer_id=spent, lot_id=None, kind="grant",
+                                              amount=1, reference=None, created_at=datetime(2026, 3, 10))])
