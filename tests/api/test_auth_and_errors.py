@@ -110,6 +110,10 @@ def test_healthz_is_503_when_the_database_does_not_answer(tmp_path):
     client = TestClient(create_app(build_context(Database(f"sqlite:///{missing}")), Settings(secret_key="k")))
     response = client.get("/healthz")
     assert_error(response, 503, "unavailable")
+    # The API answers in its own format too, with Retry-After.
+    response = client.get("/v1/catalog", headers={"Authorization": "Bearer sk_x"})
+    assert_error(response, 503, "unavailable")
+    assert response.headers["retry-after"] == "1"
 
 
 def test_openapi_describes_requests_responses_errors_and_auth(api):

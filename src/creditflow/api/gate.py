@@ -7,17 +7,21 @@ fingerprint) and the whole response (to store it for replays before it is sent).
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 
 from anyio import to_thread
+from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditflow.api.errors import error_bytes
 from creditflow.api.settings import Settings
 from creditflow.auth.service import Principal, authenticate, hash_key
 from creditflow.idempotency import service as idempotency
+
+log = logging.getLogger("creditflow.api")
 
 AUTH_CACHE_SECONDS = 10.0
 PURGE_EVERY_SECONDS = 600.0
@@ -56,6 +60,23 @@ class Gate:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self._gate(scope, receive, tracking_send)
+        except DBAPIError as exc:  # the key or idempotency look-up found no database
+            if started:
+                raise
+            log.error("database error in the API gate: %s", exc.orig)
+            await _reply(send, 503, error_bytes("unavailable", "the database is busy or unreachable; retry shortly"),
+                         {"retry-after": "1"})
+
+    async def _gate(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
         length = headers.get("content-length")
