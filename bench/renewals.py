@@ -39,6 +39,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -214,21 +215,24 @@ def seed(url: str, n: int) -> None:
         database.dispose()
 
 
-def verify(url: str, n: int) -> dict:
-    """What a run left behind: every renewal done exactly once."""
+def verify(url: str, n: int, *, partial: bool = False) -> dict:
+    """What a run left behind: every renewal done exactly once. After a run stopped at its time
+    limit, what was finished must be whole (one invoice, one charge, one lot per renewal; at most
+    one charge in flight per worker)."""
     from sqlalchemy import func, select
 
     from creditflow.kit.db import Database
     from creditflow.models import CreditLot, Invoice, SandboxCharge, Subscription
 
+    paid_renewals = (Invoice.purpose == "renewal", Invoice.status == "paid")
     database = Database(url)
     try:
         with database.transaction(readonly=True) as session:
             found = {
-                "renewal_invoices_paid": session.scalar(select(func.count()).select_from(Invoice).where(
-                    Invoice.purpose == "renewal", Invoice.status == "paid")),
+                "renewal_invoices_paid": session.scalar(select(func.count()).select_from(Invoice)
+                                                        .where(*paid_renewals)),
                 "renewed_subscriptions": session.scalar(select(func.count(func.distinct(Invoice.subscription_id)))
-                                                        .where(Invoice.purpose == "renewal")),
+                                                        .where(*paid_renewals)),
                 "sandbox_charges": session.scalar(select(func.count()).select_from(SandboxCharge)),
                 "lots": session.scalar(select(func.count()).select_from(CreditLot)),
                 "still_due": session.scalar(select(func.count()).select_from(Subscription).where(
@@ -238,9 +242,15 @@ def verify(url: str, n: int) -> dict:
             }
     finally:
         database.dispose()
+    done = found["renewal_invoices_paid"]
+    if partial:
+        ok = (found["renewed_subscriptions"] == done and found["lots"] == n + done
+              and found["on_next_term"] == done and n + done <= found["sandbox_charges"] <= n + done + 2)
+        return {"ok": ok, "found": found, "renewals_done": done}
     expected = {"renewal_invoices_paid": n, "renewed_subscriptions": n, "sandbox_charges": 2 * n, "lots": 2 * n,
                 "still_due": 0, "on_next_term": n}
-    return {"ok": found == expected, "found": found, **({} if found == expected else {"expected": expected})}
+    return {"ok": found == expected, "found": found, "renewals_done": done,
+            **({} if found == expected else {"expected": expected})}
 
 
 # ------------------------------------------------------------------------------------------
@@ -431,24 +441,39 @@ def worker_main() -> None:
                 prepared["ctx"] = ctx
             reply({"prepared": True})
         elif command["cmd"] == "go":
+            job = prepared
+
+            def work() -> None:
+                if job["kind"] == "engine":
+                    tick(job["ctx"], DUE, owner=job["owner"], batch=job["batch"])
+                    job["ctx"].db.dispose()
+                else:
+                    baseline_drain(job["url"], job["owner"], job["batch"])
+
             started = time.time()
-            if prepared["kind"] == "engine":
-                ctx = prepared["ctx"]
-                tick(ctx, DUE, owner=prepared["owner"], batch=prepared["batch"])
-                ctx.db.dispose()
-            else:
-                baseline_drain(prepared["url"], prepared["owner"], prepared["batch"])
-            reply({"start": started, "end": time.time()})
+            thread = threading.Thread(target=work, daemon=True)
+            thread.start()
+            thread.join(command.get("max_seconds"))
+            if thread.is_alive():  # the time limit: stop dead, as a killed worker would
+                reply({"start": started, "end": time.time(), "partial": True})
+                os._exit(0)
+            reply({"start": started, "end": time.time(), "partial": False})
             prepared = None
 
 
 class Pool:
+    """Worker processes, imported and idle before a run starts; one that was stopped at a time
+    limit is replaced before the next run."""
+
     def __init__(self, size: int):
+        self.procs = [self._spawn() for _ in range(size)]
+
+    def _spawn(self):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.procs = [subprocess.Popen([sys.executable, __file__, "_worker"], stdin=subprocess.PIPE,
-                                       stdout=subprocess.PIPE, text=True, env=env) for _ in range(size)]
-        for proc in self.procs:
-            self._read(proc)
+        proc = subprocess.Popen([sys.executable, __file__, "_worker"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, env=env)
+        self._read(proc)
+        return proc
 
     def _read(self, proc) -> dict:
         line = proc.stdout.readline()
@@ -460,22 +485,28 @@ class Pool:
         proc.stdin.write(json.dumps(obj) + "\n")
         proc.stdin.flush()
 
-    def run(self, kind: str, url: str, workers: int, batch: int) -> float:
-        """Seconds from the first worker's start to the last worker's end."""
+    def run(self, kind: str, url: str, workers: int, batch: int, max_seconds: float | None) -> tuple[float, bool]:
+        """Seconds from the first worker's start to the last worker's end, and whether the time
+        limit stopped it."""
+        self.procs = [proc if proc.poll() is None else self._spawn() for proc in self.procs]
         used = self.procs[:workers]
         for n, proc in enumerate(used):
             self._send(proc, {"cmd": "prepare", "kind": kind, "url": url, "owner": f"w{n}", "batch": batch})
         for proc in used:
             self._read(proc)
         for proc in used:
-            self._send(proc, {"cmd": "go"})
+            self._send(proc, {"cmd": "go", "max_seconds": max_seconds})
         spans = [self._read(proc) for proc in used]
-        return max(s["end"] for s in spans) - min(s["start"] for s in spans)
+        for proc, span in zip(used, spans):
+            if span["partial"]:
+                proc.wait(timeout=30)
+        return max(s["end"] for s in spans) - min(s["start"] for s in spans), any(s["partial"] for s in spans)
 
     def close(self) -> None:
         for proc in self.procs:
             try:
-                self._send(proc, {"cmd": "quit"})
+                if proc.poll() is None:
+                    self._send(proc, {"cmd": "quit"})
                 proc.wait(timeout=10)
             except Exception:  # noqa: BLE001 - best effort
                 proc.kill()
@@ -502,7 +533,7 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run(sizes: list[int], modes: list[str], batch: int, out: Path) -> dict:
+def run(sizes: list[int], modes: list[str], batch: int, out: Path, max_seconds: float | None = None) -> dict:
     started = datetime.now(timezone.utc)
     workdir = Path(tempfile.mkdtemp(prefix="cfbench_"))
     backends = {kind: Backend(kind, workdir) for kind in {MODES[m][0] for m in modes}}
@@ -516,12 +547,14 @@ def run(sizes: list[int], modes: list[str], batch: int, out: Path) -> dict:
                 result = {"size": size, "mode": mode, "backend": kind, "workers": workers}
                 for contestant in ("engine", "baseline"):
                     url = backend.copy(size, f"{mode.replace('-', '')}_{contestant}")
-                    seconds = pool.run(contestant, url, workers, batch)
-                    result[contestant] = Measure(seconds, size, workers).as_dict()
-                    result[contestant]["verified"] = verify(url, size)
+                    seconds, partial = pool.run(contestant, url, workers, batch, max_seconds)
+                    checked = verify(url, size, partial=partial)
+                    done = checked["renewals_done"]
+                    result[contestant] = {**Measure(seconds, done, workers).as_dict(), "renewals": done,
+                                          "drained": not partial, "verified": checked}
                     backend.drop(url)
-                    log(f"{mode:>10} N={size:>7,} {contestant:>8}: {size / seconds:8.1f} renewals/s "
-                        f"({seconds:.2f}s) verified={result[contestant]['verified']['ok']}")
+                    log(f"{mode:>10} N={size:>7,} {contestant:>8}: {done / seconds:8.1f} renewals/s "
+                        f"({done:,} in {seconds:.2f}s{', time limit' if partial else ''}) verified={checked['ok']}")
                 result["ratio_to_baseline"] = round(result["engine"]["renewals_per_second"]
                                                     / result["baseline"]["renewals_per_second"], 3)
                 runs.append(result)
@@ -535,7 +568,8 @@ def run(sizes: list[int], modes: list[str], batch: int, out: Path) -> dict:
         "started_at": started.isoformat(),
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "machine": machine(),
-        "settings": {"sizes": sizes, "modes": modes, "batch": batch, "gateway": "sandbox (no delay)",
+        "settings": {"sizes": sizes, "modes": modes, "batch": batch, "max_seconds": max_seconds,
+                     "gateway": "sandbox (no delay)",
                      "plan": "standard monthly", "due_at": DUE.isoformat()},
         "runs": runs,
         "summary": summarise(runs, sizes),
@@ -620,13 +654,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", default=",".join(MODES), help=f"among {', '.join(MODES)}")
     parser.add_argument("--batch", type=int, default=100, help="subscriptions claimed per round (default 100)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
+    parser.add_argument("--max-seconds", type=float, default=None,
+                        help="stop each contestant after this long and measure what it finished (a steady-state "
+                             "rate over a queue of N) instead of draining all N")
     args = parser.parse_args(argv)
     sizes = [50] if args.tiny else [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
     if unknown or not sizes or min(sizes) < 1:
         parser.error(f"unknown mode(s) {unknown}" if unknown else "sizes must be positive")
-    report = run(sizes, modes, args.batch, args.out)
+    report = run(sizes, modes, args.batch, args.out, args.max_seconds)
     log(json.dumps(report["summary"], indent=2))
     log(f"results written to {args.out}")
     return 0 if report["summary"]["all_verified"] else 1

@@ -23,6 +23,7 @@ def test_bench_renewals_tiny_writes_every_field(tmp_path, _pg_admin):
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     assert report["settings"]["sizes"] == [50]
+    assert report["settings"]["max_seconds"] is None
     assert report["machine"]["cpus"] >= 1
     runs = {run["mode"]: run for run in report["runs"]}
     assert set(runs) == set(MODES)
@@ -34,6 +35,7 @@ def test_bench_renewals_tiny_writes_every_field(tmp_path, _pg_admin):
             # Both contestants really renewed all 50, exactly once each.
             assert measured["verified"]["ok"], measured["verified"]
             assert measured["verified"]["found"]["renewal_invoices_paid"] == 50
+            assert (measured["renewals"], measured["drained"]) == (50, True)
             assert measured["seconds"] > 0
             assert measured["renewals_per_second"] == pytest.approx(50 / measured["seconds"], rel=0.01)
             assert measured["renewals_per_second_per_worker"] == pytest.approx(
@@ -63,3 +65,18 @@ def test_bench_refuses_an_unknown_mode(tmp_path):
     assert done.returncode == 2
     assert "unknown mode" in done.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+def test_bench_with_a_time_limit_measures_what_was_finished(tmp_path):
+    """--max-seconds stops the contestants dead; what they finished is whole and is measured."""
+    out = tmp_path / "limited.json"
+    done = subprocess.run([sys.executable, str(BENCH), "--sizes", "400", "--modes", "sqlite-1", "--max-seconds", "1",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = json.loads(out.read_text())["runs"]
+    engine = run["engine"]
+    assert engine["verified"]["ok"], engine["verified"]
+    assert 0 < engine["renewals"] <= 400
+    assert engine["renewals"] == engine["verified"]["found"]["renewal_invoices_paid"]
+    assert engine["drained"] is (engine["renewals"] == 400)
+    assert engine["renewals_per_second"] == pytest.approx(engine["renewals"] / engine["seconds"], rel=0.01)
