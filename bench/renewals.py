@@ -533,7 +533,8 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run(sizes: list[int], modes: list[str], batch: int, out: Path, max_seconds: float | None = None) -> dict:
+def run(sizes: list[int], modes: list[str], batch: int, out: Path, max_seconds: float | None = None,
+        drain_up_to: int = 0) -> dict:
     started = datetime.now(timezone.utc)
     workdir = Path(tempfile.mkdtemp(prefix="cfbench_"))
     backends = {kind: Backend(kind, workdir) for kind in {MODES[m][0] for m in modes}}
@@ -547,7 +548,8 @@ def run(sizes: list[int], modes: list[str], batch: int, out: Path, max_seconds: 
                 result = {"size": size, "mode": mode, "backend": kind, "workers": workers}
                 for contestant in ("engine", "baseline"):
                     url = backend.copy(size, f"{mode.replace('-', '')}_{contestant}")
-                    seconds, partial = pool.run(contestant, url, workers, batch, max_seconds)
+                    limit = max_seconds if size > drain_up_to else None
+                    seconds, partial = pool.run(contestant, url, workers, batch, limit)
                     checked = verify(url, size, partial=partial)
                     done = checked["renewals_done"]
                     result[contestant] = {**Measure(seconds, done, workers).as_dict(), "renewals": done,
@@ -569,6 +571,7 @@ def run(sizes: list[int], modes: list[str], batch: int, out: Path, max_seconds: 
         "finished_at": datetime.now(timezone.utc).isoformat(),
         "machine": machine(),
         "settings": {"sizes": sizes, "modes": modes, "batch": batch, "max_seconds": max_seconds,
+                     "drained_up_to": drain_up_to,
                      "gateway": "sandbox (no delay)",
                      "plan": "standard monthly", "due_at": DUE.isoformat()},
         "runs": runs,
@@ -656,14 +659,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"JSON results (default {DEFAULT_OUT})")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="stop each contestant after this long and measure what it finished (a steady-state "
-                             "rate over a queue of N) instead of draining all N")
+                             "rate over a queue of N) instead of draining all N; sizes up to --drain-up-to are "
+                             "always drained")
+    parser.add_argument("--drain-up-to", type=int, default=0, help="sizes always drained whatever --max-seconds")
     args = parser.parse_args(argv)
     sizes = [50] if args.tiny else [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     unknown = [m for m in modes if m not in MODES]
     if unknown or not sizes or min(sizes) < 1:
         parser.error(f"unknown mode(s) {unknown}" if unknown else "sizes must be positive")
-    report = run(sizes, modes, args.batch, args.out, args.max_seconds)
+    report = run(sizes, modes, args.batch, args.out, args.max_seconds, args.drain_up_to)
     log(json.dumps(report["summary"], indent=2))
     log(f"results written to {args.out}")
     return 0 if report["summary"]["all_verified"] else 1
