@@ -51,7 +51,7 @@ def test_cancelled_on_march_20th_keeps_access_until_april_10th_then_free(world):
 
     with pytest.raises(Conflict) as too_late:
         resume_subscription(world.ctx, sub.id)
-    assert too_late.value.code == "not_cancelling"
+    assert too_late.value.code == "subscription_ended"
 
 
 def test_resume_before_the_end_keeps_it_renewing(world):

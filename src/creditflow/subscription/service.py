@@ -126,7 +126,10 @@ def resume_subscription(ctx, subscription_id: str) -> Subscription:
     with ctx.db.transaction() as session:
         sub = get_subscription(session, subscription_id, for_update=True)
         now = ctx.now_for(session, sub.customer_id)
-        if sub.status == "ended" or not sub.cancel_at_period_end:
+        if sub.status == "ended" or (sub.cancel_at_period_end and now >= sub.current_term_end):
+            # Over, even if the worker hasn't ended it yet: resume only undoes a pending end (X3).
+            raise Conflict("the subscription has ended", code="subscription_ended")
+        if not sub.cancel_at_period_end:
             raise Conflict("the subscription is not set to cancel", code="not_cancelling")
         sub.cancel_at_period_end = False
         sub.canceled_at = None

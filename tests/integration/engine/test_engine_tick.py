@@ -162,3 +162,20 @@ def test_declined_renewal_goes_through_dunning_by_tick(engine):
         START, RENEWAL, RENEWAL + timedelta(days=1), RENEWAL + timedelta(days=3), RENEWAL + timedelta(days=7)]
     assert engine.sub(sub.id).status == "ended"
     assert engine.charged(cus) == [3000]
+
+
+def test_resume_is_refused_once_the_term_has_ended_even_before_the_worker_ran(engine):
+    """X3: a cancellation can be undone until the term ends, not after, even if the worker is late."""
+    cus = engine.customer()
+    sub = subscribe(engine.ctx, cus, "standard", "monthly")
+    cancel_subscription(engine.ctx, sub.id)
+    engine.at(RENEWAL + timedelta(minutes=1))  # the term is over; no worker has run yet
+
+    with pytest.raises(Conflict) as refused:
+        resume_subscription(engine.ctx, sub.id)
+
+    assert refused.value.code == "subscription_ended"
+    assert engine.sub(sub.id).cancel_at_period_end is True
+    tick(engine.ctx, RENEWAL + timedelta(minutes=1))
+    assert engine.sub(sub.id).status == "ended"
+    assert engine.charged(cus) == [3000]
