@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from credit_kit import make_ctx
+from .credit_kit import make_ctx
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from creditflow.credits.promo import grant_promo_credits
 from creditflow.credits.spend import spend_credits
 from creditflow.kit.errors import InsufficientCredits
 
-from credit_kit import assert_ledger_clean, c, new_customer
+from .credit_kit import assert_ledger_clean, c, new_customer
 
 THREADS = 10
 

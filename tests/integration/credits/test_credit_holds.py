@@ -13,7 +13,7 @@ from creditflow.credits.promo import grant_promo_credits
 from creditflow.credits.spend import refund_spend, spend_credits
 from creditflow.kit.errors import Conflict, Forbidden, InsufficientCredits, InvalidRequest, NotFound
 
-from credit_kit import START, assert_ledger_clean, c, new_customer, snapshot
+from .credit_kit import START, assert_ledger_clean, c, new_customer, snapshot
 
 
 def hold(ctx, cid, amount, reference="render-1", ttl=600, feature="standard_models"):

@@ -15,7 +15,7 @@ from creditflow.credits.spend import spend_credits
 from creditflow.worker.runner import tick
 from creditflow.worker.testclock import advance_test_clock
 
-from credit_kit import START, assert_ledger_clean, c, new_customer, new_test_clock, snapshot
+from .credit_kit import START, assert_ledger_clean, c, new_customer, new_test_clock, snapshot
 
 
 def test_free_customers_who_do_nothing_cost_nothing(ctx):

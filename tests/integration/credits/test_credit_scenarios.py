@@ -16,7 +16,7 @@ from creditflow.kit.errors import Forbidden, InsufficientCredits
 from creditflow.subscription.service import cancel_subscription
 from creditflow.worker.testclock import advance_test_clock
 
-from credit_kit import (START, assert_ledger_clean, by_kind, c, make_ctx, new_customer, new_test_clock,
+from .credit_kit import (START, assert_ledger_clean, by_kind, c, make_ctx, new_customer, new_test_clock,
                         small_bundles_catalog, snapshot, subscribed, utc)
 
 

@@ -10,7 +10,7 @@ from creditflow.credits.check import check_ledger
 from creditflow.credits.promo import grant_promo_credits
 from creditflow.credits.spend import spend_credits
 
-from credit_kit import assert_ledger_clean, new_customer
+from .credit_kit import assert_ledger_clean, new_customer
 
 
 @pytest.fixture

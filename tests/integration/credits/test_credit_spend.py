@@ -11,7 +11,7 @@ from creditflow.credits.promo import grant_promo_credits
 from creditflow.credits.spend import get_spend, refund_spend, spend_credits
 from creditflow.kit.errors import Conflict, Forbidden, InsufficientCredits, InvalidRequest, NotFound
 
-from credit_kit import START, assert_ledger_clean, c, entries_of, lot_remaining, new_customer, snapshot, subscribed
+from .credit_kit import START, assert_ledger_clean, c, entries_of, lot_remaining, new_customer, snapshot, subscribed
 
 
 def spend(ctx, customer_id, amount, feature="standard_models", reference=None):

@@ -33,7 +33,7 @@ from creditflow.kit.clock import FixedClock
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, Forbidden, InsufficientCredits
 
-from credit_kit import START, new_customer
+from .credit_kit import START, new_customer
 
 DAILY = 100_000
 EXAMPLES = int(os.environ.get("CREDITFLOW_STATEFUL_EXAMPLES", "25"))

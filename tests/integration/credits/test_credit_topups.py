@@ -17,7 +17,7 @@ from creditflow.kit.errors import Conflict, InvalidRequest, NotFound, PaymentFai
 from creditflow.payment.models import SandboxCharge
 from creditflow.worker.testclock import advance_test_clock
 
-from credit_kit import START, assert_ledger_clean, c, new_customer, new_test_clock, snapshot, subscribed
+from .credit_kit import START, assert_ledger_clean, c, new_customer, new_test_clock, snapshot, subscribed
 
 
 def charges(db, customer_id) -> list[tuple[int, str]]:
