@@ -161,3 +161,20 @@ def test_cancel_at_once_needs_a_support_key(api):
     ended = api.ok("POST", path, {"at_period_end": False, "refund": "prorated", "reason": "fraud"}, key=SUPPORT_KEY)
     assert ended["status"] == "ended" and ended["ended_at"] == "2026-03-10T10:00:00Z"
     assert_error(api.post(path, {"at_period_end": False}, key=SUPPORT_KEY), 409, "subscription_ended")
+
+
+def test_a_gateway_timeout_is_402_payment_pending_then_reconciled_by_the_worker(any_api):
+    from creditflow.worker.runner import tick
+
+    api = any_api
+    customer = api.customer(payment_method="pm_card_timeout")
+    body = {"customer": customer["id"], "plan": "standard", "term": "monthly"}
+    assert_error(api.post("/v1/subscriptions", body), 402, "payment_pending")
+    assert_error(api.get(f"/v1/customers/{customer['id']}/subscription"), 404, "not_found")
+    assert_error(api.post("/v1/subscriptions", body), 409, "subscription_exists")  # nothing charged twice
+
+    tick(api.ctx)  # the worker asks the gateway what became of the charge: it went through
+    sub = api.ok("GET", f"/v1/customers/{customer['id']}/subscription")
+    assert (sub["plan"], sub["status"]) == ("standard", "active")
+    invoices = api.ok("GET", f"/v1/invoices?customer={customer['id']}")["data"]
+    assert [(i["status"], i["amount_paid"]) for i in invoices] == [("paid", 3000)]
