@@ -5,16 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from creditflow.api.settings import Settings
 from creditflow.auth.service import Principal
 from creditflow.context import Context
 from creditflow.kit.errors import CreditflowError
-
-# Declares the bearer scheme in the OpenAPI document; the gate has checked the key already.
-_bearer = HTTPBearer(auto_error=False, description="A secret API key (server or support scope)")
-
 
 class Unauthorized(CreditflowError):
     http_status = 401
@@ -29,8 +24,8 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_principal(request: Request,
-                  _credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> Principal:
+def get_principal(request: Request) -> Principal:
+    # The gate checked the key before the route; the OpenAPI document declares the scheme.
     principal = request.scope.get("state", {}).get("principal")
     if principal is None:
         raise Unauthorized("missing or wrong API key")
