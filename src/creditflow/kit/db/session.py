@@ -9,6 +9,7 @@ open their own short transactions around the call.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -66,6 +67,7 @@ class Database:
             self.engine = create_engine(
                 self.url, echo=echo, pool_size=pool_size, max_overflow=20, pool_pre_ping=True
             )
+        self._write_lock = threading.RLock()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(creditflow_readonly=True), expire_on_commit=False
@@ -82,6 +84,13 @@ class Database:
     @contextmanager
     def transaction(self, *, readonly: bool = False) -> Iterator[Session]:
         """One unit of work: commit on success, roll back on any exception."""
+        # SQLite has one writer at a time. Threads of this process queue on a lock, which wakes
+        # the next one the moment the writer commits, instead of each sleeping in SQLite's busy
+        # handler (whose back-off makes the latency tail long). Other processes still queue on
+        # busy_timeout. Re-entrant, so behaviour inside a thread is unchanged.
+        lock = self._write_lock if (self.is_sqlite and not readonly) else None
+        if lock is not None:
+            lock.acquire()
         session = (self._read_sessions if readonly else self._sessions)()
         try:
             yield session
@@ -94,6 +103,8 @@ class Database:
             raise
         finally:
             session.close()
+            if lock is not None:
+                lock.release()
 
     def run(self, work, *, retries: int = 5):
         """Run `work(session)` in a transaction, retrying PostgreSQL deadlocks/serialization
