@@ -36,6 +36,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -553,12 +554,12 @@ def run(sizes: list[int], modes: list[str], batch: int, out: Path, max_seconds: 
                 for contestant in ("engine", "baseline"):
                     url = backend.copy(size, f"{mode.replace('-', '')}_{contestant}")
                     limit = max_seconds if size > drain_up_to else None
-                    started, seconds, partial = pool.run(contestant, url, workers, batch, limit)
+                    began, seconds, partial = pool.run(contestant, url, workers, batch, limit)
                     checked = verify(url, size, partial=partial)
                     done = checked["renewals_done"]
                     # Until the last charge: the renewals alone, without the rest of the worker's
                     # round (webhook fan-out, credit expiries) that follows them.
-                    charged_by = round(checked.pop("last_charge_at") - started, 3)
+                    charged_by = round(checked.pop("last_charge_at") - began, 3)
                     result[contestant] = {**Measure(seconds, done, workers).as_dict(), "renewals": done,
                                           "drained": not partial, "seconds_to_last_charge": charged_by,
                                           "verified": checked}
@@ -660,6 +661,8 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["_worker"]:
         worker_main()
         return 0
+    # A terminated run still drops its databases and temporary files (the `finally` in run()).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated N (default 10000,100000)")
     parser.add_argument("--tiny", action="store_true", help="N=50 on every mode (a smoke run)")
