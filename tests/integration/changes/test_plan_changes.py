@@ -208,3 +208,48 @@ def test_a_preview_equals_the_charge(sqlite_story, seconds, target):
     charged_before = sum(s.charged())
     change_subscription(s.ctx, sub.id, plan=target[0], term=target[1], timing="immediate", quote=quote.id)
     assert sum(s.charged()) - charged_before == quote.amount_due
+
+
+def test_carry_over_policy_keeps_the_unused_plan_credits(story):
+    from dataclasses import replace
+
+    from creditflow.credits.spend import spend_credits
+
+    s = story(START)
+    policies = replace(s.ctx.catalog.policies, plan_credits_on_immediate_change="carry_over")
+    s.ctx.catalog = replace(s.ctx.catalog, policies=policies)
+    sub = subscribe(s.ctx, s.customer_id, "standard", "monthly")
+    spend_credits(s.ctx, s.customer_id, amount="500.5", feature="standard_models", reference="job-1")
+    s.advance(utc(2026, 3, 25, 12))
+    quote = preview_change(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate")
+    assert quote.credits_after["subscription"] == "23499.5"  # 16,000 + the 7,499.5 left
+    change_subscription(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate", quote=quote.id)
+    assert s.plan_credits() == "23499.5"
+
+
+def test_every_change_scheduled_applied_or_cancelled_is_an_event(story):
+    from sqlalchemy import select
+
+    from creditflow.events.models import Event
+
+    s = story(START)
+    sub = subscribe(s.ctx, s.customer_id, "standard", "monthly")
+    change_subscription(s.ctx, sub.id, plan="basic", term="monthly", timing="end_of_period")
+    change_subscription(s.ctx, sub.id, plan="ultimate", term="monthly", timing="end_of_period")
+    cancel_scheduled_change(s.ctx, sub.id)
+    change_subscription(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate")
+    change_subscription(s.ctx, sub.id, plan="creator", term="monthly", timing="end_of_period")
+    s.advance(utc(2026, 4, 10, 10))
+    with s.db.transaction(readonly=True) as session:
+        events = [(e.type, e.data) for e in session.scalars(
+            select(Event).where(Event.customer_id == s.customer_id, Event.type.like("subscription.change%"))
+            .order_by(Event.seq))]
+    assert [(t, d.get("plan") or d["to"]["plan"]) for t, d in events] == [
+        ("subscription.change_scheduled", "basic"),
+        ("subscription.change_scheduled", "ultimate"),
+        ("subscription.change_canceled", "ultimate"),
+        ("subscription.changed", "ultimate"),  # immediate
+        ("subscription.change_scheduled", "creator"),
+        ("subscription.changed", "creator"),  # applied at the renewal
+    ]
+    assert events[1][1]["replaced"] == {"plan": "basic", "term": "monthly", "kind": "downgrade"}
