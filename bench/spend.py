@@ -356,6 +356,7 @@ def client_main(conn, url: str, clients: int, index: int) -> None:
         deadline = time.perf_counter() + seconds
         n = 0
         started = time.perf_counter()
+        cpu_started = time.process_time()
         while True:
             t0 = time.perf_counter()
             if t0 >= deadline:
@@ -364,7 +365,8 @@ def client_main(conn, url: str, clients: int, index: int) -> None:
             contestant.spend(customer, rng.choice(AMOUNTS_MILLI), f"{label}-{index}-{n}")
             latencies.append(time.perf_counter() - t0)
             n += 1
-        conn.send({"spends": n, "seconds": time.perf_counter() - started, "latencies": latencies})
+        conn.send({"spends": n, "seconds": time.perf_counter() - started, "latencies": latencies,
+                   "cpu_seconds": time.process_time() - cpu_started})
     for contestant in contestants.values():
         contestant.close()
 
@@ -408,7 +410,7 @@ class Clients:
 def run_case(name: str, url: str, customers: int, seconds: float, rounds: int) -> dict:
     backend, clients, hot = CASES[name]
     pool = Clients(url, clients)
-    totals = {c: {"spends": 0, "seconds": 0.0, "latencies": []} for c in ("service", "baseline")}
+    totals = {c: {"spends": 0, "seconds": 0.0, "latencies": [], "cpu_seconds": 0.0} for c in ("service", "baseline")}
     try:
         order = []
         for r in range(rounds):  # ABBA: service, baseline, baseline, service, ...
@@ -420,6 +422,7 @@ def run_case(name: str, url: str, customers: int, seconds: float, rounds: int) -
             totals[contestant]["seconds"] += max(r["seconds"] for r in results)
             for r in results:
                 totals[contestant]["latencies"] += r["latencies"]
+                totals[contestant]["cpu_seconds"] += r["cpu_seconds"]
     finally:
         pool.close()
     result = {"case": name, "backend": backend, "clients": clients,
@@ -429,6 +432,8 @@ def run_case(name: str, url: str, customers: int, seconds: float, rounds: int) -
         result[contestant] = {
             "spends": t["spends"], "seconds": round(t["seconds"], 3),
             "spends_per_second": round(t["spends"] / t["seconds"], 1),
+            # the client processes' own CPU (Python, driver), without the database server's
+            "client_cpu_ms_per_spend": round(1000 * t["cpu_seconds"] / max(1, t["spends"]), 3),
             "latency_ms": {"p50": round(1000 * lat[len(lat) // 2], 3),
                            "p95": round(1000 * lat[int(len(lat) * 0.95)], 3),
                            "p99": round(1000 * lat[min(len(lat) - 1, int(len(lat) * 0.99))], 3),

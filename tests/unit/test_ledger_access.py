@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -62,3 +63,16 @@ def test_free_day(now, tz, day, ends_at):
     assert result.key == day
     assert result.ends_at == datetime.fromisoformat(ends_at.replace("Z", "+00:00"))
     assert result.ends_at.tzinfo == timezone.utc
+
+
+def test_free_day_is_right_whatever_was_asked_before():
+    """`free_day` remembers the last day per time zone; customers on test clocks ask about any
+    instant, in any order."""
+    instants = ["2026-03-10T23:59:59Z", "2026-03-11T00:00:00Z", "2026-03-09T12:00:00Z", "2026-03-11T00:00:00Z",
+                "2026-03-10T00:00:00Z", "2026-03-09T23:59:59.999999Z"]
+    for value in instants * 2:
+        now = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        for tz in ("UTC", "Asia/Tokyo"):
+            day = free_day(now, tz)
+            assert day.starts_at <= now < day.ends_at
+            assert day.key == now.astimezone(ZoneInfo(tz)).date().isoformat()

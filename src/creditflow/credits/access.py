@@ -54,9 +54,10 @@ def gets_free_credits(catalog: Catalog, standing: Standing) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class FreeDay:
-    """The customer-local day that contains an instant, and when it ends (in UTC)."""
+    """The customer-local day that contains an instant: when it starts and ends (in UTC)."""
 
     day: date
+    starts_at: datetime
     ends_at: datetime
 
     @property
@@ -64,14 +65,25 @@ class FreeDay:
         return self.day.isoformat()
 
 
+_last_day: dict[str, FreeDay] = {}  # per time zone, the day last asked for: every spend asks
+
+
 def free_day(now: datetime, timezone: str) -> FreeDay:
     """F1: free credits reset at 00:00 local time. A midnight that a DST jump skips maps to the
     first instant of the new day, as zoneinfo resolves non-existent local times forward."""
+    now = utc(now)
+    cached = _last_day.get(timezone)
+    if cached is not None and cached.starts_at <= now < cached.ends_at:
+        return cached
     zone = ZoneInfo(timezone)
-    local = utc(now).astimezone(zone)
-    next_day = local.date() + timedelta(days=1)
-    ends_at = utc(datetime.combine(next_day, time(0), tzinfo=zone))
-    return FreeDay(local.date(), ends_at)
+    today = now.astimezone(zone).date()
+    result = FreeDay(today, _midnight(today, zone), _midnight(today + timedelta(days=1), zone))
+    _last_day[timezone] = result
+    return result
+
+
+def _midnight(day: date, zone: ZoneInfo) -> datetime:
+    return utc(datetime.combine(day, time(0), tzinfo=zone))
 
 
 def reset_timezone(catalog: Catalog, customer_timezone: str | None) -> str:

@@ -54,7 +54,6 @@ def run(ctx, work: Callable[[Connection], T], *, retries: int = 5) -> T:
 class _Lot:
     id: str
     kind: str
-    granted: int
     remaining: int
     expires_at: datetime | None
     expired_at: datetime | None
@@ -119,8 +118,8 @@ class Book:
                 self._add_row(row)
 
     def _add_row(self, row) -> None:
-        self.lots[row.id] = _Lot(row.id, row.kind, row.granted.milli, row.remaining.milli, row.expires_at,
-                                 row.expired_at, row.created_at)
+        self.lots[row.id] = _Lot(row.id, row.kind, row.remaining.milli, row.expires_at, row.expired_at,
+                                 row.created_at)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -151,7 +150,7 @@ class Book:
                "remaining": amount.milli, "expires_at": expires_at, "expired_at": None,
                "subscription_id": subscription_id, "invoice_id": invoice_id, "grant_key": grant_key,
                "reason": reason, "created_at": self.now}
-        self.lots[lot_id] = _Lot(lot_id, kind, amount.milli, amount.milli, expires_at, None, self.now, new=row)
+        self.lots[lot_id] = _Lot(lot_id, kind, amount.milli, expires_at, None, self.now, new=row)
         self._entry("grant", amount.milli, lot_id, grant_key)
         self._move(granted=amount.milli, available=amount.milli)
         self._event("credits.granted", {"lot": lot_id, "kind": kind, "amount": str(amount),

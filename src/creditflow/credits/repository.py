@@ -214,7 +214,7 @@ _lot_columns = (lots.c.id, lots.c.kind, lots.c.granted, lots.c.remaining, lots.c
 
 _spend_plan_and_lots = (
     select(spends, subscriptions.c.plan.label("active_plan"),
-           *(column.label(f"lot_{column.name}") for column in _lot_columns))
+           *(lots.c[name].label(f"lot_{name}") for name in ("id", "kind", "remaining", "expires_at", "created_at")))
     .select_from(
         accounts
         .outerjoin(spends, and_(spends.c.customer_id == accounts.c.customer_id,
@@ -231,11 +231,10 @@ _spend_plan_and_lots = (
 class LotRow:
     id: str
     kind: str
-    granted: object
     remaining: object
     expires_at: datetime | None
-    expired_at: datetime | None
     created_at: datetime
+    expired_at: None = None  # a lot with credits left hasn't expired (ck_credit_lots_expired_lots_are_empty)
 
 
 _fast_spend_plan_and_lots = Fast(_spend_plan_and_lots)
@@ -252,8 +251,8 @@ def spend_plan_and_lots(cursor: Cursor, customer_id: str, reference: str):
     if not rows:
         return None, None, []
     first = rows[0]
-    open_lots = [LotRow(r.lot_id, r.lot_kind, r.lot_granted, r.lot_remaining, r.lot_expires_at, r.lot_expired_at,
-                        r.lot_created_at) for r in rows if r.lot_id is not None]
+    open_lots = [LotRow(r.lot_id, r.lot_kind, r.lot_remaining, r.lot_expires_at, r.lot_created_at)
+                 for r in rows if r.lot_id is not None]
     return (first if first.id is not None else None), first.active_plan, open_lots
 
 
