@@ -554,6 +554,7 @@ def run(sizes: list[int], modes: list[str], batch: int, out: Path, max_seconds: 
                 for contestant in ("engine", "baseline"):
                     url = backend.copy(size, f"{mode.replace('-', '')}_{contestant}")
                     limit = max_seconds if size > drain_up_to else None
+                    load_before = _load_average()
                     began, seconds, partial = pool.run(contestant, url, workers, batch, limit)
                     checked = verify(url, size, partial=partial)
                     done = checked["renewals_done"]
@@ -562,6 +563,8 @@ def run(sizes: list[int], modes: list[str], batch: int, out: Path, max_seconds: 
                     charged_by = round(checked.pop("last_charge_at") - began, 3)
                     result[contestant] = {**Measure(seconds, done, workers).as_dict(), "renewals": done,
                                           "drained": not partial, "seconds_to_last_charge": charged_by,
+                                          # Other work on the machine skews everything: say how busy it was.
+                                          "load_average_1min": {"before": load_before, "after": _load_average()},
                                           "verified": checked}
                     backend.drop(url)
                     log(f"{mode:>10} N={size:>7,} {contestant:>8}: {done / seconds:8.1f} renewals/s "
@@ -633,6 +636,13 @@ def goals(runs: list[dict], summary: dict) -> dict:
         "two_workers_at_least_1.6x_one": check(scaling, lambda v: v >= GOALS["min_two_workers_vs_one"]),
         "cost_per_renewal_within_30pct_across_sizes": check(growth, lambda v: v <= GOALS["max_cost_growth"]),
     }
+
+
+def _load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def machine() -> dict:

@@ -37,6 +37,7 @@ def test_bench_renewals_tiny_writes_every_field(tmp_path, _pg_admin):
             assert measured["verified"]["found"]["renewal_invoices_paid"] == 50
             assert (measured["renewals"], measured["drained"]) == (50, True)
             assert 0 < measured["seconds_to_last_charge"] <= measured["seconds"] + 0.5
+            assert set(measured["load_average_1min"]) == {"before", "after"}
             assert measured["seconds"] > 0
             assert measured["renewals_per_second"] == pytest.approx(50 / measured["seconds"], rel=0.01)
             assert measured["renewals_per_second_per_worker"] == pytest.approx(
