@@ -40,18 +40,19 @@ def get_balance(ctx, customer_id: str) -> Balance:
     lots past their expiry don't count, holds past theirs are back in their lots, and today's
     free credits count whether or not they have been created."""
     with ctx.db.transaction(readonly=True) as session:
-        account = repo.read_account(session, customer_id)
+        cursor = repo.Cursor.of(session)
+        account = repo.read_account(cursor, customer_id)
         now = account.clock_time or ctx.clock.now()
-        standing = Standing(repo.active_plan(session, customer_id))
-        rows = {row.id: row for row in repo.open_lots(session, customer_id)}
+        standing = Standing(repo.active_plan(cursor, customer_id))
+        rows = {row.id: row for row in repo.open_lots(cursor, customer_id)}
         remaining = {lot_id: row.remaining.milli for lot_id, row in rows.items()}
         held = account.totals["held"]
         if held > 0:
-            for hold in repo.overdue_holds(session, customer_id, now):
+            for hold in repo.overdue_holds(cursor, customer_id, now):
                 held -= hold.amount.milli
                 for draw in draws_from_json(hold.draws):
                     if draw.lot_id not in rows:
-                        for row in repo.lots_by_id(session, customer_id, [draw.lot_id]):
+                        for row in repo.lots_by_id(cursor, customer_id, [draw.lot_id]):
                             rows[row.id] = row
                             remaining[row.id] = 0
                     remaining[draw.lot_id] += draw.amount.milli
@@ -96,7 +97,7 @@ def list_entries(ctx, customer_id: str, *, limit: int = 20, starting_after: str 
         raise InvalidRequest("limit must be between 1 and 100", param="limit")
     entries = CreditEntry.__table__
     with ctx.db.transaction(readonly=True) as session:
-        repo.read_account(session, customer_id)  # NotFound for an unknown customer
+        repo.read_account(repo.Cursor.of(session), customer_id)  # NotFound for an unknown customer
         query = select(entries).where(entries.c.customer_id == customer_id)
         if starting_after is not None:
             after = session.scalar(select(entries.c.seq).where(entries.c.id == starting_after,

@@ -13,12 +13,14 @@ same whether the worker or a later spend got there first.
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TypeVar
 
+import psycopg
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
@@ -27,28 +29,53 @@ from creditflow.credits import repository as repo
 from creditflow.credits.access import FreeDay
 from creditflow.credits.ledger import Draw, Lot, draws_from_json
 from creditflow.kit.credits import Credits
-from creditflow.kit.db.session import _is_retryable
 from creditflow.kit.ids import new_id
 
 T = TypeVar("T")
 
 
-def run(ctx, work: Callable[[Connection], T], *, retries: int = 5) -> T:
-    """`work(connection)` in one write transaction: the unit of work of the credit use cases.
+def run(ctx, work: Callable[[repo.Cursor], T], *, retries: int = 5) -> T:
+    """`work(cursor)` in one write transaction: the unit of work of the credit use cases.
 
-    As `Database.run` (same engine, so SQLite's BEGIN IMMEDIATE; the same retries of deadlocks,
-    serialization failures and busy SQLite), on a Core connection instead of an ORM session:
-    the use cases that go through a Book write with Core only, and an ORM session's set-up
-    and commit cost as much as the spend itself (see bench/README_spend.md)."""
+    Everything a Book does is a `repository.Fast` statement, so the transaction is held on a
+    pooled DBAPI connection directly, without an ORM session or a Core connection around it
+    (together they cost about as much as the spend itself: see bench/README_spend.md). It
+    behaves as `Database.run`: the same engine and pool, BEGIN IMMEDIATE on SQLite, and the
+    same retries of deadlocks, serialization failures and a busy SQLite, which are safe to
+    retry because nothing was committed."""
+    engine = ctx.db.engine
     for attempt in range(retries + 1):
+        connection = engine.raw_connection()
         try:
-            with ctx.db.engine.begin() as connection:
-                return work(connection)
-        except DBAPIError as exc:
-            if attempt == retries or not _is_retryable(exc):
+            cursor = repo.Cursor(engine.dialect, connection.cursor())
+            if engine.dialect.name == "sqlite":
+                cursor.raw.execute("BEGIN IMMEDIATE")  # the connection runs in autocommit mode
+            result = work(cursor)
+            connection.commit()
+            return result
+        except BaseException as exc:
+            _rollback(connection)
+            if attempt == retries or not _retryable(exc):
                 raise
-            time.sleep(0.01 * (2**attempt))
+        finally:
+            connection.close()
+        time.sleep(0.01 * (2**attempt))
     raise AssertionError("unreachable")
+
+
+def _rollback(connection) -> None:
+    try:
+        connection.rollback()
+    except Exception:  # noqa: BLE001 - the connection is broken; the pool discards it
+        pass
+
+
+def _retryable(exc: BaseException) -> bool:
+    original = exc.orig if isinstance(exc, DBAPIError) else exc
+    if isinstance(original, psycopg.Error):
+        return getattr(original, "sqlstate", None) in {"40001", "40P01"}
+    return isinstance(original, sqlite3.OperationalError) and "database is locked" in str(original).lower()
+
 
 @dataclass
 class _Lot:
@@ -71,50 +98,46 @@ class _Lot:
 
 @dataclass
 class Book:
-    connection: Connection  # the unit of work's connection: every statement of the book runs on it
-    cursor: repo.Cursor  # its DBAPI cursor, for the statements of the spend path
+    cursor: repo.Cursor  # the unit of work's: every statement of the book runs on it
     account: repo.AccountRow
     now: datetime
     deltas: dict[str, int] = field(default_factory=lambda: dict.fromkeys(repo.TOTALS, 0))
     lots: dict[str, _Lot] = field(default_factory=dict)
     entries: list[dict] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
-    expired_holds: list[dict] = field(default_factory=list)
+    resolved_holds: list[dict] = field(default_factory=list)
     free_day: str | None = None
 
     # -- opening ------------------------------------------------------------------------------
 
     @classmethod
-    def lock(cls, ctx, db: Session | Connection, customer_id: str, *, now: datetime | None = None) -> "Book":
+    def lock(cls, ctx, db: repo.Cursor | Session | Connection, customer_id: str, *,
+             now: datetime | None = None) -> "Book":
         """Lock the customer's credit account; NotFound for an unknown customer. `db` is the
-        unit of work: a connection from `run()`, or an ORM session."""
+        unit of work: the cursor `run()` gives, or an ORM session or Core connection."""
         if isinstance(db, Session):
             db.flush()  # anything the ORM holds for these tables goes first
-            connection = db.connection()
-        else:
-            connection = db
-        cursor = repo.Cursor(connection)
+        cursor = db if isinstance(db, repo.Cursor) else repo.Cursor.of(db)
         account = repo.lock_account(cursor, customer_id)
-        return cls(connection, cursor, account, now or account.clock_time or ctx.clock.now(),
-                   free_day=account.free_day)
+        return cls(cursor, account, now or account.clock_time or ctx.clock.now(), free_day=account.free_day)
 
     def load(self, open_lots: list | None = None) -> "Book":
         """Read the open lots (unless given, as read with the account's other state) and apply
         what has become due: overdue holds are released (status `expired`), overdue lots expire."""
-        for row in repo.open_lots(self.connection, self.customer_id) if open_lots is None else open_lots:
+        for row in repo.open_lots(self.cursor, self.customer_id) if open_lots is None else open_lots:
             self._add_row(row)
         if self.account.totals["held"] > 0:
-            for hold in repo.overdue_holds(self.connection, self.customer_id, self.now):
+            for hold in repo.overdue_holds(self.cursor, self.customer_id, self.now):
                 self.ensure_lots(d["lot"] for d in hold.draws)
                 self.give_back(draws_from_json(hold.draws), "release", hold.reference, at=hold.expires_at)
-                self.expired_holds.append({"b_id": hold.id, "b_at": hold.expires_at})
+                self.resolve_hold(hold.id, "expired", at=hold.expires_at)
         self.expire_overdue()
         return self
 
     def ensure_lots(self, lot_ids: Iterable[str]) -> None:
         missing = [lot_id for lot_id in set(lot_ids) if lot_id not in self.lots]
         if missing:
-            for row in repo.lots_by_id(self.connection, self.customer_id, missing):
+            for row in repo.lots_by_id(self.cursor, self.customer_id, missing):
                 self._add_row(row)
 
     def _add_row(self, row) -> None:
@@ -245,27 +268,31 @@ class Book:
 
     # -- writing ------------------------------------------------------------------------------
 
+    def resolve_hold(self, hold_id: str, status: str, *, at: datetime, settled: Credits | None = None) -> None:
+        """Record a hold's end (settled, released, expired) with the rest of the book."""
+        self.resolved_holds.append({"b_id": hold_id, "b_status": status, "b_settled": settled, "b_at": at})
+
     def flush(self) -> None:
         self.expire_overdue()
-        connection = self.connection
+        cursor = self.cursor
         new_lots = [lot.new for lot in self.lots.values() if lot.new is not None]
         for row in new_lots:  # a lot granted and drawn in the same book is inserted as it ends up
             lot = self.lots[row["id"]]
             row["remaining"], row["expired_at"] = lot.remaining, lot.expired_at
         if new_lots:
-            repo.insert_lots(connection, new_lots)
+            repo.insert_lots(cursor, new_lots)
         changed = [{"b_id": lot.id, "b_delta": lot.delta, "b_expired_at": lot.expired_at if lot.expiring else None}
                    for lot in self.lots.values() if lot.new is None and (lot.delta or lot.expiring)]
         if changed:
-            repo.update_lots(self.cursor, changed)
+            repo.update_lots(cursor, changed)
         if self.entries:
-            repo.insert_entries(self.cursor, self.entries)
+            repo.insert_entries(cursor, self.entries)
         if self.events:
-            repo.insert_events(connection, self.events)
-        if self.expired_holds:
-            repo.mark_holds_expired(connection, self.expired_holds)
+            repo.insert_events(cursor, self.events)
+        if self.resolved_holds:
+            repo.resolve_holds(cursor, self.resolved_holds)
         if any(self.deltas.values()) or self.free_day != self.account.free_day:
-            repo.update_account(self.cursor, self.customer_id, self.deltas, self.free_day)
+            repo.update_account(cursor, self.customer_id, self.deltas, self.free_day)
         # Written: later changes in this book start from here.
         for name, delta in self.deltas.items():
             self.account.totals[name] += delta
@@ -273,4 +300,4 @@ class Book:
         self.account.free_day = self.free_day
         for lot in self.lots.values():
             lot.delta, lot.expiring, lot.new = 0, False, None
-        self.entries, self.events, self.expired_holds = [], [], []
+        self.entries, self.events, self.resolved_holds = [], [], []

@@ -11,8 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
-from sqlalchemy.engine import Connection
 
 from creditflow.catalog.models import Feature
 from creditflow.credits import inputs
@@ -54,13 +52,13 @@ def hold_credits(ctx, customer_id: str, *, amount, feature: str, reference: str,
     reference = inputs.reference(reference)
     ttl = inputs.ttl_seconds(ttl_seconds)
     customer_id = inputs.identifier(customer_id, "customer")
-    return run(ctx, lambda connection: _hold(ctx, connection, customer_id, amount, feature_def, reference, ttl))
+    return run(ctx, lambda cursor: _hold(ctx, cursor, customer_id, amount, feature_def, reference, ttl))
 
 
-def _hold(ctx, connection: Connection, customer_id: str, amount: Credits, feature: Feature, reference: str,
+def _hold(ctx, cursor: repo.Cursor, customer_id: str, amount: Credits, feature: Feature, reference: str,
           ttl: int) -> Hold:
-    book = Book.lock(ctx, connection, customer_id)
-    existing, plan, open_lots = repo.spend_plan_and_lots(book.cursor, customer_id, reference)
+    book = Book.lock(ctx, cursor, customer_id)
+    existing, plan, open_lots = repo.spend_plan_and_lots(cursor, customer_id, reference)
     if existing is not None:
         if existing.kind != "hold" or existing.amount != amount or existing.feature != feature.code:
             raise Conflict(f"reference {reference!r} was already used", code="reference_reused", param="reference")
@@ -72,7 +70,7 @@ def _hold(ctx, connection: Connection, customer_id: str, amount: Credits, featur
     hold_id = new_id("hold")
     expires_at = book.now + timedelta(seconds=ttl)
     repo.insert_spend(
-        book.cursor,
+        cursor,
         id=hold_id, customer_id=customer_id, kind="hold", reference=reference, feature=feature.code,
         amount=amount, settled=None, status="held", draws=draws_to_json(draws), balance_after=book.available,
         expires_at=expires_at, created_at=book.now, resolved_at=None, refunded_at=None,
@@ -89,11 +87,11 @@ def settle_hold(ctx, hold_id: str, *, amount) -> Hold:
     `hold_released`, `hold_settled` (settled for another amount)."""
     amount = inputs.amount_or_zero(amount)
     hold_id = inputs.identifier(hold_id, "hold")
-    return run(ctx, lambda connection: _settle(ctx, connection, hold_id, amount))
+    return run(ctx, lambda cursor: _settle(ctx, cursor, hold_id, amount))
 
 
-def _settle(ctx, connection: Connection, hold_id: str, amount: Credits) -> Hold:
-    book, row = _lock_hold(ctx, connection, hold_id)
+def _settle(ctx, cursor: repo.Cursor, hold_id: str, amount: Credits) -> Hold:
+    book, row = _lock_hold(ctx, cursor, hold_id)
     if amount > row.amount:
         raise InvalidRequest(f"amount {amount} is more than the {row.amount} held", param="amount")
     status = _status(row, book.now)
@@ -106,10 +104,9 @@ def _settle(ctx, connection: Connection, hold_id: str, amount: Credits) -> Hold:
     book.ensure_lots(d.lot_id for d in returned)
     book.settle(spent, row.reference)
     book.give_back(returned, "release", row.reference)
+    book.resolve_hold(hold_id, "settled", settled=amount, at=book.now)
     book.flush()
-    connection.execute(update(repo.spends).where(repo.spends.c.id == hold_id)
-                    .values(status="settled", settled=amount, resolved_at=book.now))
-    return _hold_view(repo.spend_by_id(connection, hold_id), book.customer_id, now=book.now)
+    return _hold_view(repo.spend_by_id(cursor, hold_id), book.customer_id, now=book.now)
 
 
 def release_hold(ctx, hold_id: str) -> Hold:
@@ -117,11 +114,11 @@ def release_hold(ctx, hold_id: str) -> Hold:
 
     Errors: NotFound, Conflict `hold_settled`."""
     hold_id = inputs.identifier(hold_id, "hold")
-    return run(ctx, lambda connection: _release(ctx, connection, hold_id))
+    return run(ctx, lambda cursor: _release(ctx, cursor, hold_id))
 
 
-def _release(ctx, connection: Connection, hold_id: str) -> Hold:
-    book, row = _lock_hold(ctx, connection, hold_id)
+def _release(ctx, cursor: repo.Cursor, hold_id: str) -> Hold:
+    book, row = _lock_hold(ctx, cursor, hold_id)
     status = _status(row, book.now)
     if status == "settled":
         raise Conflict("the hold is settled; refund the spend instead", code="hold_settled", param="hold")
@@ -129,28 +126,27 @@ def _release(ctx, connection: Connection, hold_id: str) -> Hold:
     if status == "held":
         book.ensure_lots(d["lot"] for d in row.draws)
         book.give_back(draws_from_json(row.draws), "release", row.reference)
-        connection.execute(update(repo.spends).where(repo.spends.c.id == hold_id)
-                        .values(status="released", resolved_at=book.now))
+        book.resolve_hold(hold_id, "released", at=book.now)
     book.flush()
-    return _hold_view(repo.spend_by_id(connection, hold_id), book.customer_id, now=book.now)
+    return _hold_view(repo.spend_by_id(cursor, hold_id), book.customer_id, now=book.now)
 
 
 def get_hold(ctx, hold_id: str) -> Hold:
     with ctx.db.transaction(readonly=True) as session:
-        row = repo.spend_by_id(session, hold_id)
+        cursor = repo.Cursor.of(session)
+        row = repo.spend_by_id(cursor, hold_id)
         if row is None or row.kind != "hold":
             raise NotFound(f"no such hold: {hold_id}", param="hold")
-        account = repo.read_account(session, row.customer_id)
+        account = repo.read_account(cursor, row.customer_id)
         return _hold_view(row, row.customer_id, now=account.clock_time or ctx.clock.now())
 
 
-def _lock_hold(ctx, connection: Connection, hold_id: str):
-    customer_id = connection.scalar(select(repo.spends.c.customer_id).where(
-        repo.spends.c.id == hold_id, repo.spends.c.kind == "hold"))
-    if customer_id is None:
+def _lock_hold(ctx, cursor: repo.Cursor, hold_id: str):
+    row = repo.spend_by_id(cursor, hold_id)
+    if row is None or row.kind != "hold":
         raise NotFound(f"no such hold: {hold_id}", param="hold")
-    book = Book.lock(ctx, connection, customer_id)
-    return book, repo.spend_by_id(connection, hold_id)  # re-read under the lock
+    book = Book.lock(ctx, cursor, row.customer_id)
+    return book, repo.spend_by_id(cursor, hold_id)  # re-read under the lock
 
 
 def _status(row, now: datetime) -> str:

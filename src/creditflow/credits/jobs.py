@@ -11,7 +11,6 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import func, select, union
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from creditflow.credits import repository as repo
@@ -45,19 +44,17 @@ def expire_due(ctx, now: datetime, test_clock_id: str | None = None) -> int:
         with ctx.db.transaction(readonly=True) as session:
             customer_ids = _due_customers(session, now, test_clock_id)
         for customer_id in customer_ids:
-            run(ctx, lambda connection: _expire_for(ctx, connection, customer_id, now))
+            run(ctx, lambda cursor: _expire_for(ctx, cursor, customer_id, now))
             done += 1
         if len(customer_ids) < BATCH:
             return done
 
 
-def _expire_for(ctx, connection: Connection, customer_id: str, now: datetime) -> None:
-    book = Book.lock(ctx, connection, customer_id, now=now)
+def _expire_for(ctx, cursor: repo.Cursor, customer_id: str, now: datetime) -> None:
+    book = Book.lock(ctx, cursor, customer_id, now=now)
     book.load()
     # Lots that ran out before they expired are marked too, so they're not found again.
-    for row in connection.execute(select(repo.lots.c.id, repo.lots.c.expires_at).where(
-            repo.lots.c.customer_id == customer_id, repo.lots.c.expired_at.is_(None),
-            repo.lots.c.expires_at <= now)).all():
+    for row in repo.overdue_lots(cursor, customer_id, now):
         book.ensure_lots([row.id])
         if book.lots[row.id].expired_at is None:
             book.expire(row.id, at=row.expires_at)

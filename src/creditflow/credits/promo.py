@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
-from sqlalchemy.engine import Connection
 
 from creditflow.credits import inputs
 from creditflow.credits import repository as repo
@@ -43,14 +41,14 @@ def grant_promo_credits(ctx, customer_id: str, *, amount, reason: str, expires_a
         expires_at = utc(inputs.aware(expires_at, "expires_at"))
     reference = inputs.optional_reference(reference)
     customer_id = inputs.identifier(customer_id, "customer")
-    return run(ctx, lambda connection: _grant(ctx, connection, customer_id, amount, reason, expires_at, actor, reference))
+    return run(ctx, lambda cursor: _grant(ctx, cursor, customer_id, amount, reason, expires_at, actor, reference))
 
 
-def _grant(ctx, connection: Connection, customer_id, amount, reason, expires_at, actor, reference) -> LotView:
-    book = Book.lock(ctx, connection, customer_id)
+def _grant(ctx, cursor: repo.Cursor, customer_id, amount, reason, expires_at, actor, reference) -> LotView:
+    book = Book.lock(ctx, cursor, customer_id)
     grant_key = f"promo:{customer_id}:{reference}" if reference is not None else None
     if grant_key is not None:
-        row = connection.execute(select(repo.lots).where(repo.lots.c.grant_key == grant_key)).first()
+        row = repo.lot_by_grant_key(cursor, grant_key)
         if row is not None:
             if row.granted != amount or row.expires_at != expires_at:
                 raise Conflict(f"reference {reference!r} was used for another grant", code="reference_reused",
@@ -62,7 +60,7 @@ def _grant(ctx, connection: Connection, customer_id, amount, reason, expires_at,
     lot_id = book.grant("promo", amount, expires_at=expires_at, grant_key=grant_key, reason=reason,
                         event_data={"reason": reason, "actor": actor})
     book.flush()
-    return _view(connection.execute(select(repo.lots).where(repo.lots.c.id == lot_id)).first())
+    return _view(repo.lot(cursor, lot_id))
 
 
 def _view(row, *, replayed: bool = False) -> LotView:

@@ -1,9 +1,13 @@
-"""Queries over the credit tables, in SQLAlchemy Core.
+"""Queries over the credit tables: SQLAlchemy Core statements, run on the DBAPI cursor.
 
-The spend path runs these thousands of times a second, so every statement is built once, here,
-with bind parameters, and executed on the session's connection: no statement construction,
-no ORM objects and no ORM execution events per call (SQLAlchemy's compiled cache then does
-the rest). They read plain columns; `CreditsColumn` still turns thousandths into `Credits`.
+The spend path runs these thousands of times a second. Profiling `bench/spend.py` showed
+SQLAlchemy's per-execution work (statement construction, the execution context, parameter and
+result set-up, psycopg's column descriptions) costing several times the database's own work on
+these one-row statements. So every statement is built once, here, compiled once per dialect
+(`Fast`), and run on the DBAPI cursor of the unit of work (`Cursor`), with the column types'
+own bind and result processors applied by hand: the SQL is what SQLAlchemy compiles from the
+table definitions, UTCDateTime still refuses naive datetimes, CreditsColumn still reads back
+`Credits`, and a column's scalar Python default still fills an insert that doesn't name it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from collections import namedtuple
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, func, insert, select, update
+from sqlalchemy import and_, bindparam, func, insert, literal_column, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
@@ -35,70 +39,84 @@ subscriptions = Subscription.__table__
 TOTALS = ("granted", "spent", "expired", "held", "available")
 
 
-def _execute(session: Session | Connection, statement, params=None):
-    """Run a prebuilt statement. A Book passes the session's connection, fetched once."""
-    connection = session.connection() if isinstance(session, Session) else session
-    return connection.execute(statement, params)
+# -- running statements -----------------------------------------------------------------------
+
+class Cursor:
+    """A DBAPI cursor inside a unit of work, with the dialect that compiles for it."""
+
+    def __init__(self, dialect, raw):
+        self.dialect = dialect
+        self.raw = raw
+
+    @classmethod
+    def of(cls, db: Session | Connection) -> "Cursor":
+        """The cursor of an ORM session's or a Core connection's transaction."""
+        connection = db.connection() if isinstance(db, Session) else db
+        return cls(connection.dialect, connection.connection.cursor())
 
 
 class Fast:
-    """A prebuilt Core statement of the spend path, run on the DBAPI cursor of the unit of
-    work's connection (same transaction, same SQL, same column types).
+    """A statement compiled once per dialect and run on a `Cursor`."""
 
-    Profiling the benchmark showed SQLAlchemy's per-execution work (execution context,
-    parameter and result set-up, psycopg's column descriptions) costing several times the
-    database's own work on these one-row statements. So they are compiled once per dialect,
-    and the column types' own bind and result processors are applied here: UTCDateTime still
-    refuses naive datetimes, CreditsColumn still reads back `Credits`.
-    """
-
-    def __init__(self, statement, *, column_keys: list[str] | None = None):
+    def __init__(self, statement):
         self.statement = statement
-        self.column_keys = column_keys
         self._prepared: dict[str, _Prepared] = {}
 
     def _prepare(self, dialect) -> "_Prepared":
         prepared = self._prepared.get(dialect.name)
         if prepared is None:
-            prepared = self._prepared[dialect.name] = _Prepared(self.statement, self.column_keys, dialect)
+            prepared = self._prepared[dialect.name] = _Prepared(self.statement, dialect)
         return prepared
 
-    def execute(self, cursor: "Cursor", params: dict) -> None:
+    def execute(self, cursor: Cursor, params: dict) -> None:
         prepared = self._prepare(cursor.dialect)
         cursor.raw.execute(prepared.sql, prepared.params(params))
 
-    def executemany(self, cursor: "Cursor", rows: list[dict]) -> None:
+    def executemany(self, cursor: Cursor, rows: list[dict]) -> None:
         prepared = self._prepare(cursor.dialect)
-        if len(rows) == 1:  # most spends draw from one lot; psycopg's executemany pipelines
+        if len(rows) == 1:  # the usual case; psycopg's executemany would open a pipeline
             cursor.raw.execute(prepared.sql, prepared.params(rows[0]))
-        else:
+        elif rows:
             cursor.raw.executemany(prepared.sql, [prepared.params(row) for row in rows])
 
-    def rows(self, cursor: "Cursor", params: dict) -> list:
+    def rows(self, cursor: Cursor, params: dict) -> list:
         prepared = self._prepare(cursor.dialect)
         cursor.raw.execute(prepared.sql, prepared.params(params))
         return [prepared.row(raw) for raw in cursor.raw.fetchall()]
 
+    def first(self, cursor: Cursor, params: dict):
+        rows = self.rows(cursor, params)
+        return rows[0] if rows else None
+
 
 class _Prepared:
-    def __init__(self, statement, column_keys, dialect):
+    def __init__(self, statement, dialect):
+        column_keys = None
+        if statement.is_insert:  # every column but an autoincrement key is a parameter
+            column_keys = [c.key for c in statement.table.columns if not (c.primary_key and c.autoincrement is True)]
         compiled = statement.compile(dialect=dialect, column_keys=column_keys)
         self.sql = compiled.string
-        self.literals = compiled.construct_params(_check=False)  # the statement's own values
-        processors = {name: bind.type.dialect_impl(dialect).bind_processor(dialect)
-                      for name, bind in compiled.binds.items() if name in self.literals}
-        # (name, the statement's own value, processor) in the order the driver wants them
-        order = list(compiled.positiontup) if dialect.positional else list(self.literals)
-        # A bind without a value of its own must be given: `params[name]` raises if it isn't.
-        self.binds = [(name, self.literals[name], processors.get(name), compiled.binds[name].required)
-                      for name in order]
+        literals = compiled.construct_params(_check=False)  # the statement's own values
+        if statement.is_insert:
+            for column in statement.table.columns:  # scalar Python defaults, as SQLAlchemy would
+                if column.key in literals and column.default is not None and column.default.is_scalar:
+                    literals[column.key] = column.default.arg
+        order = list(compiled.positiontup) if dialect.positional else list(literals)
+        # (name, the statement's own value, processor, required) in the driver's order; a
+        # required parameter missing from the call raises KeyError.
+        self.binds = []
+        for name in order:
+            bind = compiled.binds[name]
+            required = bind.required and literals[name] is None
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            self.binds.append((name, literals[name], process, required))
         self.keys = None if dialect.positional else order  # psycopg takes a mapping
         if statement.is_select:
             columns = list(statement.selected_columns)
             self.row_type = _row_type(tuple(c.key for c in columns))
-            self.results = [(i, c.type.dialect_impl(dialect).result_processor(dialect, None))
-                            for i, c in enumerate(columns)]
-            self.results = [(i, process) for i, process in self.results if process is not None]
+            results = [(i, c.type.dialect_impl(dialect).result_processor(dialect, None))
+                       for i, c in enumerate(columns)]
+            self.results = [(i, process) for i, process in results if process is not None]
 
     def params(self, params: dict):
         values = []
@@ -124,14 +142,6 @@ def _row_type(keys: tuple) -> type:
     return _row_types[keys]
 
 
-class Cursor:
-    """The DBAPI cursor of a unit of work's connection, for `Fast` statements."""
-
-    def __init__(self, connection: Connection):
-        self.dialect = connection.dialect
-        self.raw = connection.connection.cursor()
-
-
 # -- the account ------------------------------------------------------------------------------
 
 @dataclass
@@ -153,22 +163,19 @@ _read_account = (
                  .outerjoin(clocks, clocks.c.id == customers.c.test_clock_id))
     .where(accounts.c.customer_id == bindparam("customer_id"))
 )
+_fast_read_account = Fast(_read_account)
 # FOR UPDATE on PostgreSQL; on SQLite the write transaction already holds the write lock.
-_lock_account = _read_account.with_for_update(of=accounts)
+_fast_lock_account = Fast(_read_account.with_for_update(of=accounts))
 
 
-_fast_lock_account = Fast(_lock_account)
-
-
-def read_account(session: Session, customer_id: str) -> AccountRow:
+def read_account(cursor: Cursor, customer_id: str) -> AccountRow:
     """The account row, unlocked (for reading). NotFound if there is no such customer."""
-    return _account_row(customer_id, _execute(session, _read_account, {"customer_id": customer_id}).first())
+    return _account_row(customer_id, _fast_read_account.first(cursor, {"customer_id": customer_id}))
 
 
 def lock_account(cursor: Cursor, customer_id: str) -> AccountRow:
     """The account row, locked until commit. NotFound if there is no such customer."""
-    rows = _fast_lock_account.rows(cursor, {"customer_id": customer_id})
-    return _account_row(customer_id, rows[0] if rows else None)
+    return _account_row(customer_id, _fast_lock_account.first(cursor, {"customer_id": customer_id}))
 
 
 def _account_row(customer_id: str, row) -> AccountRow:
@@ -182,37 +189,36 @@ def _account_row(customer_id: str, row) -> AccountRow:
     )
 
 
-_update_account = (
+_update_account = Fast(
     update(accounts).where(accounts.c.customer_id == bindparam("b_customer_id"))
     .values(**{name: accounts.c[name] + bindparam(f"b_{name}", type_=accounts.c[name].type) for name in TOTALS},
             free_day=bindparam("b_free_day", type_=accounts.c.free_day.type))
 )
 
 
-_fast_update_account = Fast(_update_account)
-
-
 def update_account(cursor: Cursor, customer_id: str, deltas: dict[str, int], free_day: str | None) -> None:
     """Move the totals by `deltas` (thousandths), in one statement under the account lock."""
-    _fast_update_account.execute(cursor, {"b_customer_id": customer_id, "b_free_day": free_day,
-                                          **{f"b_{name}": deltas[name] for name in TOTALS}})
+    _update_account.execute(cursor, {"b_customer_id": customer_id, "b_free_day": free_day,
+                                     **{f"b_{name}": deltas[name] for name in TOTALS}})
 
 
-# -- what the customer has bought, and their references ---------------------------------------
+# -- what the customer has bought, their spends and holds -------------------------------------
 
-_active_plan = select(subscriptions.c.plan).where(
-    subscriptions.c.customer_id == bindparam("customer_id"), subscriptions.c.status == "active")
+# Constants are written into the SQL rather than bound: a generic (prepared) plan can then use
+# the partial indexes (`remaining > 0`, `status = 'held'`), and there is less to bind.
+ACTIVE, HELD, ZERO = literal_column("'active'"), literal_column("'held'"), literal_column("0")
+
+_active_plan = Fast(select(subscriptions.c.plan).where(
+    subscriptions.c.customer_id == bindparam("customer_id"), subscriptions.c.status == ACTIVE))
 
 
-def active_plan(session: Session, customer_id: str) -> str | None:
+def active_plan(cursor: Cursor, customer_id: str) -> str | None:
     """The plan of the customer's active paid subscription (cancelling but not ended included)."""
-    return _execute(session, _active_plan, {"customer_id": customer_id}).scalar()
+    row = _active_plan.first(cursor, {"customer_id": customer_id})
+    return row.plan if row is not None else None
 
 
-_lot_columns = (lots.c.id, lots.c.kind, lots.c.granted, lots.c.remaining, lots.c.expires_at, lots.c.expired_at,
-                lots.c.created_at)
-
-_spend_plan_and_lots = (
+_spend_plan_and_lots = Fast(
     select(spends, subscriptions.c.plan.label("active_plan"),
            *(lots.c[name].label(f"lot_{name}") for name in ("id", "kind", "remaining", "expires_at", "created_at")))
     .select_from(
@@ -220,8 +226,8 @@ _spend_plan_and_lots = (
         .outerjoin(spends, and_(spends.c.customer_id == accounts.c.customer_id,
                                 spends.c.reference == bindparam("reference")))
         .outerjoin(subscriptions, and_(subscriptions.c.customer_id == accounts.c.customer_id,
-                                       subscriptions.c.status == "active"))
-        .outerjoin(lots, and_(lots.c.customer_id == accounts.c.customer_id, lots.c.remaining > 0))
+                                       subscriptions.c.status == ACTIVE))
+        .outerjoin(lots, and_(lots.c.customer_id == accounts.c.customer_id, lots.c.remaining > ZERO))
     )
     .where(accounts.c.customer_id == bindparam("customer_id"))
 )
@@ -237,9 +243,6 @@ class LotRow:
     expired_at: None = None  # a lot with credits left hasn't expired (ck_credit_lots_expired_lots_are_empty)
 
 
-_fast_spend_plan_and_lots = Fast(_spend_plan_and_lots)
-
-
 def spend_plan_and_lots(cursor: Cursor, customer_id: str, reference: str):
     """In one round trip, what a spend or a hold needs after locking the account: the spend or
     hold already made with this reference (or None), the active plan (or None) and the open
@@ -247,7 +250,7 @@ def spend_plan_and_lots(cursor: Cursor, customer_id: str, reference: str):
 
     Run in a statement of its own after the lock: PostgreSQL re-reads only the locked row of a
     FOR UPDATE join after waiting for the lock, not the rows joined to it."""
-    rows = _fast_spend_plan_and_lots.rows(cursor, {"customer_id": customer_id, "reference": reference})
+    rows = _spend_plan_and_lots.rows(cursor, {"customer_id": customer_id, "reference": reference})
     if not rows:
         return None, None, []
     first = rows[0]
@@ -256,88 +259,115 @@ def spend_plan_and_lots(cursor: Cursor, customer_id: str, reference: str):
     return (first if first.id is not None else None), first.active_plan, open_lots
 
 
-_spend_by_reference = select(spends).where(spends.c.customer_id == bindparam("customer_id"),
-                                           spends.c.reference == bindparam("reference"))
-_spend_by_id = select(spends).where(spends.c.id == bindparam("id"))
+_spend_by_reference = Fast(select(spends).where(spends.c.customer_id == bindparam("customer_id"),
+                                                spends.c.reference == bindparam("reference")))
+_spend_by_id = Fast(select(spends).where(spends.c.id == bindparam("id")))
+_insert_spend = Fast(insert(spends).inline())
 
 
-def spend_by_reference(session: Session, customer_id: str, reference: str):
-    return _execute(session, _spend_by_reference, {"customer_id": customer_id, "reference": reference}).first()
+def spend_by_reference(cursor: Cursor, customer_id: str, reference: str):
+    return _spend_by_reference.first(cursor, {"customer_id": customer_id, "reference": reference})
 
 
-def spend_by_id(session: Session, spend_id: str):
-    return _execute(session, _spend_by_id, {"id": spend_id}).first()
-
-
-_insert_spend = Fast(insert(spends).inline(), column_keys=[c.key for c in spends.columns])
+def spend_by_id(cursor: Cursor, spend_id: str):
+    return _spend_by_id.first(cursor, {"id": spend_id})
 
 
 def insert_spend(cursor: Cursor, **values) -> None:
     _insert_spend.execute(cursor, values)
 
 
-_overdue_holds = (
-    select(spends).where(spends.c.customer_id == bindparam("customer_id"), spends.c.status == "held",
+_mark_refunded = Fast(update(spends).where(spends.c.id == bindparam("b_id")).values(
+    status=bindparam("b_status"), refunded_at=bindparam("b_at", type_=spends.c.refunded_at.type)))
+_resolve_hold = Fast(update(spends).where(spends.c.id == bindparam("b_id")).values(
+    status=bindparam("b_status"), settled=bindparam("b_settled", type_=spends.c.settled.type),
+    resolved_at=bindparam("b_at", type_=spends.c.resolved_at.type)))
+
+
+def mark_refunded(cursor: Cursor, spend_id: str, *, status: str, at: datetime) -> None:
+    _mark_refunded.execute(cursor, {"b_id": spend_id, "b_status": status, "b_at": at})
+
+
+def resolve_holds(cursor: Cursor, holds: list[dict]) -> None:
+    """`holds`: [{"b_id", "b_status" (settled, released, expired), "b_settled", "b_at"}]."""
+    _resolve_hold.executemany(cursor, holds)
+
+
+_overdue_holds = Fast(
+    select(spends).where(spends.c.customer_id == bindparam("customer_id"), spends.c.status == HELD,
                          spends.c.expires_at <= bindparam("now", type_=spends.c.expires_at.type))
     .order_by(spends.c.expires_at, spends.c.id)
 )
 
 
-def overdue_holds(session: Session, customer_id: str, now: datetime) -> list:
-    return _execute(session, _overdue_holds, {"customer_id": customer_id, "now": now}).all()
-
-
-_expire_holds = (update(spends).where(spends.c.id == bindparam("b_id"))
-                 .values(status="expired", resolved_at=bindparam("b_at", type_=spends.c.resolved_at.type)))
-
-
-def mark_holds_expired(session: Session, holds: list[dict]) -> None:
-    """`holds`: [{"b_id": hold id, "b_at": when it expired}]."""
-    _execute(session, _expire_holds, holds)
+def overdue_holds(cursor: Cursor, customer_id: str, now: datetime) -> list:
+    return _overdue_holds.rows(cursor, {"customer_id": customer_id, "now": now})
 
 
 # -- lots, entries, events --------------------------------------------------------------------
 
-_open_lots = select(*_lot_columns).where(lots.c.customer_id == bindparam("customer_id"), lots.c.remaining > 0)
-_lots_by_id = select(*_lot_columns).where(lots.c.customer_id == bindparam("customer_id"),
-                                          lots.c.id.in_(bindparam("ids", expanding=True)))
+_lot_columns = (lots.c.id, lots.c.kind, lots.c.granted, lots.c.remaining, lots.c.expires_at, lots.c.expired_at,
+                lots.c.created_at)
+_open_lots = Fast(select(*_lot_columns).where(lots.c.customer_id == bindparam("customer_id"),
+                                              lots.c.remaining > ZERO))
+_lot_by_id = Fast(select(*_lot_columns).where(lots.c.customer_id == bindparam("customer_id"),
+                                              lots.c.id == bindparam("id")))
+_lot = Fast(select(lots).where(lots.c.id == bindparam("id")))
+_lot_by_grant_key = Fast(select(lots).where(lots.c.grant_key == bindparam("grant_key")))
+_overdue_lots = Fast(select(lots.c.id, lots.c.expires_at).where(
+    lots.c.customer_id == bindparam("customer_id"), lots.c.expired_at.is_(None),
+    lots.c.expires_at <= bindparam("now", type_=lots.c.expires_at.type)))
 
 
-def open_lots(session: Session, customer_id: str) -> list:
+def open_lots(cursor: Cursor, customer_id: str) -> list:
     """Lots with credits left (overdue ones included: the caller expires them)."""
-    return _execute(session, _open_lots, {"customer_id": customer_id}).all()
+    return _open_lots.rows(cursor, {"customer_id": customer_id})
 
 
-def lots_by_id(session: Session, customer_id: str, lot_ids: list[str]) -> list:
-    return _execute(session, _lots_by_id, {"customer_id": customer_id, "ids": list(lot_ids)}).all()
+def lots_by_id(cursor: Cursor, customer_id: str, lot_ids: list[str]) -> list:
+    """The customer's lots with these ids (refunds and releases: a lot or two, so one by one)."""
+    found = (_lot_by_id.first(cursor, {"customer_id": customer_id, "id": lot_id}) for lot_id in lot_ids)
+    return [row for row in found if row is not None]
 
 
-_insert_lots = insert(lots)
-_update_lot = (
+def lot(cursor: Cursor, lot_id: str):
+    return _lot.first(cursor, {"id": lot_id})
+
+
+def lot_by_grant_key(cursor: Cursor, grant_key: str):
+    return _lot_by_grant_key.first(cursor, {"grant_key": grant_key})
+
+
+def overdue_lots(cursor: Cursor, customer_id: str, now: datetime) -> list:
+    """Lots past their expiry not yet marked expired, whether or not credits are left."""
+    return _overdue_lots.rows(cursor, {"customer_id": customer_id, "now": now})
+
+
+_insert_lots = Fast(insert(lots).inline())
+_update_lot = Fast(
     update(lots).where(lots.c.id == bindparam("b_id"))
     .values(remaining=lots.c.remaining + bindparam("b_delta", type_=lots.c.remaining.type),
             expired_at=func.coalesce(lots.c.expired_at, bindparam("b_expired_at", type_=lots.c.expired_at.type)))
 )
-_fast_update_lot = Fast(_update_lot)
-_insert_entries = Fast(insert(entries).inline(), column_keys=[c.key for c in entries.columns if c.key != "seq"])
-_insert_events = insert(events)
+_insert_entries = Fast(insert(entries).inline())
+_insert_events = Fast(insert(events).inline())
 
 
-def insert_lots(session: Session, rows: list[dict]) -> None:
-    _execute(session, _insert_lots, rows)
+def insert_lots(cursor: Cursor, rows: list[dict]) -> None:
+    _insert_lots.executemany(cursor, rows)
 
 
 def update_lots(cursor: Cursor, changes: list[dict]) -> None:
     """`changes`: [{"b_id", "b_delta" (thousandths), "b_expired_at" (None: leave as is)}]."""
-    _fast_update_lot.executemany(cursor, changes)
+    _update_lot.executemany(cursor, changes)
 
 
 def insert_entries(cursor: Cursor, rows: list[dict]) -> None:
     _insert_entries.executemany(cursor, rows)
 
 
-def insert_events(session: Session, rows: list[dict]) -> None:
-    _execute(session, _insert_events, rows)
+def insert_events(cursor: Cursor, rows: list[dict]) -> None:
+    _insert_events.executemany(cursor, rows)
 
 
 def as_lot(row) -> Lot:

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import update
-from sqlalchemy.engine import Connection
 
 from creditflow.catalog.models import Feature
 from creditflow.credits import inputs
@@ -59,12 +57,12 @@ def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str
     feature_def = ctx.catalog.feature(feature)
     reference = inputs.reference(reference)
     customer_id = inputs.identifier(customer_id, "customer")
-    return run(ctx, lambda connection: _spend(ctx, connection, customer_id, amount, feature_def, reference))
+    return run(ctx, lambda cursor: _spend(ctx, cursor, customer_id, amount, feature_def, reference))
 
 
-def _spend(ctx, connection: Connection, customer_id: str, amount: Credits, feature: Feature, reference: str) -> SpendResult:
-    book = Book.lock(ctx, connection, customer_id)
-    existing, plan, open_lots = repo.spend_plan_and_lots(book.cursor, customer_id, reference)
+def _spend(ctx, cursor: repo.Cursor, customer_id: str, amount: Credits, feature: Feature, reference: str) -> SpendResult:
+    book = Book.lock(ctx, cursor, customer_id)
+    existing, plan, open_lots = repo.spend_plan_and_lots(cursor, customer_id, reference)
     if existing is not None:
         return _replay(existing, customer_id, amount, feature.code)
     book.load(open_lots)
@@ -73,7 +71,7 @@ def _spend(ctx, connection: Connection, customer_id: str, amount: Credits, featu
     book.flush()
     spend_id = new_id("spd")
     repo.insert_spend(
-        book.cursor,
+        cursor,
         id=spend_id, customer_id=customer_id, kind="spend", reference=reference, feature=feature.code,
         amount=amount, settled=None, status="spent", draws=draws_to_json(draws), balance_after=book.available,
         expires_at=None, created_at=book.now, resolved_at=None, refunded_at=None,
@@ -108,7 +106,7 @@ def _result(row, customer_id: str, *, replayed: bool = False) -> SpendResult:
 
 def get_spend(ctx, customer_id: str, reference: str) -> SpendResult:
     with ctx.db.transaction(readonly=True) as session:
-        row = repo.spend_by_reference(session, customer_id, reference)
+        row = repo.spend_by_reference(repo.Cursor.of(session), customer_id, reference)
         if row is None or row.kind != "spend":
             raise NotFound(f"no spend with reference {reference!r}", param="reference")
         return _result(row, customer_id)
@@ -122,12 +120,12 @@ def refund_spend(ctx, customer_id: str, *, reference: str) -> RefundResult:
     `hold_not_settled` (a hold still held, released or expired: nothing was spent)."""
     reference = inputs.reference(reference)
     customer_id = inputs.identifier(customer_id, "customer")
-    return run(ctx, lambda connection: _refund(ctx, connection, customer_id, reference))
+    return run(ctx, lambda cursor: _refund(ctx, cursor, customer_id, reference))
 
 
-def _refund(ctx, connection: Connection, customer_id: str, reference: str) -> RefundResult:
-    book = Book.lock(ctx, connection, customer_id)
-    row = repo.spend_by_reference(connection, customer_id, reference)
+def _refund(ctx, cursor: repo.Cursor, customer_id: str, reference: str) -> RefundResult:
+    book = Book.lock(ctx, cursor, customer_id)
+    row = repo.spend_by_reference(cursor, customer_id, reference)
     if row is None:
         raise NotFound(f"no spend with reference {reference!r}", param="reference")
     if row.refunded_at is not None:
@@ -143,9 +141,6 @@ def _refund(ctx, connection: Connection, customer_id: str, reference: str) -> Re
     book.ensure_lots(d.lot_id for d in draws)
     lost = book.give_back(draws, "refund", reference)
     book.flush()
-    values = {"refunded_at": book.now}
-    if row.kind == "spend":
-        values["status"] = "refunded"
-    connection.execute(update(repo.spends).where(repo.spends.c.id == row.id).values(**values))
+    repo.mark_refunded(cursor, row.id, status="refunded" if row.kind == "spend" else row.status, at=book.now)
     return RefundResult(customer_id, reference, Credits(sum(d.amount.milli for d in draws)), tuple(draws),
                         Credits(lost), book.available, book.now)
