@@ -113,3 +113,35 @@ def test_the_fast_path_keeps_the_column_types_honest(ctx, spent):
         with pytest.raises(ValueError, match="naive datetime"):
             repo.insert_entries(cursor, [dict(id="cre_naive", customer_id=spent, lot_id=None, kind="grant",
                                               amount=1, reference=None, created_at=datetime(2026, 3, 10))])
+
+
+def test_events_written_by_the_fast_path_get_the_column_defaults(ctx):
+    """A free-credit grant records its event with `dispatched` left to its default (False)."""
+    from sqlalchemy import select
+
+    from creditflow.events.models import Event
+
+    cid = new_customer(ctx)
+    spend_credits(ctx, cid, amount="1", feature="standard_models", reference="j")
+    with ctx.db.transaction(readonly=True) as session:
+        events = session.execute(select(Event.type, Event.dispatched, Event.data)
+                                 .where(Event.customer_id == cid, Event.type == "credits.granted")).all()
+    assert [(t, d, data["kind"], data["amount"]) for t, d, data in events] == [
+        ("credits.granted", False, "free", "100")]
+
+
+def test_the_credit_unit_of_work_retries_what_is_safe_to_retry():
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    from creditflow.credits.book import _retryable
+
+    assert _retryable(sqlite3.OperationalError("database is locked"))
+    assert _retryable(OperationalError("BEGIN", {}, sqlite3.OperationalError("database is locked")))
+    assert _retryable(psycopg.errors.DeadlockDetected("deadlock detected"))
+    assert _retryable(psycopg.errors.SerializationFailure("could not serialize"))
+    assert not _retryable(psycopg.errors.UniqueViolation("duplicate key"))
+    assert not _retryable(sqlite3.IntegrityError("UNIQUE constraint failed"))
+    assert not _retryable(ValueError("naive datetime"))
