@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from creditflow.api import errors
+from creditflow.api.fastpath import SpendPath
 from creditflow.api.gate import Gate
 from creditflow.api.routes import catalog, credits, customers, events, invoices, portal, subscriptions, test_clocks
 from creditflow.api.schemas.misc import Health
@@ -54,6 +55,8 @@ def create_app(ctx: Context, settings: Settings | None = None) -> FastAPI:
             return JSONResponse(errors.error_body("unavailable", "the database does not answer"), status_code=503)
         return Health()
 
+    # Middleware added last runs first: the gate, then the spend's own path (api/fastpath.py).
+    app.add_middleware(SpendPath, ctx=ctx, prefix=API_PREFIX)
     app.add_middleware(Gate, ctx=ctx, settings=settings, prefix=API_PREFIX)
     _describe_gate(app)
     return app

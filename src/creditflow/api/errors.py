@@ -79,10 +79,31 @@ def validation_error_response(exc: RequestValidationError) -> JSONResponse:
     return error_response(422, "invalid_request", _validation_message(first), _param(tuple(first.get("loc", ()))))
 
 
-def install(app: FastAPI) -> None:
-    @app.exception_handler(CreditflowError)
-    async def _domain(request: Request, exc: CreditflowError):
+def exception_response(exc: Exception, method: str, path: str) -> JSONResponse:
+    """The answer to an exception a route raised (other than a validation error); the one
+    mapping for FastAPI's handlers below and for the credit spend's own path (`api.spend`)."""
+    if isinstance(exc, CreditflowError):
         return domain_error_response(exc)
+    if isinstance(exc, IntegrityError):
+        log.warning("uniqueness conflict surfaced to the API: %s", exc.orig)
+        return error_response(409, "conflict", "the request conflicts with a concurrent change; retry it")
+    if isinstance(exc, DataError):
+        # A value the database refuses (a NUL character in a path or query, say): bad input.
+        return error_response(422, "invalid_request", "a value in the request is not valid")
+    if isinstance(exc, OperationalError):
+        log.error("database error: %s", exc.orig)
+        return error_response(503, "unavailable", "the database is busy or unreachable; retry shortly",
+                              headers={"Retry-After": "1"})
+    log.error("unexpected error on %s %s", method, path, exc_info=exc)
+    return error_response(500, "internal_error", "an unexpected error occurred")
+
+
+def install(app: FastAPI) -> None:
+    async def _mapped(request: Request, exc: Exception):
+        return exception_response(exc, request.method, request.url.path)
+
+    for kind in (CreditflowError, IntegrityError, DataError, OperationalError, Exception):
+        app.add_exception_handler(kind, _mapped)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
@@ -94,27 +115,6 @@ def install(app: FastAPI) -> None:
         code = codes.get(exc.status_code, "http_error")
         message = "no such route" if exc.status_code == 404 else str(exc.detail)
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
-
-    @app.exception_handler(IntegrityError)
-    async def _integrity(request: Request, exc: IntegrityError):
-        log.warning("uniqueness conflict surfaced to the API: %s", exc.orig)
-        return error_response(409, "conflict", "the request conflicts with a concurrent change; retry it")
-
-    @app.exception_handler(DataError)
-    async def _data(request: Request, exc: DataError):
-        # A value the database refuses (a NUL character in a path or query, say): bad input.
-        return error_response(422, "invalid_request", "a value in the request is not valid")
-
-    @app.exception_handler(OperationalError)
-    async def _operational(request: Request, exc: OperationalError):
-        log.error("database error: %s", exc.orig)
-        return error_response(503, "unavailable", "the database is busy or unreachable; retry shortly",
-                              headers={"Retry-After": "1"})
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception):
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error_response(500, "internal_error", "an unexpected error occurred")
 
 
 # Error responses every /v1 operation may give, for the OpenAPI document.

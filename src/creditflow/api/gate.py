@@ -107,7 +107,7 @@ class Gate:
                                                 f"the body is limited to {self.settings.max_body_bytes} bytes"))
             return
         scope.setdefault("state", {})["principal"] = principal
-        replay_receive = _replaying(body, receive)
+        replay_receive = replaying(body, receive)
 
         key = headers.get("idempotency-key")
         if key is None or scope["method"] not in IDEMPOTENT_METHODS:
@@ -208,7 +208,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def _replaying(body: bytes, original: Receive) -> Receive:
+def replaying(body: bytes, original: Receive) -> Receive:
     """The body already read, then whatever the connection says next (a disconnect)."""
     sent = False
 

@@ -12,7 +12,7 @@ from creditflow.kit.errors import InvalidRequest, NotFound
 from creditflow.worker.testclock import advance_test_clock
 
 
-def enabled(settings: AppSettings) -> None:
+async def enabled(settings: AppSettings) -> None:
     """Test clocks exist only with CREDITFLOW_TEST_CLOCKS=1; otherwise every route answers 404."""
     if not settings.test_clocks:
         raise NotFound("test clocks are disabled (CREDITFLOW_TEST_CLOCKS=1 enables them)")

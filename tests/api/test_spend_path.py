@@ -1,0 +1,125 @@
+"""The credit spend's own path (api/fastpath.py) answers exactly as the FastAPI route does.
+
+A body sent as `application/merge-patch+json` is JSON to the route but not taken by the spend
+path, which is how these tests reach the route for the same request."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy.exc import OperationalError
+
+from api_kit import assert_error
+from creditflow.api import fastpath
+from creditflow.api.routes import credits as credit_routes
+
+ROUTE_ONLY = {"Content-Type": "application/merge-patch+json"}
+
+
+def _spend(api, customer_id, body, headers=None):
+    import json
+
+    return api.request("POST", f"/v1/customers/{customer_id}/credits/spend", content=json.dumps(body),
+                       headers={"Content-Type": "application/json", **(headers or {})})
+
+
+@pytest.fixture
+def customer(api):
+    customer, _ = api.subscribed()
+    return customer["id"]
+
+
+def test_the_spend_path_serves_a_spend_without_the_route(api, customer, monkeypatch):
+    def route_not_used(*args, **kwargs):
+        raise AssertionError("the route served the spend")
+
+    monkeypatch.setattr(credit_routes, "spend_credits", route_not_used)
+    response = _spend(api, customer, {"amount": "73.5", "feature": "pro_models", "reference": "job-1"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    spent = response.json()
+    assert (spent["object"], spent["amount"], spent["balance"], spent["status"]) == ("credit_spend", "73.5", "7926.5", "spent")
+
+
+def test_the_route_and_the_spend_path_give_the_same_bytes(api, customer):
+    body = {"amount": "2.5", "feature": "pro_models", "reference": "job-same"}
+    fast = _spend(api, customer, body)
+    routed = _spend(api, customer, body, ROUTE_ONLY)  # a repeat of the reference: the first result
+    assert fast.status_code == routed.status_code == 200
+    assert fast.content == routed.content
+    assert fast.headers["content-type"] == routed.headers["content-type"]
+    assert fast.headers["content-length"] == routed.headers["content-length"]
+
+
+@pytest.mark.parametrize("body, status, code, param", [
+    ({"amount": "100000", "feature": "pro_models", "reference": "r"}, 402, "insufficient_credits", ...),
+    ({"amount": "1", "feature": "private_generations", "reference": "r"}, 403, "feature_not_in_plan", ...),
+    ({"amount": "1", "feature": "telepathy", "reference": "r"}, 422, "invalid_request", "feature"),
+    ({"amount": "1.2345", "feature": "pro_models", "reference": "r"}, 422, "invalid_request", "amount"),
+    ({"amount": "1", "feature": "pro_models"}, 422, "invalid_request", "reference"),
+    ({"amount": "1", "feature": "pro_models", "reference": "r", "extra": 1}, 422, "invalid_request", "extra"),
+])
+def test_refusals_read_the_same_on_both_paths(api, body, status, code, param):
+    customer, _ = api.subscribed(plan="basic")
+    fast = _spend(api, customer["id"], body)
+    routed = _spend(api, customer["id"], body, ROUTE_ONLY)
+    assert_error(fast, status, code, param)
+    assert fast.json() == routed.json()
+
+
+def test_unknown_customer_and_odd_paths(api):
+    body = {"amount": "1", "feature": "standard_models", "reference": "r"}
+    assert_error(_spend(api, "cus_nope", body), 404, "not_found")
+    response = api.request("POST", "/v1/customers//credits/spend", json=body)
+    assert response.status_code in (404, 405)
+    assert_error(api.request("POST", "/v1/customers/a/b/credits/spend", json=body), 404, "not_found")
+
+
+@pytest.mark.parametrize("raw, content_type, status, code", [
+    (b"{not json", "application/json", 400, "malformed_request"),
+    (b"[1, 2]", "application/json", 422, "invalid_request"),
+    (b"", "application/json", 422, "invalid_request"),
+    (b'{"amount": "1", "feature": "standard_models", "reference": "r"}', "text/plain", 422, "invalid_request"),
+])
+def test_bodies_the_spend_path_does_not_take_get_the_route_answer(api, raw, content_type, status, code):
+    customer = api.customer(payment_method=None)
+    response = api.request("POST", f"/v1/customers/{customer['id']}/credits/spend", content=raw,
+                           headers={"Content-Type": content_type})
+    assert_error(response, status, code)
+
+
+def test_database_errors_map_as_on_every_route(api, customer, monkeypatch):
+    def busy(*args, **kwargs):
+        raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+
+    monkeypatch.setattr(fastpath, "spend_credits", busy)
+    response = _spend(api, customer, {"amount": "1", "feature": "pro_models", "reference": "r"})
+    assert_error(response, 503, "unavailable")
+    assert response.headers["retry-after"] == "1"
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(fastpath, "spend_credits", broken)
+    assert_error(_spend(api, customer, {"amount": "1", "feature": "pro_models", "reference": "r"}), 500,
+                 "internal_error")
+
+
+def test_the_gate_still_guards_the_spend_path(api, customer):
+    body = {"amount": "1", "feature": "pro_models", "reference": "r"}
+    assert_error(api.request("POST", f"/v1/customers/{customer}/credits/spend", json=body, key=None), 401,
+                 "unauthorized")
+    assert_error(api.request("POST", f"/v1/customers/{customer}/credits/spend", json=body, key="sk_wrong"), 401,
+                 "unauthorized")
+
+
+def test_idempotency_keys_replay_a_spend_path_answer(api, customer):
+    key = {"Idempotency-Key": uuid.uuid4().hex}
+    body = {"amount": "1", "feature": "pro_models", "reference": "idem-1"}
+    first = _spend(api, customer, body, key)
+    again = _spend(api, customer, body, key)
+    assert first.status_code == again.status_code == 200
+    assert again.headers.get("idempotent-replayed") == "true" and again.content == first.content
+    assert_error(_spend(api, customer, dict(body, amount="2"), key), 409, "idempotency_key_reused")
+    assert api.ok("GET", f"/v1/customers/{customer}/credits")["available"] == "7999"
