@@ -40,27 +40,70 @@ def run(ctx, work: Callable[[repo.Cursor], T], *, retries: int = 5) -> T:
     Everything a Book does is a `repository.Fast` statement, so the transaction is held on a
     pooled DBAPI connection directly, without an ORM session or a Core connection around it
     (together they cost about as much as the spend itself: see bench/README_spend.md). It
-    behaves as `Database.run`: the same engine and pool, BEGIN IMMEDIATE on SQLite, and the
-    same retries of deadlocks, serialization failures and a busy SQLite, which are safe to
-    retry because nothing was committed."""
-    engine = ctx.db.engine
+    behaves as `Database.run`: the same engine and pool, the same queue of this process's
+    SQLite writers and BEGIN IMMEDIATE, and the same retries of deadlocks, serialization
+    failures, a busy SQLite and a connection lost before the commit, which are safe to retry
+    because nothing was committed."""
+    db = ctx.db
+    lock = db._write_lock if db.is_sqlite else None
     for attempt in range(retries + 1):
-        connection = engine.raw_connection()
+        committing = False
+        if lock is not None:
+            lock.acquire()
+        connection = db.engine.raw_connection()
         try:
-            cursor = repo.Cursor(engine.dialect, connection.cursor())
-            if engine.dialect.name == "sqlite":
+            cursor = repo.Cursor(db.engine.dialect, connection.cursor())
+            if lock is not None:
                 cursor.raw.execute("BEGIN IMMEDIATE")  # the connection runs in autocommit mode
             result = work(cursor)
+            committing = True
             connection.commit()
             return result
         except BaseException as exc:
-            _rollback(connection)
-            if attempt == retries or not _retryable(exc):
+            lost = _lost(db, connection, exc)
+            if not lost:
+                _rollback(connection)
+            if attempt == retries or not ((lost and not committing) or _retryable(exc)):
                 raise
         finally:
             connection.close()
+            if lock is not None:
+                lock.release()
         time.sleep(0.01 * (2**attempt))
     raise AssertionError("unreachable")
+
+
+def run_statement(ctx, work: Callable[[repo.Cursor], T], *, retries: int = 2) -> T:
+    """`work(cursor)`: one statement that is its own transaction (PostgreSQL, autocommit), so
+    that it costs a single round trip. Only for statements that are safe to send again after a
+    connection was lost, even if the first one committed (the spend function: by reference)."""
+    db = ctx.db
+    for attempt in range(retries + 1):
+        connection = db.engine.raw_connection()
+        driver = connection.driver_connection
+        try:
+            driver.autocommit = True
+            return work(repo.Cursor(db.engine.dialect, connection.cursor()))
+        except BaseException as exc:
+            lost = _lost(db, connection, exc)
+            if attempt == retries or not (lost or _retryable(exc)):
+                raise
+        finally:
+            if not driver.closed:
+                driver.autocommit = False
+            connection.close()
+        time.sleep(0.01 * (2**attempt))
+    raise AssertionError("unreachable")
+
+
+def _lost(db, connection, exc: BaseException) -> bool:
+    """Whether `exc` says the connection is gone; if so it is invalidated (and the pool with it,
+    as SQLAlchemy does for a lost connection: the others were probably dropped too)."""
+    if not isinstance(exc, Exception) or not db.engine.dialect.is_disconnect(exc, connection.dbapi_connection, None):
+        return False
+    connection.invalidate(exc)
+    db.engine.dispose(close=False)  # a new pool; checked-out connections are dropped on return
+    return True
 
 
 def _rollback(connection) -> None:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 
 from creditflow.catalog.models import Feature
 from creditflow.credits import inputs
 from creditflow.credits import repository as repo
-from creditflow.credits.access import Standing, free_day, gets_free_credits, lot_kinds_for, reset_timezone
-from creditflow.credits.book import Book, run
+from creditflow.catalog.models import Catalog
+from creditflow.credits.access import (ALL_KINDS, PAID_KINDS, Standing, free_day, gets_free_credits, lot_kinds_for,
+                                       reset_timezone)
+from creditflow.credits.book import Book, run, run_statement
 from creditflow.credits.ledger import Draw, allocate, draws_from_json, draws_to_json, split_settlement
+from creditflow.kit.clock import utc
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, NotFound
 from creditflow.kit.ids import new_id
@@ -57,6 +61,10 @@ def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str
     feature_def = ctx.catalog.feature(feature)
     reference = inputs.reference(reference)
     customer_id = inputs.identifier(customer_id, "customer")
+    if ctx.db.is_postgres:
+        done = run_statement(ctx, lambda cursor: _spend_in_database(ctx, cursor, customer_id, amount, feature_def, reference))
+        if done is not None:
+            return done
     return run(ctx, lambda cursor: _spend(ctx, cursor, customer_id, amount, feature_def, reference))
 
 
@@ -78,6 +86,41 @@ def _spend(ctx, cursor: repo.Cursor, customer_id: str, amount: Credits, feature:
     )
     return SpendResult(spend_id, customer_id, reference, amount, feature.code, tuple(draws), book.available,
                        "spent", book.now)
+
+
+# The usual spend on PostgreSQL, in one statement: see SPEND_FUNCTION in migrations/versions/0001_initial.py.
+_SPEND_IN_DATABASE = (
+    "SELECT outcome, spent_at, balance, draws FROM creditflow_spend(%s::text, %s::text, %s::text, %s::bigint, "
+    "%s::text[], %s::boolean, %s::text[], %s::boolean, %s::boolean, %s::text, %s::timestamptz, %s::text, %s::text[])"
+)
+_ENTRY_IDS = 4  # a spend drawing from more lots than this takes the general path
+
+
+@lru_cache(maxsize=256)
+def _access(catalog: Catalog, feature: Feature) -> tuple:
+    """What `lot_kinds_for` and `gets_free_credits` decide for `feature`, for every standing, as
+    the database function's arguments: (kinds, free allowed, plans allowed, free daily, free
+    for subscribers, reset time zone)."""
+    kinds = PAID_KINDS if feature.requires_subscription else ALL_KINDS
+    free_allowed = not feature.requires_subscription and feature.code in catalog.free.features
+    plans = sorted(code for code, plan in catalog.plans.items() if feature.code in plan.features)
+    return (sorted(kinds), free_allowed, plans, bool(catalog.free.daily_credits),
+            catalog.policies.free_credits_for_subscribers, catalog.policies.free_reset_timezone)
+
+
+def _spend_in_database(ctx, cursor: repo.Cursor, customer_id: str, amount: Credits, feature: Feature,
+                       reference: str) -> SpendResult | None:
+    """The usual spend, done by `creditflow_spend` in one round trip; None (and nothing changed)
+    when the case needs the general path: a replay, a refusal, expiries or free credits due."""
+    spend_id = new_id("spd")
+    cursor.raw.execute(_SPEND_IN_DATABASE, (
+        customer_id, reference, feature.code, amount.milli, *_access(ctx.catalog, feature),
+        ctx.clock.now(), spend_id, [new_id("cre") for _ in range(_ENTRY_IDS)]))
+    outcome, spent_at, balance, draws = cursor.raw.fetchone()
+    if outcome != "spent":
+        return None
+    return SpendResult(spend_id, customer_id, reference, amount, feature.code, tuple(draws_from_json(draws)),
+                       Credits(balance), "spent", utc(spent_at))
 
 
 def draw_for(ctx, book: Book, standing: Standing, feature: Feature, amount: Credits) -> list[Draw]:

@@ -16,7 +16,13 @@ def _b32(value: int, length: int) -> str:
     return "".join(reversed(chars))
 
 
+# Two characters per 10 bits, looked up: ids are made on every spend, and this is several
+# times faster than `_b32`'s character at a time (which still spells the same id).
+_PAIRS = [a + b for a in _ALPHABET for b in _ALPHABET]
+_SHIFTS = range(120, -1, -10)
+
+
 def new_id(prefix: str) -> str:
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    return f"{prefix}_{_b32(millis, 10)}{_b32(rand, 16)}"
+    """`prefix_` + 10 characters of the millisecond (time-sortable) + 16 of 80 random bits."""
+    value = (time.time_ns() // 1_000_000 % (1 << 50)) << 80 | int.from_bytes(os.urandom(10), "big")
+    return prefix + "_" + "".join([_PAIRS[value >> shift & 1023] for shift in _SHIFTS])

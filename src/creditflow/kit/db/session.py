@@ -64,8 +64,11 @@ class Database:
             )
             _configure_sqlite(self.engine)
         else:
+            # No pre-ping: it would cost a round trip per transaction (the credit spend is one
+            # round trip in all). A connection the server dropped fails its first statement
+            # instead; SQLAlchemy then invalidates the pool and `run` retries on a new one.
             self.engine = create_engine(
-                self.url, echo=echo, pool_size=pool_size, max_overflow=20, pool_pre_ping=True
+                self.url, echo=echo, pool_size=pool_size, max_overflow=20, pool_pre_ping=False
             )
         self._write_lock = threading.RLock()
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
@@ -108,13 +111,19 @@ class Database:
 
     def run(self, work, *, retries: int = 5):
         """Run `work(session)` in a transaction, retrying PostgreSQL deadlocks/serialization
-        failures and SQLite busy errors, which are safe to retry because nothing committed."""
+        failures, SQLite busy errors and a connection lost before the commit (a server
+        restart), which are safe to retry because nothing committed. A connection lost during
+        the commit is not retried: the work may have been committed."""
         for attempt in range(retries + 1):
+            committing = False
             try:
                 with self.transaction() as session:
-                    return work(session)
+                    result = work(session)
+                    committing = True
+                return result
             except (OperationalError, DBAPIError) as exc:
-                if attempt == retries or not _is_retryable(exc):
+                lost = exc.connection_invalidated and not committing
+                if attempt == retries or not (lost or _is_retryable(exc)):
                     raise
                 time.sleep(0.01 * (2**attempt))
 

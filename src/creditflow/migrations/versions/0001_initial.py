@@ -547,8 +547,124 @@ def downgrade() -> None:
 _APPEND_ONLY = "credit_entries is append-only: record a new entry instead"
 
 
+# PostgreSQL: the usual spend in one round trip. `credits/spend.py` calls creditflow_spend when
+# nothing is due on the account (no lot or hold past its expiry), today's free credits exist if
+# the customer gets them, the reference is new, the customer may use the feature and has enough
+# credits: it locks the account, reads, draws and writes exactly what `Book` would, in one
+# statement. In every other case it changes nothing and answers `slow`, and the service takes
+# the general path in Python, which holds every rule and every error message. SQLite has no such
+# function: there the general path is the only one. Keep the two in step:
+# tests/integration/credits/test_pg_spend_function.py compares them on random states.
+SPEND_FUNCTION = r"""
+CREATE OR REPLACE FUNCTION creditflow_spend(
+    p_customer_id text,
+    p_reference text,
+    p_feature text,
+    p_amount bigint,                 -- thousandths, > 0
+    p_kinds text[],                  -- lot kinds that may pay for the feature (F2, T2)
+    p_free_allowed boolean,          -- a customer without an active paid plan may use it
+    p_plans text[],                  -- plans whose features include it
+    p_free_daily boolean,            -- Free customers get daily credits (F1)
+    p_free_for_subscribers boolean,  -- and so do subscribers (catalog policy)
+    p_reset_timezone text,           -- the catalog's reset time zone, or NULL: the customer's
+    p_now timestamptz,               -- the service's clock; a customer's test clock wins
+    p_spend_id text,
+    p_entry_ids text[]               -- ids for the ledger entries, one per lot drawn
+) RETURNS TABLE (outcome text, spent_at timestamptz, balance bigint, draws json)
+LANGUAGE plpgsql AS $$
+DECLARE
+    account record;
+    v_now timestamptz;
+    v_plan text;
+    v_left bigint := p_amount;
+    v_take bigint;
+    v_lot record;
+    v_lots text[] := '{}';
+    v_kinds text[] := '{}';
+    v_amounts bigint[] := '{}';
+    v_draws json;
+BEGIN
+    SELECT a.available, a.held, a.free_day, c.timezone, k.frozen_time INTO account
+      FROM credit_accounts a
+      JOIN customers c ON c.id = a.customer_id
+      LEFT JOIN test_clocks k ON k.id = c.test_clock_id
+     WHERE a.customer_id = p_customer_id
+       FOR UPDATE OF a;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- no such customer
+        RETURN;
+    END IF;
+    v_now := coalesce(account.frozen_time, p_now);
+
+    IF EXISTS (SELECT 1 FROM credit_spends s WHERE s.customer_id = p_customer_id AND s.reference = p_reference) THEN
+        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- a replay, or a conflict
+        RETURN;
+    END IF;
+
+    SELECT s.plan INTO v_plan FROM subscriptions s WHERE s.customer_id = p_customer_id AND s.status = 'active' LIMIT 1;
+    IF (v_plan IS NULL AND NOT p_free_allowed) OR (v_plan IS NOT NULL AND NOT v_plan = ANY (p_plans)) THEN
+        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- refused: Python says why
+        RETURN;
+    END IF;
+
+    IF p_free_daily AND (v_plan IS NULL OR p_free_for_subscribers)
+       AND account.free_day IS DISTINCT FROM
+           to_char((v_now AT TIME ZONE coalesce(p_reset_timezone, account.timezone, 'UTC'))::date, 'YYYY-MM-DD') THEN
+        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- today's free lot to create
+        RETURN;
+    END IF;
+
+    IF (account.held > 0 AND EXISTS (
+            SELECT 1 FROM credit_spends s
+             WHERE s.customer_id = p_customer_id AND s.status = 'held' AND s.expires_at <= v_now))
+       OR EXISTS (
+            SELECT 1 FROM credit_lots l
+             WHERE l.customer_id = p_customer_id AND l.remaining > 0 AND l.expires_at <= v_now) THEN
+        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- expiries to record first
+        RETURN;
+    END IF;
+
+    -- K2: soonest-expiring first, never-expiring last, the oldest first, the id (bytewise) last:
+    -- ledger.spend_order.
+    FOR v_lot IN
+        SELECT l.id, l.kind, l.remaining FROM credit_lots l
+         WHERE l.customer_id = p_customer_id AND l.remaining > 0 AND l.kind = ANY (p_kinds)
+         ORDER BY l.expires_at IS NULL, coalesce(l.expires_at, l.created_at), l.created_at, l.id COLLATE "C"
+    LOOP
+        v_take := least(v_left, v_lot.remaining);
+        v_lots := v_lots || v_lot.id::text;
+        v_kinds := v_kinds || v_lot.kind::text;
+        v_amounts := v_amounts || v_take;
+        v_left := v_left - v_take;
+        EXIT WHEN v_left = 0;
+    END LOOP;
+    IF v_left > 0 OR cardinality(v_lots) > cardinality(p_entry_ids) THEN
+        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- short: Python refuses
+        RETURN;
+    END IF;
+
+    UPDATE credit_lots l SET remaining = l.remaining - d.amount
+      FROM unnest(v_lots, v_amounts) AS d(id, amount)
+     WHERE l.id = d.id;
+    INSERT INTO credit_entries (id, customer_id, lot_id, kind, amount, reference, created_at)
+    SELECT p_entry_ids[n], p_customer_id, v_lots[n], 'spend', v_amounts[n], p_reference, v_now
+      FROM generate_subscripts(v_lots, 1) AS n ORDER BY n;
+    SELECT json_agg(json_build_object('lot', v_lots[n], 'kind', v_kinds[n], 'amount', v_amounts[n]) ORDER BY n)
+      INTO v_draws FROM generate_subscripts(v_lots, 1) AS n;
+    INSERT INTO credit_spends (id, customer_id, kind, reference, feature, amount, settled, status, draws,
+                               balance_after, expires_at, created_at, resolved_at, refunded_at)
+    VALUES (p_spend_id, p_customer_id, 'spend', p_reference, p_feature, p_amount, NULL, 'spent', v_draws,
+            account.available - p_amount, NULL, v_now, NULL, NULL);
+    UPDATE credit_accounts SET spent = spent + p_amount, available = available - p_amount
+     WHERE customer_id = p_customer_id;
+    RETURN QUERY SELECT 'spent'::text, v_now, account.available - p_amount, v_draws;
+END $$
+"""
+
+
 def credit_ledger_upgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
+        op.execute(SPEND_FUNCTION)
         op.execute(f"""
             CREATE FUNCTION credit_entries_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
             BEGIN
@@ -572,6 +688,8 @@ def credit_ledger_downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS credit_entries_no_truncate ON credit_entries")
         op.execute("DROP TRIGGER IF EXISTS credit_entries_no_change ON credit_entries")
         op.execute("DROP FUNCTION IF EXISTS credit_entries_append_only()")
+        op.execute("DROP FUNCTION IF EXISTS creditflow_spend(text, text, text, bigint, text[], boolean, text[], "
+                   "boolean, boolean, text, timestamptz, text, text[])")
     else:
         for event in ("update", "delete"):
             op.execute(f"DROP TRIGGER IF EXISTS credit_entries_no_{event}")
