@@ -38,7 +38,7 @@ def run_due(ctx, subscription_id: str, now: datetime, *, owner: str | None = Non
         steps += 1
         if isinstance(action, Ticket):
             result = call_gateway(ctx, action)
-            outcome, settled = ctx.db.run(lambda session: _settle(ctx, session, subscription_id, action, result, now))
+            outcome, settled = ctx.db.run(lambda session: settle_charge(ctx, session, subscription_id, action, result, now))
             if outcome.status == "unknown":
                 return steps  # the lease expires and a later visit reconciles it
             if settled:
@@ -49,7 +49,7 @@ def run_due(ctx, subscription_id: str, now: datetime, *, owner: str | None = Non
     return steps
 
 
-def _settle(ctx, session: Session, subscription_id: str, ticket: Ticket, result, now: datetime):
+def settle_charge(ctx, session: Session, subscription_id: str, ticket: Ticket, result, now: datetime):
     """Record the gateway's answer. Also says whether the subscription is now released with
     nothing due at `now`, in which case the next step would find nothing to do (saves a
     transaction per renewal)."""
@@ -160,24 +160,31 @@ def _on_renewal_paid(ctx, session: Session, invoice, attempt, now: datetime) -> 
         sub = _lock_subscription(session, invoice.subscription_id)
         if sub is None or sub.status == "ended":
             return
-        was_past_due = sub.status == "past_due"
-        sub.status = "active"
-        sub.plan, sub.term = invoice.details["plan"], invoice.details["term"]
-        sub.term_price = invoice.subtotal
-        start = invoice.details["term_start_offset"]
-        set_calendar(sub, term_start_offset=start, credit_offset=start)
-        set_calendar(sub, term_start_offset=start, credit_offset=current_credit_offset(sub, now))
-        sub.past_due_since = sub.next_retry_at = None
-        sub.retry_count = 0
-        sub.pending_invoice_id = None
-        sub.version += 1
-        sub.updated_at = now
-        _release(sub)
+        renewed = start_paid_term(sub, invoice.id, invoice.details, invoice.subtotal, now)
         grant_plan_credits(ctx, session, sub, now)
-        record_event(session, "subscription.renewed", customer_id=sub.customer_id, now=now, data={
-            "subscription": sub.id, "invoice": invoice.id, "plan": sub.plan, "term": sub.term,
+        record_event(session, "subscription.renewed", customer_id=sub.customer_id, now=now, data=renewed)
+
+
+def start_paid_term(sub, invoice_id: str, details: dict, subtotal: int, now: datetime) -> dict:
+    """Move the subscription (a mapped object, or any object with its attributes) to the term
+    its renewal invoice paid for, released; returns the `subscription.renewed` event's data.
+    Shared by the handler above and the worker's batches (renewal_batch)."""
+    was_past_due = sub.status == "past_due"
+    sub.status = "active"
+    sub.plan, sub.term = details["plan"], details["term"]
+    sub.term_price = subtotal
+    start = details["term_start_offset"]
+    set_calendar(sub, term_start_offset=start, credit_offset=start)
+    set_calendar(sub, term_start_offset=start, credit_offset=current_credit_offset(sub, now))
+    sub.past_due_since = sub.next_retry_at = None
+    sub.retry_count = 0
+    sub.pending_invoice_id = None
+    sub.version += 1
+    sub.updated_at = now
+    _release(sub)
+    return {"subscription": sub.id, "invoice": invoice_id, "plan": sub.plan, "term": sub.term,
             "current_term_start": sub.current_term_start.isoformat(),
-            "current_term_end": sub.current_term_end.isoformat(), "after_dunning": was_past_due})
+            "current_term_end": sub.current_term_end.isoformat(), "after_dunning": was_past_due}
 
 
 def _on_renewal_failed(ctx, session: Session, invoice, attempt, now: datetime) -> None:

@@ -23,7 +23,7 @@ from creditflow.kit.ids import new_id
 from creditflow.payment.service import reconcile_attempt, unsettled_attempts
 from creditflow.subscription.lifecycle import LEASE
 from creditflow.subscription.models import Subscription
-from creditflow.subscription.renewal import run_due
+from creditflow.subscription.renewal_batch import renew_batch
 from creditflow.worker.jobs import registered_jobs
 
 log = logging.getLogger("creditflow.worker")
@@ -51,7 +51,8 @@ def claim_due_subscriptions(session: Session, now: datetime, owner: str, batch: 
 def tick(ctx, now: datetime | None = None, *, owner: str | None = None, batch: int = 100) -> int:
     """Run the work due at `now` for customers on real time; returns how much ran.
 
-    Runs until nothing due is left (claiming `batch` subscriptions at a time)."""
+    Runs until nothing due is left, claiming `batch` subscriptions at a time and renewing a
+    claimed batch together (see subscription/renewal_batch.py)."""
     now = now or ctx.clock.now()
     owner = owner or worker_id()
     done = 0
@@ -64,8 +65,7 @@ def tick(ctx, now: datetime | None = None, *, owner: str | None = None, batch: i
         ids = ctx.db.run(lambda session: claim_due_subscriptions(session, now, owner, batch))
         if not ids:
             break
-        for sub_id in ids:
-            done += run_due(ctx, sub_id, now, owner=owner)
+        done += renew_batch(ctx, ids, now, owner)
     for job in registered_jobs():
         done += job.run(ctx, now, None)
     return done

@@ -25,15 +25,15 @@ def main(url: str, now_iso: str, owner: str, batch: str) -> None:
         session.connection()
 
     steps = 0
-    run_due = runner.run_due
+    renew_batch = runner.renew_batch
 
-    def counting_run_due(*args, **kwargs):  # instrumentation only: count this process's work
+    def counting_renew_batch(*args, **kwargs):  # instrumentation only: count this process's work
         nonlocal steps
-        ran = run_due(*args, **kwargs)
+        ran = renew_batch(*args, **kwargs)
         steps += ran
         return ran
 
-    runner.run_due = counting_run_due
+    runner.renew_batch = counting_renew_batch
     print("ready", flush=True)
     if sys.stdin.readline().strip() != "go":
         raise SystemExit("no go")
