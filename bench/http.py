@@ -24,7 +24,8 @@ which would hide the server's delay). Latency runs from the moment a request was
 end of its response, so a server that falls behind shows it.
 
 For each rate: requests due, sent, not sent, answered 2xx, errors; achieved rate (2xx per
-second); p50, p99 and max latency. Throughput is the highest achieved rate over the ladder.
+second); p50, p99 and max latency; the server process's CPU time per 2xx answer (Linux), which
+moves less than throughput when other work shares the machine. Throughput is the highest achieved rate over the ladder.
 Results go to bench/results/http.json (see --out) with the goals of issue 5: p99 at most 50 ms
 at 200 spends per second, and spend throughput at least 30% of the bare endpoint's.
 """
@@ -275,12 +276,27 @@ def postgres_database() -> tuple[str, callable]:
 
 # ------------------------------------------------------------------------------------------
 
-def ladder(port: int, make_request, rates: list[float], duration: float, connections: int) -> list[dict]:
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (Linux), or None."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ladder(port: int, make_request, rates: list[float], duration: float, connections: int, pid: int) -> list[dict]:
     rows = []
     for rate in rates:
+        before = cpu_seconds(pid)
         row = asyncio.run(run_rate(port, make_request, rate, duration, connections))
+        after = cpu_seconds(pid)
+        # The server's CPU per answer moves less with the machine's other load than throughput does.
+        row["server_cpu_ms_per_ok"] = (round((after - before) / row["ok"] * 1000, 3)
+                                       if before is not None and after is not None and row["ok"] else None)
         print(f"  {rate:>6.0f}/s: {row['achieved_rate']:>7.1f}/s ok, p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
-              f"not sent {row['not_sent']}, errors {row['errors']}", flush=True)
+              f"not sent {row['not_sent']}, errors {row['errors']}, "
+              f"server CPU {row['server_cpu_ms_per_ok']} ms per answer", flush=True)
         rows.append(row)
     return rows
 
@@ -329,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"spend ({args.db}):", flush=True)
                 for i in range(20):  # warm up connections, caches and the key cache
                     asyncio.run(run_rate(port, lambda j: spend_request(10**9 + i * 10 + j), 10, 0.2, 2))
-                spend_rows = ladder(port, spend_request, spend_rates, args.duration, args.connections)
+                spend_rows = ladder(port, spend_request, spend_rates, args.duration, args.connections, server.pid)
             finally:
                 stop(server)
             port = free_port()
@@ -337,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 print("bare:", flush=True)
                 asyncio.run(run_rate(port, lambda i: bare, 50, 0.5, 4))
-                bare_rows = ladder(port, lambda i: bare, bare_rates, args.duration, args.connections)
+                bare_rows = ladder(port, lambda i: bare, bare_rates, args.duration, args.connections, server.pid)
             finally:
                 stop(server)
         finally:
@@ -352,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
         "bare_throughput_per_s": bare_max,
         "throughput_vs_bare": round(spend_max / bare_max, 3) if bare_max else None,
         "p99_ms_at_200_per_s": at_goal["p99_ms"] if at_goal else None,
+        # At the rate of highest throughput of each ladder: what one answer cost the server.
+        "server_cpu_ms_per_spend": max(spend_rows, key=lambda r: r["achieved_rate"])["server_cpu_ms_per_ok"],
+        "server_cpu_ms_per_bare": max(bare_rows, key=lambda r: r["achieved_rate"])["server_cpu_ms_per_ok"],
         "not_sent_at_200_per_s": at_goal["not_sent"] if at_goal else None,
     }
     summary["goals_met"] = {

@@ -24,6 +24,7 @@ def test_http_benchmark_tiny(tmp_path):
             assert row["due"] == row["sent"] + row["not_sent"]
             assert row["ok"] > 0 and row["errors"] == 0, row
             assert row["p50_ms"] <= row["p99_ms"] <= row["max_ms"]
+            assert row["server_cpu_ms_per_ok"] is None or row["server_cpu_ms_per_ok"] > 0
     assert result["spend"][0]["statuses"] == {"200": result["spend"][0]["ok"]}
     summary = result["summary"]
     assert summary["spend_throughput_per_s"] > 0 and summary["bare_throughput_per_s"] > 0

@@ -15,16 +15,8 @@ log = logging.getLogger("creditflow.api")
 
 
 def build_server_app(ctx, settings: Settings):
-    """The API, plus the billing page and the support console when the web package provides
-    them (`creditflow.web.app.include_web`)."""
-    app = create_app(ctx, settings)
-    try:
-        from creditflow.web.app import include_web
-    except ImportError:
-        log.warning("the billing page and console are not available in this build")
-    else:
-        include_web(app, ctx, secret_key=settings.secret_key)
-    return app
+    """The API with the billing page and the support console (`create_app` adds them)."""
+    return create_app(ctx, settings)
 
 
 def app_from_env():
