@@ -29,6 +29,7 @@ class CreditAccount(Base):
     __table_args__ = (
         CheckConstraint("granted >= 0 AND spent >= 0 AND expired >= 0 AND held >= 0 AND available >= 0",
                         name="totals_not_negative"),
+        {"postgresql_with": {"fillfactor": 80}},  # every spend updates it: room for HOT updates
     )
 
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), primary_key=True)
@@ -48,12 +49,16 @@ class CreditLot(Base):
 
     __tablename__ = "credit_lots"
     __table_args__ = (
+        # The lots a spend reads: those not yet expired (open lots are a subset: an expired lot
+        # is empty). Not `remaining > 0`: a spend changes `remaining` and nothing indexed, so
+        # on PostgreSQL its update of the lot is HOT (no index entries written, no index bloat).
+        # Lots used up but never expiring (top-ups) stay in it: one per purchase.
         Index(
             "ix_credit_lots_open",
             "customer_id",
             "expires_at",
-            sqlite_where=text("remaining > 0"),
-            postgresql_where=text("remaining > 0"),
+            sqlite_where=text("expired_at IS NULL"),
+            postgresql_where=text("expired_at IS NULL"),
         ),
         # What the expiry job scans: lots that will expire and haven't yet.
         Index(
@@ -65,6 +70,7 @@ class CreditLot(Base):
         CheckConstraint("remaining >= 0 AND remaining <= granted", name="remaining_within_granted"),
         CheckConstraint("expired_at IS NULL OR remaining = 0", name="expired_lots_are_empty"),
         CheckConstraint(_in("kind", LOT_KINDS), name="kind"),
+        {"postgresql_with": {"fillfactor": 80}},  # room on the page for HOT updates
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

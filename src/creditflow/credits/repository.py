@@ -205,7 +205,9 @@ def update_account(cursor: Cursor, customer_id: str, deltas: dict[str, int], fre
 # -- what the customer has bought, their spends and holds -------------------------------------
 
 # Constants are written into the SQL rather than bound: a generic (prepared) plan can then use
-# the partial indexes (`remaining > 0`, `status = 'held'`), and there is less to bind.
+# the partial indexes (`expired_at IS NULL`, `status = 'held'`), and there is less to bind.
+# Open lots are asked for as `remaining > 0 AND expired_at IS NULL` (the second follows from
+# the first, ck_credit_lots_expired_lots_are_empty) so that the planner takes ix_credit_lots_open.
 ACTIVE, HELD, ZERO = literal_column("'active'"), literal_column("'held'"), literal_column("0")
 
 _active_plan = Fast(select(subscriptions.c.plan).where(
@@ -227,7 +229,8 @@ _spend_plan_and_lots = Fast(
                                 spends.c.reference == bindparam("reference")))
         .outerjoin(subscriptions, and_(subscriptions.c.customer_id == accounts.c.customer_id,
                                        subscriptions.c.status == ACTIVE))
-        .outerjoin(lots, and_(lots.c.customer_id == accounts.c.customer_id, lots.c.remaining > ZERO))
+        .outerjoin(lots, and_(lots.c.customer_id == accounts.c.customer_id, lots.c.remaining > ZERO,
+                              lots.c.expired_at.is_(None)))
     )
     .where(accounts.c.customer_id == bindparam("customer_id"))
 )
@@ -309,7 +312,7 @@ def overdue_holds(cursor: Cursor, customer_id: str, now: datetime) -> list:
 _lot_columns = (lots.c.id, lots.c.kind, lots.c.granted, lots.c.remaining, lots.c.expires_at, lots.c.expired_at,
                 lots.c.created_at)
 _open_lots = Fast(select(*_lot_columns).where(lots.c.customer_id == bindparam("customer_id"),
-                                              lots.c.remaining > ZERO))
+                                              lots.c.remaining > ZERO, lots.c.expired_at.is_(None)))
 _lot_by_id = Fast(select(*_lot_columns).where(lots.c.customer_id == bindparam("customer_id"),
                                               lots.c.id == bindparam("id")))
 _lot = Fast(select(lots).where(lots.c.id == bindparam("id")))

@@ -221,3 +221,23 @@ def test_a_lost_connection_is_retried(pg_ctx, customer, pg_db):
     assert not result.replayed and result.balance == c(598)
     assert pg_db.run(lambda session: session.connection().exec_driver_sql("SELECT 2").scalar()) == 2
     assert_ledger_clean(pg_db)
+
+
+def test_a_spend_updates_its_lots_and_account_in_place(pg_ctx, customer):
+    """HOT updates: a spend changes nothing that an index of credit_lots or credit_accounts
+    holds, and both tables leave room on their pages, so no index entry is written for them."""
+    connection = pg_ctx.db.engine.raw_connection()
+    try:
+        cursor = repo.Cursor(pg_ctx.db.engine.dialect, connection.cursor())
+        feature = pg_ctx.catalog.feature("standard_models")
+        for n in range(20):
+            assert _spend_in_database(pg_ctx, cursor, customer, c(10), feature, f"job-{n}") is not None
+        cursor.raw.execute("SELECT pg_stat_get_xact_tuples_updated(t::regclass), "
+                           "pg_stat_get_xact_tuples_hot_updated(t::regclass) "
+                           "FROM unnest(ARRAY['credit_lots', 'credit_accounts']) AS t")
+        (lots_updated, lots_hot), (accounts_updated, accounts_hot) = cursor.raw.fetchall()
+        connection.rollback()
+    finally:
+        connection.close()
+    assert lots_updated >= 20 and accounts_updated >= 20
+    assert lots_hot >= 0.9 * lots_updated and accounts_hot >= 0.9 * accounts_updated

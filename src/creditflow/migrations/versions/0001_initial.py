@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 18:43:03.349201
+Create Date: 2026-11-26 22:03:11.410177
 
 """
 from collections.abc import Sequence
@@ -195,7 +195,8 @@ def upgrade() -> None:
     sa.Column('free_day', sa.String(length=10), nullable=True),
     sa.CheckConstraint('granted >= 0 AND spent >= 0 AND expired >= 0 AND held >= 0 AND available >= 0', name=op.f('ck_credit_accounts_totals_not_negative')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_credit_accounts_customer_id_customers')),
-    sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_credit_accounts'))
+    sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_credit_accounts')),
+    postgresql_with={'fillfactor': 80}
     )
     op.create_table('credit_entries',
     sa.Column('seq', sa.Integer(), autoincrement=True, nullable=False),
@@ -234,12 +235,13 @@ def upgrade() -> None:
     sa.CheckConstraint('remaining >= 0 AND remaining <= granted', name=op.f('ck_credit_lots_remaining_within_granted')),
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_credit_lots_customer_id_customers')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_credit_lots')),
-    sa.UniqueConstraint('grant_key', name=op.f('uq_credit_lots_grant_key'))
+    sa.UniqueConstraint('grant_key', name=op.f('uq_credit_lots_grant_key')),
+    postgresql_with={'fillfactor': 80}
     )
     with op.batch_alter_table('credit_lots', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_credit_lots_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index('ix_credit_lots_expiring', ['expires_at'], unique=False, sqlite_where=sa.text('expired_at IS NULL AND expires_at IS NOT NULL'), postgresql_where=sa.text('expired_at IS NULL AND expires_at IS NOT NULL'))
-        batch_op.create_index('ix_credit_lots_open', ['customer_id', 'expires_at'], unique=False, sqlite_where=sa.text('remaining > 0'), postgresql_where=sa.text('remaining > 0'))
+        batch_op.create_index('ix_credit_lots_open', ['customer_id', 'expires_at'], unique=False, sqlite_where=sa.text('expired_at IS NULL'), postgresql_where=sa.text('expired_at IS NULL'))
         batch_op.create_index(batch_op.f('ix_credit_lots_subscription_id'), ['subscription_id'], unique=False)
 
     op.create_table('credit_spends',
@@ -487,7 +489,7 @@ def downgrade() -> None:
     op.drop_table('credit_spends')
     with op.batch_alter_table('credit_lots', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_credit_lots_subscription_id'))
-        batch_op.drop_index('ix_credit_lots_open', sqlite_where=sa.text('remaining > 0'), postgresql_where=sa.text('remaining > 0'))
+        batch_op.drop_index('ix_credit_lots_open', sqlite_where=sa.text('expired_at IS NULL'), postgresql_where=sa.text('expired_at IS NULL'))
         batch_op.drop_index('ix_credit_lots_expiring', sqlite_where=sa.text('expired_at IS NULL AND expires_at IS NOT NULL'), postgresql_where=sa.text('expired_at IS NULL AND expires_at IS NOT NULL'))
         batch_op.drop_index(batch_op.f('ix_credit_lots_customer_id'))
 
@@ -619,7 +621,7 @@ BEGIN
              WHERE s.customer_id = p_customer_id AND s.status = 'held' AND s.expires_at <= v_now))
        OR EXISTS (
             SELECT 1 FROM credit_lots l
-             WHERE l.customer_id = p_customer_id AND l.remaining > 0 AND l.expires_at <= v_now) THEN
+             WHERE l.customer_id = p_customer_id AND l.remaining > 0 AND l.expired_at IS NULL AND l.expires_at <= v_now) THEN
         RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- expiries to record first
         RETURN;
     END IF;
@@ -628,7 +630,8 @@ BEGIN
     -- ledger.spend_order.
     FOR v_lot IN
         SELECT l.id, l.kind, l.remaining FROM credit_lots l
-         WHERE l.customer_id = p_customer_id AND l.remaining > 0 AND l.kind = ANY (p_kinds)
+         WHERE l.customer_id = p_customer_id AND l.remaining > 0 AND l.expired_at IS NULL
+           AND l.kind = ANY (p_kinds)
          ORDER BY l.expires_at IS NULL, coalesce(l.expires_at, l.created_at), l.created_at, l.id COLLATE "C"
     LOOP
         v_take := least(v_left, v_lot.remaining);
