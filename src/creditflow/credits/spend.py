@@ -89,23 +89,36 @@ def _spend(ctx, cursor: repo.Cursor, customer_id: str, amount: Credits, feature:
 
 
 # The usual spend on PostgreSQL, in one statement: see SPEND_FUNCTION in migrations/versions/0001_initial.py.
-_SPEND_IN_DATABASE = (
-    "SELECT outcome, spent_at, balance, draws FROM creditflow_spend(%s::text, %s::text, %s::text, %s::bigint, "
-    "%s::text[], %s::boolean, %s::text[], %s::boolean, %s::boolean, %s::text, %s::timestamptz, %s::text, %s::text[])"
-)
-_ENTRY_IDS = 4  # a spend drawing from more lots than this takes the general path
+_MAX_DRAWS = 9  # the function names the entries after the spend, 1 to 9; more lots: the general path
 
 
 @lru_cache(maxsize=256)
-def _access(catalog: Catalog, feature: Feature) -> tuple:
-    """What `lot_kinds_for` and `gets_free_credits` decide for `feature`, for every standing, as
-    the database function's arguments: (kinds, free allowed, plans allowed, free daily, free
-    for subscribers, reset time zone)."""
+def _spend_statement(catalog: Catalog, feature: Feature) -> str:
+    """The call of `creditflow_spend` for `feature`, with what `lot_kinds_for` and
+    `gets_free_credits` decide for it under every standing written in as constants (one
+    prepared statement per feature, and less to send per spend)."""
     kinds = PAID_KINDS if feature.requires_subscription else ALL_KINDS
     free_allowed = not feature.requires_subscription and feature.code in catalog.free.features
-    plans = sorted(code for code, plan in catalog.plans.items() if feature.code in plan.features)
-    return (sorted(kinds), free_allowed, plans, bool(catalog.free.daily_credits),
-            catalog.policies.free_credits_for_subscribers, catalog.policies.free_reset_timezone)
+    plans = [code for code, plan in catalog.plans.items() if feature.code in plan.features]
+    constants = ", ".join((
+        _text_array(sorted(kinds)), _boolean(free_allowed), _text_array(sorted(plans)),
+        _boolean(bool(catalog.free.daily_credits)), _boolean(catalog.policies.free_credits_for_subscribers),
+        "NULL::text" if catalog.policies.free_reset_timezone is None else _text(catalog.policies.free_reset_timezone),
+    ))
+    return ("SELECT outcome, spent_at, balance, draws FROM creditflow_spend("
+            f"%s::text, %s::text, {_text(feature.code)}, %s::bigint, {constants}, %s::timestamptz, %s::text)")
+
+
+def _text(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'::text"
+
+
+def _text_array(values: list[str]) -> str:
+    return "ARRAY[" + ", ".join(_text(v) for v in values) + "]::text[]" if values else "'{}'::text[]"
+
+
+def _boolean(value: bool) -> str:
+    return "true" if value else "false"
 
 
 def _spend_in_database(ctx, cursor: repo.Cursor, customer_id: str, amount: Credits, feature: Feature,
@@ -113,9 +126,8 @@ def _spend_in_database(ctx, cursor: repo.Cursor, customer_id: str, amount: Credi
     """The usual spend, done by `creditflow_spend` in one round trip; None (and nothing changed)
     when the case needs the general path: a replay, a refusal, expiries or free credits due."""
     spend_id = new_id("spd")
-    cursor.raw.execute(_SPEND_IN_DATABASE, (
-        customer_id, reference, feature.code, amount.milli, *_access(ctx.catalog, feature),
-        ctx.clock.now(), spend_id, [new_id("cre") for _ in range(_ENTRY_IDS)]))
+    cursor.raw.execute(_spend_statement(ctx.catalog, feature),
+                       (customer_id, reference, amount.milli, ctx.clock.now(), spend_id))
     outcome, spent_at, balance, draws = cursor.raw.fetchone()
     if outcome != "spent":
         return None

@@ -198,10 +198,10 @@ def test_the_function_declines_what_needs_the_general_path(pg_ctx, customer, cas
     elif case == "not_in_plan":
         feature = "pro_models"
     elif case == "too_many_lots":
-        for hours in range(1, 6):  # five small lots that expire before the free and promo ones
-            _give(ctx, customer, "promo", c(1), created=START - timedelta(hours=hours),
-                  expires_at=START + timedelta(minutes=hours))
-        amount = "7"
+        for minutes in range(1, 11):  # ten small lots that expire before the free and promo ones
+            _give(ctx, customer, "promo", c(1), created=START - timedelta(hours=1),
+                  expires_at=START + timedelta(minutes=minutes))
+        amount = "10.5"
     elif case == "unknown_customer":
         customer_id = "cus_nobody"
     assert _fast(ctx, customer_id, amount, feature) is None

@@ -570,8 +570,7 @@ CREATE OR REPLACE FUNCTION creditflow_spend(
     p_free_for_subscribers boolean,  -- and so do subscribers (catalog policy)
     p_reset_timezone text,           -- the catalog's reset time zone, or NULL: the customer's
     p_now timestamptz,               -- the service's clock; a customer's test clock wins
-    p_spend_id text,
-    p_entry_ids text[]               -- ids for the ledger entries, one per lot drawn
+    p_spend_id text                  -- the entries drawn are named after it: cre_ + 25 characters + 1..9
 ) RETURNS TABLE (outcome text, spent_at timestamptz, balance bigint, draws json)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -641,7 +640,7 @@ BEGIN
         v_left := v_left - v_take;
         EXIT WHEN v_left = 0;
     END LOOP;
-    IF v_left > 0 OR cardinality(v_lots) > cardinality(p_entry_ids) THEN
+    IF v_left > 0 OR cardinality(v_lots) > 9 THEN
         RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- short: Python refuses
         RETURN;
     END IF;
@@ -650,7 +649,7 @@ BEGIN
       FROM unnest(v_lots, v_amounts) AS d(id, amount)
      WHERE l.id = d.id;
     INSERT INTO credit_entries (id, customer_id, lot_id, kind, amount, reference, created_at)
-    SELECT p_entry_ids[n], p_customer_id, v_lots[n], 'spend', v_amounts[n], p_reference, v_now
+    SELECT 'cre_' || substr(p_spend_id, 5, 25) || n, p_customer_id, v_lots[n], 'spend', v_amounts[n], p_reference, v_now
       FROM generate_subscripts(v_lots, 1) AS n ORDER BY n;
     SELECT json_agg(json_build_object('lot', v_lots[n], 'kind', v_kinds[n], 'amount', v_amounts[n]) ORDER BY n)
       INTO v_draws FROM generate_subscripts(v_lots, 1) AS n;
@@ -692,7 +691,7 @@ def credit_ledger_downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS credit_entries_no_change ON credit_entries")
         op.execute("DROP FUNCTION IF EXISTS credit_entries_append_only()")
         op.execute("DROP FUNCTION IF EXISTS creditflow_spend(text, text, text, bigint, text[], boolean, text[], "
-                   "boolean, boolean, text, timestamptz, text, text[])")
+                   "boolean, boolean, text, timestamptz, text)")
     else:
         for event in ("update", "delete"):
             op.execute(f"DROP TRIGGER IF EXISTS credit_entries_no_{event}")
