@@ -3,7 +3,8 @@ cancelled term (X1) and dunning retries (S5).
 
 `run_due` takes one step at a time. A step that needs the gateway commits first (the
 subscription leased to this worker, the attempt pending), calls the gateway outside any
-transaction, then records the outcome (SPEC P3).
+transaction, then records the outcome (SPEC P3). The worker renews the usual case a group
+at a time instead (renewal_batch.py), by the same rules, and hands everything else to `run_due`.
 """
 
 from __future__ import annotations

@@ -154,9 +154,12 @@ def _open_renewals(ctx, session: Session, ids: list[str], now: datetime,
     drafts, leases, charges, others = [], [], [], []
     for sub in subs:
         payer = payers[sub.customer_id]
+        if not _usual_renewal(sub, payer, owner, now):
+            others.append(sub.id)
+            continue
         plan, term = ctx.catalog.plan(sub.plan), Term(sub.term)
         price = plan.price(term)
-        if not _usual_renewal(sub, payer, owner, now) or price <= 0:
+        if price <= 0:  # nothing to charge: `run_due` marks it paid without the gateway
             others.append(sub.id)
             continue
         start = sub.term_end_offset
