@@ -10,6 +10,10 @@ is still pending.
 
 Deliveries run on real time only: events of test-clock customers go out when they are
 recorded, like any other.
+
+Settled deliveries (delivered or given up) are kept for `CREDITFLOW_WEBHOOK_RETENTION_DAYS`
+(30 by default) for support to look at, then deleted by the `webhook_purge` job, a batch at a
+time. The events themselves stay: they are the record that `GET /v1/events` lists.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import and_, exists, false, select
+from sqlalchemy import and_, delete, exists, false, select
 from sqlalchemy.orm import Session, aliased
 
 from creditflow.events.models import Event, WebhookDelivery, WebhookEndpoint
@@ -40,6 +44,7 @@ MAX_RETRY = timedelta(hours=6)
 LEASE = timedelta(seconds=60)  # longer than a delivery's timeout
 BATCH = 100
 MAX_ROUNDS = 20
+PURGE_BATCH = 1000
 
 
 def timeout_seconds() -> float:
@@ -186,4 +191,48 @@ def run(ctx, now: datetime, test_clock_id: str | None) -> int:
 
 
 register_job("webhook_delivery", run)
+
+
+def retention() -> timedelta | None:
+    """How long settled deliveries are kept; None (never deleted) when set to 0."""
+    raw = os.environ.get("CREDITFLOW_WEBHOOK_RETENTION_DAYS", "30")
+    try:
+        days = float(raw)
+    except ValueError:
+        raise ValueError(f"CREDITFLOW_WEBHOOK_RETENTION_DAYS must be a number of days, not {raw!r}") from None
+    if days < 0:
+        raise ValueError(f"CREDITFLOW_WEBHOOK_RETENTION_DAYS must not be negative, not {raw!r}")
+    return timedelta(days=days) if days else None
+
+
+def purge_settled(ctx, now: datetime, *, keep: timedelta, batch: int = PURGE_BATCH, max_batches: int = 20) -> int:
+    """Delete deliveries settled before `now - keep`, `batch` rows per transaction (short locks,
+    bounded per tick: a backlog goes over several ticks). Returns how many were deleted."""
+    cutoff = now - keep
+    deleted = 0
+    for _ in range(max_batches):
+        def one_batch(session: Session) -> int:
+            ids = select(WebhookDelivery.id).where(
+                WebhookDelivery.status != "pending", WebhookDelivery.completed_at < cutoff,
+            ).order_by(WebhookDelivery.completed_at).limit(batch)
+            return session.execute(
+                delete(WebhookDelivery).where(WebhookDelivery.id.in_(ids.scalar_subquery()))
+                .execution_options(synchronize_session=False)
+            ).rowcount
+
+        count = ctx.db.run(one_batch)
+        deleted += count
+        if count < batch:
+            break
+    return deleted
+
+
+def run_purge(ctx, now: datetime, test_clock_id: str | None) -> int:
+    keep = retention()
+    if test_clock_id is not None or keep is None:  # real time only, like the deliveries
+        return 0
+    return purge_settled(ctx, now, keep=keep)
+
+
+register_job("webhook_purge", run_purge)
 

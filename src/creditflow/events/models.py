@@ -60,6 +60,9 @@ class WebhookDelivery(Base):
               sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
         Index("ix_webhook_deliveries_pending_due", "next_attempt_at",
               sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+        # What the purge job deletes: settled deliveries, oldest first.
+        Index("ix_webhook_deliveries_settled", "completed_at",
+              sqlite_where=text("status <> 'pending'"), postgresql_where=text("status <> 'pending'")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 22:03:11.410177
+Create Date: 2026-11-26 22:08:51.132538
 
 """
 from collections.abc import Sequence
@@ -184,6 +184,7 @@ def upgrade() -> None:
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.create_index('ix_webhook_deliveries_pending_due', ['next_attempt_at'], unique=False, sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
         batch_op.create_index('ix_webhook_deliveries_pending_order', ['endpoint_id', 'customer_id', 'event_seq'], unique=False, sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
+        batch_op.create_index('ix_webhook_deliveries_settled', ['completed_at'], unique=False, sqlite_where=sa.text("status <> 'pending'"), postgresql_where=sa.text("status <> 'pending'"))
 
     op.create_table('credit_accounts',
     sa.Column('customer_id', sa.String(length=40), nullable=False),
@@ -501,6 +502,7 @@ def downgrade() -> None:
     op.drop_table('credit_entries')
     op.drop_table('credit_accounts')
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
+        batch_op.drop_index('ix_webhook_deliveries_settled', sqlite_where=sa.text("status <> 'pending'"), postgresql_where=sa.text("status <> 'pending'"))
         batch_op.drop_index('ix_webhook_deliveries_pending_order', sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
         batch_op.drop_index('ix_webhook_deliveries_pending_due', sqlite_where=sa.text("status = 'pending'"), postgresql_where=sa.text("status = 'pending'"))
 
