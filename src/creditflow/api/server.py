@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import threading
 
@@ -10,8 +9,6 @@ import uvicorn
 
 from creditflow.api.app import create_app
 from creditflow.api.settings import Settings
-
-log = logging.getLogger("creditflow.api")
 
 
 def build_server_app(ctx, settings: Settings):
