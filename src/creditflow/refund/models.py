@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import BigInteger, Boolean, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditflow.kit.db import Base, UTCDateTime
@@ -20,6 +20,10 @@ class Refund(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     currency: Mapped[str] = mapped_column(String(3))
     status: Mapped[str] = mapped_column(String(16))  # pending, succeeded, failed
+    # Whether it takes back what the invoice bought: None when the refund that completes the
+    # invoice's refund does (the default), else as the caller said. Kept so that a pending
+    # refund finished later (by the worker) does what was asked.
+    takes_back: Mapped[bool | None] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(String(500))
     actor: Mapped[str | None] = mapped_column(String(255))
     gateway_reference: Mapped[str | None] = mapped_column(String(255))

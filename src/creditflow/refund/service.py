@@ -124,16 +124,17 @@ def create_refund(ctx, invoice_id: str, *, reason: str, amount: int | None = Non
                                  param="invoice")
         refund = Refund(id=new_id("ref"), invoice_id=invoice.id, customer_id=invoice.customer_id,
                         amount=amount, currency=invoice.currency, status="pending", reason=reason.strip(),
-                        actor=actor, created_at=now)
+                        actor=actor, takes_back=end_subscription, created_at=now)
         session.add(refund)
         refund_id = refund.id
 
     return _send(ctx, refund_id, charge_reference, amount, now, end_subscription)
 
 
-def retry_refund(ctx, refund_id: str, *, end_subscription: bool | None = None) -> Refund:
+def retry_refund(ctx, refund_id: str) -> Refund:
     """Finish a refund left `pending` (the gateway's answer was lost): ask again with the same
-    idempotency key, so the gateway pays out once. A settled refund is returned as it is."""
+    idempotency key, so the gateway pays out once, and take back what the first request said
+    to. A settled refund is returned as it is. The worker does this by itself (`refund.jobs`)."""
     with ctx.db.transaction(readonly=True) as session:
         refund = session.get(Refund, refund_id)
         if refund is None:
@@ -142,8 +143,8 @@ def retry_refund(ctx, refund_id: str, *, end_subscription: bool | None = None) -
             return refund
         charge_reference = _charge_reference(session, refund.invoice_id)
         now = ctx.now_for(session, refund.customer_id)
-        amount = refund.amount
-    return _send(ctx, refund_id, charge_reference, amount, now, end_subscription)
+        amount, takes_back = refund.amount, refund.takes_back
+    return _send(ctx, refund_id, charge_reference, amount, now, takes_back)
 
 
 def _send(ctx, refund_id: str, charge_reference: str, amount: int, now: datetime,

@@ -36,7 +36,7 @@ def registered_jobs() -> list[Job]:
 
 
 def _load_all() -> None:
-    for module in ("creditflow.credits.jobs", "creditflow.events.delivery"):
+    for module in ("creditflow.credits.jobs", "creditflow.events.delivery", "creditflow.refund.jobs"):
         try:
             __import__(module)
         except ImportError:

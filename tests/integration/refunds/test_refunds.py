@@ -265,3 +265,32 @@ def test_refund_of_a_renewal_ends_the_subscription_it_renewed(story):
     assert (s.sub(sub.id).status, s.sub(sub.id).ended_reason) == ("ended", "refunded")
     assert s.live_credits("subscription") == Credits(0)
     assert s.sandbox() == [(3000, 0), (3000, 3000)]
+
+
+def test_the_worker_finishes_a_lost_refund_and_takes_back_what_was_asked(story):
+    s = story(START)
+    sub = subscribe(s.ctx, s.customer_id, "standard", "monthly")
+    [invoice] = s.invoices()
+    s.gateway.mode = "lose"
+    with pytest.raises(PaymentFailed):
+        create_refund(s.ctx, invoice.id, reason="lost on the way", amount=1000, end_subscription=True)
+    [refund] = s.refunds()
+
+    s.advance(START + timedelta(minutes=1))  # within the grace period: the request may still answer
+    assert s.gateway.refund_calls == [refund.id]
+    s.advance(START + timedelta(minutes=3))  # still no answer: the worker asks again
+    assert s.gateway.refund_calls == [refund.id, refund.id]
+    assert s.refunds()[0].status == "pending"
+
+    s.gateway.mode = None
+    s.advance(START + timedelta(minutes=4))
+    [finished] = s.refunds()
+    assert (finished.status, finished.amount) == ("succeeded", 1000)
+    assert s.gateway.refund_calls == [refund.id] * 3  # one idempotency key throughout
+    invoice = s.invoice(invoice.id)
+    assert (invoice.status, invoice.amount_refunded) == ("paid", 1000)
+    assert s.sub(sub.id).status == "ended"  # a partial refund, but the request said to take back
+    assert s.sandbox() == [(3000, 1000)]
+    s.advance(START + timedelta(minutes=10))
+    assert len(s.gateway.refund_calls) == 3
+    assert s.ledger_problems() == []

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 22:08:51.132538
+Create Date: 2026-11-26 22:10:06.456854
 
 """
 from collections.abc import Sequence
@@ -423,6 +423,7 @@ def upgrade() -> None:
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('takes_back', sa.Boolean(), nullable=True),
     sa.Column('reason', sa.String(length=500), nullable=False),
     sa.Column('actor', sa.String(length=255), nullable=True),
     sa.Column('gateway_reference', sa.String(length=255), nullable=True),
