@@ -45,7 +45,7 @@ def run(ctx, work: Callable[[repo.Cursor], T], *, retries: int = 5) -> T:
     failures, a busy SQLite and a connection lost before the commit, which are safe to retry
     because nothing was committed."""
     db = ctx.db
-    lock = db._write_lock if db.is_sqlite else None
+    lock = db.writer_lock
     for attempt in range(retries + 1):
         committing = False
         if lock is not None:

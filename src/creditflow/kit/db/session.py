@@ -84,6 +84,12 @@ class Database:
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    @property
+    def writer_lock(self) -> threading.RLock | None:
+        """SQLite: the lock this process's writers queue on (see `transaction`), for units of
+        work that open their own transactions; None on PostgreSQL, which locks rows."""
+        return self._write_lock if self.is_sqlite else None
+
     @contextmanager
     def transaction(self, *, readonly: bool = False) -> Iterator[Session]:
         """One unit of work: commit on success, roll back on any exception."""
