@@ -74,24 +74,22 @@ def run(ctx, work: Callable[[repo.Cursor], T], *, retries: int = 5) -> T:
 
 
 def run_statement(ctx, work: Callable[[repo.Cursor], T], *, retries: int = 2) -> T:
-    """`work(cursor)`: one statement that is its own transaction (PostgreSQL, autocommit), so
-    that it costs a single round trip. Only for statements that are safe to send again after a
-    connection was lost, even if the first one committed (the spend function: by reference)."""
+    """`work(cursor)`: one statement that is its own transaction (PostgreSQL, autocommit, on
+    `Database.statements`), so that it costs a single round trip. Only for statements that are
+    safe to send again after a connection was lost, even if the first one committed (the spend
+    function is: by reference)."""
     db = ctx.db
+    dialect = db.engine.dialect
     for attempt in range(retries + 1):
-        connection = db.engine.raw_connection()
-        driver = connection.driver_connection
+        connection = None
         try:
-            driver.autocommit = True
-            return work(repo.Cursor(db.engine.dialect, connection.cursor()))
-        except BaseException as exc:
-            lost = _lost(db, connection, exc)
+            with db.statements.cursor() as cursor:
+                connection = cursor.connection
+                return work(repo.Cursor(dialect, cursor))
+        except psycopg.Error as exc:
+            lost = connection is not None and (connection.broken or connection.closed)
             if attempt == retries or not (lost or _retryable(exc)):
                 raise
-        finally:
-            if not driver.closed:
-                driver.autocommit = False
-            connection.close()
         time.sleep(0.01 * (2**attempt))
     raise AssertionError("unreachable")
 

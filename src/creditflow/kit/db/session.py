@@ -19,7 +19,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from creditflow.kit.db.statements import StatementConnections
+
 DEFAULT_SQLITE_FILE = "creditflow.db"
+MAX_OVERFLOW = 20  # connections beyond pool_size, per pool
 
 
 def default_database_url() -> str:
@@ -68,9 +71,11 @@ class Database:
             # round trip in all). A connection the server dropped fails its first statement
             # instead; SQLAlchemy then invalidates the pool and `run` retries on a new one.
             self.engine = create_engine(
-                self.url, echo=echo, pool_size=pool_size, max_overflow=20, pool_pre_ping=False
+                self.url, echo=echo, pool_size=pool_size, max_overflow=MAX_OVERFLOW, pool_pre_ping=False
             )
+        self._max_connections = pool_size + MAX_OVERFLOW
         self._write_lock = threading.RLock()
+        self._statements: StatementConnections | None = None
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(creditflow_readonly=True), expire_on_commit=False
@@ -83,6 +88,16 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
+
+    @property
+    def statements(self) -> StatementConnections:
+        """PostgreSQL: autocommit connections for single-statement units of work, as many at
+        most as the engine's pool (kit/db/statements.py)."""
+        if self._statements is None:
+            with self._write_lock:
+                if self._statements is None:
+                    self._statements = StatementConnections(self.engine.url, self._max_connections)
+        return self._statements
 
     @property
     def writer_lock(self) -> threading.RLock | None:
@@ -135,6 +150,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._statements is not None:
+            self._statements.close()
 
 
 def _is_retryable(exc: DBAPIError) -> bool:

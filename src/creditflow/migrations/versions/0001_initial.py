@@ -574,7 +574,7 @@ CREATE OR REPLACE FUNCTION creditflow_spend(
     p_reset_timezone text,           -- the catalog's reset time zone, or NULL: the customer's
     p_now timestamptz,               -- the service's clock; a customer's test clock wins
     p_spend_id text                  -- the entries drawn are named after it: cre_ + 25 characters + 1..9
-) RETURNS TABLE (outcome text, spent_at timestamptz, balance bigint, draws json)
+) RETURNS TABLE (outcome text, spent_at timestamptz, balance bigint, draws text)  -- 'lot kind amount,...'
 LANGUAGE plpgsql AS $$
 DECLARE
     account record;
@@ -595,26 +595,26 @@ BEGIN
      WHERE a.customer_id = p_customer_id
        FOR UPDATE OF a;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- no such customer
+        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::text;  -- no such customer
         RETURN;
     END IF;
     v_now := coalesce(account.frozen_time, p_now);
 
     IF EXISTS (SELECT 1 FROM credit_spends s WHERE s.customer_id = p_customer_id AND s.reference = p_reference) THEN
-        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- a replay, or a conflict
+        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::text;  -- a replay, or a conflict
         RETURN;
     END IF;
 
     SELECT s.plan INTO v_plan FROM subscriptions s WHERE s.customer_id = p_customer_id AND s.status = 'active' LIMIT 1;
     IF (v_plan IS NULL AND NOT p_free_allowed) OR (v_plan IS NOT NULL AND NOT v_plan = ANY (p_plans)) THEN
-        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- refused: Python says why
+        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::text;  -- refused: Python says why
         RETURN;
     END IF;
 
     IF p_free_daily AND (v_plan IS NULL OR p_free_for_subscribers)
        AND account.free_day IS DISTINCT FROM
            to_char((v_now AT TIME ZONE coalesce(p_reset_timezone, account.timezone, 'UTC'))::date, 'YYYY-MM-DD') THEN
-        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- today's free lot to create
+        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::text;  -- today's free lot to create
         RETURN;
     END IF;
 
@@ -624,7 +624,7 @@ BEGIN
        OR EXISTS (
             SELECT 1 FROM credit_lots l
              WHERE l.customer_id = p_customer_id AND l.remaining > 0 AND l.expired_at IS NULL AND l.expires_at <= v_now) THEN
-        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- expiries to record first
+        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::text;  -- expiries to record first
         RETURN;
     END IF;
 
@@ -644,7 +644,7 @@ BEGIN
         EXIT WHEN v_left = 0;
     END LOOP;
     IF v_left > 0 OR cardinality(v_lots) > 9 THEN
-        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::json;  -- short: Python refuses
+        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::text;  -- short: Python refuses
         RETURN;
     END IF;
 
@@ -662,7 +662,9 @@ BEGIN
             account.available - p_amount, NULL, v_now, NULL, NULL);
     UPDATE credit_accounts SET spent = spent + p_amount, available = available - p_amount
      WHERE customer_id = p_customer_id;
-    RETURN QUERY SELECT 'spent'::text, v_now, account.available - p_amount, v_draws;
+    RETURN QUERY SELECT 'spent'::text, v_now, account.available - p_amount,
+        (SELECT string_agg(v_lots[n] || ' ' || v_kinds[n] || ' ' || v_amounts[n], ',' ORDER BY n)
+           FROM generate_subscripts(v_lots, 1) AS n);
 END $$
 """
 
