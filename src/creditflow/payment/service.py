@@ -119,8 +119,9 @@ def collect(ctx, invoice_id: str, now: datetime, begin: Ticket | Outcome | None 
 def reconcile_attempt(ctx, attempt_id: str, now: datetime) -> Outcome:
     """Ask the gateway what became of an unknown or abandoned attempt, and settle it.
 
-    A charge the gateway never saw is settled as failed: the attempt is over and dunning or
-    the customer will try again with a new attempt. Never charges.
+    A charge the gateway never saw is settled as failed (`not_charged`): the attempt is over,
+    and a new attempt charges again (at once for a renewal, which is not dunned for it; the
+    customer's next try for a purchase). Never charges.
     """
     with ctx.db.transaction(readonly=True) as session:
         attempt = session.get(PaymentAttempt, attempt_id)

@@ -194,6 +194,14 @@ def _on_renewal_failed(ctx, session: Session, invoice, attempt, now: datetime) -
     if sub is None or sub.status == "ended":
         invoice.status = "void"
         return
+    if attempt.failure_code == "not_charged":
+        # The gateway never saw this charge (a worker stopped between committing the attempt
+        # and calling it): not a decline. No dunning; the invoice stays open and is charged
+        # again at once with a new attempt.
+        sub.updated_at = now
+        sub.lease_owner = None
+        sub.due_at = now
+        return
     retry_days = ctx.catalog.policies.dunning_retry_days
     if sub.status == "active":
         from creditflow.credits.grants import expire_subscription_lots

@@ -201,12 +201,15 @@ def test_a_crash_after_the_group_committed_its_attempts_loses_nothing_and_charge
         assert [a.status for a in engine.attempts(cus)] == ["succeeded", "pending"]
 
     # Stale: the charge that went through completes the renewal; the two that never reached
-    # the gateway fail and go to dunning, whose retry charges them once.
+    # the gateway are not declines: they are charged again at once, once, with no dunning.
     tick(engine.ctx, RENEWAL + STALE_PENDING, owner="worker-b")
     assert engine.sub(subs[0]).current_term_end == NEXT
-    assert [engine.sub(s).status for s in subs[1:]] == ["past_due", "past_due"]
+    for cus in customers[1:]:
+        assert [(a.status, a.failure_code) for a in engine.attempts(cus)] == [
+            ("succeeded", None), ("failed", "not_charged"), ("succeeded", None)]
     tick(engine.ctx, RENEWAL + STALE_PENDING + timedelta(days=1), owner="worker-b")
     for cus, sub_id in zip(customers, subs):
+        assert engine.sub(sub_id).past_due_since is None
         assert engine.charged(cus) == [3000, 3000]
         assert engine.sub(sub_id).status == "active"
         assert engine.invoices(cus)[-1].status == "paid"

@@ -131,11 +131,13 @@ def test_an_attempt_abandoned_before_the_call_is_settled_once_stale_and_charged_
 
     attempts = engine.attempts(cus)
     assert (attempts[1].status, attempts[1].failure_code) == ("failed", "not_charged")
-    assert engine.charged(cus) == [3000]
-    # The gateway never saw it: the renewal goes through dunning, whose retry charges it once.
-    past_due = engine.sub(sub.id)
-    assert (past_due.status, past_due.next_retry_at) == ("past_due", RENEWAL + STALE_PENDING + timedelta(days=1))
-    tick(engine.ctx, RENEWAL + STALE_PENDING + timedelta(days=1))
+    # The gateway never saw it: not the customer's decline, so no dunning; the same invoice is
+    # charged again at once, with a new attempt, exactly once.
+    assert [a.status for a in attempts] == ["succeeded", "failed", "succeeded"]
+    assert attempts[2].invoice_id == attempts[1].invoice_id
     assert engine.charged(cus) == [3000, 3000]
-    assert engine.sub(sub.id).status == "active"
+    renewed = engine.sub(sub.id)
+    assert (renewed.status, renewed.past_due_since, renewed.current_term_end) == ("active", None, utc(2026, 5, 10, 10))
     assert engine.invoices(cus)[-1].status == "paid"
+    tick(engine.ctx, RENEWAL + timedelta(days=8))
+    assert engine.charged(cus) == [3000, 3000]
