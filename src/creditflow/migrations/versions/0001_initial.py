@@ -583,10 +583,11 @@ DECLARE
     v_left bigint := p_amount;
     v_take bigint;
     v_lot record;
+    v_n integer := 0;
     v_lots text[] := '{}';
-    v_kinds text[] := '{}';
     v_amounts bigint[] := '{}';
-    v_draws json;
+    v_draws text := '';   -- 'lot kind amount,...' for the caller
+    v_json text := '';    -- the same as JSON, for the spend row
 BEGIN
     SELECT a.available, a.held, a.free_day, c.timezone, k.frozen_time INTO account
       FROM credit_accounts a
@@ -595,57 +596,54 @@ BEGIN
      WHERE a.customer_id = p_customer_id
        FOR UPDATE OF a;
     IF NOT FOUND THEN
-        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::text;  -- no such customer
-        RETURN;
+        outcome := 'slow'; RETURN NEXT; RETURN;  -- no such customer
     END IF;
     v_now := coalesce(account.frozen_time, p_now);
 
     IF EXISTS (SELECT 1 FROM credit_spends s WHERE s.customer_id = p_customer_id AND s.reference = p_reference) THEN
-        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::text;  -- a replay, or a conflict
-        RETURN;
+        outcome := 'slow'; RETURN NEXT; RETURN;  -- a replay, or a conflict
     END IF;
 
     SELECT s.plan INTO v_plan FROM subscriptions s WHERE s.customer_id = p_customer_id AND s.status = 'active' LIMIT 1;
     IF (v_plan IS NULL AND NOT p_free_allowed) OR (v_plan IS NOT NULL AND NOT v_plan = ANY (p_plans)) THEN
-        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::text;  -- refused: Python says why
-        RETURN;
+        outcome := 'slow'; RETURN NEXT; RETURN;  -- refused: Python says why
     END IF;
 
     IF p_free_daily AND (v_plan IS NULL OR p_free_for_subscribers)
        AND account.free_day IS DISTINCT FROM
            to_char((v_now AT TIME ZONE coalesce(p_reset_timezone, account.timezone, 'UTC'))::date, 'YYYY-MM-DD') THEN
-        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::text;  -- today's free lot to create
-        RETURN;
+        outcome := 'slow'; RETURN NEXT; RETURN;  -- today's free lot to create
     END IF;
 
-    IF (account.held > 0 AND EXISTS (
+    IF account.held > 0 AND EXISTS (
             SELECT 1 FROM credit_spends s
-             WHERE s.customer_id = p_customer_id AND s.status = 'held' AND s.expires_at <= v_now))
-       OR EXISTS (
-            SELECT 1 FROM credit_lots l
-             WHERE l.customer_id = p_customer_id AND l.remaining > 0 AND l.expired_at IS NULL AND l.expires_at <= v_now) THEN
-        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::text;  -- expiries to record first
-        RETURN;
+             WHERE s.customer_id = p_customer_id AND s.status = 'held' AND s.expires_at <= v_now) THEN
+        outcome := 'slow'; RETURN NEXT; RETURN;  -- a hold past its expiry to release first
     END IF;
 
     -- K2: soonest-expiring first, never-expiring last, the oldest first, the id (bytewise) last:
-    -- ledger.spend_order.
+    -- ledger.spend_order. A lot past its expiry comes before any other in this order.
     FOR v_lot IN
-        SELECT l.id, l.kind, l.remaining FROM credit_lots l
+        SELECT l.id, l.kind, l.remaining, l.expires_at FROM credit_lots l
          WHERE l.customer_id = p_customer_id AND l.remaining > 0 AND l.expired_at IS NULL
-           AND l.kind = ANY (p_kinds)
          ORDER BY l.expires_at IS NULL, coalesce(l.expires_at, l.created_at), l.created_at, l.id COLLATE "C"
     LOOP
+        IF v_lot.expires_at <= v_now THEN
+            outcome := 'slow'; RETURN NEXT; RETURN;  -- an expiry to record first
+        END IF;
+        CONTINUE WHEN NOT v_lot.kind = ANY (p_kinds);
         v_take := least(v_left, v_lot.remaining);
-        v_lots := v_lots || v_lot.id::text;
-        v_kinds := v_kinds || v_lot.kind::text;
-        v_amounts := v_amounts || v_take;
+        v_n := v_n + 1;
+        v_lots[v_n] := v_lot.id;
+        v_amounts[v_n] := v_take;
+        v_draws := v_draws || CASE WHEN v_n > 1 THEN ',' ELSE '' END || v_lot.id || ' ' || v_lot.kind || ' ' || v_take;
+        v_json := v_json || CASE WHEN v_n > 1 THEN ', ' ELSE '' END
+                  || json_build_object('lot', v_lot.id, 'kind', v_lot.kind, 'amount', v_take)::text;
         v_left := v_left - v_take;
         EXIT WHEN v_left = 0;
     END LOOP;
-    IF v_left > 0 OR cardinality(v_lots) > 9 THEN
-        RETURN QUERY SELECT 'slow'::text, NULL::timestamptz, NULL::bigint, NULL::text;  -- short: Python refuses
-        RETURN;
+    IF v_left > 0 OR v_n > 9 THEN
+        outcome := 'slow'; RETURN NEXT; RETURN;  -- short: Python refuses
     END IF;
 
     UPDATE credit_lots l SET remaining = l.remaining - d.amount
@@ -654,17 +652,17 @@ BEGIN
     INSERT INTO credit_entries (id, customer_id, lot_id, kind, amount, reference, created_at)
     SELECT 'cre_' || substr(p_spend_id, 5, 25) || n, p_customer_id, v_lots[n], 'spend', v_amounts[n], p_reference, v_now
       FROM generate_subscripts(v_lots, 1) AS n ORDER BY n;
-    SELECT json_agg(json_build_object('lot', v_lots[n], 'kind', v_kinds[n], 'amount', v_amounts[n]) ORDER BY n)
-      INTO v_draws FROM generate_subscripts(v_lots, 1) AS n;
     INSERT INTO credit_spends (id, customer_id, kind, reference, feature, amount, settled, status, draws,
                                balance_after, expires_at, created_at, resolved_at, refunded_at)
-    VALUES (p_spend_id, p_customer_id, 'spend', p_reference, p_feature, p_amount, NULL, 'spent', v_draws,
-            account.available - p_amount, NULL, v_now, NULL, NULL);
+    VALUES (p_spend_id, p_customer_id, 'spend', p_reference, p_feature, p_amount, NULL, 'spent',
+            ('[' || v_json || ']')::json, account.available - p_amount, NULL, v_now, NULL, NULL);
     UPDATE credit_accounts SET spent = spent + p_amount, available = available - p_amount
      WHERE customer_id = p_customer_id;
-    RETURN QUERY SELECT 'spent'::text, v_now, account.available - p_amount,
-        (SELECT string_agg(v_lots[n] || ' ' || v_kinds[n] || ' ' || v_amounts[n], ',' ORDER BY n)
-           FROM generate_subscripts(v_lots, 1) AS n);
+    outcome := 'spent';
+    spent_at := v_now;
+    balance := account.available - p_amount;
+    draws := v_draws;
+    RETURN NEXT;
 END $$
 """
 
