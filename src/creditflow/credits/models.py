@@ -103,7 +103,8 @@ class CreditEntry(Base):
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(40), unique=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
-    lot_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    # Not indexed: nothing looks entries up by lot, and every spend writes one or more.
+    lot_id: Mapped[str | None] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(16))
     amount: Mapped[Credits] = mapped_column(CreditsColumn)
     reference: Mapped[str | None] = mapped_column(String(255))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 22:10:06.456854
+Create Date: 2026-11-26 23:00:37.740634
 
 """
 from collections.abc import Sequence
@@ -216,7 +216,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('credit_entries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_credit_entries_customer_id'), ['customer_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_credit_entries_lot_id'), ['lot_id'], unique=False)
 
     op.create_table('credit_lots',
     sa.Column('id', sa.String(length=40), nullable=False),
@@ -497,7 +496,6 @@ def downgrade() -> None:
 
     op.drop_table('credit_lots')
     with op.batch_alter_table('credit_entries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_credit_entries_lot_id'))
         batch_op.drop_index(batch_op.f('ix_credit_entries_customer_id'))
 
     op.drop_table('credit_entries')
