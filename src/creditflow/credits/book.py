@@ -39,8 +39,7 @@ def run(ctx, work: Callable[[repo.Cursor], T], *, retries: int = 5) -> T:
 
     Everything a Book does is a `repository.Fast` statement, so the transaction is held on a
     pooled DBAPI connection directly, without an ORM session or a Core connection around it
-    (together they cost about as much as the spend itself). It
-    behaves as `Database.run`: the same engine and pool, the same queue of this process's
+    (together they cost about as much as the spend itself). It behaves as `Database.run`: the same engine and pool, the same queue of this process's
     SQLite writers and BEGIN IMMEDIATE, and the same retries of deadlocks, serialization
     failures, a busy SQLite and a connection lost before the commit, which are safe to retry
     because nothing was committed."""

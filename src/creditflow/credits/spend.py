@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
+from psycopg import sql
 
-from creditflow.catalog.models import Feature
+from creditflow.catalog.models import Catalog, Feature
 from creditflow.credits import inputs
 from creditflow.credits import repository as repo
-from creditflow.catalog.models import Catalog
 from creditflow.credits.access import (ALL_KINDS, PAID_KINDS, Standing, free_day, gets_free_credits, lot_kinds_for,
                                        reset_timezone)
 from creditflow.credits.book import Book, run, run_statement
@@ -100,25 +100,14 @@ def _spend_statement(catalog: Catalog, feature: Feature) -> str:
     kinds = PAID_KINDS if feature.requires_subscription else ALL_KINDS
     free_allowed = not feature.requires_subscription and feature.code in catalog.free.features
     plans = [code for code, plan in catalog.plans.items() if feature.code in plan.features]
-    constants = ", ".join((
-        _text_array(sorted(kinds)), _boolean(free_allowed), _text_array(sorted(plans)),
-        _boolean(bool(catalog.free.daily_credits)), _boolean(catalog.policies.free_credits_for_subscribers),
-        "NULL::text" if catalog.policies.free_reset_timezone is None else _text(catalog.policies.free_reset_timezone),
-    ))
-    return ("SELECT outcome, spent_at, balance, draws FROM creditflow_spend("
-            f"%s::text, %s::text, {_text(feature.code)}, %s::bigint, {constants}, %s::timestamptz, %s::text)")
-
-
-def _text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'::text"
-
-
-def _text_array(values: list[str]) -> str:
-    return "ARRAY[" + ", ".join(_text(v) for v in values) + "]::text[]" if values else "'{}'::text[]"
-
-
-def _boolean(value: bool) -> str:
-    return "true" if value else "false"
+    call = sql.SQL(
+        "SELECT outcome, spent_at, balance, draws FROM creditflow_spend(%s::text, %s::text, {}::text, %s::bigint, "
+        "{}::text[], {}::boolean, {}::text[], {}::boolean, {}::boolean, {}::text, %s::timestamptz, %s::text)"
+    ).format(*map(sql.Literal, (
+        feature.code, sorted(kinds), free_allowed, sorted(plans), bool(catalog.free.daily_credits),
+        catalog.policies.free_credits_for_subscribers, catalog.policies.free_reset_timezone,
+    )))
+    return call.as_string(None)
 
 
 def _spend_in_database(ctx, cursor: repo.Cursor, customer_id: str, amount: Credits, feature: Feature,

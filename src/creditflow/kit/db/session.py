@@ -73,9 +73,10 @@ class Database:
             self.engine = create_engine(
                 self.url, echo=echo, pool_size=pool_size, max_overflow=MAX_OVERFLOW, pool_pre_ping=False
             )
-        self._max_connections = pool_size + MAX_OVERFLOW
         self._write_lock = threading.RLock()
-        self._statements: StatementConnections | None = None
+        # PostgreSQL: autocommit connections for single-statement units of work, as many at
+        # most as the engine's pool (kit/db/statements.py); none is opened until needed.
+        self.statements = None if self.is_sqlite else StatementConnections(self.engine.url, pool_size + MAX_OVERFLOW)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False, autoflush=True)
         self._read_sessions = sessionmaker(
             self.engine.execution_options(creditflow_readonly=True), expire_on_commit=False
@@ -88,16 +89,6 @@ class Database:
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
-
-    @property
-    def statements(self) -> StatementConnections:
-        """PostgreSQL: autocommit connections for single-statement units of work, as many at
-        most as the engine's pool (kit/db/statements.py)."""
-        if self._statements is None:
-            with self._write_lock:
-                if self._statements is None:
-                    self._statements = StatementConnections(self.engine.url, self._max_connections)
-        return self._statements
 
     @property
     def writer_lock(self) -> threading.RLock | None:
@@ -150,8 +141,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
-        if self._statements is not None:
-            self._statements.close()
+        if self.statements is not None:
+            self.statements.close()
 
 
 def _is_retryable(exc: DBAPIError) -> bool:

@@ -49,18 +49,18 @@ class StatementConnections:
             if item is None:
                 connection = psycopg.connect(self._conninfo, autocommit=True)
                 item = (connection, connection.cursor())
+            connection = item[0]
             try:
                 yield item[1]
-            except BaseException:
-                if item[0].broken or item[0].closed:  # lost: the idle ones probably are too
-                    item[0].close()
-                    self.close()
-                    raise
-                with self._lock:
-                    self._idle.append(item)
-                raise
-            with self._lock:
-                self._idle.append(item)
+            finally:
+                if connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+                    with self._lock:
+                        self._idle.append(item)
+                else:  # lost (the idle ones probably are too), or left mid-statement
+                    lost = connection.broken
+                    connection.close()
+                    if lost:
+                        self.close()
         finally:
             slots.release()
 
