@@ -239,7 +239,7 @@ def stop(process: subprocess.Popen) -> None:
 # ------------------------------------------------------------------------------------------
 
 def seed(db_url: str, customers: int) -> list[str]:
-    from creditflow.context import build_context
+    from creditflow.wiring import build_context
     from creditflow.credits.promo import grant_promo_credits
     from creditflow.customer.service import create_customer
     from creditflow.kit.db import Database

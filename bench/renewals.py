@@ -45,7 +45,6 @@ import tempfile
 import threading
 import time
 import uuid
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -423,7 +422,7 @@ def _event(db: Raw, new_id, type_: str, customer_id: str, data: dict, now: datet
 
 def worker_main() -> None:
     """`renewals.py _worker`: read JSON commands on stdin, answer JSON lines on stdout."""
-    from creditflow.context import build_context
+    from creditflow.wiring import build_context
     from creditflow.kit.clock import FixedClock
     from creditflow.kit.db import Database
     from creditflow.worker.runner import tick
@@ -645,7 +644,7 @@ def _group(contestant: str) -> int:
     """Renewals a worker charges before settling them: the engine's group, the baseline's one."""
     if contestant == "baseline":
         return 1
-    from creditflow.subscription.renewal_batch import GROUP
+    from creditflow.purchase.renewal import GROUP
 
     return GROUP
 

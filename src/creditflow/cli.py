@@ -7,6 +7,7 @@ import os
 import secrets
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -21,14 +22,24 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(keys_app, name="keys")
 
 
+# Options that several commands take.
+DatabaseUrl = Annotated[str | None, typer.Option("--database-url", help="Default: CREDITFLOW_DATABASE_URL")]
+Host = Annotated[str, typer.Option(help="Address to listen on")]
+Port = Annotated[int, typer.Option(help="Port to listen on")]
+
+
 def _database_url(url: str | None) -> str:
     from creditflow.kit.db.session import default_database_url
 
     return url or default_database_url()
 
 
+def _log_to_stderr() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+
 @app.command()
-def migrate(database_url: str = typer.Option(None, "--database-url", help="Default: CREDITFLOW_DATABASE_URL")):
+def migrate(database_url: DatabaseUrl = None):
     """Apply pending database migrations."""
     from creditflow.kit.db.migrate import current, upgrade
 
@@ -55,8 +66,8 @@ def catalog_check(path: Path = typer.Argument(..., help="Catalog YAML file")):
 
 
 @ledger_app.command("check")
-def ledger_check(database_url: str = typer.Option(None, "--database-url")):
-    """Verify credit conservation (K6) and that stored balances equal their entries."""
+def ledger_check(database_url: DatabaseUrl = None):
+    """Verify that granted = spent + expired + held + available and that stored balances equal their entries."""
     from creditflow.credits.check import check_ledger
     from creditflow.kit.db import Database
 
@@ -74,17 +85,17 @@ def ledger_check(database_url: str = typer.Option(None, "--database-url")):
 
 @app.command()
 def worker(
-    database_url: str = typer.Option(None, "--database-url"),
+    database_url: DatabaseUrl = None,
     interval: float = typer.Option(1.0, help="Seconds to sleep when nothing is due"),
     once: bool = typer.Option(False, help="Run what is due now, then exit"),
     batch: int = typer.Option(100, help="Subscriptions claimed per round"),
 ):
     """Run due work: renewals, monthly grants and expiries, dunning, reconciliation."""
-    from creditflow.context import build_context
+    from creditflow.wiring import build_context
     from creditflow.kit.db import Database
     from creditflow.worker.runner import run_forever, tick
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _log_to_stderr()
     ctx = build_context(Database(_database_url(database_url)))
     if once:
         typer.echo(f"ran {tick(ctx, batch=batch)} piece(s) of work")
@@ -97,23 +108,23 @@ def worker(
 
 @app.command()
 def serve(
-    host: str = typer.Option("127.0.0.1", help="Address to listen on"),
-    port: int = typer.Option(8000, help="Port to listen on"),
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
     no_migrate: bool = typer.Option(False, "--no-migrate", help="Don't apply pending migrations at start"),
     no_worker: bool = typer.Option(False, "--no-worker", help="Leave due work to `creditflow worker` processes"),
     workers: int = typer.Option(1, help="API processes (uvicorn workers)"),
-    database_url: str = typer.Option(None, "--database-url", help="Default: CREDITFLOW_DATABASE_URL"),
+    database_url: DatabaseUrl = None,
     log_level: str = typer.Option("info", help="uvicorn log level"),
     access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request"),
 ):
     """Serve the HTTP API (and run the worker in the background unless --no-worker)."""
     from creditflow.api.server import serve as run_server
     from creditflow.api.settings import Settings
-    from creditflow.context import build_context
+    from creditflow.wiring import build_context
     from creditflow.kit.db import Database
     from creditflow.kit.db.migrate import upgrade
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _log_to_stderr()
     url = _database_url(database_url)
     if not no_migrate:
         upgrade(url)
@@ -130,7 +141,7 @@ def serve(
 @keys_app.command("create")
 def keys_create(
     scope: str = typer.Option(..., "--scope", help="server or support"),
-    database_url: str = typer.Option(None, "--database-url", help="Default: CREDITFLOW_DATABASE_URL"),
+    database_url: DatabaseUrl = None,
 ):
     """Create an API key and print its secret (shown this once; only its hash is stored)."""
     from sqlalchemy.exc import DBAPIError
@@ -159,8 +170,8 @@ DEMO_EXTERNAL_ID = "demo"
 
 @app.command()
 def demo(
-    host: str = typer.Option("127.0.0.1", help="Address to serve on"),
-    port: int = typer.Option(8000, help="Port to serve on"),
+    host: Host = "127.0.0.1",
+    port: Port = 8000,
     database_url: str = typer.Option(None, "--database-url", help="Default: creditflow.db in this directory"),
     print_only: bool = typer.Option(False, "--print-only", help="Set up and print, but don't start the server"),
 ):
@@ -169,12 +180,13 @@ def demo(
     from creditflow.api.server import serve as run_server
     from creditflow.api.settings import Settings
     from creditflow.auth.service import create_api_key
-    from creditflow.context import build_context
+    from creditflow.wiring import build_context
     from creditflow.customer.service import create_customer, list_customers, set_payment_method
     from creditflow.kit.db import Database
     from creditflow.kit.db.migrate import upgrade
     from creditflow.portal.service import PAGE_PATH, create_portal_session
-    from creditflow.subscription.service import customer_plan, subscribe
+    from creditflow.subscription.service import customer_plan
+    from creditflow.purchase.subscribe import subscribe
 
     url = database_url or "sqlite:///creditflow.db"
     upgrade(url)
@@ -206,7 +218,7 @@ def demo(
         typer.echo(f"serve it with:   CREDITFLOW_SECRET_KEY={settings.secret_key} creditflow serve --port {port}")
         ctx.db.dispose()
         return
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    _log_to_stderr()
     run_server(ctx, settings, host=host, port=port)
 
 

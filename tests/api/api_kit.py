@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from creditflow.api.app import create_app
 from creditflow.api.settings import Settings
-from creditflow.context import build_context
+from creditflow.wiring import build_context
 
 SERVER_KEY = "sk_test_server_0123456789"
 SUPPORT_KEY = "sk_test_support_0123456789"

@@ -103,7 +103,7 @@ def test_healthz_is_503_when_the_database_does_not_answer(tmp_path):
 
     from creditflow.api.app import create_app
     from creditflow.api.settings import Settings
-    from creditflow.context import build_context
+    from creditflow.wiring import build_context
     from creditflow.kit.db import Database
 
     missing = tmp_path / "no" / "such" / "dir" / "x.db"

@@ -16,7 +16,7 @@ from api_kit import assert_error
 
 from creditflow.events.delivery import deliver_due, retry_delay
 from creditflow.events.models import WebhookDelivery
-from creditflow.worker.jobs import registered_jobs
+from creditflow.worker.jobs import JOBS
 
 
 class Receiver:
@@ -173,4 +173,4 @@ def test_a_delivery_is_given_up_after_three_days_and_the_next_ones_flow(api, rec
 
 
 def test_delivery_is_a_registered_worker_job():
-    assert "webhook_delivery" in {job.name for job in registered_jobs()}
+    assert "webhook_delivery" in {job.name for job in JOBS}

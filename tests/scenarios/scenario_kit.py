@@ -140,7 +140,7 @@ class Shopper:
         return [e.type for e in self.events()]
 
     def assert_ledger_balanced(self) -> None:
-        """K6 for this customer: the account equals its entries, and the lots agree."""
+        """Conservation for this customer: the account equals its entries, and the lots agree."""
         account = self.account()
         sums: dict[str, Credits] = {}
         for entry in self.entries(plan_only=False):

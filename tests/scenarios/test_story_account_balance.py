@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from scenario_kit import credits, utc
 
-from creditflow.subscription.change import change_subscription
-from creditflow.subscription.service import subscribe
+from creditflow.purchase.change import change_subscription
+from creditflow.purchase.subscribe import subscribe
 
 START = utc(2026, 1, 1, 10)
 CHANGE = utc(2026, 1, 2, 10)

@@ -6,7 +6,7 @@ import pytest
 from scenario_kit import utc
 
 from creditflow.kit.errors import Conflict, InvalidRequest, NotFound, PaymentFailed
-from creditflow.subscription.service import subscribe
+from creditflow.purchase.subscribe import subscribe
 
 START = utc(2026, 3, 10, 10)
 
@@ -51,7 +51,7 @@ def test_a_second_live_subscription_is_refused_and_changes_nothing(world, state)
     else:
         sub = subscribe(world.ctx, quinn.id, "standard", "monthly")
         if state == "cancelling":
-            from creditflow.subscription.service import cancel_subscription
+            from creditflow.purchase.cancel import cancel_subscription
 
             cancel_subscription(world.ctx, sub.id)
         if state == "past_due":
@@ -70,7 +70,7 @@ def test_a_second_live_subscription_is_refused_and_changes_nothing(world, state)
 
 def test_after_the_end_a_new_subscription_can_start(world):
     """The one-live-subscription rule doesn't count an ended subscription."""
-    from creditflow.subscription.service import cancel_subscription
+    from creditflow.purchase.cancel import cancel_subscription
 
     rita = world.shopper(START)
     first = subscribe(world.ctx, rita.id, "standard", "monthly")

@@ -1,4 +1,4 @@
-"""X1 and X3: cancel at the end of the term, and resume before it ends."""
+"""Cancel at the end of the term, and resume before it ends."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from scenario_kit import credits, utc
 
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict
-from creditflow.subscription.service import cancel_subscription, resume_subscription, subscribe
+from creditflow.purchase.cancel import cancel_subscription
+from creditflow.subscription.service import resume_subscription
+from creditflow.purchase.subscribe import subscribe
 
 START = utc(2026, 3, 10, 10)
 END = utc(2026, 4, 10, 10)

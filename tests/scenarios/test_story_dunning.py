@@ -1,4 +1,4 @@
-"""S5: a declined renewal, the retries 1, 3 and 7 days after it, and what follows."""
+"""A declined renewal, the retries 1, 3 and 7 days after it, and what follows."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from scenario_kit import credits, utc
 
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict
-from creditflow.subscription.service import cancel_subscription, subscribe
+from creditflow.purchase.cancel import cancel_subscription
+from creditflow.purchase.subscribe import subscribe
 
 START = utc(2026, 3, 10, 10)
 RENEWAL = utc(2026, 4, 10, 10)
@@ -29,7 +30,7 @@ def test_declined_renewal_is_retried_after_1_3_and_7_days_then_free(world):
     assert stored.due_at == RETRIES[0]
     assert stored.current_term_end == RENEWAL  # the paid term is over
     assert jack.plan() == "free"
-    assert jack.plan_credits() == Credits(0)  # S5: no new credits, the old month expired
+    assert jack.plan_credits() == Credits(0)  # past due: no new credits, the old month expired
     assert len(jack.lots()) == 1
     renewal = jack.invoices()[-1]
     assert (renewal.purpose, renewal.status, renewal.total) == ("renewal", "open", 3000)

@@ -1,4 +1,4 @@
-"""P1 and E1 over a few months with several customers: invoice numbers, lines and totals, and an
+"""Invoices and events over a few months with several customers: invoice numbers, lines and totals, and an
 event for every change of state, written with the change."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from creditflow.credits.models import CreditEntry, CreditLot
 from creditflow.events.models import Event
 from creditflow.invoicing.models import Invoice
 from creditflow.payment.models import PaymentAttempt
-from creditflow.subscription.service import cancel_subscription, subscribe
+from creditflow.purchase.cancel import cancel_subscription
+from creditflow.purchase.subscribe import subscribe
 
 
 def _all(world, query):

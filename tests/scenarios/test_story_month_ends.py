@@ -1,10 +1,10 @@
-"""SPEC section 2: boundaries count from the anchor with the day clamped, the time of day kept."""
+"""Boundaries count from the anchor with the day clamped, the time of day kept."""
 
 from __future__ import annotations
 
 from scenario_kit import credits, utc
 
-from creditflow.subscription.service import subscribe
+from creditflow.purchase.subscribe import subscribe
 
 
 def test_yearly_plan_started_on_january_31st_refreshes_on_each_month_end(world):

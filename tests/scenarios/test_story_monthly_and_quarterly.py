@@ -1,4 +1,5 @@
-"""S1-S4 over the calendar: a monthly and a quarterly Standard subscription, month by month."""
+"""Subscribing, monthly grants and renewals over the calendar: a monthly and a quarterly
+Standard subscription, month by month."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from datetime import timedelta
 from scenario_kit import credits, spend_function, utc
 
 from creditflow.kit.credits import Credits
-from creditflow.subscription.service import subscribe
+from creditflow.purchase.subscribe import subscribe
 
 
 def test_standard_monthly_bought_on_march_10th_renews_on_april_10th_without_rollover(world):
@@ -16,7 +17,7 @@ def test_standard_monthly_bought_on_march_10th_renews_on_april_10th_without_roll
 
     sub = subscribe(world.ctx, alice.id, "standard", "monthly")
 
-    # S1: $30 charged at once; active for [03-10 10:00, 04-10 10:00); 8,000 credits.
+    # Subscribing: $30 charged at once; active for [03-10 10:00, 04-10 10:00); 8,000 credits.
     assert alice.charged() == [3000]
     stored = alice.sub()
     assert stored.id == sub.id
@@ -93,7 +94,7 @@ def test_standard_quarterly_charges_once_and_grants_monthly(world):
     assert (sub.current_term_start, sub.current_term_end) == (start, utc(2026, 4, 15, 8, 30))
     assert sub.due_at == utc(2026, 2, 15, 8, 30)  # the next monthly grant, not a charge
 
-    # S2: a grant on each monthly boundary of the term; S3: set to the allotment.
+    # A grant on each monthly boundary of the term, set to the allotment (no rollover).
     for month in (2, 3):
         boundary = utc(2026, month, 15, 8, 30)
         bob.advance(boundary - timedelta(seconds=1))

@@ -1,4 +1,4 @@
-"""P3: a payment whose outcome is unknown is reconciled later and never charged twice."""
+"""A payment whose outcome is unknown is reconciled later and never charged twice."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from scenario_kit import credits, utc
 
 from creditflow.kit.errors import Conflict, NotFound, PaymentFailed
 from creditflow.subscription.repository import get_subscription
-from creditflow.subscription.service import subscribe
+from creditflow.purchase.subscribe import subscribe
 
 START = utc(2026, 3, 10, 10)
 

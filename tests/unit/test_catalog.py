@@ -10,7 +10,7 @@ from fractions import Fraction
 
 import pytest
 
-from creditflow.catalog import (
+from creditflow.catalog.loader import (
     CATALOG_ENV_VAR,
     CatalogError,
     check_catalog,
@@ -100,7 +100,7 @@ def test_sample_plans(code, name, rank, credits, monthly, quarterly, yearly):
     plan = load_catalog().plan(code)
     assert (plan.name, plan.rank, str(plan.monthly_credits)) == (name, rank, credits)
     assert plan.prices == {Term.monthly: monthly, Term.quarterly: quarterly, Term.yearly: yearly}
-    # SPEC 1: quarterly at 0.85 and yearly at 0.70 of the monthly price per month.
+    # Quarterly at 0.85 and yearly at 0.70 of the monthly price per month.
     assert quarterly == round_half_up(Fraction(monthly * 3 * 85, 100))
     assert yearly == round_half_up(Fraction(monthly * 12 * 70, 100))
 

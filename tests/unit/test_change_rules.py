@@ -1,4 +1,4 @@
-"""Plan-change classification (SPEC U1, D1, D2): the default rule and catalog rule tables."""
+"""Plan-change classification (upgrade or downgrade, and when): the default rule and catalog rule tables."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from importlib import resources
 
 import pytest
 
-from creditflow.catalog import TIMINGS, ChangeDecision, classify_change, load_catalog_text
-from creditflow.catalog.rules import DEFAULT_TIMINGS
+from creditflow.catalog.loader import load_catalog_text
+from creditflow.catalog.models import TIMINGS
+from creditflow.catalog.rules import DEFAULT_TIMINGS, ChangeDecision, classify_change
 from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest
 from creditflow.kit.periods import Term
 
@@ -144,7 +145,7 @@ def test_default_timings_use_the_catalog_vocabulary():
         (ChangeDecision(*UP), "immediate", False, "immediate"),
         (ChangeDecision(*UP), "end_of_period", False, "end_of_period"),
         (ChangeDecision(*DOWN), "end_of_period", False, "end_of_period"),
-        (ChangeDecision(*DOWN), "immediate", False, "support_only"),  # SPEC D2
+        (ChangeDecision(*DOWN), "immediate", False, "support_only"),  # an immediate downgrade is for support
         (ChangeDecision(*DOWN), "immediate", True, "immediate"),
         (ChangeDecision("upgrade", ("immediate",)), "end_of_period", False, "timing_not_allowed"),
         (ChangeDecision("upgrade", ("immediate",)), "end_of_period", True, "timing_not_allowed"),

@@ -1,4 +1,4 @@
-"""The pure allocation of a spend over lots (K2) and the split of a settled hold."""
+"""The pure allocation of a spend over lots (soonest-expiring first) and the split of a settled hold."""
 
 from __future__ import annotations
 

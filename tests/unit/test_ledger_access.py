@@ -1,4 +1,4 @@
-"""Who may spend on what, with which credits (F1, F2, T2), and when free credits reset."""
+"""Who may spend on what, with which credits (free, subscription, top-up), and when free credits reset."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ FREE, BASIC, STANDARD = Standing(None), Standing("basic"), Standing("standard")
 
 
 @pytest.mark.parametrize("standing, feature, kinds", [
-    (FREE, "standard_models", ALL_KINDS),          # top-up credits after the sub ended: yes (T2)
+    (FREE, "standard_models", ALL_KINDS),          # top-up credits after the sub ended: yes
     (BASIC, "standard_models", ALL_KINDS),
-    (BASIC, "pro_models", PAID_KINDS),             # F2: free credits never pay for Pro
+    (BASIC, "pro_models", PAID_KINDS),             # free credits never pay for Pro
     (STANDARD, "private_generations", PAID_KINDS),
 ])
 def test_allowed(standing, feature, kinds):
@@ -27,7 +27,7 @@ def test_allowed(standing, feature, kinds):
 
 
 @pytest.mark.parametrize("standing, feature, code", [
-    (FREE, "pro_models", "subscription_required"),          # and so top-ups can't pay for it (T2)
+    (FREE, "pro_models", "subscription_required"),          # and so top-ups can't pay for it
     (FREE, "video_models", "subscription_required"),
     (BASIC, "private_generations", "feature_not_in_plan"),
     (STANDARD, "video_models", "feature_not_in_plan"),

@@ -4,8 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from creditflow.kit.errors import InvalidRequest
-from creditflow.kit.money import check_amount, format_money, prorate, round_half_up
+from creditflow.kit.money import format_money, prorate, round_half_up
 
 
 @pytest.mark.parametrize(
@@ -75,18 +74,6 @@ def test_prorate_is_the_nearest_integer(amount, whole, data):
     assert abs(result - exact) <= Fraction(1, 2)
     # The two shares of a split differ from the whole by at most one minor unit.
     assert abs(result + prorate(amount, whole - part, whole) - amount) <= 1
-
-
-@pytest.mark.parametrize("value", [0, 1, 2950])
-def test_check_amount_accepts_non_negative_integers(value):
-    assert check_amount(value, "amount") == value
-
-
-@pytest.mark.parametrize("value", [-1, 1.0, 29.5, "2950", True, None])
-def test_check_amount_refuses_the_rest(value):
-    with pytest.raises(InvalidRequest) as error:
-        check_amount(value, "amount")
-    assert error.value.param == "amount"
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,6 @@
-"""Time proration (SPEC U3): tables by term, month ends, leap years, first and last seconds,
-and properties: nothing created or lost in the split; a preview equals the charge."""
+"""Time proration (the unused part of a term, to the second): tables by term, month ends,
+leap years, first and last seconds, and properties: nothing created or lost in the split; a
+preview equals the charge."""
 
 from datetime import datetime, timedelta, timezone
 from fractions import Fraction

@@ -1,4 +1,4 @@
-"""The refund policy (SPEC M1), pure: who may have their money back, by the policy table."""
+"""The refund policy, pure: who may have their money back, by the policy table."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def ask(*, term="monthly", spent="0", at=PAID + timedelta(hours=1), purpose="sub
 @pytest.mark.parametrize(
     ("term", "spent", "at", "eligible"),
     [
-        # SPEC scenarios: a monthly first purchase at 2026-03-10 10:00, asked 2026-03-13 09:00.
+        # A monthly first purchase at 2026-03-10 10:00, asked 2026-03-13 09:00.
         ("monthly", "250", utc(2026, 3, 13, 9), True),
         ("monthly", "301", utc(2026, 3, 13, 9), False),
         ("monthly", "300", utc(2026, 3, 13, 9), True),  # "at most 300"

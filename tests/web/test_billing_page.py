@@ -1,5 +1,6 @@
-"""The Billing and Subscription page, end to end in Chromium (SPEC U2-U6, D1, C1-C3, X1-X3,
-T1, P1). Every customer lives on a test clock, so every date and amount is exact."""
+"""The Billing and Subscription page, end to end in Chromium: upgrades
+and their previews, downgrades, scheduled changes, cancel and resume, top-ups and invoices.
+Every customer lives on a test clock, so every date and amount is exact."""
 
 from __future__ import annotations
 
@@ -98,7 +99,7 @@ def test_an_end_of_period_upgrade_blocks_cancelling_until_the_scheduled_change_i
     expect(scheduled).to_contain_text("You'll be charged $50.00 then.")
     expect(page.get_by_test_id("current-plan-name")).to_have_text("Standard")
     expect(page.get_by_test_id("next-renewal")).to_have_text("28 Feb 2026 · $50.00 (Ultimate)")
-    # U5: the cancel control is unavailable, and says why.
+    # While an upgrade is scheduled, the cancel control is unavailable, and says why.
     cancel = page.get_by_role("button", name="Cancel subscription")
     expect(cancel).to_be_disabled()
     expect(page.get_by_test_id("cancel-blocked")).to_have_text(
@@ -112,7 +113,7 @@ def test_an_end_of_period_upgrade_blocks_cancelling_until_the_scheduled_change_i
     expect(stale_tab.get_by_test_id("status")).to_have_text("Active")
     shot(stale_tab, "cancel-refused")
 
-    # C2: cancelling the scheduled change; the current plan simply continues.
+    # Cancelling the scheduled change: the current plan simply continues.
     page.get_by_role("button", name="Cancel scheduled change").click()
     expect(flash(page)).to_have_text("The scheduled change to Ultimate is cancelled. You stay on Standard.")
     expect(page.get_by_test_id("scheduled-change")).to_have_count(0)
@@ -139,7 +140,7 @@ def test_a_downgrade_is_reviewed_then_takes_effect_at_the_end_of_the_period(env:
                                      "Nothing was charged today.")
     expect(page.get_by_test_id("scheduled-change")).to_contain_text("Downgrade to Basic (monthly) on 28 Feb 2026.")
 
-    # C1: scheduling another replaces it, and says so.
+    # Scheduling another change replaces it, and says so.
     page.get_by_role("button", name="Downgrade to Basic (quarterly)").click()
     expect(page.get_by_text("This replaces the change to Basic (monthly) that is already scheduled.")).to_be_visible()
     page.get_by_role("button", name="Confirm downgrade").click()
@@ -147,7 +148,7 @@ def test_a_downgrade_is_reviewed_then_takes_effect_at_the_end_of_the_period(env:
     expect(page.get_by_test_id("scheduled-change")).to_contain_text("Downgrade to Basic (quarterly) on 28 Feb 2026.")
     expect(page.get_by_test_id("scheduled-change")).to_contain_text("$22.95")
 
-    # D1: Standard and its credits stay until the period ends; then the renewal charges Basic.
+    # A downgrade waits: Standard and its credits stay until the period ends; then the renewal charges Basic.
     expect(page.get_by_test_id("current-plan-name")).to_have_text("Standard")
     shopper.advance(utc(2026, 2, 28, 10))
     page.reload()
@@ -290,7 +291,7 @@ def test_a_free_customer_upgrades_to_a_plan(env: WebEnv, page: Page):
     expect(flash(page)).to_have_text("Welcome to Basic! Your 2,000 plan credits are ready.")
     expect(page.get_by_test_id("current-plan-name")).to_have_text("Basic")
     expect(page.get_by_test_id("next-renewal")).to_have_text("31 Jan 2027 · $75.60")
-    # Plan credits are monthly whatever the term (S2).
+    # Plan credits are granted monthly whatever the term.
     expect(page.get_by_test_id("balance-subscription")).to_contain_text("Refreshes to 2,000 on 28 Feb 2026")
 
 

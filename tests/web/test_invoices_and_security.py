@@ -1,4 +1,4 @@
-"""Invoices (P1) and the credit history, and what keeps one customer's page to that customer:
+"""Invoices and the credit history, and what keeps one customer's page to that customer:
 the one-time, five-minute portal link, the session bound to one customer, CSRF tokens."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from sqlalchemy import select
 from web_kit import WebEnv, both_backends, shot, utc
 
 from creditflow.credits.spend import spend_credits
-from creditflow.credits.topups import purchase_top_up
+from creditflow.purchase.top_up import purchase_top_up
 from creditflow.invoicing.models import Invoice
 from creditflow.subscription.change import preview_change
 from creditflow.subscription.models import Subscription

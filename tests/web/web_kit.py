@@ -24,7 +24,7 @@ from playwright.sync_api import Page, expect
 
 from creditflow.customer.service import create_customer, create_test_clock, set_payment_method
 from creditflow.kit.clock import FixedClock
-from creditflow.subscription.service import subscribe
+from creditflow.purchase.subscribe import subscribe
 from creditflow.worker.testclock import advance_test_clock
 
 SERVER_KEY = "sk_web_test_server_0123456789"

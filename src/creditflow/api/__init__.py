@@ -1,1 +1,1 @@
-"""The HTTP API of API.md: `create_app(ctx, settings)` builds it."""
+"""The HTTP API (`/v1/...`): `create_app(ctx, settings)` in `app.py` builds it."""

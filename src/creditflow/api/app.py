@@ -2,7 +2,7 @@
 
 Each request is its own unit of work: the services open their transactions through `ctx.db`
 (payment use cases commit before calling the gateway, by design). Routes translate between
-the schemas of API.md and the services, and never query the database themselves.
+the request and response schemas and the services, and never query the database themselves.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from creditflow.api import errors
 from creditflow.api.fastpath import SpendPath
 from creditflow.api.gate import Gate
 from creditflow.api.routes import catalog, credits, customers, events, invoices, portal, subscriptions, test_clocks
-from creditflow.api.schemas.misc import Health
+from creditflow.api.schemas.health import Health
 from creditflow.api.settings import Settings
 from creditflow.auth.service import ensure_keys, parse_bootstrap_keys
 from creditflow.context import Context

@@ -17,7 +17,7 @@ from creditflow.kit.errors import CreditflowError
 
 
 class Unauthorized(CreditflowError):
-    http_status = 401
+    category = "unauthorized"
     default_code = "unauthorized"
 
 

@@ -1,8 +1,9 @@
-"""The error format of API.md, `{"error": {"code", "message", "param"}}`, for every failure.
+"""The API's error format, `{"error": {"code", "message", "param"}}`, for every failure.
 
-Domain errors carry their HTTP status and code; validation errors become 422 `invalid_request`
-naming the field (400 `malformed_request` when the body is not JSON at all); unknown routes
-404; and a database uniqueness race that a service didn't catch is still a 409, not a 500.
+Domain errors say what went wrong (a category and a code); the HTTP status of each category is
+decided here (`STATUS_BY_CATEGORY`). Validation errors become 422 `invalid_request` naming the
+field (400 `malformed_request` when the body is not JSON at all); unknown routes 404; and a
+database uniqueness race that a service didn't catch is still a 409, not a 500.
 """
 
 from __future__ import annotations
@@ -47,10 +48,27 @@ def error_bytes(code: str, message: str, param: str | None = None) -> bytes:
     return json.dumps(error_body(code, message, param), separators=(",", ":")).encode()
 
 
+# The HTTP status of each category of domain error.
+STATUS_BY_CATEGORY = {
+    "invalid": 422,
+    "unauthorized": 401,
+    "payment_failed": 402,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+}
+
+
+def http_status(exc: CreditflowError) -> int:
+    """The status a domain error answers with; a category this table doesn't know is a 400
+    (still the caller's request, never a 500)."""
+    return STATUS_BY_CATEGORY.get(exc.category, 400)
+
+
 def domain_error_response(exc: CreditflowError) -> JSONResponse:
-    status = exc.http_status
+    status = http_status(exc)
     if status == 422 and exc.code != "invalid_request":
-        # API.md: every 422 is `invalid_request`; the service's finer code goes in `reason`.
+        # Every 422 has the code `invalid_request`; the service's finer code goes in `reason`.
         return error_response(422, "invalid_request", exc.message, exc.param, reason=exc.code)
     return error_response(status, exc.code, exc.message, exc.param)
 

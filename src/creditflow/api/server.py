@@ -18,7 +18,7 @@ def build_server_app(ctx, settings: Settings):
 
 def app_from_env():
     """The app for one uvicorn worker process, configured by the environment alone."""
-    from creditflow.context import build_context
+    from creditflow.wiring import build_context
 
     return build_server_app(build_context(), Settings.from_env())
 

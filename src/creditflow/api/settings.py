@@ -1,8 +1,7 @@
-"""What the API server reads from its environment (API.md, "Starting it")."""
+"""What the API server reads from its environment (`CREDITFLOW_*` variables)."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import secrets
@@ -56,10 +55,9 @@ class Settings:
                         "and stop working when this process restarts")
             secret = secrets.token_urlsafe(32)
         from creditflow.auth.service import parse_bootstrap_keys
+        from creditflow.events.service import denied_ranges
 
         parse_bootstrap_keys(env.get("CREDITFLOW_BOOTSTRAP_KEYS"))  # a mistake stops the start, with the reason
-        deny = tuple(ipaddress.ip_network(r.strip(), strict=False)
-                     for r in env.get("CREDITFLOW_WEBHOOK_DENY", "").split(",") if r.strip())
         return cls(
             secret_key=secret,
             test_clocks=_flag(env.get("CREDITFLOW_TEST_CLOCKS")),
@@ -68,5 +66,5 @@ class Settings:
             rate_burst=_number(env, "CREDITFLOW_RATE_BURST", None),
             max_body_bytes=_number(env, "CREDITFLOW_MAX_BODY_BYTES", cls.max_body_bytes, int),
             public_url=env.get("CREDITFLOW_PUBLIC_URL") or None,
-            webhook_deny=deny,
+            webhook_deny=denied_ranges(env.get("CREDITFLOW_WEBHOOK_DENY")),
         )

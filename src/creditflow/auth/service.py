@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from creditflow.auth.models import ApiKey
 from creditflow.kit.errors import Forbidden, InvalidRequest
 from creditflow.kit.ids import new_id
+from creditflow.kit.settings import comma_separated
 
 SCOPES = ("server", "support")
 
@@ -61,10 +62,7 @@ def create_api_key(session: Session, scope: str, *, now: datetime, secret: str |
 def parse_bootstrap_keys(spec: str | None) -> list[tuple[str, str]]:
     """`"sk_server_x:server,sk_support_y:support"` -> [(secret, scope), ...]."""
     pairs = []
-    for item in (spec or "").split(","):
-        item = item.strip()
-        if not item:
-            continue
+    for item in comma_separated(spec):
         secret, sep, scope = item.rpartition(":")
         if not sep or not secret:
             raise ValueError(f"CREDITFLOW_BOOTSTRAP_KEYS: expected SECRET:SCOPE, got {item!r}")

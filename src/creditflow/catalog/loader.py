@@ -375,7 +375,7 @@ def _read_free(node: _Node, features: dict[str, Feature]) -> FreePlan:
     if "features" in fields:
         feature_codes = _feature_set(fields["features"], features)
         for item in fields["features"].value:
-            if features[item.value].requires_subscription:  # SPEC F2: free credits can't pay for it
+            if features[item.value].requires_subscription:  # free credits can't pay for it
                 _fail(item, f"feature {item.value!r} requires a subscription, so the Free plan cannot include it")
     return FreePlan(daily_credits=daily_credits, features=feature_codes)
 

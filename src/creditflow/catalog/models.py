@@ -23,7 +23,7 @@ TIMINGS: tuple[str, ...] = ("immediate", "end_of_period", "immediate_support")
 """How a change may be timed, as named in the catalog's change rules.
 
 `immediate` and `end_of_period` are open to the customer (and to support). `immediate_support`
-means "immediately, but only by support" (SPEC D2: an immediate downgrade is a support action).
+means "immediately, but only by support" (an immediate downgrade is a support action).
 A change request itself only ever says `immediate` or `end_of_period`; see
 `ChangeDecision.check_timing`.
 """
@@ -89,7 +89,7 @@ class Bundle:
 
 @dataclass(frozen=True, slots=True)
 class RefundPolicy:
-    """When a customer's first purchase of a plan is refundable (SPEC M1).
+    """When a customer's first purchase of a plan is refundable.
 
     Quarterly is not in ImagineArt's published policy; we treat it like monthly (3 days), the
     stricter of the two published windows. A window of 0 days means "not refundable".
@@ -151,8 +151,8 @@ class Policies:
     free_credits_for_subscribers: bool = False
     quote_ttl_seconds: int = 1800
     free_reset_timezone: str | None = None
-    """None: each customer's own time zone (UTC when unset), as SPEC F1. A zone name overrides it
-    for every customer."""
+    """None: each customer's own time zone (UTC when unset), so free credits reset at the
+    customer's midnight. A zone name overrides it for every customer."""
 
     @property
     def rules(self) -> tuple[ChangeRule, ...]:

@@ -1,4 +1,4 @@
-"""Classify a plan change as an upgrade or a downgrade, and say how it may be timed (SPEC U1).
+"""Classify a plan change as an upgrade or a downgrade, and say how it may be timed.
 
 Pure: it reads the catalog and nothing else. The policy is data, as in Kill Bill: the catalog's
 `policies.change_rules` is an ordered table and the first matching rule decides. When the table
@@ -8,8 +8,9 @@ answer and a catalog only needs to list its exceptions.
 Default rule: a change is an upgrade when the target plan ranks higher, or has the same rank and
 a longer term; otherwise it is a downgrade. Ranks are unique, so "same rank" means "same plan".
 Default timings:
-- upgrade: `immediate` (the default, listed first) or `end_of_period` (SPEC U2);
-- downgrade: `end_of_period` for the customer, `immediate_support` for support only (SPEC D1, D2).
+- upgrade: `immediate` (the default, listed first) or `end_of_period`;
+- downgrade: `end_of_period` for the customer, `immediate_support` for support only
+  (a self-service downgrade waits for the end of the term).
 """
 
 from __future__ import annotations

@@ -1,122 +1,94 @@
-"""Granting and expiring credit lots, with their ledger entries and account totals.
-
-Every change to a lot goes through here or through the spend module, so that the account
-totals (K6) move in step with the entries.
-"""
+"""Plan and top-up credits granted, expired and taken back: the ledger's use cases for the
+subscription and purchase packages, all written through the customer's `Book` (the one
+writer of lots and entries) under their account lock."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from creditflow.credits.models import CreditAccount, CreditEntry, CreditLot
-from creditflow.events.outbox import record_event
+from creditflow.context import Context
+from creditflow.credits import repository as repo
+from creditflow.credits.book import Book
 from creditflow.kit.credits import Credits
-from creditflow.kit.errors import NotFound
-from creditflow.kit.ids import new_id
 
 
-def lock_account(session: Session, customer_id: str) -> CreditAccount:
-    """The customer's credit account, row-locked until commit (serialises their spends)."""
-    account = session.get(CreditAccount, customer_id, with_for_update=True, populate_existing=True)
-    if account is None:
-        raise NotFound(f"no such customer: {customer_id}", param="customer")
-    return account
+@dataclass(frozen=True)
+class PlanGrant:
+    """A month's plan credits for a subscription; `grant_key` makes it happen at most once."""
+
+    customer_id: str
+    subscription_id: str
+    amount: Credits
+    expires_at: datetime
+    grant_key: str
 
 
-def add_entry(
-    session: Session,
-    *,
-    customer_id: str,
-    kind: str,
-    amount: Credits,
-    lot_id: str | None,
-    now: datetime,
-    reference: str | None = None,
-) -> CreditEntry:
-    entry = CreditEntry(
-        id=new_id("cre"), customer_id=customer_id, lot_id=lot_id, kind=kind, amount=amount,
-        reference=reference, created_at=now,
-    )
-    session.add(entry)
-    return entry
-
-
-def grant_credits(
-    session: Session,
-    *,
-    customer_id: str,
-    kind: str,
-    amount: Credits,
-    now: datetime,
-    expires_at: datetime | None = None,
-    subscription_id: str | None = None,
-    invoice_id: str | None = None,
-    grant_key: str | None = None,
-    reason: str | None = None,
-    account: CreditAccount | None = None,
-    emit_event: bool = True,
-) -> CreditLot:
-    """Create a lot. `grant_key` is unique in the database, so a repeated grant fails loudly."""
-    account = account or lock_account(session, customer_id)
-    lot = CreditLot(
-        id=new_id("lot"), customer_id=customer_id, kind=kind, granted=amount, remaining=amount,
-        expires_at=expires_at, subscription_id=subscription_id, invoice_id=invoice_id,
-        grant_key=grant_key, reason=reason, created_at=now,
-    )
-    session.add(lot)
-    add_entry(session, customer_id=customer_id, kind="grant", amount=amount, lot_id=lot.id, now=now,
-              reference=grant_key)
-    account.granted += amount
-    account.available += amount
-    if emit_event:
-        record_event(session, "credits.granted", customer_id=customer_id, now=now, data={
-            "lot": lot.id, "kind": kind, "amount": str(amount),
-            "expires_at": expires_at.isoformat() if expires_at else None,
-        })
-    return lot
-
-
-def expire_lot(session: Session, lot: CreditLot, *, now: datetime, account: CreditAccount | None = None,
-               emit_event: bool = True) -> Credits:
-    """Expire what is left of a lot; returns the amount expired."""
-    if lot.expired_at is not None:
-        return Credits(0)
-    amount = lot.remaining
-    if amount:
-        # Lock (and query) before changing the lot: an autoflush of a half-expired lot would
-        # break the "expired lots are empty" check.
-        account = account or lock_account(session, lot.customer_id)
-    lot.expired_at = now
-    if amount:
-        lot.remaining = Credits(0)
-        add_entry(session, customer_id=lot.customer_id, kind="expire", amount=amount, lot_id=lot.id, now=now)
-        account.expired += amount
-        account.available -= amount
-        if emit_event:
-            record_event(session, "credits.expired", customer_id=lot.customer_id, now=now, data={
-                "lot": lot.id, "kind": lot.kind, "amount": str(amount),
-            })
-    return amount
-
-
-def expire_subscription_lots(session: Session, subscription_id: str, customer_id: str, *, now: datetime) -> Credits:
-    """Expire every live plan-credit lot of a subscription (end of a month, of a term, a change)."""
-    # The account first, then its lots: the order every credit change takes locks in, so a
+def renew_plan_credits(ctx: Context, session: Session, grants: Sequence[PlanGrant], now: datetime) -> None:
+    """Set each subscription's plan credits to the new allotment: what is left of the last one
+    expires (plan credits never roll over), then the new one is granted."""
+    # The accounts first, then their lots: the order every credit change takes locks in, so a
     # renewal and a spend of the same customer queue instead of deadlocking.
-    account = lock_account(session, customer_id)
-    lots = session.scalars(
-        select(CreditLot).where(
-            CreditLot.subscription_id == subscription_id,
-            CreditLot.kind == "subscription",
-            CreditLot.expired_at.is_(None),
-        ).with_for_update()
-    ).all()
-    if not lots:
-        return Credits(0)
-    total = Credits(0)
-    for lot in lots:
-        total += expire_lot(session, lot, now=now, account=account)
-    return total
+    books = {grant.customer_id: Book.lock(ctx, session, grant.customer_id, now=now)
+             for grant in sorted(grants, key=lambda grant: grant.customer_id)}
+    live = _live_plan_lots(session, [grant.subscription_id for grant in grants])
+    for grant in grants:
+        book = books[grant.customer_id]
+        _expire(book, live.get(grant.subscription_id, []), now)
+        book.grant("subscription", grant.amount, expires_at=grant.expires_at, grant_key=grant.grant_key,
+                   subscription_id=grant.subscription_id)
+    for book in books.values():
+        book.flush()
+
+
+def expire_plan_credits(ctx: Context, session: Session, customer_id: str, subscription_id: str,
+                        now: datetime) -> None:
+    """Expire what is left of a subscription's plan credits (it ended, or went past due)."""
+    book = Book.lock(ctx, session, customer_id, now=now)
+    _expire(book, _live_plan_lots(session, [subscription_id]).get(subscription_id, []), now)
+    book.flush()
+
+
+def grant_top_up(ctx: Context, session: Session, *, customer_id: str, invoice_id: str, credits: Credits,
+                 now: datetime) -> str:
+    """A paid top-up's credits, which never expire; returns the lot's id. Keyed by the invoice,
+    so a payment settled twice grants once."""
+    book = Book.lock(ctx, session, customer_id, now=now)
+    lot_id = book.grant("top_up", credits, expires_at=None, grant_key=top_up_grant_key(invoice_id),
+                        invoice_id=invoice_id)
+    book.flush()
+    return lot_id
+
+
+def top_up_grant_key(invoice_id: str) -> str:
+    return f"topup:{invoice_id}"
+
+
+def take_back_purchase(ctx: Context, session: Session, customer_id: str, invoice_id: str, now: datetime) -> None:
+    """A refunded purchase's unspent credits expire (what was spent stays spent)."""
+    book = Book.lock(ctx, session, customer_id, now=now)
+    lot_ids = list(session.connection().scalars(
+        select(repo.lots.c.id).where(repo.lots.c.invoice_id == invoice_id, repo.lots.c.expired_at.is_(None))
+        .order_by(repo.lots.c.id).with_for_update()))
+    _expire(book, lot_ids, now)
+    book.flush()
+
+
+def _expire(book: Book, lot_ids: list[str], now: datetime) -> None:
+    book.ensure_lots(lot_ids)
+    for lot_id in lot_ids:
+        book.expire(lot_id, at=now)
+
+
+def _live_plan_lots(session: Session, subscription_ids: list[str]) -> dict[str, list[str]]:
+    live: dict[str, list[str]] = {}
+    for lot in session.connection().execute(
+            select(repo.lots.c.id, repo.lots.c.subscription_id).where(
+                repo.lots.c.subscription_id.in_(sorted(subscription_ids)), repo.lots.c.kind == "subscription",
+                repo.lots.c.expired_at.is_(None)).order_by(repo.lots.c.id).with_for_update()):
+        live.setdefault(lot.subscription_id, []).append(lot.id)
+    return live

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from creditflow.credits import repository as repo
 from creditflow.credits.book import Book, run
-from creditflow.worker.jobs import register_job
 
 BATCH = 500
 
@@ -70,6 +69,3 @@ def next_due(session: Session, test_clock_id: str | None, after: datetime) -> da
     candidates = [session.scalar(holds), session.scalar(lots)]
     candidates = [c for c in candidates if c is not None]
     return min(candidates) if candidates else None
-
-
-register_job("credits.expiry", expire_due, next_due)

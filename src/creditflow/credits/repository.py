@@ -22,19 +22,15 @@ from sqlalchemy.orm import Session
 
 from creditflow.credits.ledger import Lot
 from creditflow.credits.models import CreditAccount, CreditEntry, CreditLot, CreditSpend
-from creditflow.customer.models import Customer, TestClock
+from creditflow.credits.other_tables import clocks, customers, subscriptions
 from creditflow.events.models import Event
 from creditflow.kit.errors import NotFound
-from creditflow.subscription.models import Subscription
 
 accounts = CreditAccount.__table__
 lots = CreditLot.__table__
 spends = CreditSpend.__table__
 entries = CreditEntry.__table__
 events = Event.__table__
-customers = Customer.__table__
-clocks = TestClock.__table__
-subscriptions = Subscription.__table__
 
 TOTALS = ("granted", "spent", "expired", "held", "available")
 

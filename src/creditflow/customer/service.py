@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from creditflow.context import Context
 from creditflow.credits.models import CreditAccount
 from creditflow.customer.models import Customer, TestClock
 from creditflow.events.outbox import record_event
@@ -32,7 +33,7 @@ def get_test_clock(session: Session, clock_id: str, *, for_update: bool = False)
 
 
 def create_customer(
-    ctx,
+    ctx: Context,
     session: Session,
     *,
     external_id: str,
@@ -76,6 +77,15 @@ def create_customer(
     record_event(session, "customer.created", customer_id=customer.id, now=now,
                  data={"customer": customer.id, "external_id": external_id, "email": email})
     return customer
+
+
+def customer_now(ctx: Context, session: Session, customer_id: str | None) -> datetime:
+    """"Now" for a customer: their test clock's frozen time if they have one, else the clock's."""
+    if customer_id is not None:
+        clock_id = session.scalar(select(Customer.test_clock_id).where(Customer.id == customer_id))
+        if clock_id is not None:
+            return session.get(TestClock, clock_id).frozen_time
+    return ctx.clock.now()
 
 
 def get_customer(session: Session, customer_id: str, *, for_update: bool = False) -> Customer:

@@ -1,4 +1,4 @@
-"""Delivering outbox events to webhook endpoints (SPEC E1), as a worker job.
+"""Delivering outbox events to webhook endpoints, as a worker job.
 
 Each tick: fan new events out into one delivery row per interested endpoint, then claim the
 deliveries that are due and POST them, signed, outside any transaction, and record each
@@ -18,7 +18,6 @@ time. The events themselves stay: they are the record that `GET /v1/events` list
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -33,8 +32,7 @@ from sqlalchemy import and_, delete, exists, false, select
 from sqlalchemy.orm import Session, aliased
 
 from creditflow.events.models import Event, WebhookDelivery, WebhookEndpoint
-from creditflow.events.service import denied_address, event_payload, sign
-from creditflow.worker.jobs import register_job
+from creditflow.events.service import denied_address, denied_ranges, event_payload, sign
 
 log = logging.getLogger("creditflow.webhooks")
 
@@ -180,17 +178,13 @@ def deliver_due(ctx, now: datetime, *, batch: int = BATCH, denied: tuple = ()) -
 
 
 def _denied_from_env() -> tuple:
-    ranges = os.environ.get("CREDITFLOW_WEBHOOK_DENY", "")
-    return tuple(ipaddress.ip_network(r.strip(), strict=False) for r in ranges.split(",") if r.strip())
+    return denied_ranges(os.environ.get("CREDITFLOW_WEBHOOK_DENY"))
 
 
 def run(ctx, now: datetime, test_clock_id: str | None) -> int:
     if test_clock_id is not None:  # deliveries follow real time, not a test clock
         return 0
     return deliver_due(ctx, now, denied=_denied_from_env())
-
-
-register_job("webhook_delivery", run)
 
 
 def retention() -> timedelta | None:
@@ -232,7 +226,3 @@ def run_purge(ctx, now: datetime, test_clock_id: str | None) -> int:
     if test_clock_id is not None or keep is None:  # real time only, like the deliveries
         return 0
     return purge_settled(ctx, now, keep=keep)
-
-
-register_job("webhook_purge", run_purge)
-

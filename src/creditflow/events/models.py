@@ -9,7 +9,7 @@ from creditflow.kit.db import Base, UTCDateTime
 
 
 class Event(Base):
-    """The outbox (SPEC E1): written in the transaction that made the change it describes."""
+    """The outbox: written in the transaction that made the change it describes."""
 
     __tablename__ = "events"
     __table_args__ = (

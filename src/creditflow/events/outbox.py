@@ -1,4 +1,4 @@
-"""Recording events in the same transaction as the change they describe (SPEC E1)."""
+"""Recording events in the same transaction as the change they describe (an outbox)."""
 
 from __future__ import annotations
 

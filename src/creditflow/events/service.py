@@ -15,8 +15,10 @@ from sqlalchemy.orm import Session
 
 from creditflow.events.models import Event, WebhookEndpoint
 from creditflow.kit.clock import format_instant
+from creditflow.kit.db.paging import page_after
 from creditflow.kit.errors import InvalidRequest, NotFound
 from creditflow.kit.ids import new_id
+from creditflow.kit.settings import comma_separated
 
 EVENT_TYPE = re.compile(r"^(\*|[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+)$")
 
@@ -35,13 +37,8 @@ def list_events(session: Session, *, customer: str | None = None, type: str | No
         query = query.where(Event.customer_id == customer)
     if type is not None:
         query = query.where(Event.type == type)
-    if starting_after is not None:
-        cursor = session.scalar(select(Event.seq).where(Event.id == starting_after))
-        if cursor is None:
-            raise NotFound(f"no such event: {starting_after}", param="starting_after")
-        query = query.where(Event.seq > cursor)
-    rows = list(session.scalars(query.order_by(Event.seq).limit(limit + 1)))
-    return rows[:limit], len(rows) > limit
+    return page_after(session, query, order_by=Event.seq, id_column=Event.id, starting_after=starting_after,
+                      limit=limit, noun="event")
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -64,6 +61,12 @@ def check_url(url: str, denied: tuple = ()) -> str:
     if denied_address(host, denied):
         raise InvalidRequest(f"webhooks to {host} are not allowed here", param="url")
     return url
+
+
+def denied_ranges(raw: str | None) -> tuple:
+    """The address ranges webhooks may not target, from `CREDITFLOW_WEBHOOK_DENY` (CIDRs, comma
+    separated)."""
+    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in comma_separated(raw))
 
 
 def denied_address(host: str, denied: tuple) -> bool:

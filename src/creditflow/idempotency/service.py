@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from creditflow.idempotency.models import IdempotencyRecord
 
-RETENTION = timedelta(hours=48)  # API.md: at least 24 hours
+RETENTION = timedelta(hours=48)  # a replay must be recognised for at least 24 hours
 # A claim still in progress after this long belongs to a process that died mid-request; no
 # request runs anywhere near this long, so a new request may take the key over.
 ABANDONED_AFTER = timedelta(minutes=10)

@@ -1,4 +1,4 @@
-"""An invoice as a PDF (SPEC P1), drawn with fpdf2's built-in Helvetica.
+"""An invoice as a PDF, drawn with fpdf2's built-in Helvetica.
 
 The built-in fonts cover Latin-1 only; anything outside it (a customer's name in another
 script, say) is transliterated or replaced rather than breaking the download.

@@ -1,4 +1,4 @@
-"""Invoices: drafts with lines, gapless sequential numbers (SPEC P1)."""
+"""Invoices: drafts with lines, gapless sequential numbers."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from creditflow.invoicing.models import Counter, Invoice, InvoiceLine
+from creditflow.kit.db.paging import page_after
 from creditflow.kit.errors import NotFound
 from creditflow.kit.ids import new_id
 
@@ -123,22 +124,11 @@ def get_invoice(session: Session, invoice_id: str, *, for_update: bool = False) 
     return invoice
 
 
-def invoice_lines(session: Session, invoice_id: str) -> list[InvoiceLine]:
-    return list(session.scalars(
-        select(InvoiceLine).where(InvoiceLine.invoice_id == invoice_id).order_by(InvoiceLine.position)
-    ))
-
-
 def list_invoices(session: Session, *, customer_id: str | None = None, limit: int = 20,
                   starting_after: str | None = None) -> tuple[list[Invoice], bool]:
     """Oldest first (by number); `starting_after` continues after an invoice id."""
     query = select(Invoice)
     if customer_id is not None:
         query = query.where(Invoice.customer_id == customer_id)
-    if starting_after is not None:
-        number = session.scalar(select(Invoice.number).where(Invoice.id == starting_after))
-        if number is None:
-            raise NotFound(f"no such invoice: {starting_after}", param="starting_after")
-        query = query.where(Invoice.number > number)
-    rows = list(session.scalars(query.order_by(Invoice.number).limit(limit + 1)))
-    return rows[:limit], len(rows) > limit
+    return page_after(session, query, order_by=Invoice.number, id_column=Invoice.id, starting_after=starting_after,
+                      limit=limit, noun="invoice")

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from creditflow.kit.errors import InvalidRequest
-
 
 def round_half_up(value: Fraction | int) -> int:
     """Round an exact rational to the nearest integer, halves away from zero."""
@@ -29,15 +27,6 @@ def prorate(amount: int, part: int, whole: int) -> int:
     if whole <= 0:
         raise ValueError("whole must be positive")
     return round_half_up(Fraction(amount * part, whole))
-
-
-def check_amount(value: object, field: str) -> int:
-    """Validate a money amount given by a caller: a non-negative integer of minor units."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidRequest(f"{field} must be an integer number of minor units", param=field)
-    if value < 0:
-        raise InvalidRequest(f"{field} must not be negative", param=field)
-    return value
 
 
 def format_money(amount: int, currency: str) -> str:

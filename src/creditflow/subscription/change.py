@@ -1,9 +1,9 @@
-"""Plan changes: previews and quotes (U6), immediate upgrades (U3), end-of-period upgrades and
-downgrades (U4, D1), the one scheduled change (C1, C2), and support's immediate downgrade (D2).
+"""Plan changes: previews and quotes, immediate upgrades, end-of-period upgrades and
+downgrades, the one scheduled change, and support's immediate downgrade.
 
-An immediate change is a purchase: its invoice is charged first and the change applied by the
-invoice's fulfilment handler in the transaction that records the successful payment, so a
-declined card changes nothing.
+An immediate change is a purchase (`purchase.change`): its invoice, opened here, is charged
+first, and the change is applied by `on_change_paid` in the transaction that records the
+successful payment, so a declined card changes nothing.
 """
 
 from __future__ import annotations
@@ -15,23 +15,25 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from creditflow.catalog.rules import classify_change
-from creditflow.credits.grants import expire_subscription_lots, grant_credits
-from creditflow.credits.models import CreditAccount, CreditLot
+from creditflow.context import Context
+from creditflow.credits.grants import PlanGrant, renew_plan_credits
+from creditflow.credits.models import CreditLot
 from creditflow.customer.models import Customer
-from creditflow.events.outbox import record_event
+from creditflow.customer.service import customer_now
+from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import LineDraft, create_invoice
 from creditflow.kit.credits import Credits
-from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest, NotFound, PaymentFailed
+from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from creditflow.kit.ids import new_id
 from creditflow.kit.money import format_money
 from creditflow.kit.periods import Period, Term, add_months
-from creditflow.payment import fulfilment
-from creditflow.payment.service import begin_collection, collect
-from creditflow.subscription.lifecycle import next_due, set_calendar
+from creditflow.payment.models import PaymentAttempt
+from creditflow.subscription.calendar import next_due, set_calendar
 from creditflow.subscription.models import Quote, Subscription
 from creditflow.subscription.proration import immediate_change_charge, split_term
 from creditflow.subscription.repository import get_subscription
-from creditflow.subscription.service import _drop_scheduled_change
+from creditflow.subscription.service import drop_scheduled_change
+from creditflow.subscription.status import record_change
 
 # An immediate change leases the subscription while its payment is in flight; longer than the
 # time after which an abandoned payment is reconciled, so the worker never renews under it.
@@ -128,7 +130,7 @@ def preview_change(ctx, subscription_id: str, *, plan: str, term: str, timing: s
     with ctx.db.transaction() as session:
         sub = get_subscription(session, subscription_id)
         customer = session.get(Customer, sub.customer_id)
-        now = ctx.now_for(session, sub.customer_id)
+        now = customer_now(ctx, session, sub.customer_id)
         terms = _plan_change(ctx, session, sub, customer, plan, term, timing, now, support=support)
         quote = Quote(
             id=new_id("quo"), subscription_id=sub.id, customer_id=sub.customer_id, plan=terms.plan,
@@ -142,75 +144,58 @@ def preview_change(ctx, subscription_id: str, *, plan: str, term: str, timing: s
         return quote
 
 
-def change_subscription(ctx, subscription_id: str, *, plan: str, term: str, timing: str = "immediate",
-                        quote: str | None = None, support: bool = False, unused_value: str = "balance",
-                        reason: str | None = None) -> ChangeResult:
-    """Make a change: charge and apply it now, or schedule it for the end of the term."""
+def lock_for_change(ctx: Context, session: Session, subscription_id: str, *, plan: str, term: str, timing: str,
+                    quote: str | None, support: bool, unused_value: str, reason: str | None
+                    ) -> tuple[Subscription, ChangeTerms, datetime]:
+    """Lock the subscription and its customer and price the change as it will be made, checking
+    the quote it confirms (if any) and that the change may be made now."""
+    sub = get_subscription(session, subscription_id, for_update=True)
+    customer = session.get(Customer, sub.customer_id, with_for_update=True, populate_existing=True)
+    now = customer_now(ctx, session, sub.customer_id)
+    terms = _plan_change(ctx, session, sub, customer, plan, term, timing, now, support=support,
+                         unused_value=unused_value)
+    if quote is not None:
+        _check_quote(session, quote, sub, terms, now)
+    if terms.kind == "downgrade" and timing == "immediate" and not (reason and reason.strip()):
+        raise InvalidRequest("an immediate downgrade needs a reason", param="reason")
+    if timing == "immediate" and sub.lease_owner is not None:
+        raise Conflict("the subscription is being renewed or changed; try again shortly", code="subscription_busy")
+    return sub, terms, now
+
+
+def open_immediate_change(session: Session, sub: Subscription, terms: ChangeTerms, now: datetime, *,
+                          unused_value: str, reason: str | None) -> Invoice:
+    """The invoice of an immediate change, the subscription leased to it until it is paid."""
+    invoice = create_invoice(
+        session, customer_id=sub.customer_id, currency=terms.currency, purpose="plan_change",
+        subscription_id=sub.id, now=now, period_start=now, period_end=terms.next_renewal_at,
+        details={"subscription": sub.id, "plan": terms.plan, "term": terms.term, "kind": terms.kind,
+                 "from": {"plan": sub.plan, "term": sub.term}, "version": sub.version,
+                 "to_account_balance": terms.to_account_balance, "unused_credit": terms.unused_credit,
+                 "unused_value": unused_value, "reason": reason, "new_price": terms.new_price},
+        lines=[LineDraft(line["kind"], line["description"], line["amount"],
+                         now if line["kind"] == "new_plan" else None,
+                         terms.next_renewal_at if line["kind"] == "new_plan" else None)
+               for line in terms.lines if line["kind"] in ("new_plan", "unused_time")],
+    )
+    invoice.total = max(invoice.subtotal, 0)
+    sub.lease_owner = f"change:{invoice.id}"
+    sub.due_at = now + CHANGE_LEASE
+    return invoice
+
+
+def cancel_scheduled_change(ctx: Context, subscription_id: str) -> Subscription:
+    """Drop the scheduled change; the current plan simply continues."""
     with ctx.db.transaction() as session:
         sub = get_subscription(session, subscription_id, for_update=True)
-        customer = session.get(Customer, sub.customer_id, with_for_update=True, populate_existing=True)
-        now = ctx.now_for(session, sub.customer_id)
-        terms = _plan_change(ctx, session, sub, customer, plan, term, timing, now, support=support,
-                             unused_value=unused_value)
-        if quote is not None:
-            _check_quote(session, quote, sub, terms, now)
-        if terms.kind == "downgrade" and timing == "immediate" and not (reason and reason.strip()):
-            raise InvalidRequest("an immediate downgrade needs a reason", param="reason")
-        if timing == "end_of_period":
-            return _schedule(session, sub, terms, now)
-        if sub.lease_owner is not None:
-            raise Conflict("the subscription is being renewed or changed; try again shortly",
-                           code="subscription_busy")
-        to_refund = []
-        if unused_value == "refund":
-            from creditflow.refund.service import unused_value_refund
-
-            to_refund = unused_value_refund(session, sub, now)
-        invoice = create_invoice(
-            session, customer_id=sub.customer_id, currency=terms.currency, purpose="plan_change",
-            subscription_id=sub.id, now=now, period_start=now, period_end=terms.next_renewal_at,
-            details={"subscription": sub.id, "plan": terms.plan, "term": terms.term, "kind": terms.kind,
-                     "from": {"plan": sub.plan, "term": sub.term}, "version": sub.version,
-                     "to_account_balance": terms.to_account_balance, "unused_credit": terms.unused_credit,
-                     "unused_value": unused_value, "reason": reason, "new_price": terms.new_price},
-            lines=[LineDraft(line["kind"], line["description"], line["amount"],
-                             now if line["kind"] == "new_plan" else None,
-                             terms.next_renewal_at if line["kind"] == "new_plan" else None)
-                   for line in terms.lines if line["kind"] in ("new_plan", "unused_time")],
-        )
-        invoice.total = max(invoice.subtotal, 0)
-        sub.lease_owner = f"change:{invoice.id}"
-        sub.due_at = now + CHANGE_LEASE
-        begin = begin_collection(ctx, session, invoice, now)
-        invoice_id, sub_id = invoice.id, sub.id
-    outcome = collect(ctx, invoice_id, now, begin)
-    if outcome.status == "failed":
-        raise PaymentFailed(outcome.failure_message or "The payment failed.", code="payment_failed")
-    if outcome.status == "unknown":
-        raise PaymentFailed("The payment's outcome is unknown; the change applies once it is reconciled.",
-                            code="payment_pending")
-    for invoice_id, amount in to_refund:  # D2: support sent the unused value back to the card
-        from creditflow.refund.service import create_refund
-
-        create_refund(ctx, invoice_id, amount=amount, reason=reason or "immediate downgrade",
-                      end_subscription=False)
-    with ctx.db.transaction(readonly=True) as session:
-        return ChangeResult(get_subscription(session, sub_id))
-
-
-def cancel_scheduled_change(ctx, subscription_id: str) -> Subscription:
-    """Drop the scheduled change; the current plan simply continues (C2)."""
-    with ctx.db.transaction() as session:
-        sub = get_subscription(session, subscription_id, for_update=True)
-        now = ctx.now_for(session, sub.customer_id)
+        now = customer_now(ctx, session, sub.customer_id)
         if sub.scheduled_plan is None:
             raise Conflict("no change is scheduled", code="no_scheduled_change")
-        _drop_scheduled_change(session, sub, now, reason="canceled")
-        sub.updated_at = now
+        drop_scheduled_change(session, sub, now, reason="canceled")
         return sub
 
 
-def _schedule(session: Session, sub: Subscription, terms: ChangeTerms, now: datetime) -> ChangeResult:
+def schedule_change(session: Session, sub: Subscription, terms: ChangeTerms, now: datetime) -> ChangeResult:
     if sub.cancel_at_period_end:
         raise Conflict("the subscription is set to cancel; resume it before scheduling a change",
                        code="subscription_canceling")
@@ -218,9 +203,7 @@ def _schedule(session: Session, sub: Subscription, terms: ChangeTerms, now: date
     if sub.scheduled_plan is not None:
         replaced = {"plan": sub.scheduled_plan, "term": sub.scheduled_term, "kind": sub.scheduled_kind}
     sub.scheduled_plan, sub.scheduled_term, sub.scheduled_kind = terms.plan, terms.term, terms.kind
-    sub.version += 1
-    sub.updated_at = now
-    record_event(session, "subscription.change_scheduled", customer_id=sub.customer_id, now=now, data={
+    record_change(session, sub, now=now, event="subscription.change_scheduled", data={
         "subscription": sub.id, "plan": terms.plan, "term": terms.term, "kind": terms.kind,
         "effective_at": terms.effective_at.isoformat(), "amount_due_then": terms.next_renewal_amount,
         "replaced": replaced})
@@ -261,8 +244,9 @@ def _plan_credits_left(session: Session, sub: Subscription, now: datetime) -> Cr
     return Credits(int(total.milli if isinstance(total, Credits) else total))
 
 
-def _on_change_paid(ctx, session: Session, invoice, attempt, now: datetime) -> None:
-    """Apply an immediate change (U3, D2): new plan and a new term from now."""
+def on_change_paid(ctx: Context, session: Session, invoice: Invoice, attempt: PaymentAttempt | None,
+                   now: datetime) -> None:
+    """Apply an immediate change: the new plan, and a new term from now."""
     details = invoice.details
     sub = session.get(Subscription, details["subscription"], with_for_update=True, populate_existing=True)
     customer = session.get(Customer, invoice.customer_id, with_for_update=True, populate_existing=True)
@@ -271,7 +255,7 @@ def _on_change_paid(ctx, session: Session, invoice, attempt, now: datetime) -> N
         carried = _plan_credits_left(session, sub, now)
     before = {"plan": sub.plan, "term": sub.term}
     replaced = None
-    if sub.scheduled_plan is not None:  # C1: an immediate change removes any scheduled change
+    if sub.scheduled_plan is not None:  # an immediate change removes any scheduled change
         replaced = {"plan": sub.scheduled_plan, "term": sub.scheduled_term, "kind": sub.scheduled_kind}
     sub.scheduled_plan = sub.scheduled_term = sub.scheduled_kind = None
     sub.cancel_at_period_end = False
@@ -280,20 +264,16 @@ def _on_change_paid(ctx, session: Session, invoice, attempt, now: datetime) -> N
     sub.term_price = details["new_price"]
     sub.anchor = now
     set_calendar(sub, term_start_offset=0, credit_offset=0)
-    expire_subscription_lots(session, sub.id, sub.customer_id, now=now)
     plan = ctx.catalog.plan(sub.plan)
-    grant_credits(session, customer_id=sub.customer_id, kind="subscription", amount=plan.monthly_credits + carried,
-                  now=now, expires_at=sub.credit_period_end, subscription_id=sub.id,
-                  # Keyed by the change, not the period: a change at the very instant of a grant
-                  # starts a period with the same start as the one it replaces.
-                  grant_key=f"sub:{sub.id}:change:{invoice.id}")
+    # Keyed by the change, not the period: a change at the very instant of a grant starts a
+    # period with the same start as the one it replaces.
+    renew_plan_credits(ctx, session, [PlanGrant(sub.customer_id, sub.id, plan.monthly_credits + carried,
+                                                sub.credit_period_end, f"sub:{sub.id}:change:{invoice.id}")], now)
     if details["to_account_balance"]:
         customer.balance += details["to_account_balance"]
-    sub.version += 1
-    sub.updated_at = now
     sub.lease_owner = None
     sub.due_at = next_due(sub)
-    record_event(session, "subscription.changed", customer_id=sub.customer_id, now=now, data={
+    record_change(session, sub, now=now, event="subscription.changed", data={
         "subscription": sub.id, "from": before, "to": {"plan": sub.plan, "term": sub.term},
         "kind": details["kind"], "timing": "immediate", "invoice": invoice.id,
         "amount_charged": invoice.amount_paid, "to_account_balance": details["to_account_balance"],
@@ -301,13 +281,11 @@ def _on_change_paid(ctx, session: Session, invoice, attempt, now: datetime) -> N
         "summary": f"{before['plan']} -> {sub.plan}, charged {format_money(invoice.amount_paid, invoice.currency)}"})
 
 
-def _on_change_failed(ctx, session: Session, invoice, attempt, now: datetime) -> None:
-    """A declined change changes nothing (U3); the subscription is released for the worker."""
+def on_change_failed(ctx: Context, session: Session, invoice: Invoice, attempt: PaymentAttempt | None,
+                     now: datetime) -> None:
+    """A declined change changes nothing; the subscription is released for the worker."""
     invoice.status = "void"
     sub = session.get(Subscription, invoice.details["subscription"], with_for_update=True, populate_existing=True)
     if sub is not None and sub.lease_owner == f"change:{invoice.id}":
         sub.lease_owner = None
         sub.due_at = next_due(sub)
-
-
-fulfilment.register("plan_change", on_paid=_on_change_paid, on_failed=_on_change_failed)

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from creditflow.kit.db import Base, UTCDateTime
 
 ROLES = ("support", "admin")
-OUTCOMES = ("pending", "succeeded", "failed")
 
 
 class SupportUser(Base):

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from creditflow.kit.errors import Conflict, InvalidRequest, NotFound
 from creditflow.kit.ids import new_id
+from creditflow.kit.settings import comma_separated
 from creditflow.support.models import ROLES, AuditRecord, SupportUser
 from creditflow.support.passwords import DUMMY_HASH, hash_password, verify_password
 
@@ -107,10 +108,7 @@ def parse_bootstrap_users(spec: str | None) -> list[tuple[str, str, str]]:
     The username ends at the first colon and the role starts after the last one, so a
     password may contain colons (not commas)."""
     users = []
-    for item in (spec or "").split(","):
-        item = item.strip()
-        if not item:
-            continue
+    for item in comma_separated(spec):
         username, sep1, rest = item.partition(":")
         password, sep2, role = rest.rpartition(":")
         if not (sep1 and sep2 and username and password):

@@ -2,6 +2,12 @@
 
     include_web(app, ctx, secret_key=...)   adds both to an application (the API's)
     create_web_app(ctx, secret_key=...)     a bare application with only them (tests, demos)
+
+Page handlers that read or write the database, or call the payment gateway, are plain `def`
+functions: FastAPI runs them in its thread pool, so a slow gateway or a slow query never holds
+up the event loop (and with it every other page and API request of the process). Only the
+work that must be awaited, reading a POSTed form, happens on the loop, in async dependencies
+that hand the form over to the handler.
 """
 
 from __future__ import annotations
@@ -78,6 +84,11 @@ class Web:
         return response
 
 
+async def current_web(request: Request) -> Web:
+    """The dependency that gives a page handler the `Web` of its application."""
+    return request.app.state.web
+
+
 def include_web(app: FastAPI, ctx, *, secret_key: str, bootstrap_users: bool = True) -> Web:
     """Add the billing page (/billing) and the support console (/console) to `app`.
 
@@ -87,9 +98,10 @@ def include_web(app: FastAPI, ctx, *, secret_key: str, bootstrap_users: bool = T
     from creditflow.web.console import console_router
 
     web = Web.build(ctx, secret_key)
-    app.include_router(billing_router(web))
-    app.include_router(console_router(web))
     web.bootstrap_users = bootstrap_users
+    app.state.web = web
+    app.include_router(billing_router())
+    app.include_router(console_router())
     return web
 
 

@@ -53,11 +53,9 @@ class Formatter:
         return format_money(int(amount), currency or self.currency)
 
     def credits(self, value) -> str:
-        if isinstance(value, Credits):
-            value = value
-        elif isinstance(value, int):
+        if isinstance(value, int):
             value = Credits(value)
-        else:
+        elif not isinstance(value, Credits):
             value = Credits.parse(value, allow_negative=True)
         whole, _, frac = str(value).partition(".")
         sign = "-" if whole.startswith("-") else ""
@@ -80,9 +78,6 @@ class Formatter:
         zone = "UTC" if self.timezone == "UTC" else local.tzname()
         return f"{local.day} {local:%b %Y, %H:%M} {zone}"
 
-    def iso(self, dt: datetime | None) -> str:
-        return "" if dt is None else dt.isoformat()
-
 
 def render(name: str, context: dict, *, status: int = 200, headers: dict | None = None) -> HTMLResponse:
     html = environment.get_template(name).render(**context)
@@ -94,6 +89,16 @@ def secure(response: Response) -> Response:
         response.headers.setdefault(key, value)
     return response
 
+
+# The status of the error page for each category of domain error. Not found stays not found,
+# whether the object is missing or someone else's.
+STATUS_BY_CATEGORY = {
+    "invalid": 422,
+    "payment_failed": 402,
+    "forbidden": 403,
+    "not_found": 404,
+    "conflict": 409,
+}
 
 STATUS_TITLES = {
     400: "That didn't work",
@@ -113,6 +118,15 @@ def error_page(status: int, message: str, *, home: str | None = None, home_label
                   status=status)
 
 
+class PageRefused(Exception):
+    """Raised (by a page's dependencies, mostly) to answer with `response` instead of the page:
+    the session has ended, the form's CSRF token is wrong, the user must sign in."""
+
+    def __init__(self, response: Response):
+        super().__init__(response.status_code)
+        self.response = response
+
+
 class HTMLErrorRoute(APIRoute):
     """Routes of the billing page and the console answer errors with an HTML page, whatever
     exception handlers the application around them (the JSON API) installed."""
@@ -124,11 +138,12 @@ class HTMLErrorRoute(APIRoute):
         async def route_handler(request: Request) -> Response:
             try:
                 return secure(await handler(request))
+            except PageRefused as refused:
+                return secure(refused.response)
             except RequestValidationError:
                 return error_page(400, "That address isn't quite right.", home=home)
             except CreditflowError as exc:
-                # Not found stays not found, whether the object is missing or someone else's.
-                status = 404 if exc.category == "not_found" else exc.http_status
+                status = STATUS_BY_CATEGORY.get(exc.category, 400)
                 message = ("There's nothing here, or it isn't yours to see." if status == 404
                            else exc.message[:1].upper() + exc.message[1:])
                 return error_page(status, message, home=home)

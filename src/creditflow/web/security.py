@@ -97,6 +97,13 @@ def csrf_ok(session: BrowserSession | None, submitted: str | None) -> bool:
     return bool(session and submitted and hmac.compare_digest(session.csrf, str(submitted)))
 
 
+async def read_form(request: Request) -> dict[str, str]:
+    """The POSTed form's text fields (an uploaded file is ignored). Awaited on the event loop,
+    in a dependency, so that the handler that uses the form can be a plain `def`."""
+    form = await request.form()
+    return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
 class LoginThrottle:
     """Slows password guessing: after `limit` failed sign-ins for one username within `window`
     seconds, that username is refused until the window has passed. Kept in memory, per process:

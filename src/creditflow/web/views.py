@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from creditflow.customer.service import customer_now
 from creditflow.catalog.models import Catalog, Plan
 from creditflow.catalog.rules import classify_change
 from creditflow.credits.access import Standing, free_day, gets_free_credits, reset_timezone
@@ -177,7 +178,7 @@ def billing_page(ctx, session: Session, customer_id: str, *, invoice_limit: int 
                  history_limit: int = 5) -> BillingPage:
     catalog: Catalog = ctx.catalog
     customer = get_customer(session, customer_id)
-    now = ctx.now_for(session, customer_id)
+    now = customer_now(ctx, session, customer_id)
     sub = live_subscription(session, customer_id)
     plan = catalog.plan(sub.plan) if sub else None
 
@@ -406,8 +407,3 @@ def _history_line(entry: CreditEntry, lot_kind: str | None, lot_reason: str | No
         description = "Reserved credits used"
     amount = Credits(entry.amount.milli * _SIGNS.get(entry.kind, 0)) if entry.kind != "settle" else entry.amount
     return HistoryLine(entry.seq, entry.created_at, entry.kind, lot_kind, description, amount, reference)
-
-
-def has_more_history(session: Session, customer_id: str, before: int) -> bool:
-    return session.scalar(select(func.count()).select_from(CreditEntry).where(
-        CreditEntry.customer_id == customer_id, CreditEntry.seq < before)) > 0

@@ -1,4 +1,4 @@
-"""Due work other domains add to the worker (credit expiries, holds, webhook deliveries).
+"""The worker's jobs besides renewals, in one explicit list.
 
 A job is `run(ctx, now, test_clock_id)`: it does the work due at `now` for customers on that
 test clock (or, with `test_clock_id=None`, for customers on real time) and returns how many
@@ -14,6 +14,10 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from creditflow.credits import jobs as credit_jobs
+from creditflow.events import delivery
+from creditflow.purchase.refund import retry_pending_refunds
+
 
 @dataclass(frozen=True)
 class Job:
@@ -22,22 +26,9 @@ class Job:
     next_due: Callable[[Session, str | None, datetime], datetime | None] | None = None
 
 
-_jobs: dict[str, Job] = {}
-
-
-def register_job(name: str, run: Callable[..., int],
-                 next_due: Callable[[Session, str | None, datetime], datetime | None] | None = None) -> None:
-    _jobs[name] = Job(name, run, next_due)
-
-
-def registered_jobs() -> list[Job]:
-    _load_all()
-    return list(_jobs.values())
-
-
-def _load_all() -> None:
-    for module in ("creditflow.credits.jobs", "creditflow.events.delivery", "creditflow.refund.jobs"):
-        try:
-            __import__(module)
-        except ImportError:
-            pass
+JOBS: tuple[Job, ...] = (
+    Job("credits.expiry", credit_jobs.expire_due, credit_jobs.next_due),
+    Job("webhook_delivery", delivery.run),
+    Job("webhook_purge", delivery.run_purge),
+    Job("refund_retry", retry_pending_refunds),
+)

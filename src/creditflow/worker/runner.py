@@ -19,12 +19,13 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from creditflow.context import Context
 from creditflow.kit.ids import new_id
-from creditflow.payment.service import reconcile_attempt, unsettled_attempts
-from creditflow.subscription.lifecycle import LEASE
+from creditflow.purchase.checkout import reconcile_due
+from creditflow.purchase.renewal import renew_batch
+from creditflow.subscription.calendar import LEASE
 from creditflow.subscription.models import Subscription
-from creditflow.subscription.renewal_batch import renew_batch
-from creditflow.worker.jobs import registered_jobs
+from creditflow.worker.jobs import JOBS
 
 log = logging.getLogger("creditflow.worker")
 
@@ -48,30 +49,26 @@ def claim_due_subscriptions(session: Session, now: datetime, owner: str, batch: 
     return ids
 
 
-def tick(ctx, now: datetime | None = None, *, owner: str | None = None, batch: int = 100) -> int:
+def tick(ctx: Context, now: datetime | None = None, *, owner: str | None = None, batch: int = 100) -> int:
     """Run the work due at `now` for customers on real time; returns how much ran.
 
     Runs until nothing due is left, claiming `batch` subscriptions at a time and renewing a
-    claimed batch together (see subscription/renewal_batch.py)."""
+    claimed batch together (see purchase/renewal.py)."""
     now = now or ctx.clock.now()
     owner = owner or worker_id()
     done = 0
-    with ctx.db.transaction(readonly=True) as session:
-        attempts = unsettled_attempts(session, now)
-    for attempt_id in attempts:
-        reconcile_attempt(ctx, attempt_id, now)
-        done += 1
+    done += reconcile_due(ctx, now)
     while True:
         ids = ctx.db.run(lambda session: claim_due_subscriptions(session, now, owner, batch))
         if not ids:
             break
         done += renew_batch(ctx, ids, now, owner)
-    for job in registered_jobs():
+    for job in JOBS:
         done += job.run(ctx, now, None)
     return done
 
 
-def run_forever(ctx, *, interval: float = 1.0, stop: threading.Event | None = None, batch: int = 100) -> None:
+def run_forever(ctx: Context, *, interval: float = 1.0, stop: threading.Event | None = None, batch: int = 100) -> None:
     stop = stop or threading.Event()
     owner = worker_id()
     log.info("worker %s started", owner)

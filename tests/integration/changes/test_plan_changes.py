@@ -10,8 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest, PaymentFailed
-from creditflow.subscription.change import cancel_scheduled_change, change_subscription, preview_change
-from creditflow.subscription.service import cancel_subscription, subscribe
+from creditflow.subscription.change import cancel_scheduled_change, preview_change
+from creditflow.purchase.change import change_subscription
+from creditflow.purchase.cancel import cancel_subscription
+from creditflow.purchase.subscribe import subscribe
 
 
 
@@ -109,7 +111,7 @@ def test_a_new_scheduled_change_replaces_the_old_and_cancel_drops_a_downgrade(st
     change_subscription(s.ctx, sub.id, plan="standard", term="monthly", timing="end_of_period")
     second = change_subscription(s.ctx, sub.id, plan="basic", term="monthly", timing="end_of_period")
     assert second.replaced == {"plan": "standard", "term": "monthly", "kind": "downgrade"}
-    cancelled = cancel_subscription(s.ctx, sub.id)  # X2: drops the scheduled downgrade
+    cancelled = cancel_subscription(s.ctx, sub.id)  # cancelling drops the scheduled downgrade
     assert cancelled.cancel_at_period_end and cancelled.scheduled_plan is None
     s.advance(utc(2026, 4, 10, 10))
     assert s.charged() == [5000]

@@ -21,7 +21,7 @@ from creditflow.kit.clock import FixedClock
 from creditflow.kit.credits import Credits
 from creditflow.payment.models import PaymentAttempt, SandboxCharge
 from creditflow.payment.sandbox import SandboxGateway
-from creditflow.subscription.service import subscribe
+from creditflow.purchase.subscribe import subscribe
 
 START = datetime(2026, 3, 10, 10, 0, tzinfo=timezone.utc)
 

@@ -1,4 +1,4 @@
-"""Holds (K5): reserve, settle at most the reserved amount, release, expiry."""
+"""Holds: reserve, settle at most the reserved amount, release, expiry."""
 
 from __future__ import annotations
 

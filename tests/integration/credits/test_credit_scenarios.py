@@ -11,9 +11,9 @@ import pytest
 from creditflow.credits.balance import get_balance, list_entries
 from creditflow.credits.holds import hold_credits, release_hold
 from creditflow.credits.spend import spend_credits
-from creditflow.credits.topups import purchase_top_up
+from creditflow.purchase.top_up import purchase_top_up
 from creditflow.kit.errors import Forbidden, InsufficientCredits
-from creditflow.subscription.service import cancel_subscription
+from creditflow.purchase.cancel import cancel_subscription
 from creditflow.worker.testclock import advance_test_clock
 
 from .credit_kit import (START, assert_ledger_clean, by_kind, c, make_ctx, new_customer, new_test_clock,
@@ -142,7 +142,7 @@ def test_top_up_credits_survive_a_renewal_then_pay_only_for_what_free_allows(ctx
         spend(ctx, cid, "10", "pro_models", ref="after-pro")
     assert error.value.code == "subscription_required"
     assert snapshot(ctx.db, cid) == before
-    # A standard job draws today's free credits first, then the top-up credits (T2).
+    # A standard job draws today's free credits first, then the top-up credits.
     result = spend(ctx, cid, "150", ref="after-standard")
     assert [(d.kind, d.amount) for d in result.draws] == [("free", c(100)), ("top_up", c(50))]
     assert kinds(ctx, cid) == (c(0), c(0), c(750))

@@ -1,4 +1,5 @@
-"""Spending (K1-K3) and refunding (K4) through the service, on SQLite and PostgreSQL."""
+"""Spending (atomic, soonest-expiring first, idempotent by reference) and refunding through
+the service, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 

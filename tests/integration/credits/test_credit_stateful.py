@@ -4,7 +4,7 @@ Random sequences of grants (subscription, top-up and promo lots, with and withou
 spends (fractional, to the thousandth), refunds, holds, settles, releases, worker runs and
 clock moves (across local midnights, in several time zones). A plain-Python model predicts
 every lot's remaining credits, which spends succeed, and what each draws; after every step the
-database must agree with the model, and `check_ledger` must find nothing wrong (K6, no negative
+database must agree with the model, and `check_ledger` must find nothing wrong (conservation, no negative
 balance, stored totals equal the entries).
 """
 
@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 from creditflow.credits.balance import get_balance
 from creditflow.credits.check import check_ledger
-from creditflow.credits.grants import grant_credits
+from creditflow.credits.book import Book
 from creditflow.credits.holds import hold_credits, release_hold, settle_hold
 from creditflow.credits.jobs import expire_due
 from creditflow.credits.models import CreditLot
@@ -75,7 +75,7 @@ class Model:
         return local.date().isoformat(), midnight.astimezone(ZoneInfo("UTC"))
 
     def alive_lots(self) -> list[MLot]:
-        # K2, written out independently: soonest expiry first, never last, then oldest, then id.
+        # The spend order, written out independently: soonest expiry first, never last, then oldest, then id.
         lots = [lot for lot in self.lots.values() if lot.alive(self.now) and lot.remaining > 0]
         return sorted(lots, key=lambda l: (l.expires_at is None, l.expires_at or l.created_at, l.created_at, l.id))
 
@@ -130,7 +130,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return f"{prefix}-{self.counter}"
 
     def _expect_free_lot(self) -> str | None:
-        """The model's side of F1: the day's free lot is created by the first spend or hold."""
+        """The model's side of the daily free credits: the day's free lot is created by the first spend or hold."""
         day, ends_at = self.model.today()
         if day in self.model.free_days:
             return None
@@ -160,8 +160,9 @@ class LedgerMachine(RuleBasedStateMachine):
                                          expires_at=expires_at).id
         else:
             with self.ctx.db.transaction() as session:
-                lot_id = grant_credits(session, customer_id=self.cid, kind=kind, amount=Credits(amount),
-                                       now=self.model.now, expires_at=expires_at).id
+                book = Book.lock(self.ctx, session, self.cid, now=self.model.now)
+                lot_id = book.grant(kind, Credits(amount), expires_at=expires_at, grant_key=None)
+                book.flush()
         self.model.lots[lot_id] = MLot(lot_id, kind, amount, expires_at, self.model.now)
 
     @rule(target=references, amount=st.integers(1, 150_000))

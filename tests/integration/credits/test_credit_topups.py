@@ -1,4 +1,4 @@
-"""Top-up bundles (T1, T2) and promo grants."""
+"""Top-up bundles (bought with an active subscription, never expiring) and promo grants."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from creditflow.credits.balance import get_balance
 from creditflow.credits.models import CreditLot
 from creditflow.credits.promo import grant_promo_credits
-from creditflow.credits.topups import purchase_top_up
+from creditflow.purchase.top_up import purchase_top_up
 from creditflow.customer.service import set_payment_method
 from creditflow.invoicing.models import Invoice
 from creditflow.kit.errors import Conflict, InvalidRequest, NotFound, PaymentFailed
@@ -61,7 +61,7 @@ def test_a_top_up_on_free_is_refused_and_nothing_is_charged(ctx):
     before = snapshot(ctx.db, cid)
     with pytest.raises(Conflict) as error:
         purchase_top_up(ctx, cid, bundle="credits_1000")
-    assert (error.value.code, error.value.http_status) == ("subscription_required", 409)
+    assert (error.value.code, error.value.category) == ("subscription_required", "conflict")
     assert snapshot(ctx.db, cid) == before
     assert charges(ctx.db, cid) == []
 

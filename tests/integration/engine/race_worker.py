@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import sys
 
-from creditflow.context import build_context
+from creditflow.wiring import build_context
 from creditflow.kit.clock import FixedClock, parse_instant
 from creditflow.kit.db import Database
 from creditflow.worker import runner

@@ -14,10 +14,10 @@ from sqlalchemy import select
 from creditflow.invoicing.models import Invoice
 from creditflow.kit.errors import PaymentFailed
 from creditflow.payment.models import SandboxCharge
-from creditflow.subscription.lifecycle import LEASE
+from creditflow.subscription.calendar import LEASE
 from creditflow.subscription.models import Subscription
-from creditflow.subscription.renewal import run_due
-from creditflow.subscription.service import subscribe
+from creditflow.purchase.renewal import run_due
+from creditflow.purchase.subscribe import subscribe
 from creditflow.worker.runner import claim_due_subscriptions, tick
 
 START = utc(2026, 3, 10, 10)

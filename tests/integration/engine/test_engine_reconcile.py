@@ -1,4 +1,4 @@
-"""P3 by tick: unknown outcomes are reconciled by the worker and never charged twice; an
+"""Payments by tick: unknown outcomes are reconciled by the worker and never charged twice; an
 attempt abandoned before the gateway call is settled only once it is stale."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from engine_kit import Engine, utc
 
 from creditflow.kit.errors import PaymentFailed
 from creditflow.payment.sandbox import SandboxGateway
-from creditflow.payment.service import STALE_PENDING
-from creditflow.subscription.service import subscribe
+from creditflow.payment.attempts import STALE_PENDING
+from creditflow.purchase.subscribe import subscribe
 from creditflow.worker.runner import tick
 
 START = utc(2026, 3, 10, 10)

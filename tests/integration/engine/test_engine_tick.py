@@ -10,7 +10,9 @@ from engine_kit import utc
 from creditflow.customer.service import create_customer, create_test_clock, set_payment_method
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, Forbidden
-from creditflow.subscription.service import cancel_subscription, resume_subscription, subscribe
+from creditflow.purchase.cancel import cancel_subscription
+from creditflow.subscription.service import resume_subscription
+from creditflow.purchase.subscribe import subscribe
 from creditflow.worker.runner import tick
 from creditflow.worker.testclock import advance_test_clock
 
@@ -165,7 +167,7 @@ def test_declined_renewal_goes_through_dunning_by_tick(engine):
 
 
 def test_resume_is_refused_once_the_term_has_ended_even_before_the_worker_ran(engine):
-    """X3: a cancellation can be undone until the term ends, not after, even if the worker is late."""
+    """A cancellation can be undone until the term ends, not after, even if the worker is late."""
     cus = engine.customer()
     sub = subscribe(engine.ctx, cus, "standard", "monthly")
     cancel_subscription(engine.ctx, sub.id)

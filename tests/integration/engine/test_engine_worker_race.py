@@ -20,7 +20,7 @@ from creditflow.events.models import Event
 from creditflow.invoicing.models import Invoice
 from creditflow.payment.models import PaymentAttempt, SandboxCharge
 from creditflow.subscription.models import Subscription
-from creditflow.subscription.service import subscribe
+from creditflow.purchase.subscribe import subscribe
 from creditflow.worker.runner import tick
 
 WORKER = Path(__file__).with_name("race_worker.py")

@@ -13,7 +13,7 @@ from creditflow.events.delivery import purge_settled, retention, run_purge
 from creditflow.events.models import WebhookDelivery, WebhookEndpoint
 from creditflow.kit.clock import FixedClock
 from creditflow.payment.sandbox import SandboxGateway
-from creditflow.worker.jobs import registered_jobs
+from creditflow.worker.jobs import JOBS
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 
@@ -78,4 +78,4 @@ def test_retention_is_configured_in_days_and_0_keeps_everything(ctx, monkeypatch
 
 
 def test_the_purge_is_a_worker_job():
-    assert "webhook_purge" in {job.name for job in registered_jobs()}
+    assert "webhook_purge" in {job.name for job in JOBS}

@@ -1,6 +1,7 @@
 """The refund tests' harness: a customer on a test clock, on the real engine with the sandbox
 gateway; with what refund tests read: invoices, refunds, events, lots, what the sandbox charged
-and gave back, and the conservation check (K6). The fixture is in conftest.py."""
+and gave back, and the conservation check (granted = spent + expired + held + available).
+The fixture is in conftest.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The refund policy (SPEC M1) on real purchases and real spends, as `eligibility` answers it for
+"""The refund policy on real purchases and real spends, as `eligibility` answers it for
 `GET /v1/invoices/{id}/refund_eligibility`; SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -9,8 +9,9 @@ import pytest
 from refund_kit import utc
 
 from creditflow.credits.spend import refund_spend
-from creditflow.refund.service import create_refund, eligibility
-from creditflow.subscription.service import subscribe
+from creditflow.purchase.refund import create_refund
+from creditflow.refund.service import eligibility
+from creditflow.purchase.subscribe import subscribe
 
 START = utc(2026, 3, 10, 10)
 
@@ -123,8 +124,8 @@ def test_only_the_customers_first_purchase_of_a_plan_is_eligible(story):
 
 
 def test_top_ups_and_plan_changes_are_not_eligible(story):
-    from creditflow.credits.topups import purchase_top_up
-    from creditflow.subscription.change import change_subscription
+    from creditflow.purchase.top_up import purchase_top_up
+    from creditflow.purchase.change import change_subscription
 
     s = story(START)
     sub = subscribe(s.ctx, s.customer_id, "standard", "monthly")

@@ -1,4 +1,4 @@
-"""Refunds through the services (SPEC M1, P1, E1), sandbox gateway, SQLite and PostgreSQL: what a
+"""Refunds through the services (policy, invoices, events), sandbox gateway, SQLite and PostgreSQL: what a
 refund gives back, what it takes away, how it shows on the invoice and in events, and bad input
 that changes nothing, here or at the gateway."""
 
@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from refund_kit import utc
 
-from creditflow.credits.topups import purchase_top_up
+from creditflow.purchase.top_up import purchase_top_up
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, InvalidRequest, NotFound, PaymentFailed
-from creditflow.refund.service import create_refund, retry_refund
-from creditflow.subscription.service import subscribe
+from creditflow.purchase.refund import create_refund, retry_refund
+from creditflow.purchase.subscribe import subscribe
 
 START = utc(2026, 3, 10, 10)
 
@@ -186,8 +186,8 @@ def test_only_a_paid_invoice_can_be_refunded(story):
 def test_an_invoice_paid_from_the_account_balance_has_nothing_to_refund_by_card(story):
     s = story(START)
     sub = subscribe(s.ctx, s.customer_id, "ultimate", "monthly")
-    # Support downgrades at once, the unused value to the account balance (D2)...
-    from creditflow.subscription.change import change_subscription
+    # Support downgrades at once, the unused value to the account balance...
+    from creditflow.purchase.change import change_subscription
 
     change_subscription(s.ctx, sub.id, plan="basic", term="monthly", timing="immediate", support=True,
                         reason="asked for it", unused_value="balance")

@@ -10,7 +10,8 @@ import stripe
 from sqlalchemy import func, select
 
 from creditflow.catalog.loader import load_catalog
-from creditflow.context import Context, stripe_customer_of_attempt
+from creditflow.context import Context
+from creditflow.wiring import stripe_customer_of_attempt
 from creditflow.credits.models import CreditLot
 from creditflow.customer.models import Customer
 from creditflow.customer.service import create_customer, create_test_clock, set_payment_method

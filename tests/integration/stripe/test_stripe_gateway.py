@@ -11,15 +11,16 @@ from datetime import timedelta
 import pytest
 from stripe_kit import CARD_DECLINED, CARD_DECLINES_CHARGES, CARD_OK, utc
 
-from creditflow.context import build_context
-from creditflow.credits.topups import purchase_top_up
+from creditflow.wiring import build_context
+from creditflow.purchase.top_up import purchase_top_up
 from creditflow.customer.service import set_payment_method
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, InvalidRequest, PaymentFailed
 from creditflow.payment.stripe_gateway import StripeGateway
-from creditflow.refund.service import create_refund
-from creditflow.subscription.change import change_subscription, preview_change
-from creditflow.subscription.service import subscribe
+from creditflow.purchase.refund import create_refund
+from creditflow.purchase.change import change_subscription
+from creditflow.subscription.change import preview_change
+from creditflow.purchase.subscribe import subscribe
 from creditflow.worker.runner import tick
 
 START = utc(2026, 3, 10, 10)

@@ -4,7 +4,7 @@ from fastapi import APIRouter
 
 from creditflow.api.deps import Caller, Ctx
 from creditflow.api.errors import errors
-from creditflow.api.schemas.misc import CatalogRead
+from creditflow.api.schemas.catalog import CatalogRead
 
 router = APIRouter(tags=["catalog"])
 

@@ -24,7 +24,7 @@ from creditflow.credits.balance import get_balance, list_entries
 from creditflow.credits.holds import get_hold, hold_credits, release_hold, settle_hold
 from creditflow.credits.promo import grant_promo_credits
 from creditflow.credits.spend import refund_spend, spend_credits
-from creditflow.credits.topups import purchase_top_up
+from creditflow.purchase.top_up import purchase_top_up
 
 router = APIRouter(tags=["credits"])
 

@@ -5,7 +5,7 @@ from fastapi import APIRouter, Response, status
 from creditflow.api.deps import AppSettings, Caller, Ctx, Limit, StartingAfter
 from creditflow.api.errors import errors
 from creditflow.api.schemas.common import ListOf, page
-from creditflow.api.schemas.misc import EventRead, WebhookEndpointCreate, WebhookEndpointCreated, WebhookEndpointRead
+from creditflow.api.schemas.events import EventRead, WebhookEndpointCreate, WebhookEndpointCreated, WebhookEndpointRead
 from creditflow.events.service import (
     create_webhook_endpoint,
     delete_webhook_endpoint,

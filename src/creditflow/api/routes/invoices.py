@@ -7,7 +7,8 @@ from creditflow.api.errors import errors
 from creditflow.api.schemas.billing import InvoiceRead, RefundCreate, RefundEligibilityRead, RefundRead
 from creditflow.api.schemas.common import ListOf, page
 from creditflow.invoicing.service import get_invoice, list_invoices
-from creditflow.refund.service import create_refund, eligibility
+from creditflow.purchase.refund import create_refund
+from creditflow.refund.service import eligibility
 
 router = APIRouter(tags=["invoices"])
 

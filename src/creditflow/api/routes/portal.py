@@ -4,7 +4,7 @@ from fastapi import APIRouter, Request, status
 
 from creditflow.api.deps import AppSettings, Caller, Ctx
 from creditflow.api.errors import errors
-from creditflow.api.schemas.misc import PortalSessionCreate, PortalSessionRead
+from creditflow.api.schemas.portal import PortalSessionCreate, PortalSessionRead
 from creditflow.portal.service import PAGE_PATH, create_portal_session
 
 router = APIRouter(tags=["billing page"])

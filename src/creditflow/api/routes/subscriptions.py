@@ -13,14 +13,11 @@ from creditflow.api.schemas.subscription import (
     SubscriptionCreate,
     SubscriptionRead,
 )
-from creditflow.subscription.change import cancel_scheduled_change, change_subscription, preview_change
-from creditflow.subscription.service import (
-    cancel_subscription,
-    customer_subscription,
-    read_subscription,
-    resume_subscription,
-    subscribe,
-)
+from creditflow.subscription.change import cancel_scheduled_change, preview_change
+from creditflow.purchase.change import change_subscription
+from creditflow.purchase.cancel import cancel_subscription
+from creditflow.subscription.service import customer_subscription, read_subscription, resume_subscription
+from creditflow.purchase.subscribe import subscribe
 
 router = APIRouter(tags=["subscriptions"])
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, status
 
 from creditflow.api.deps import AppSettings, Caller, Ctx
 from creditflow.api.errors import errors
-from creditflow.api.schemas.misc import TestClockAdvance, TestClockCreate, TestClockRead
+from creditflow.api.schemas.test_clocks import TestClockAdvance, TestClockCreate, TestClockRead
 from creditflow.customer.service import create_test_clock, get_test_clock
 from creditflow.kit.errors import InvalidRequest, NotFound
 from creditflow.worker.testclock import advance_test_clock

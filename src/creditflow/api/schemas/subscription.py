@@ -83,7 +83,7 @@ class ReplacedChange(Read):
 
 class SubscriptionChanged(SubscriptionRead):
     replaced_change: ReplacedChange | None = Field(
-        default=None, description="The scheduled change this one replaced (SPEC C1), if any")
+        default=None, description="The scheduled change this one replaced, if any")
 
 
 class QuoteLine(Read):

@@ -2,7 +2,7 @@
 
 Only entry points (an HTTP request, a job, a CLI command) open a transaction with
 `Database.transaction()`; services flush but never commit. Payment use cases are the one
-exception by design: they commit the attempt before calling the gateway (SPEC P3), so they
+exception by design: they commit the attempt before calling the gateway (never inside a transaction), so they
 open their own short transactions around the call.
 """
 

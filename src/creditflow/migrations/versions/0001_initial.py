@@ -564,10 +564,10 @@ CREATE OR REPLACE FUNCTION creditflow_spend(
     p_reference text,
     p_feature text,
     p_amount bigint,                 -- thousandths, > 0
-    p_kinds text[],                  -- lot kinds that may pay for the feature (F2, T2)
+    p_kinds text[],                  -- lot kinds that may pay for the feature
     p_free_allowed boolean,          -- a customer without an active paid plan may use it
     p_plans text[],                  -- plans whose features include it
-    p_free_daily boolean,            -- Free customers get daily credits (F1)
+    p_free_daily boolean,            -- Free customers get daily credits
     p_free_for_subscribers boolean,  -- and so do subscribers (catalog policy)
     p_reset_timezone text,           -- the catalog's reset time zone, or NULL: the customer's
     p_now timestamptz,               -- the service's clock; a customer's test clock wins
@@ -619,7 +619,7 @@ BEGIN
         outcome := 'slow'; RETURN NEXT; RETURN;  -- a hold past its expiry to release first
     END IF;
 
-    -- K2: soonest-expiring first, never-expiring last, the oldest first, the id (bytewise) last:
+    -- Spend order: soonest-expiring first, never-expiring last, the oldest first, the id (bytewise) last:
     -- ledger.spend_order. A lot past its expiry comes before any other in this order.
     FOR v_lot IN
         SELECT l.id, l.kind, l.remaining, l.expires_at FROM credit_lots l

@@ -1,4 +1,5 @@
-"""The Billing and Subscription page (SPEC U2-U6, D1, C1-C3, X1-X3, T1, P1).
+"""The Billing and Subscription page: the plan and its credits, plan changes through a quote,
+subscribing, cancelling and resuming, credit top-ups, invoices and the credit history.
 
 The browser arrives through a one-time portal link and gets a session bound to that one
 customer; every object a request names (invoice, quote) is checked against it, and another
@@ -10,21 +11,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from creditflow.web.app import Web
 from creditflow.web.billing import changes, entry, purchases, records
-from creditflow.web.billing.pages import HOME, BillingPages
+from creditflow.web.billing.pages import HOME
 from creditflow.web.rendering import HTMLErrorRoute, error_page
 
 
-def billing_router(web: Web) -> APIRouter:
+def billing_router() -> APIRouter:
     router = APIRouter(route_class=HTMLErrorRoute, include_in_schema=False)
-    pages = BillingPages(web)
     for module in (entry, changes, purchases, records):
-        module.add_routes(router, pages)
-
-    @router.get("/billing/{rest:path}")
-    async def not_found(rest: str):
-        """Any other address under /billing: an HTML page, not the API's JSON."""
-        return error_page(404, "There's nothing here, or it isn't yours to see.", home=HOME)
-
+        router.include_router(module.router)
+    router.add_api_route("/billing/{rest:path}", not_found, methods=["GET"])
     return router
+
+
+async def not_found(rest: str):
+    """Any other address under /billing: an HTML page, not the API's JSON."""
+    return error_page(404, "There's nothing here, or it isn't yours to see.", home=HOME)

@@ -2,48 +2,53 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
+
+from fastapi import APIRouter, Depends
 from starlette.requests import Request
 from starlette.responses import FileResponse
 
-from creditflow.kit.errors import NotFound
 from creditflow.portal.service import redeem_portal_token
+from creditflow.kit.errors import NotFound
 from creditflow.web import views
-from creditflow.web.billing.pages import HOME, BillingPages
-from creditflow.web.rendering import STATIC_DIR, error_page
+from creditflow.web.app import Web, current_web
+from creditflow.web.billing.pages import HOME, Visit, Visitor
+from creditflow.web.rendering import STATIC_DIR, HTMLErrorRoute, error_page
+
+router = APIRouter(route_class=HTMLErrorRoute, include_in_schema=False)
 
 
-def add_routes(router: APIRouter, pages: BillingPages) -> None:
-    ctx = pages.ctx
+# --- entering ----------------------------------------------------------------------------------
 
-    # --- entering --------------------------------------------------------------------------
 
-    @router.get("/billing/session/{token}")
-    async def open_link(request: Request, token: str):
-        """Use a portal link: once, within 5 minutes. Starts a session bound to its customer."""
-        try:
-            with ctx.db.transaction() as db:
-                portal = redeem_portal_token(db, token, secret_key=pages.web.secret_key, now=ctx.clock.now())
-                customer_id, return_url = portal.customer_id, portal.return_url
-        except NotFound:
-            return error_page(404, "This link has expired or has already been used. Links to the billing page "
-                                   "work once, for 5 minutes; please open the billing page again from the app.")
-        session = pages.codec.start()
-        session.customer, session.return_url = customer_id, return_url
-        return pages.go(request, session, HOME)
+@router.get("/billing/session/{token}")
+def open_link(request: Request, token: str, web: Annotated[Web, Depends(current_web)]):
+    """Use a portal link: once, within 5 minutes. Starts a session bound to its customer."""
+    ctx = web.ctx
+    try:
+        with ctx.db.transaction() as db:
+            portal = redeem_portal_token(db, token, secret_key=web.secret_key, now=ctx.clock.now())
+            customer_id, return_url = portal.customer_id, portal.return_url
+    except NotFound:
+        return error_page(404, "This link has expired or has already been used. Links to the billing page "
+                               "work once, for 5 minutes; please open the billing page again from the app.")
+    session = web.billing_sessions.start()
+    session.customer, session.return_url = customer_id, return_url
+    return Visit(web, request, session).go(HOME)
 
-    @router.get("/billing/static/creditflow.css")
-    async def stylesheet():
-        return FileResponse(STATIC_DIR / "creditflow.css", media_type="text/css",
-                            headers={"Cache-Control": "public, max-age=3600"})
 
-    # --- the page --------------------------------------------------------------------------
+@router.get("/billing/static/creditflow.css")
+async def stylesheet():
+    return FileResponse(STATIC_DIR / "creditflow.css", media_type="text/css",
+                        headers={"Cache-Control": "public, max-age=3600"})
 
-    @router.get("/billing")
-    @pages.guarded
-    async def overview(request: Request):
-        session = pages.session_of(request)
-        with ctx.db.transaction(readonly=True) as db:
-            view = views.billing_page(ctx, db, session.customer)
-        return pages.render(request, session, "billing/overview.html",
-                            {"page": view, "title": "Billing and subscription"}, customer=view.customer)
+
+# --- the page ----------------------------------------------------------------------------------
+
+
+@router.get("/billing")
+def overview(visit: Visitor):
+    with visit.ctx.db.transaction(readonly=True) as db:
+        view = views.billing_page(visit.ctx, db, visit.customer_id)
+    return visit.render("billing/overview.html", {"page": view, "title": "Billing and subscription"},
+                        customer=view.customer)

@@ -1,88 +1,112 @@
-"""What every billing-page handler shares: the session bound to one customer, CSRF-checked
-forms, rendering with the customer's formats, and post/redirect/get with a one-time message."""
+"""What every billing-page handler shares: the visit of the one customer a session is bound to
+(`Visitor`), the CSRF-checked form of a POST (`PostedForm`), rendering with the customer's
+formats, and post/redirect/get with a one-time message.
+
+Both dependencies run on the event loop and do no database work (the session is a signed
+cookie); the handlers that use them are plain `def` functions, run in the thread pool.
+"""
 
 from __future__ import annotations
 
-import functools
+from typing import Annotated
 
+from fastapi import Depends
 from starlette.requests import Request
 from starlette.responses import Response
 
-from creditflow.kit.errors import Conflict
+from creditflow.kit.errors import Conflict, CreditflowError
 from creditflow.web import views
-from creditflow.web.app import Web
-from creditflow.web.rendering import Formatter, error_page, render
-from creditflow.web.security import BrowserSession, csrf_ok
+from creditflow.web.app import Web, current_web
+from creditflow.web.messages import plain
+from creditflow.web.rendering import Formatter, PageRefused, error_page, render
+from creditflow.web.security import BrowserSession, csrf_ok, read_form
 
 HOME = "/billing"
 
 
-class SessionEnded(Exception):
+class SessionEnded(PageRefused):
     """No valid billing session: the page must be opened again through the host app."""
 
+    def __init__(self):
+        super().__init__(error_page(401, "Your billing session has ended. Please open the billing page again "
+                                         "from the app."))
 
-class CsrfFailed(Exception):
+
+class CsrfFailed(PageRefused):
     """A POST without the session's CSRF token."""
 
+    def __init__(self):
+        super().__init__(error_page(403, "This form has expired. Please go back, reload the page and try again. "
+                                         "Nothing was changed.", home=HOME))
 
-class BillingPages:
-    def __init__(self, web: Web):
-        self.web = web
+
+class Visit:
+    """One request to the billing page, from the browser of the customer its session is bound to."""
+
+    def __init__(self, web: Web, request: Request, session: BrowserSession):
+        self.web, self.request, self.session = web, request, session
         self.ctx = web.ctx
         self.codec = web.billing_sessions
 
-    def session_of(self, request: Request) -> BrowserSession:
-        session = self.codec.load(request)
-        if session is None or not session.customer:
-            raise SessionEnded()
-        return session
+    @property
+    def customer_id(self) -> str:
+        return self.session.customer
 
-    async def form_of(self, request: Request, session: BrowserSession) -> dict:
-        form = await request.form()
-        if not csrf_ok(session, form.get("csrf_token")):
-            raise CsrfFailed()
-        return {key: value for key, value in form.items() if isinstance(value, str)}
-
-    def render(self, request: Request, session: BrowserSession, template: str, data: dict, *, status: int = 200,
-               customer=None) -> Response:
-        flash = session.take_flash()
+    def render(self, template: str, data: dict, *, status: int = 200, customer=None) -> Response:
+        flash = self.session.take_flash()
         if customer is None:
             with self.ctx.db.transaction(readonly=True) as db:
-                customer = views.get_customer(db, session.customer)
+                customer = views.get_customer(db, self.customer_id)
         response = render(template, {
-            "area": "billing", "csrf": session.csrf, "flash": flash, "return_url": session.return_url,
+            "area": "billing", "csrf": self.session.csrf, "flash": flash, "return_url": self.session.return_url,
             "customer": customer, "fmt": Formatter(customer.currency, customer.timezone), **data,
         }, status=status)
         if flash is not None:  # shown once: write the session back without it
-            self.codec.save(response, request, session)
+            self.codec.save(response, self.request, self.session)
         return response
 
-    def go(self, request: Request, session: BrowserSession, url: str, kind: str | None = None,
-           text: str | None = None) -> Response:
-        return self.web.redirect(request, self.codec, session, url, flash=(kind, text) if kind else None)
+    def go(self, url: str, kind: str | None = None, text: str | None = None) -> Response:
+        """303 to `url` (after a POST), with a one-time message of `kind` (success, error) for it."""
+        return self.web.redirect(self.request, self.codec, self.session, url, flash=(kind, text) if kind else None)
 
-    def guarded(self, handler):
-        """Turn an ended session or a bad CSRF token into a page that says so."""
-        @functools.wraps(handler)
-        async def wrapper(request: Request, *args, **kwargs):
-            try:
-                return await handler(request, *args, **kwargs)
-            except SessionEnded:
-                return error_page(401, "Your billing session has ended. Please open the billing page again "
-                                       "from the app.")
-            except CsrfFailed:
-                return error_page(403, "This form has expired. Please go back, reload the page and try again. "
-                                       "Nothing was changed.", home=HOME)
-        return wrapper
+    def done(self, text: str) -> Response:
+        """Back to the page, saying what was done."""
+        return self.go(HOME, "success", text)
 
-    def live_sub(self, customer_id: str):
+    def failed(self, exc: CreditflowError) -> Response:
+        """Back to the page, saying in plain words why the action failed."""
+        return self.go(HOME, "error", plain(exc))
+
+    def live_sub(self):
         with self.ctx.db.transaction(readonly=True) as db:
-            sub = views.live_subscription(db, customer_id)
+            sub = views.live_subscription(db, self.customer_id)
         if sub is None:
             raise Conflict("You don't have a subscription.", code="no_subscription")
         return sub
 
-    def customer_formatter(self, customer_id: str) -> Formatter:
+    def formatter(self) -> Formatter:
+        """The customer's formats (currency, time zone)."""
         with self.ctx.db.transaction(readonly=True) as db:
-            customer = views.get_customer(db, customer_id)
+            customer = views.get_customer(db, self.customer_id)
         return Formatter(customer.currency, customer.timezone)
+
+
+async def billing_visit(request: Request, web: Annotated[Web, Depends(current_web)]) -> Visit:
+    """The visit of the session's customer; an ended session answers with a page saying so."""
+    session = web.billing_sessions.load(request)
+    if session is None or not session.customer:
+        raise SessionEnded()
+    return Visit(web, request, session)
+
+
+async def posted_form(request: Request, visit: Annotated[Visit, Depends(billing_visit)]) -> dict[str, str]:
+    """The POSTed form, once its CSRF token matched the session's."""
+    form = await read_form(request)
+    if not csrf_ok(visit.session, form.get("csrf_token")):
+        raise CsrfFailed()
+    return form
+
+
+Visitor = Annotated[Visit, Depends(billing_visit)]
+PostedForm = Annotated[dict[str, str], Depends(posted_form)]
+CSRF_CHECKED = [Depends(posted_form)]  # `dependencies=` of a POST whose form has nothing else

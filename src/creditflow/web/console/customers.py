@@ -1,6 +1,6 @@
-"""A customer as support sees it, and the support actions on them: an immediate downgrade
-with the choice for the unused value (D2), ending the subscription now (X4), refunds with
-their eligibility (M1), promo grants. Each asks for a reason and is audited."""
+"""A customer as support sees it, and the support actions on them: an immediate downgrade with
+support's choice for the unused value, ending the subscription now, refunds with their
+eligibility under the refund policy, promo grants. Each asks for a reason and is audited."""
 
 from __future__ import annotations
 
@@ -8,18 +8,21 @@ import secrets
 from datetime import timedelta
 
 from fastapi import APIRouter
-from starlette.requests import Request
 
+from creditflow.customer.service import customer_now
 from creditflow.credits.promo import grant_promo_credits
-from creditflow.kit.errors import CreditflowError, InvalidRequest
-from creditflow.refund.service import SUBSCRIPTION_PURPOSES, create_refund, eligibility, refundable_amount
-from creditflow.subscription.change import change_subscription
-from creditflow.subscription.service import cancel_subscription
+from creditflow.refund.service import SUBSCRIPTION_PURPOSES, eligibility, refundable_amount
+from creditflow.purchase.refund import create_refund
+from creditflow.purchase.change import change_subscription
+from creditflow.purchase.cancel import cancel_subscription
 from creditflow.support import service as support
+from creditflow.kit.errors import CreditflowError, InvalidRequest
 from creditflow.web import views
 from creditflow.web.console import queries
-from creditflow.web.console.pages import ConsolePages, minor_units, sentence
-from creditflow.web.rendering import Formatter
+from creditflow.web.console.pages import PostedForm, SignedIn, customer_url, minor_units, sentence
+from creditflow.web.rendering import Formatter, HTMLErrorRoute
+
+router = APIRouter(route_class=HTMLErrorRoute, include_in_schema=False)
 
 UNUSED_VALUE_LABELS = {
     "balance": "Account balance: the unused value pays the customer's next charges",
@@ -28,160 +31,151 @@ UNUSED_VALUE_LABELS = {
 }
 
 
-def add_routes(router: APIRouter, pages: ConsolePages) -> None:
-    ctx = pages.ctx
+# --- the customer ------------------------------------------------------------------------------
 
-    # --- the customer ---------------------------------------------------------------------
 
-    @router.get("/console/customers/{customer_id}")
-    @pages.guarded
-    async def customer(request: Request, customer_id: str):
-        session, staff = pages.signed_in(request)
+@router.get("/console/customers/{customer_id}")
+def customer(visit: SignedIn, customer_id: str):
+    ctx = visit.ctx
+    with ctx.db.transaction(readonly=True) as db:
+        view = views.billing_page(ctx, db, customer_id, invoice_limit=50, history_limit=10)
+        audit = support.list_audit(db, customer_id=customer_id, limit=20)
+    sub = view.sub
+    return visit.render("console/customer.html", {
+        "title": view.customer.email, "page": view, "sub": sub, "audit": audit, "nav": "customers",
+        "customer_fmt": Formatter(view.customer.currency, view.customer.timezone),
+        "titles": {inv.id: views.invoice_title(inv) for inv in view.invoices},
+        "downgrades": queries.downgrade_options(ctx.catalog, sub),
+        "unused": queries.unused_value(sub, view.now), "unused_labels": UNUSED_VALUE_LABELS,
+        "promo_reference": f"console_{secrets.token_urlsafe(12)}",
+    })
+
+
+# --- actions (each with a reason and an audit record) ------------------------------------------
+
+
+@router.post("/console/customers/{customer_id}/downgrade")
+def downgrade_now(visit: SignedIn, form: PostedForm, customer_id: str):
+    """An immediate downgrade (a support action), with support's choice for the unused value."""
+    ctx, here = visit.ctx, customer_url(customer_id)
+    try:
         with ctx.db.transaction(readonly=True) as db:
-            view = views.billing_page(ctx, db, customer_id, invoice_limit=50, history_limit=10)
-            audit = support.list_audit(db, customer_id=customer_id, limit=20)
-        sub = view.sub
-        return pages.render(request, session, staff, "console/customer.html", {
-            "title": view.customer.email, "page": view, "sub": sub, "audit": audit, "nav": "customers",
-            "customer_fmt": Formatter(view.customer.currency, view.customer.timezone),
-            "titles": {inv.id: views.invoice_title(inv) for inv in view.invoices},
-            "downgrades": queries.downgrade_options(ctx.catalog, sub),
-            "unused": queries.unused_value(sub, view.now), "unused_labels": UNUSED_VALUE_LABELS,
-            "promo_reference": f"console_{secrets.token_urlsafe(12)}",
-        })
+            sub = views.live_subscription(db, views.get_customer(db, customer_id).id)
+        if sub is None:
+            raise InvalidRequest("the customer has no subscription to downgrade")
+        plan, _, term = form.get("target", "").partition(":")
+        target = ctx.catalog.plan(plan)
+        term = ctx.catalog.term(term).value
+        choice = form.get("unused_value") or "balance"
+        if choice not in UNUSED_VALUE_LABELS:
+            raise InvalidRequest("choose what happens to the unused value", param="unused_value")
+        current = ctx.catalog.plan(sub.plan)
+        visit.audited(
+            action="subscription.downgrade_now",
+            summary=(f"Immediate downgrade from {current.name} ({sub.term}) to {target.name} ({term}); "
+                     f"unused value: {choice}"),
+            reason=form.get("reason"), customer_id=customer_id,
+            details={"subscription": sub.id, "from": {"plan": sub.plan, "term": sub.term},
+                     "to": {"plan": target.code, "term": term}, "unused_value": choice},
+            work=lambda: change_subscription(ctx, sub.id, plan=target.code, term=term, timing="immediate",
+                                             support=True, unused_value=choice,
+                                             reason=support.check_reason(form.get("reason"))),
+            describe=lambda result: f"now on {target.name} ({term})")
+    except CreditflowError as exc:
+        return visit.go(here, "error", sentence(exc))
+    return visit.go(here, "success", f"Downgraded to {target.name} ({term}) now.")
 
-    # --- actions (each with a reason and an audit record) ----------------------------------
 
-    @router.post("/console/customers/{customer_id}/downgrade")
-    @pages.guarded
-    async def downgrade_now(request: Request, customer_id: str):
-        """D2: an immediate downgrade, with support's choice for the unused value."""
-        session, staff = pages.signed_in(request)
-        form = await pages.form_of(request, session)
-        here = pages.customer_url(customer_id)
-        try:
-            with ctx.db.transaction(readonly=True) as db:
-                sub = views.live_subscription(db, views.get_customer(db, customer_id).id)
-            if sub is None:
-                raise InvalidRequest("the customer has no subscription to downgrade")
-            plan, _, term = form.get("target", "").partition(":")
-            target = ctx.catalog.plan(plan)
-            term = ctx.catalog.term(term).value
-            choice = form.get("unused_value") or "balance"
-            if choice not in UNUSED_VALUE_LABELS:
-                raise InvalidRequest("choose what happens to the unused value", param="unused_value")
-            current = ctx.catalog.plan(sub.plan)
-            summary = (f"Immediate downgrade from {current.name} ({sub.term}) to {target.name} ({term}); "
-                       f"unused value: {choice}")
-            pages.audited(
-                staff, action="subscription.downgrade_now", summary=summary, reason=form.get("reason"),
-                customer_id=customer_id,
-                details={"subscription": sub.id, "from": {"plan": sub.plan, "term": sub.term},
-                               "to": {"plan": target.code, "term": term}, "unused_value": choice},
-                work=lambda: change_subscription(ctx, sub.id, plan=target.code, term=term, timing="immediate",
-                                                 support=True, unused_value=choice,
-                                                 reason=support.check_reason(form.get("reason"))),
-                describe=lambda result: f"now on {target.name} ({term})")
-        except CreditflowError as exc:
-            return pages.go(request, session, here, "error", sentence(exc))
-        return pages.go(request, session, here, "success", f"Downgraded to {target.name} ({term}) now.")
+@router.post("/console/customers/{customer_id}/cancel-now")
+def cancel_now(visit: SignedIn, form: PostedForm, customer_id: str):
+    """End the subscription at once (a support action), with a refund of the unused time or none."""
+    ctx, here = visit.ctx, customer_url(customer_id)
+    try:
+        with ctx.db.transaction(readonly=True) as db:
+            sub = views.live_subscription(db, views.get_customer(db, customer_id).id)
+        if sub is None:
+            raise InvalidRequest("the customer has no subscription to end")
+        refund = form.get("refund") or "none"
+        reason = support.check_reason(form.get("reason"))
+        visit.audited(
+            action="subscription.end_now",
+            summary=f"Ended the {ctx.catalog.plan(sub.plan).name} subscription now; refund: {refund}",
+            reason=reason, customer_id=customer_id, details={"subscription": sub.id, "refund": refund},
+            work=lambda: cancel_subscription(ctx, sub.id, at_period_end=False, refund=refund, support=True,
+                                             reason=reason, actor=visit.staff.username))
+    except CreditflowError as exc:
+        return visit.go(here, "error", sentence(exc))
+    return visit.go(here, "success", "The subscription has ended; the customer is on Free.")
 
-    @router.post("/console/customers/{customer_id}/cancel-now")
-    @pages.guarded
-    async def cancel_now(request: Request, customer_id: str):
-        """X4: end the subscription at once, with a refund of the unused time or none."""
-        session, staff = pages.signed_in(request)
-        form = await pages.form_of(request, session)
-        here = pages.customer_url(customer_id)
-        try:
-            with ctx.db.transaction(readonly=True) as db:
-                sub = views.live_subscription(db, views.get_customer(db, customer_id).id)
-            if sub is None:
-                raise InvalidRequest("the customer has no subscription to end")
-            refund = form.get("refund") or "none"
-            reason = support.check_reason(form.get("reason"))
-            pages.audited(
-                staff, action="subscription.end_now",
-                summary=f"Ended the {ctx.catalog.plan(sub.plan).name} subscription now; refund: {refund}",
-                reason=reason, customer_id=customer_id, details={"subscription": sub.id, "refund": refund},
-                work=lambda: cancel_subscription(ctx, sub.id, at_period_end=False, refund=refund, support=True,
-                                                 reason=reason, actor=staff.username))
-        except CreditflowError as exc:
-            return pages.go(request, session, here, "error", sentence(exc))
-        return pages.go(request, session, here, "success", "The subscription has ended; the customer is on Free.")
 
-    @router.get("/console/customers/{customer_id}/invoices/{invoice_id}/refund")
-    @pages.guarded
-    async def refund_form(request: Request, customer_id: str, invoice_id: str):
-        session, staff = pages.signed_in(request)
+@router.get("/console/customers/{customer_id}/invoices/{invoice_id}/refund")
+def refund_form(visit: SignedIn, customer_id: str, invoice_id: str):
+    ctx = visit.ctx
+    with ctx.db.transaction(readonly=True) as db:
+        invoice = views.customer_invoice(db, customer_id, invoice_id)
+        customer = views.get_customer(db, customer_id)
+        lines = list(invoice.lines)
+    verdict = eligibility(ctx, invoice.id)
+    return visit.render("console/refund.html", {
+        "title": f"Refund invoice {invoice.number:06d}", "customer": customer, "invoice": invoice,
+        "lines": lines, "eligibility": verdict, "refundable": refundable_amount(invoice),
+        "invoice_title": views.invoice_title(invoice), "nav": "customers",
+        "ends_subscription": invoice.purpose in SUBSCRIPTION_PURPOSES,
+    })
+
+
+@router.post("/console/customers/{customer_id}/invoices/{invoice_id}/refund")
+def refund(visit: SignedIn, form: PostedForm, customer_id: str, invoice_id: str):
+    ctx = visit.ctx
+    here = f"/console/customers/{customer_id}/invoices/{invoice_id}/refund"
+    try:
         with ctx.db.transaction(readonly=True) as db:
             invoice = views.customer_invoice(db, customer_id, invoice_id)
-            customer = views.get_customer(db, customer_id)
-            lines = list(invoice.lines)
-        verdict = eligibility(ctx, invoice.id)
-        return pages.render(request, session, staff, "console/refund.html", {
-            "title": f"Refund invoice {invoice.number:06d}", "customer": customer, "invoice": invoice,
-            "lines": lines, "eligibility": verdict, "refundable": refundable_amount(invoice),
-            "invoice_title": views.invoice_title(invoice), "nav": "customers",
-            "ends_subscription": invoice.purpose in SUBSCRIPTION_PURPOSES,
-        })
+            number, currency = invoice.number, invoice.currency
+        amount = minor_units(form.get("amount", ""))
+        verdict = eligibility(ctx, invoice_id)
+        fmt = Formatter(currency)
+        what = fmt.money(amount) if amount is not None else "the full amount"
+        result = visit.audited(
+            action="invoice.refund", summary=f"Refund of {what} on invoice {number:06d}",
+            reason=form.get("reason"), customer_id=customer_id,
+            details={"invoice": invoice_id, "amount": amount, "policy_eligible": verdict.eligible,
+                     "policy": verdict.reason},
+            work=lambda: create_refund(ctx, invoice_id, reason=support.check_reason(form.get("reason")),
+                                       amount=amount, actor=visit.staff.username),
+            describe=lambda r: f"refund {r.id}: {fmt.money(r.amount)} {r.status}")
+    except CreditflowError as exc:
+        return visit.go(here, "error", sentence(exc))
+    return visit.go(customer_url(customer_id), "success",
+                    f"Refunded {Formatter(currency).money(result.amount)} on invoice {number:06d}.")
 
-    @router.post("/console/customers/{customer_id}/invoices/{invoice_id}/refund")
-    @pages.guarded
-    async def refund(request: Request, customer_id: str, invoice_id: str):
-        session, staff = pages.signed_in(request)
-        form = await pages.form_of(request, session)
-        here = f"/console/customers/{customer_id}/invoices/{invoice_id}/refund"
-        try:
-            with ctx.db.transaction(readonly=True) as db:
-                invoice = views.customer_invoice(db, customer_id, invoice_id)
-                number, currency = invoice.number, invoice.currency
-            amount = minor_units(form.get("amount", ""))
-            verdict = eligibility(ctx, invoice_id)
-            fmt = Formatter(currency)
-            what = fmt.money(amount) if amount is not None else "the full amount"
-            result = pages.audited(
-                staff, action="invoice.refund", summary=f"Refund of {what} on invoice {number:06d}",
-                reason=form.get("reason"), customer_id=customer_id,
-                details={"invoice": invoice_id, "amount": amount, "policy_eligible": verdict.eligible,
-                         "policy": verdict.reason},
-                work=lambda: create_refund(ctx, invoice_id, reason=support.check_reason(form.get("reason")),
-                                           amount=amount, actor=staff.username),
-                describe=lambda r: f"refund {r.id}: {fmt.money(r.amount)} {r.status}")
-        except CreditflowError as exc:
-            return pages.go(request, session, here, "error", sentence(exc))
-        return pages.go(request, session, pages.customer_url(customer_id), "success",
-                        f"Refunded {Formatter(currency).money(result.amount)} on invoice {number:06d}.")
 
-    @router.post("/console/customers/{customer_id}/promo")
-    @pages.guarded
-    async def promo(request: Request, customer_id: str):
-        session, staff = pages.signed_in(request)
-        form = await pages.form_of(request, session)
-        here = pages.customer_url(customer_id)
-        try:
-            with ctx.db.transaction(readonly=True) as db:
-                views.get_customer(db, customer_id)
-                now = ctx.now_for(db, customer_id)
-            days = (form.get("expires_in_days") or "").strip()
-            expires_at = None
-            if days:
-                if not days.isdigit() or not 1 <= int(days) <= 3650:
-                    raise InvalidRequest("expiry must be a whole number of days between 1 and 3650",
-                                         param="expires_in_days")
-                expires_at = now + timedelta(days=int(days))
-            amount = (form.get("amount") or "").strip()
-            reason = support.check_reason(form.get("reason"))
-            lot = pages.audited(
-                staff, action="credits.promo_grant",
-                summary=f"Granted {amount} promotional credits"
-                        + (f", expiring in {days} days" if days else ", never expiring"),
-                reason=reason, customer_id=customer_id, details={"amount": amount, "expires_in_days": days},
-                work=lambda: grant_promo_credits(ctx, customer_id, amount=amount, reason=reason,
-                                                 expires_at=expires_at, actor=staff.username,
-                                                 reference=form.get("reference") or None),
-                describe=lambda lot: f"lot {lot.id}")
-        except CreditflowError as exc:
-            return pages.go(request, session, here, "error", sentence(exc))
-        fmt = Formatter(ctx.catalog.currency)
-        return pages.go(request, session, here, "success", f"Granted {fmt.credits(lot.granted)} promotional credits.")
+@router.post("/console/customers/{customer_id}/promo")
+def promo(visit: SignedIn, form: PostedForm, customer_id: str):
+    ctx, here = visit.ctx, customer_url(customer_id)
+    try:
+        with ctx.db.transaction(readonly=True) as db:
+            views.get_customer(db, customer_id)
+            now = customer_now(ctx, db, customer_id)
+        days = (form.get("expires_in_days") or "").strip()
+        expires_at = None
+        if days:
+            if not days.isdigit() or not 1 <= int(days) <= 3650:
+                raise InvalidRequest("expiry must be a whole number of days between 1 and 3650",
+                                     param="expires_in_days")
+            expires_at = now + timedelta(days=int(days))
+        amount = (form.get("amount") or "").strip()
+        reason = support.check_reason(form.get("reason"))
+        lot = visit.audited(
+            action="credits.promo_grant",
+            summary=f"Granted {amount} promotional credits"
+                    + (f", expiring in {days} days" if days else ", never expiring"),
+            reason=reason, customer_id=customer_id, details={"amount": amount, "expires_in_days": days},
+            work=lambda: grant_promo_credits(ctx, customer_id, amount=amount, reason=reason,
+                                             expires_at=expires_at, actor=visit.staff.username,
+                                             reference=form.get("reference") or None),
+            describe=lambda lot: f"lot {lot.id}")
+    except CreditflowError as exc:
+        return visit.go(here, "error", sentence(exc))
+    return visit.go(here, "success",
+                    f"Granted {Formatter(ctx.catalog.currency).credits(lot.granted)} promotional credits.")

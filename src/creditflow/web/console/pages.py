@@ -1,90 +1,108 @@
-"""What every console handler shares: the signed-in user and their role, CSRF-checked forms,
-rendering, post/redirect/get with a one-time message, and audited actions."""
+"""What every console handler shares: the signed-in user and their role (`SignedIn`,
+`AdminSignedIn`), the CSRF-checked form of a POST (`PostedForm`), rendering, post/redirect/get
+with a one-time message, and audited actions.
+
+Finding the signed-in user reads the database, so that dependency is a plain `def` (run in the
+thread pool, like the handlers); reading the form is the one thing awaited on the event loop.
+"""
 
 from __future__ import annotations
 
-import functools
 from decimal import Decimal, InvalidOperation
+from typing import Annotated
 
+from fastapi import Depends
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
-from creditflow.kit.errors import CreditflowError, Forbidden, InvalidRequest
 from creditflow.support import service as support
-from creditflow.web.app import Web
-from creditflow.web.rendering import Formatter, error_page, render
-from creditflow.web.security import BrowserSession, csrf_ok
+from creditflow.kit.errors import CreditflowError, Forbidden, InvalidRequest
+from creditflow.web.app import Web, current_web
+from creditflow.web.rendering import Formatter, PageRefused, error_page, render
+from creditflow.web.security import BrowserSession, csrf_ok, read_form
 
 HOME = "/console"
+LOGIN = "/console/login"
 
 
-class SignedOut(Exception):
-    """No console session, or its user was disabled."""
+class SignedOut(PageRefused):
+    """No console session, or its user was disabled: off to the sign-in page."""
+
+    def __init__(self):
+        super().__init__(RedirectResponse(LOGIN, status_code=303))
 
 
-class CsrfFailed(Exception):
+class CsrfFailed(PageRefused):
     """A POST without the session's CSRF token."""
 
+    def __init__(self):
+        super().__init__(error_page(403, "This form has expired. Go back, reload the page and try again. "
+                                         "Nothing was changed.", home=HOME))
 
-class ConsolePages:
-    def __init__(self, web: Web):
-        self.web = web
+
+class StaffVisit:
+    """One request to the console: its session and the signed-in user (None on the sign-in page)."""
+
+    def __init__(self, web: Web, request: Request, session: BrowserSession, staff: support.Staff | None):
+        self.web, self.request, self.session, self.staff = web, request, session, staff
         self.ctx = web.ctx
         self.codec = web.console_sessions
 
-    def signed_in(self, request: Request, *, admin: bool = False) -> tuple[BrowserSession, support.Staff]:
-        """The session and its user, re-read on every request so a disabled user is out at once."""
-        self.web.ensure_bootstrap_users()
-        session = self.codec.load(request)
-        if session is None or not session.user:
-            raise SignedOut()
-        with self.ctx.db.transaction(readonly=True) as db:
-            staff = support.get_staff(db, session.user)
-        if staff is None:
-            raise SignedOut()
-        if admin and not staff.is_admin:
-            raise Forbidden("Only an admin can manage console users.")
-        return session, staff
-
-    async def form_of(self, request: Request, session: BrowserSession) -> dict:
-        form = await request.form()
-        if not csrf_ok(session, form.get("csrf_token")):
-            raise CsrfFailed()
-        return {key: value for key, value in form.items() if isinstance(value, str)}
-
-    def render(self, request: Request, session: BrowserSession, staff: support.Staff | None, template: str,
-               data: dict, *, status: int = 200) -> Response:
-        flash = session.take_flash()
-        response = render(template, {"area": "console", "csrf": session.csrf, "flash": flash, "staff": staff,
-                                     "fmt": Formatter(self.ctx.catalog.currency), **data}, status=status)
+    def render(self, template: str, data: dict, *, status: int = 200) -> Response:
+        flash = self.session.take_flash()
+        response = render(template, {"area": "console", "csrf": self.session.csrf, "flash": flash,
+                                     "staff": self.staff, "fmt": Formatter(self.ctx.catalog.currency), **data},
+                          status=status)
         if flash is not None:
-            self.codec.save(response, request, session)
+            self.codec.save(response, self.request, self.session)
         return response
 
-    def go(self, request: Request, session: BrowserSession, url: str, kind: str | None = None,
-           text: str | None = None) -> Response:
-        return self.web.redirect(request, self.codec, session, url, flash=(kind, text) if kind else None)
+    def go(self, url: str, kind: str | None = None, text: str | None = None) -> Response:
+        """303 to `url` (after a POST), with a one-time message of `kind` (success, error) for it."""
+        return self.web.redirect(self.request, self.codec, self.session, url, flash=(kind, text) if kind else None)
 
-    def guarded(self, handler):
-        @functools.wraps(handler)
-        async def wrapper(request: Request, *args, **kwargs):
-            try:
-                return await handler(request, *args, **kwargs)
-            except SignedOut:
-                return self.web.redirect(request, self.codec, None, "/console/login")
-            except CsrfFailed:
-                return error_page(403, "This form has expired. Go back, reload the page and try again. "
-                                       "Nothing was changed.", home=HOME)
-        return wrapper
-
-    @staticmethod
-    def customer_url(customer_id: str) -> str:
-        return f"/console/customers/{customer_id}"
-
-    def audited(self, staff: support.Staff, *, action: str, summary: str, reason: str | None,
-                customer_id: str | None, work, details: dict | None = None, describe=None):
-        return support.run_audited(self.ctx, staff, action=action, summary=summary, reason=reason,
+    def audited(self, *, action: str, summary: str, reason: str | None, customer_id: str | None, work,
+                details: dict | None = None, describe=None):
+        """Run `work` as the signed-in user, with a reason and an audit record of how it ended."""
+        return support.run_audited(self.ctx, self.staff, action=action, summary=summary, reason=reason,
                                    customer_id=customer_id, work=work, details=details, describe=describe)
+
+
+def customer_url(customer_id: str) -> str:
+    return f"/console/customers/{customer_id}"
+
+
+def signed_in(request: Request, web: Annotated[Web, Depends(current_web)]) -> StaffVisit:
+    """The session and its user, re-read on every request so a disabled user is out at once."""
+    web.ensure_bootstrap_users()
+    session = web.console_sessions.load(request)
+    if session is None or not session.user:
+        raise SignedOut()
+    with web.ctx.db.transaction(readonly=True) as db:
+        staff = support.get_staff(db, session.user)
+    if staff is None:
+        raise SignedOut()
+    return StaffVisit(web, request, session, staff)
+
+
+async def admin_signed_in(visit: Annotated[StaffVisit, Depends(signed_in)]) -> StaffVisit:
+    if not visit.staff.is_admin:
+        raise Forbidden("Only an admin can manage console users.")
+    return visit
+
+
+async def posted_form(request: Request, visit: Annotated[StaffVisit, Depends(signed_in)]) -> dict[str, str]:
+    """The POSTed form, once its CSRF token matched the session's."""
+    form = await read_form(request)
+    if not csrf_ok(visit.session, form.get("csrf_token")):
+        raise CsrfFailed()
+    return form
+
+
+SignedIn = Annotated[StaffVisit, Depends(signed_in)]
+AdminSignedIn = Annotated[StaffVisit, Depends(admin_signed_in)]
+PostedForm = Annotated[dict[str, str], Depends(posted_form)]
+CSRF_CHECKED = [Depends(posted_form)]  # `dependencies=` of a POST whose form has nothing else
 
 
 def sentence(exc: CreditflowError) -> str:

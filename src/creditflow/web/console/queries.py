@@ -50,7 +50,8 @@ class DowngradeOption:
 
 
 def downgrade_options(catalog: Catalog, sub: Subscription | None) -> list[DowngradeOption]:
-    """What support may move an active subscription down to, immediately (D2)."""
+    """What support may move an active subscription down to, immediately (a self-service downgrade
+    waits for the end of the term; support may make it at once)."""
     if sub is None or sub.status != "active":
         return []
     options = []
@@ -68,7 +69,8 @@ def downgrade_options(catalog: Catalog, sub: Subscription | None) -> list[Downgr
 
 
 def unused_value(sub: Subscription | None, now: datetime) -> int:
-    """What the rest of the current term is worth, to the second (U3, D2)."""
+    """What the rest of the current term is worth, prorated to the second: what an immediate change
+    credits for the time not used."""
     from creditflow.kit.periods import Period
     from creditflow.subscription.proration import split_term
 

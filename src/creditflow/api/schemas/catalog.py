@@ -1,0 +1,57 @@
+"""The catalog as the API shows it: plans, bundles, the Free plan and features."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from creditflow.api.schemas.common import CreditsOut, Read
+
+
+class PlanRead(Read):
+    code: str
+    name: str
+    rank: int
+    monthly_credits: CreditsOut
+    features: list[str]
+    prices: dict[str, int]
+
+
+class BundleRead(Read):
+    code: str
+    name: str
+    credits: CreditsOut
+    price: int
+
+
+class FreeRead(Read):
+    daily_credits: CreditsOut
+    features: list[str]
+
+
+class FeatureRead(Read):
+    code: str
+    name: str
+    requires_subscription: bool
+
+
+class CatalogRead(Read):
+    object: Literal["catalog"] = "catalog"
+    currency: str
+    plans: list[PlanRead]
+    bundles: list[BundleRead]
+    free: FreeRead
+    features: list[FeatureRead]
+
+    @classmethod
+    def of(cls, catalog) -> "CatalogRead":
+        return cls(
+            currency=catalog.currency,
+            plans=[PlanRead(code=p.code, name=p.name, rank=p.rank, monthly_credits=p.monthly_credits,
+                            features=sorted(p.features), prices={t.value: p.prices[t] for t in p.terms})
+                   for p in catalog.plans_by_rank()],
+            bundles=[BundleRead(code=b.code, name=b.name, credits=b.credits, price=b.price)
+                     for b in catalog.bundles.values()],
+            free=FreeRead(daily_credits=catalog.free.daily_credits, features=sorted(catalog.free.features)),
+            features=[FeatureRead(code=f.code, name=f.label, requires_subscription=f.requires_subscription)
+                      for f in catalog.features.values()],
+        )

@@ -1,0 +1,23 @@
+"""Test clocks."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from creditflow.api.schemas.common import InstantIn, InstantOut, Read, Request
+
+
+class TestClockCreate(Request):
+    frozen_time: InstantIn
+
+
+class TestClockAdvance(Request):
+    frozen_time: InstantIn
+
+
+class TestClockRead(Read):
+    __test__ = False
+
+    id: str
+    object: Literal["test_clock"] = "test_clock"
+    frozen_time: InstantOut
