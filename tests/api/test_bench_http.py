@@ -1,4 +1,4 @@
-"""bench/http.py runs end to end at a tiny size and writes its JSON."""
+"""bench/http_spends.py runs end to end at a tiny size and writes its JSON."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_http_benchmark_tiny(tmp_path):
     out = tmp_path / "http.json"
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "http.py"), "--tiny", "--out", str(out)],
+    run = subprocess.run([sys.executable, str(ROOT / "bench" / "http_spends.py"), "--tiny", "--out", str(out)],
                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())

@@ -69,16 +69,16 @@ class Crash(BaseException):
 
 def test_first_purchase_that_never_reached_the_gateway_starts_nothing(world, monkeypatch):
     """An attempt abandoned before the gateway call (a crash) is reconciled as not charged."""
-    from creditflow.payment import service as payment_service
+    from creditflow.payment import attempts
 
     nora = world.shopper(START)
     calls = []
 
-    def crash_before_the_call(ctx, ticket):
+    def crash_before_the_call(gateway, ticket):
         calls.append(ticket)
         raise Crash  # the process dies between the commit and the gateway call
 
-    monkeypatch.setattr(payment_service, "call_gateway", crash_before_the_call)
+    monkeypatch.setattr(attempts, "charge", crash_before_the_call)
     with pytest.raises(Crash):
         subscribe(world.ctx, nora.id, "standard", "monthly")
     monkeypatch.undo()

@@ -40,7 +40,7 @@ def get_balance(ctx, customer_id: str) -> Balance:
     lots past their expiry don't count, holds past theirs are back in their lots, and today's
     free credits count whether or not they have been created."""
     with ctx.db.transaction(readonly=True) as session:
-        cursor = repo.Cursor.of(session)
+        cursor = repo.UnitCursor.of(session)
         account = repo.read_account(cursor, customer_id)
         now = account.clock_time or ctx.clock.now()
         standing = Standing(repo.active_plan(cursor, customer_id))
@@ -97,7 +97,7 @@ def list_entries(ctx, customer_id: str, *, limit: int = 20, starting_after: str 
         raise InvalidRequest("limit must be between 1 and 100", param="limit")
     entries = CreditEntry.__table__
     with ctx.db.transaction(readonly=True) as session:
-        repo.read_account(repo.Cursor.of(session), customer_id)  # NotFound for an unknown customer
+        repo.read_account(repo.UnitCursor.of(session), customer_id)  # NotFound for an unknown customer
         query = select(entries).where(entries.c.customer_id == customer_id)
         if starting_after is not None:
             after = session.scalar(select(entries.c.seq).where(entries.c.id == starting_after,

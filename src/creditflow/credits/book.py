@@ -34,10 +34,10 @@ from creditflow.kit.ids import new_id
 T = TypeVar("T")
 
 
-def run(ctx, work: Callable[[repo.Cursor], T], *, retries: int = 5) -> T:
+def run(ctx, work: Callable[[repo.UnitCursor], T], *, retries: int = 5) -> T:
     """`work(cursor)` in one write transaction: the unit of work of the credit use cases.
 
-    Everything a Book does is a `repository.Fast` statement, so the transaction is held on a
+    Everything a Book does is a `repository.CompiledStatement` statement, so the transaction is held on a
     pooled DBAPI connection directly, without an ORM session or a Core connection around it
     (together they cost about as much as the spend itself). It behaves as `Database.run`: the same engine and pool, the same queue of this process's
     SQLite writers and BEGIN IMMEDIATE, and the same retries of deadlocks, serialization
@@ -51,7 +51,7 @@ def run(ctx, work: Callable[[repo.Cursor], T], *, retries: int = 5) -> T:
             lock.acquire()
         connection = db.engine.raw_connection()
         try:
-            cursor = repo.Cursor(db.engine.dialect, connection.cursor())
+            cursor = repo.UnitCursor(db.engine.dialect, connection.cursor())
             if lock is not None:
                 cursor.raw.execute("BEGIN IMMEDIATE")  # the connection runs in autocommit mode
             result = work(cursor)
@@ -72,7 +72,7 @@ def run(ctx, work: Callable[[repo.Cursor], T], *, retries: int = 5) -> T:
     raise AssertionError("unreachable")
 
 
-def run_statement(ctx, work: Callable[[repo.Cursor], T], *, retries: int = 2) -> T:
+def run_statement(ctx, work: Callable[[repo.UnitCursor], T], *, retries: int = 2) -> T:
     """`work(cursor)`: one statement that is its own transaction (PostgreSQL, autocommit, on
     `Database.statements`), so that it costs a single round trip. Only for statements that are
     safe to send again after a connection was lost, even if the first one committed (the spend
@@ -84,7 +84,7 @@ def run_statement(ctx, work: Callable[[repo.Cursor], T], *, retries: int = 2) ->
         try:
             with db.statements.cursor() as cursor:
                 connection = cursor.connection
-                return work(repo.Cursor(dialect, cursor))
+                return work(repo.UnitCursor(dialect, cursor))
         except psycopg.Error as exc:
             lost = connection is not None and (connection.broken or connection.closed)
             if attempt == retries or not (lost or _retryable(exc)):
@@ -138,7 +138,7 @@ class _Lot:
 
 @dataclass
 class Book:
-    cursor: repo.Cursor  # the unit of work's: every statement of the book runs on it
+    cursor: repo.UnitCursor  # the unit of work's: every statement of the book runs on it
     account: repo.AccountRow
     now: datetime
     deltas: dict[str, int] = field(default_factory=lambda: dict.fromkeys(repo.TOTALS, 0))
@@ -151,13 +151,13 @@ class Book:
     # -- opening ------------------------------------------------------------------------------
 
     @classmethod
-    def lock(cls, ctx, db: repo.Cursor | Session | Connection, customer_id: str, *,
+    def lock(cls, ctx, db: repo.UnitCursor | Session | Connection, customer_id: str, *,
              now: datetime | None = None) -> "Book":
         """Lock the customer's credit account; NotFound for an unknown customer. `db` is the
         unit of work: the cursor `run()` gives, or an ORM session or Core connection."""
         if isinstance(db, Session):
             db.flush()  # anything the ORM holds for these tables goes first
-        cursor = db if isinstance(db, repo.Cursor) else repo.Cursor.of(db)
+        cursor = db if isinstance(db, repo.UnitCursor) else repo.UnitCursor.of(db)
         account = repo.lock_account(cursor, customer_id)
         return cls(cursor, account, now or account.clock_time or ctx.clock.now(), free_day=account.free_day)
 

@@ -55,7 +55,7 @@ def hold_credits(ctx, customer_id: str, *, amount, feature: str, reference: str,
     return run(ctx, lambda cursor: _hold(ctx, cursor, customer_id, amount, feature_def, reference, ttl))
 
 
-def _hold(ctx, cursor: repo.Cursor, customer_id: str, amount: Credits, feature: Feature, reference: str,
+def _hold(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feature: Feature, reference: str,
           ttl: int) -> Hold:
     book = Book.lock(ctx, cursor, customer_id)
     existing, plan, open_lots = repo.spend_plan_and_lots(cursor, customer_id, reference)
@@ -90,7 +90,7 @@ def settle_hold(ctx, hold_id: str, *, amount) -> Hold:
     return run(ctx, lambda cursor: _settle(ctx, cursor, hold_id, amount))
 
 
-def _settle(ctx, cursor: repo.Cursor, hold_id: str, amount: Credits) -> Hold:
+def _settle(ctx, cursor: repo.UnitCursor, hold_id: str, amount: Credits) -> Hold:
     book, row = _lock_hold(ctx, cursor, hold_id)
     if amount > row.amount:
         raise InvalidRequest(f"amount {amount} is more than the {row.amount} held", param="amount")
@@ -117,7 +117,7 @@ def release_hold(ctx, hold_id: str) -> Hold:
     return run(ctx, lambda cursor: _release(ctx, cursor, hold_id))
 
 
-def _release(ctx, cursor: repo.Cursor, hold_id: str) -> Hold:
+def _release(ctx, cursor: repo.UnitCursor, hold_id: str) -> Hold:
     book, row = _lock_hold(ctx, cursor, hold_id)
     status = _status(row, book.now)
     if status == "settled":
@@ -133,7 +133,7 @@ def _release(ctx, cursor: repo.Cursor, hold_id: str) -> Hold:
 
 def get_hold(ctx, hold_id: str) -> Hold:
     with ctx.db.transaction(readonly=True) as session:
-        cursor = repo.Cursor.of(session)
+        cursor = repo.UnitCursor.of(session)
         row = repo.spend_by_id(cursor, hold_id)
         if row is None or row.kind != "hold":
             raise NotFound(f"no such hold: {hold_id}", param="hold")
@@ -141,7 +141,7 @@ def get_hold(ctx, hold_id: str) -> Hold:
         return _hold_view(row, row.customer_id, now=account.clock_time or ctx.clock.now())
 
 
-def _lock_hold(ctx, cursor: repo.Cursor, hold_id: str):
+def _lock_hold(ctx, cursor: repo.UnitCursor, hold_id: str):
     row = repo.spend_by_id(cursor, hold_id)
     if row is None or row.kind != "hold":
         raise NotFound(f"no such hold: {hold_id}", param="hold")

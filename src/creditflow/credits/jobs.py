@@ -49,7 +49,7 @@ def expire_due(ctx, now: datetime, test_clock_id: str | None = None) -> int:
             return done
 
 
-def _expire_for(ctx, cursor: repo.Cursor, customer_id: str, now: datetime) -> None:
+def _expire_for(ctx, cursor: repo.UnitCursor, customer_id: str, now: datetime) -> None:
     book = Book.lock(ctx, cursor, customer_id, now=now)
     book.load()
     # Lots that ran out before they expired are marked too, so they're not found again.

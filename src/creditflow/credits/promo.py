@@ -44,7 +44,7 @@ def grant_promo_credits(ctx, customer_id: str, *, amount, reason: str, expires_a
     return run(ctx, lambda cursor: _grant(ctx, cursor, customer_id, amount, reason, expires_at, actor, reference))
 
 
-def _grant(ctx, cursor: repo.Cursor, customer_id, amount, reason, expires_at, actor, reference) -> LotView:
+def _grant(ctx, cursor: repo.UnitCursor, customer_id, amount, reason, expires_at, actor, reference) -> LotView:
     book = Book.lock(ctx, cursor, customer_id)
     grant_key = f"promo:{customer_id}:{reference}" if reference is not None else None
     if grant_key is not None:

@@ -4,7 +4,7 @@ The spend path runs these thousands of times a second. Profiling `bench/spend.py
 SQLAlchemy's per-execution work (statement construction, the execution context, parameter and
 result set-up, psycopg's column descriptions) costing several times the database's own work on
 these one-row statements. So every statement is built once, here, compiled once per dialect
-(`Fast`), and run on the DBAPI cursor of the unit of work (`Cursor`), with the column types'
+(`CompiledStatement`), and run on the DBAPI cursor of the unit of work (`UnitCursor`), with the column types'
 own bind and result processors applied by hand: the SQL is what SQLAlchemy compiles from the
 table definitions, UTCDateTime still refuses naive datetimes, CreditsColumn still reads back
 `Credits`, and a column's scalar Python default still fills an insert that doesn't name it.
@@ -37,7 +37,7 @@ TOTALS = ("granted", "spent", "expired", "held", "available")
 
 # -- running statements -----------------------------------------------------------------------
 
-class Cursor:
+class UnitCursor:
     """A DBAPI cursor inside a unit of work, with the dialect that compiles for it."""
 
     def __init__(self, dialect, raw):
@@ -45,47 +45,47 @@ class Cursor:
         self.raw = raw
 
     @classmethod
-    def of(cls, db: Session | Connection) -> "Cursor":
+    def of(cls, db: Session | Connection) -> "UnitCursor":
         """The cursor of an ORM session's or a Core connection's transaction."""
         connection = db.connection() if isinstance(db, Session) else db
         return cls(connection.dialect, connection.connection.cursor())
 
 
-class Fast:
-    """A statement compiled once per dialect and run on a `Cursor`."""
+class CompiledStatement:
+    """A statement compiled once per dialect and run on a `UnitCursor`."""
 
     def __init__(self, statement):
         self.statement = statement
-        self._prepared: dict[str, _Prepared] = {}
+        self._prepared: dict[str, _DialectSQL] = {}
 
-    def _prepare(self, dialect) -> "_Prepared":
+    def _prepare(self, dialect) -> "_DialectSQL":
         prepared = self._prepared.get(dialect.name)
         if prepared is None:
-            prepared = self._prepared[dialect.name] = _Prepared(self.statement, dialect)
+            prepared = self._prepared[dialect.name] = _DialectSQL(self.statement, dialect)
         return prepared
 
-    def execute(self, cursor: Cursor, params: dict) -> None:
+    def execute(self, cursor: UnitCursor, params: dict) -> None:
         prepared = self._prepare(cursor.dialect)
         cursor.raw.execute(prepared.sql, prepared.params(params))
 
-    def executemany(self, cursor: Cursor, rows: list[dict]) -> None:
+    def executemany(self, cursor: UnitCursor, rows: list[dict]) -> None:
         prepared = self._prepare(cursor.dialect)
         if len(rows) == 1:  # the usual case; psycopg's executemany would open a pipeline
             cursor.raw.execute(prepared.sql, prepared.params(rows[0]))
         elif rows:
             cursor.raw.executemany(prepared.sql, [prepared.params(row) for row in rows])
 
-    def rows(self, cursor: Cursor, params: dict) -> list:
+    def rows(self, cursor: UnitCursor, params: dict) -> list:
         prepared = self._prepare(cursor.dialect)
         cursor.raw.execute(prepared.sql, prepared.params(params))
         return [prepared.row(raw) for raw in cursor.raw.fetchall()]
 
-    def first(self, cursor: Cursor, params: dict):
+    def first(self, cursor: UnitCursor, params: dict):
         rows = self.rows(cursor, params)
         return rows[0] if rows else None
 
 
-class _Prepared:
+class _DialectSQL:
     def __init__(self, statement, dialect):
         column_keys = None
         if statement.is_insert:  # every column but an autoincrement key is a parameter
@@ -159,17 +159,17 @@ _read_account = (
                  .outerjoin(clocks, clocks.c.id == customers.c.test_clock_id))
     .where(accounts.c.customer_id == bindparam("customer_id"))
 )
-_fast_read_account = Fast(_read_account)
+_fast_read_account = CompiledStatement(_read_account)
 # FOR UPDATE on PostgreSQL; on SQLite the write transaction already holds the write lock.
-_fast_lock_account = Fast(_read_account.with_for_update(of=accounts))
+_fast_lock_account = CompiledStatement(_read_account.with_for_update(of=accounts))
 
 
-def read_account(cursor: Cursor, customer_id: str) -> AccountRow:
+def read_account(cursor: UnitCursor, customer_id: str) -> AccountRow:
     """The account row, unlocked (for reading). NotFound if there is no such customer."""
     return _account_row(customer_id, _fast_read_account.first(cursor, {"customer_id": customer_id}))
 
 
-def lock_account(cursor: Cursor, customer_id: str) -> AccountRow:
+def lock_account(cursor: UnitCursor, customer_id: str) -> AccountRow:
     """The account row, locked until commit. NotFound if there is no such customer."""
     return _account_row(customer_id, _fast_lock_account.first(cursor, {"customer_id": customer_id}))
 
@@ -185,14 +185,14 @@ def _account_row(customer_id: str, row) -> AccountRow:
     )
 
 
-_update_account = Fast(
+_update_account = CompiledStatement(
     update(accounts).where(accounts.c.customer_id == bindparam("b_customer_id"))
     .values(**{name: accounts.c[name] + bindparam(f"b_{name}", type_=accounts.c[name].type) for name in TOTALS},
             free_day=bindparam("b_free_day", type_=accounts.c.free_day.type))
 )
 
 
-def update_account(cursor: Cursor, customer_id: str, deltas: dict[str, int], free_day: str | None) -> None:
+def update_account(cursor: UnitCursor, customer_id: str, deltas: dict[str, int], free_day: str | None) -> None:
     """Move the totals by `deltas` (thousandths), in one statement under the account lock."""
     _update_account.execute(cursor, {"b_customer_id": customer_id, "b_free_day": free_day,
                                      **{f"b_{name}": deltas[name] for name in TOTALS}})
@@ -206,17 +206,17 @@ def update_account(cursor: Cursor, customer_id: str, deltas: dict[str, int], fre
 # the first, ck_credit_lots_expired_lots_are_empty) so that the planner takes ix_credit_lots_open.
 ACTIVE, HELD, ZERO = literal_column("'active'"), literal_column("'held'"), literal_column("0")
 
-_active_plan = Fast(select(subscriptions.c.plan).where(
+_active_plan = CompiledStatement(select(subscriptions.c.plan).where(
     subscriptions.c.customer_id == bindparam("customer_id"), subscriptions.c.status == ACTIVE))
 
 
-def active_plan(cursor: Cursor, customer_id: str) -> str | None:
+def active_plan(cursor: UnitCursor, customer_id: str) -> str | None:
     """The plan of the customer's active paid subscription (cancelling but not ended included)."""
     row = _active_plan.first(cursor, {"customer_id": customer_id})
     return row.plan if row is not None else None
 
 
-_spend_plan_and_lots = Fast(
+_spend_plan_and_lots = CompiledStatement(
     select(spends, subscriptions.c.plan.label("active_plan"),
            *(lots.c[name].label(f"lot_{name}") for name in ("id", "kind", "remaining", "expires_at", "created_at")))
     .select_from(
@@ -242,7 +242,7 @@ class LotRow:
     expired_at: None = None  # a lot with credits left hasn't expired (ck_credit_lots_expired_lots_are_empty)
 
 
-def spend_plan_and_lots(cursor: Cursor, customer_id: str, reference: str):
+def spend_plan_and_lots(cursor: UnitCursor, customer_id: str, reference: str):
     """In one round trip, what a spend or a hold needs after locking the account: the spend or
     hold already made with this reference (or None), the active plan (or None) and the open
     lots (one row per lot).
@@ -258,48 +258,48 @@ def spend_plan_and_lots(cursor: Cursor, customer_id: str, reference: str):
     return (first if first.id is not None else None), first.active_plan, open_lots
 
 
-_spend_by_reference = Fast(select(spends).where(spends.c.customer_id == bindparam("customer_id"),
+_spend_by_reference = CompiledStatement(select(spends).where(spends.c.customer_id == bindparam("customer_id"),
                                                 spends.c.reference == bindparam("reference")))
-_spend_by_id = Fast(select(spends).where(spends.c.id == bindparam("id")))
-_insert_spend = Fast(insert(spends).inline())
+_spend_by_id = CompiledStatement(select(spends).where(spends.c.id == bindparam("id")))
+_insert_spend = CompiledStatement(insert(spends).inline())
 
 
-def spend_by_reference(cursor: Cursor, customer_id: str, reference: str):
+def spend_by_reference(cursor: UnitCursor, customer_id: str, reference: str):
     return _spend_by_reference.first(cursor, {"customer_id": customer_id, "reference": reference})
 
 
-def spend_by_id(cursor: Cursor, spend_id: str):
+def spend_by_id(cursor: UnitCursor, spend_id: str):
     return _spend_by_id.first(cursor, {"id": spend_id})
 
 
-def insert_spend(cursor: Cursor, **values) -> None:
+def insert_spend(cursor: UnitCursor, **values) -> None:
     _insert_spend.execute(cursor, values)
 
 
-_mark_refunded = Fast(update(spends).where(spends.c.id == bindparam("b_id")).values(
+_mark_refunded = CompiledStatement(update(spends).where(spends.c.id == bindparam("b_id")).values(
     status=bindparam("b_status"), refunded_at=bindparam("b_at", type_=spends.c.refunded_at.type)))
-_resolve_hold = Fast(update(spends).where(spends.c.id == bindparam("b_id")).values(
+_resolve_hold = CompiledStatement(update(spends).where(spends.c.id == bindparam("b_id")).values(
     status=bindparam("b_status"), settled=bindparam("b_settled", type_=spends.c.settled.type),
     resolved_at=bindparam("b_at", type_=spends.c.resolved_at.type)))
 
 
-def mark_refunded(cursor: Cursor, spend_id: str, *, status: str, at: datetime) -> None:
+def mark_refunded(cursor: UnitCursor, spend_id: str, *, status: str, at: datetime) -> None:
     _mark_refunded.execute(cursor, {"b_id": spend_id, "b_status": status, "b_at": at})
 
 
-def resolve_holds(cursor: Cursor, holds: list[dict]) -> None:
+def resolve_holds(cursor: UnitCursor, holds: list[dict]) -> None:
     """`holds`: [{"b_id", "b_status" (settled, released, expired), "b_settled", "b_at"}]."""
     _resolve_hold.executemany(cursor, holds)
 
 
-_overdue_holds = Fast(
+_overdue_holds = CompiledStatement(
     select(spends).where(spends.c.customer_id == bindparam("customer_id"), spends.c.status == HELD,
                          spends.c.expires_at <= bindparam("now", type_=spends.c.expires_at.type))
     .order_by(spends.c.expires_at, spends.c.id)
 )
 
 
-def overdue_holds(cursor: Cursor, customer_id: str, now: datetime) -> list:
+def overdue_holds(cursor: UnitCursor, customer_id: str, now: datetime) -> list:
     return _overdue_holds.rows(cursor, {"customer_id": customer_id, "now": now})
 
 
@@ -307,67 +307,63 @@ def overdue_holds(cursor: Cursor, customer_id: str, now: datetime) -> list:
 
 _lot_columns = (lots.c.id, lots.c.kind, lots.c.granted, lots.c.remaining, lots.c.expires_at, lots.c.expired_at,
                 lots.c.created_at)
-_open_lots = Fast(select(*_lot_columns).where(lots.c.customer_id == bindparam("customer_id"),
+_open_lots = CompiledStatement(select(*_lot_columns).where(lots.c.customer_id == bindparam("customer_id"),
                                               lots.c.remaining > ZERO, lots.c.expired_at.is_(None)))
-_lot_by_id = Fast(select(*_lot_columns).where(lots.c.customer_id == bindparam("customer_id"),
+_lot_by_id = CompiledStatement(select(*_lot_columns).where(lots.c.customer_id == bindparam("customer_id"),
                                               lots.c.id == bindparam("id")))
-_lot = Fast(select(lots).where(lots.c.id == bindparam("id")))
-_lot_by_grant_key = Fast(select(lots).where(lots.c.grant_key == bindparam("grant_key")))
-_overdue_lots = Fast(select(lots.c.id, lots.c.expires_at).where(
+_lot = CompiledStatement(select(lots).where(lots.c.id == bindparam("id")))
+_lot_by_grant_key = CompiledStatement(select(lots).where(lots.c.grant_key == bindparam("grant_key")))
+_overdue_lots = CompiledStatement(select(lots.c.id, lots.c.expires_at).where(
     lots.c.customer_id == bindparam("customer_id"), lots.c.expired_at.is_(None),
     lots.c.expires_at <= bindparam("now", type_=lots.c.expires_at.type)))
 
 
-def open_lots(cursor: Cursor, customer_id: str) -> list:
+def open_lots(cursor: UnitCursor, customer_id: str) -> list:
     """Lots with credits left (overdue ones included: the caller expires them)."""
     return _open_lots.rows(cursor, {"customer_id": customer_id})
 
 
-def lots_by_id(cursor: Cursor, customer_id: str, lot_ids: list[str]) -> list:
+def lots_by_id(cursor: UnitCursor, customer_id: str, lot_ids: list[str]) -> list:
     """The customer's lots with these ids (refunds and releases: a lot or two, so one by one)."""
     found = (_lot_by_id.first(cursor, {"customer_id": customer_id, "id": lot_id}) for lot_id in lot_ids)
     return [row for row in found if row is not None]
 
 
-def lot(cursor: Cursor, lot_id: str):
+def lot(cursor: UnitCursor, lot_id: str):
     return _lot.first(cursor, {"id": lot_id})
 
 
-def lot_by_grant_key(cursor: Cursor, grant_key: str):
+def lot_by_grant_key(cursor: UnitCursor, grant_key: str):
     return _lot_by_grant_key.first(cursor, {"grant_key": grant_key})
 
 
-def overdue_lots(cursor: Cursor, customer_id: str, now: datetime) -> list:
+def overdue_lots(cursor: UnitCursor, customer_id: str, now: datetime) -> list:
     """Lots past their expiry not yet marked expired, whether or not credits are left."""
     return _overdue_lots.rows(cursor, {"customer_id": customer_id, "now": now})
 
 
-_insert_lots = Fast(insert(lots).inline())
-_update_lot = Fast(
+_insert_lots = CompiledStatement(insert(lots).inline())
+_update_lot = CompiledStatement(
     update(lots).where(lots.c.id == bindparam("b_id"))
     .values(remaining=lots.c.remaining + bindparam("b_delta", type_=lots.c.remaining.type),
             expired_at=func.coalesce(lots.c.expired_at, bindparam("b_expired_at", type_=lots.c.expired_at.type)))
 )
-_insert_entries = Fast(insert(entries).inline())
-_insert_events = Fast(insert(events).inline())
+_insert_entries = CompiledStatement(insert(entries).inline())
+_insert_events = CompiledStatement(insert(events).inline())
 
 
-def insert_lots(cursor: Cursor, rows: list[dict]) -> None:
+def insert_lots(cursor: UnitCursor, rows: list[dict]) -> None:
     _insert_lots.executemany(cursor, rows)
 
 
-def update_lots(cursor: Cursor, changes: list[dict]) -> None:
+def update_lots(cursor: UnitCursor, changes: list[dict]) -> None:
     """`changes`: [{"b_id", "b_delta" (thousandths), "b_expired_at" (None: leave as is)}]."""
     _update_lot.executemany(cursor, changes)
 
 
-def insert_entries(cursor: Cursor, rows: list[dict]) -> None:
+def insert_entries(cursor: UnitCursor, rows: list[dict]) -> None:
     _insert_entries.executemany(cursor, rows)
 
 
-def insert_events(cursor: Cursor, rows: list[dict]) -> None:
+def insert_events(cursor: UnitCursor, rows: list[dict]) -> None:
     _insert_events.executemany(cursor, rows)
-
-
-def as_lot(row) -> Lot:
-    return Lot(row.id, row.kind, row.remaining, row.expires_at, row.created_at)

@@ -68,7 +68,7 @@ def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str
     return run(ctx, lambda cursor: _spend(ctx, cursor, customer_id, amount, feature_def, reference))
 
 
-def _spend(ctx, cursor: repo.Cursor, customer_id: str, amount: Credits, feature: Feature, reference: str) -> SpendResult:
+def _spend(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feature: Feature, reference: str) -> SpendResult:
     book = Book.lock(ctx, cursor, customer_id)
     existing, plan, open_lots = repo.spend_plan_and_lots(cursor, customer_id, reference)
     if existing is not None:
@@ -110,7 +110,7 @@ def _spend_statement(catalog: Catalog, feature: Feature) -> str:
     return call.as_string(None)
 
 
-def _spend_in_database(ctx, cursor: repo.Cursor, customer_id: str, amount: Credits, feature: Feature,
+def _spend_in_database(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feature: Feature,
                        reference: str) -> SpendResult | None:
     """The usual spend, done by `creditflow_spend` in one round trip; None (and nothing changed)
     when the case needs the general path: a replay, a refusal, expiries or free credits due."""
@@ -154,7 +154,7 @@ def _result(row, customer_id: str, *, replayed: bool = False) -> SpendResult:
 
 def get_spend(ctx, customer_id: str, reference: str) -> SpendResult:
     with ctx.db.transaction(readonly=True) as session:
-        row = repo.spend_by_reference(repo.Cursor.of(session), customer_id, reference)
+        row = repo.spend_by_reference(repo.UnitCursor.of(session), customer_id, reference)
         if row is None or row.kind != "spend":
             raise NotFound(f"no spend with reference {reference!r}", param="reference")
         return _result(row, customer_id)
@@ -171,7 +171,7 @@ def refund_spend(ctx, customer_id: str, *, reference: str) -> RefundResult:
     return run(ctx, lambda cursor: _refund(ctx, cursor, customer_id, reference))
 
 
-def _refund(ctx, cursor: repo.Cursor, customer_id: str, reference: str) -> RefundResult:
+def _refund(ctx, cursor: repo.UnitCursor, customer_id: str, reference: str) -> RefundResult:
     book = Book.lock(ctx, cursor, customer_id)
     row = repo.spend_by_reference(cursor, customer_id, reference)
     if row is None:

@@ -104,7 +104,7 @@ def test_the_fast_path_keeps_the_column_types_honest(ctx, spent):
     from creditflow.credits import repository as repo
 
     with ctx.db.engine.begin() as connection:
-        cursor = repo.Cursor.of(connection)
+        cursor = repo.UnitCursor.of(connection)
         account = repo.lock_account(cursor, spent)
         assert account.totals["available"] == 30_000  # thousandths, read through CreditsColumn
         existing, plan, lots = repo.spend_plan_and_lots(cursor, spent, "job-1")

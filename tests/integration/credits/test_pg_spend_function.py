@@ -36,7 +36,7 @@ def pg_ctx(pg_db):
     return make_ctx(pg_db)
 
 
-def _state(cursor: repo.Cursor, customer_id: str) -> dict:
+def _state(cursor: repo.UnitCursor, customer_id: str) -> dict:
     raw = cursor.raw
 
     def rows(sql: str) -> list[tuple]:
@@ -63,7 +63,7 @@ def _both_ways(ctx, customer_id: str, amount: Credits, feature: str, reference: 
     feature_def = ctx.catalog.feature(feature)
     connection = ctx.db.engine.raw_connection()
     try:
-        cursor = repo.Cursor(ctx.db.engine.dialect, connection.cursor())
+        cursor = repo.UnitCursor(ctx.db.engine.dialect, connection.cursor())
         before = _state(cursor, customer_id)
         connection.rollback()
         fast = _spend_in_database(ctx, cursor, customer_id, amount, feature_def, reference)
@@ -228,7 +228,7 @@ def test_a_spend_updates_its_lots_and_account_in_place(pg_ctx, customer):
     holds, and both tables leave room on their pages, so no index entry is written for them."""
     connection = pg_ctx.db.engine.raw_connection()
     try:
-        cursor = repo.Cursor(pg_ctx.db.engine.dialect, connection.cursor())
+        cursor = repo.UnitCursor(pg_ctx.db.engine.dialect, connection.cursor())
         feature = pg_ctx.catalog.feature("standard_models")
         for n in range(20):
             assert _spend_in_database(pg_ctx, cursor, customer, c(10), feature, f"job-{n}") is not None

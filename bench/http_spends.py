@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Benchmark: credit spends through the HTTP API at fixed arrival rates, against a bare endpoint.
 
-    .venv/bin/python bench/http.py                    # SQLite, the full ladder of rates
-    .venv/bin/python bench/http.py --db postgres      # PostgreSQL (CREDITFLOW_TEST_POSTGRES_URL)
-    .venv/bin/python bench/http.py --tiny             # a few seconds, what the test suite runs
-    .venv/bin/python bench/http.py --out /tmp/h.json --duration 5 --spend-rates 100,200
+    .venv/bin/python bench/http_spends.py                 # SQLite, the full ladder of rates
+    .venv/bin/python bench/http_spends.py --db postgres   # PostgreSQL (CREDITFLOW_TEST_POSTGRES_URL)
+    .venv/bin/python bench/http_spends.py --tiny          # a few seconds, what the test suite runs
+    .venv/bin/python bench/http_spends.py --out /tmp/h.json --duration 5 --spend-rates 100,200
 
 Two servers, each a real uvicorn process started the way an operator would:
 
@@ -32,13 +32,6 @@ at 200 spends per second, and spend throughput at least 30% of the bare endpoint
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-# Run as a script, this file's folder comes first on sys.path, where `http.py` would shadow the
-# standard library's `http` package (which uvicorn, httpx and FastAPI import).
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
 import argparse
 import asyncio
 import json
@@ -46,9 +39,11 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
+from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = ROOT / "bench" / "results" / "http.json"
