@@ -24,6 +24,7 @@ from creditflow.kit.credits import Credits
 from creditflow.kit.errors import CreditflowError, NotFound
 from creditflow.kit.periods import Term
 from creditflow.subscription.models import Quote, Subscription
+from creditflow.web import messages
 
 TERM_LABELS = {"monthly": "Monthly", "quarterly": "Quarterly", "yearly": "Yearly"}
 TERM_UNITS = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
@@ -199,8 +200,7 @@ def billing_page(ctx, session: Session, customer_id: str, *, invoice_limit: int 
 
     cancel_blocked = None
     if sub is not None and sub.status == "active" and sub.scheduled_kind == "upgrade":
-        cancel_blocked = ("You can't cancel while an upgrade is scheduled. "
-                          "Cancel the scheduled upgrade first, then cancel your subscription.")
+        cancel_blocked = messages.BY_CODE["scheduled_upgrade_pending"]  # what cancelling would answer
 
     topup_blocked = None
     if sub is None:

@@ -11,7 +11,7 @@ from starlette.responses import FileResponse
 from creditflow.portal.service import redeem_portal_token
 from creditflow.kit.errors import NotFound
 from creditflow.web import views
-from creditflow.web.app import Web, current_web
+from creditflow.web.site import Web, current_web
 from creditflow.web.billing.pages import HOME, Visit, Visitor
 from creditflow.web.rendering import STATIC_DIR, HTMLErrorRoute, error_page
 

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from creditflow.kit.errors import Conflict, CreditflowError
 from creditflow.web import views
-from creditflow.web.app import Web, current_web
+from creditflow.web.site import Web, current_web
 from creditflow.web.messages import plain
 from creditflow.web.rendering import Formatter, PageRefused, error_page, render
 from creditflow.web.security import BrowserSession, csrf_ok, read_form

@@ -10,7 +10,7 @@ from starlette.requests import Request
 
 from creditflow.support import service as support
 from creditflow.web import views
-from creditflow.web.app import Web, current_web
+from creditflow.web.site import Web, current_web
 from creditflow.web.console import queries
 from creditflow.web.console.pages import CSRF_CHECKED, HOME, LOGIN, SignedIn, StaffVisit
 from creditflow.web.rendering import HTMLErrorRoute, error_page

@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from creditflow.support import service as support
 from creditflow.kit.errors import CreditflowError, Forbidden, InvalidRequest
-from creditflow.web.app import Web, current_web
+from creditflow.web.site import Web, current_web
 from creditflow.web.rendering import Formatter, PageRefused, error_page, render
 from creditflow.web.security import BrowserSession, csrf_ok, read_form
 
