@@ -238,7 +238,7 @@ def seed(db_url: str, customers: int) -> list[str]:
     from creditflow.credits.promo import grant_promo_credits
     from creditflow.customer.service import create_customer
     from creditflow.kit.db import Database
-    from creditflow.kit.db.migrate import upgrade
+    from creditflow.migrations.runner import upgrade
 
     upgrade(db_url)
     ctx = build_context(Database(db_url))

@@ -101,7 +101,7 @@ class Backend:
 
     def template(self, size: int) -> str:
         if size not in self.templates:
-            from creditflow.kit.db.migrate import upgrade
+            from creditflow.migrations.runner import upgrade
 
             if self.kind == "postgresql":
                 name = f"cfbench_tpl_{size}_{uuid.uuid4().hex[:8]}"

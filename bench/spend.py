@@ -107,7 +107,7 @@ def _pg_url(name: str) -> str:
 
 
 def create_database(backend: str, workdir: Path) -> str:
-    from creditflow.kit.db.migrate import upgrade
+    from creditflow.migrations.runner import upgrade
 
     if backend == "postgresql":
         name = f"cfbench_spend_{uuid.uuid4().hex[:8]}"

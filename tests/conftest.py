@@ -36,7 +36,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from creditflow.kit.db import Database
-from creditflow.kit.db.migrate import upgrade
+from creditflow.migrations.runner import upgrade
 
 PG_ADMIN_URL = os.environ.get(
     "CREDITFLOW_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

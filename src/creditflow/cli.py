@@ -41,7 +41,7 @@ def _log_to_stderr() -> None:
 @app.command()
 def migrate(database_url: DatabaseUrl = None):
     """Apply pending database migrations."""
-    from creditflow.kit.db.migrate import current, upgrade
+    from creditflow.migrations.runner import current, upgrade
 
     url = _database_url(database_url)
     upgrade(url)
@@ -122,7 +122,7 @@ def serve(
     from creditflow.api.settings import Settings
     from creditflow.wiring import build_context
     from creditflow.kit.db import Database
-    from creditflow.kit.db.migrate import upgrade
+    from creditflow.migrations.runner import upgrade
 
     _log_to_stderr()
     url = _database_url(database_url)
@@ -183,7 +183,7 @@ def demo(
     from creditflow.wiring import build_context
     from creditflow.customer.service import create_customer, list_customers, set_payment_method
     from creditflow.kit.db import Database
-    from creditflow.kit.db.migrate import upgrade
+    from creditflow.migrations.runner import upgrade
     from creditflow.portal.service import PAGE_PATH, create_portal_session
     from creditflow.subscription.service import customer_plan
     from creditflow.purchase.subscribe import subscribe

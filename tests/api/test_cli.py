@@ -11,7 +11,7 @@ import time
 
 import httpx
 
-from creditflow.kit.db.migrate import current, head
+from creditflow.migrations.runner import current, head
 
 CLI = [sys.executable, "-m", "creditflow.cli"]
 

@@ -22,7 +22,7 @@ from api_kit import SUPPORT_KEY, make_api
 
 from creditflow.credits.check import check_ledger
 from creditflow.kit.db import Database
-from creditflow.kit.db.migrate import upgrade
+from creditflow.migrations.runner import upgrade
 
 MAX_EXAMPLES = 30
 # Random ids are 404s and random states 409s: "valid data must be accepted" can't hold here.

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError, StatementError
 
 from creditflow.customer.models import TestClock
 from creditflow.kit.db import Database
-from creditflow.kit.db.migrate import (
+from creditflow.migrations.runner import (
     MIGRATIONS_DIR,
     VERSIONS_DIR,
     current,
@@ -65,7 +65,7 @@ def test_upgrade_from_empty_matches_the_models(database_url):
     database = Database(database_url)
     try:
         assert _diff(database) == [], (
-            "models changed without a migration: python -m creditflow.kit.db.migrate "
+            "models changed without a migration: python -m creditflow.migrations.runner "
             "autogenerate \"what changed\" (regen-initial before the first release)"
         )
     finally:
@@ -122,7 +122,7 @@ def test_migrations_ship_inside_the_package():
 def test_migrate_cli_runs_from_any_directory(tmp_path):
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     run = subprocess.run(
-        [sys.executable, "-m", "creditflow.kit.db.migrate", "upgrade", url],
+        [sys.executable, "-m", "creditflow.migrations.runner", "upgrade", url],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
     assert run.returncode == 0, run.stderr

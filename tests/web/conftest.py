@@ -23,7 +23,7 @@ from creditflow.catalog.loader import load_catalog
 from creditflow.context import Context
 from creditflow.kit.clock import FixedClock
 from creditflow.kit.db import Database
-from creditflow.kit.db.migrate import upgrade
+from creditflow.migrations.runner import upgrade
 
 CHROMIUM = os.environ.get("CREDITFLOW_CHROMIUM", "/usr/bin/chromium")
 

@@ -1,1 +1,1 @@
-"""Alembic migrations, shipped inside the package; driven by `creditflow.kit.db.migrate`."""
+"""Alembic migrations, shipped inside the package; driven by `creditflow.migrations.runner`."""

@@ -1,6 +1,6 @@
-"""Alembic environment, configured in code by `creditflow.kit.db.migrate.make_config`.
+"""Alembic environment, configured in code by `creditflow.migrations.runner.make_config`.
 
-There is no alembic.ini: `creditflow migrate` (or `python -m creditflow.kit.db.migrate`)
+There is no alembic.ini: `creditflow migrate` (or `python -m creditflow.migrations.runner`)
 builds the configuration and usually hands over an open connection in
 `config.attributes["connection"]`.
 """
@@ -12,7 +12,7 @@ from sqlalchemy.schema import DefaultClause
 from sqlalchemy.sql.elements import False_, True_
 from sqlalchemy.types import TypeDecorator
 
-from creditflow.kit.db.migrate import migration_connection
+from creditflow.migrations.runner import migration_connection
 from creditflow.models import Base
 
 config = context.config

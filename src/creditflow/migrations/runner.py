@@ -6,7 +6,7 @@
 
 Adding a migration after changing the models (run from the repository root):
 
-    .venv/bin/python -m creditflow.kit.db.migrate autogenerate "add refunds table"
+    .venv/bin/python -m creditflow.migrations.runner autogenerate "add refunds table"
 
 autogenerates the difference between `creditflow.models.Base.metadata` and a fresh temporary
 SQLite database upgraded to head, and writes `migrations/versions/NNNN_<slug>.py`. Read the
@@ -17,7 +17,7 @@ fails on both backends while the models and the migrations disagree.
 Until the first release, `regen-initial` rewrites 0001_initial.py from the models instead of
 stacking revisions (it refuses once a second revision exists):
 
-    .venv/bin/python -m creditflow.kit.db.migrate regen-initial
+    .venv/bin/python -m creditflow.migrations.runner regen-initial
 
 Autogenerate knows nothing of triggers, functions or data. Write those between markers
 
@@ -47,7 +47,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parent
 VERSIONS_DIR = MIGRATIONS_DIR / "versions"
 INITIAL_REVISION = "0001"
 
@@ -220,7 +220,7 @@ def _next_rev_id(config: Config) -> str:
 def main(argv: list[str] | None = None) -> int:
     from creditflow.kit.db.session import default_database_url
 
-    parser = argparse.ArgumentParser(prog="python -m creditflow.kit.db.migrate")
+    parser = argparse.ArgumentParser(prog="python -m creditflow.migrations.runner")
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("autogenerate", help="new revision from the models").add_argument("message")
     sub.add_parser("regen-initial", help="rewrite 0001_initial.py from the models")
