@@ -169,7 +169,7 @@ def seed(url: str, n: int) -> None:
                               timezone="UTC", test_clock_id=None, balance=0, currency="usd",
                               payment_method="pm_card_ok", gateway_customer_id=f"sandbox_{cus}", created_at=ANCHOR),
             "credit_accounts": dict(customer_id=cus, granted=CREDITS_MILLI, spent=0, expired=0, held=0,
-                                    available=CREDITS_MILLI),
+                                    available=CREDITS_MILLI, plan="standard"),
             "subscriptions": dict(
                 id=sub, customer_id=cus, test_clock_id=None, plan="standard", term="monthly", term_price=PRICE,
                 status="active", anchor=ANCHOR, term_start_offset=0, term_end_offset=1, credit_offset=0,

@@ -249,10 +249,9 @@ class Baseline:
             f"LEFT JOIN test_clocks tc ON tc.id = c.test_clock_id WHERE a.customer_id = {p}{self.lock}")
         # The reference, the active plan and the open lots in one read, as the service does.
         self.sql_reference_and_lots = (
-            "SELECT sp.id, sp.kind, sp.amount, sp.feature, s.plan, l.id, l.kind, l.remaining, l.expires_at, "
+            "SELECT sp.id, sp.kind, sp.amount, sp.feature, a.plan, l.id, l.kind, l.remaining, l.expires_at, "
             "l.created_at FROM credit_accounts a "
             f"LEFT JOIN credit_spends sp ON sp.customer_id = a.customer_id AND sp.reference = {p} "
-            "LEFT JOIN subscriptions s ON s.customer_id = a.customer_id AND s.status = 'active' "
             "LEFT JOIN credit_lots l ON l.customer_id = a.customer_id AND l.remaining > 0 "
             f"WHERE a.customer_id = {p}")
         self.sql_lot = f"UPDATE credit_lots SET remaining = remaining - {p} WHERE id = {p}"

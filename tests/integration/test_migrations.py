@@ -19,11 +19,9 @@ from creditflow.customer.models import TestClock
 from creditflow.kit.db import Database
 from creditflow.migrations.runner import (
     MIGRATIONS_DIR,
-    VERSIONS_DIR,
     current,
     downgrade,
     head,
-    render_initial,
     upgrade,
 )
 from creditflow.models import Base
@@ -215,19 +213,3 @@ def test_make_sqlite_db_gives_separate_migrated_databases(make_sqlite_db):
     with second.transaction(readonly=True) as session:
         assert session.execute(select(TestClock)).all() == []
     assert current(second.url) == head()
-
-
-def test_initial_migration_is_what_regen_initial_writes():
-    """While 0001 is the only revision it is regenerated, not edited: anything written by hand
-    outside `# ### hand-written` markers would be lost by the next regen-initial."""
-    if sorted(p.name for p in VERSIONS_DIR.glob("*.py")) != ["0001_initial.py"]:
-        pytest.skip("later revisions exist: 0001 is frozen")
-
-    def without_date(source: str) -> list[str]:
-        return [line for line in source.splitlines() if not line.startswith("Create Date:")]
-
-    current_file = (VERSIONS_DIR / "0001_initial.py").read_text()
-    assert without_date(render_initial()) == without_date(current_file), (
-        "0001_initial.py differs from the models (run regen-initial), or holds hand edits "
-        "outside `# ### hand-written: ... ###` markers"
-    )

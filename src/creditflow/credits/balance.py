@@ -43,7 +43,7 @@ def get_balance(ctx, customer_id: str) -> Balance:
         cursor = repo.UnitCursor.of(session)
         account = repo.read_account(cursor, customer_id)
         now = account.clock_time or ctx.clock.now()
-        standing = Standing(repo.active_plan(cursor, customer_id))
+        standing = Standing(account.plan)
         rows = {row.id: row for row in repo.open_lots(cursor, customer_id)}
         remaining = {lot_id: row.remaining.milli for lot_id, row in rows.items()}
         held = account.totals["held"]

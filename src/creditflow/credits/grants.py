@@ -78,6 +78,15 @@ def take_back_purchase(ctx: Context, session: Session, customer_id: str, invoice
     book.flush()
 
 
+def set_active_plan(ctx: Context, session: Session, customer_id: str, plan: str | None) -> None:
+    """Record the plan the customer's active subscription is on (None: Free, or past due), which
+    decides what their spends may pay for."""
+    book = Book.lock(ctx, session, customer_id)  # the account opened if need be, and locked
+    if book.account.plan != plan:
+        repo.set_plan(book.cursor, customer_id, plan)
+        book.account.plan = plan
+
+
 def _expire(book: Book, lot_ids: list[str], now: datetime) -> None:
     book.ensure_lots(lot_ids)
     for lot_id in lot_ids:

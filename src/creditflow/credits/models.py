@@ -19,7 +19,7 @@ def _in(column: str, values: tuple[str, ...]) -> str:
 
 
 class CreditAccount(Base):
-    """Running totals per customer, kept in step with the ledger entries (SPEC K6).
+    """Running totals per customer, kept in step with the ledger entries (granted = spent + expired + held + available).
 
     It is also the row a spend locks, so that spends of one customer serialise while spends
     of different customers run in parallel.
@@ -38,10 +38,15 @@ class CreditAccount(Base):
     expired: Mapped[Credits] = mapped_column(CreditsColumn, default=Credits(0))
     held: Mapped[Credits] = mapped_column(CreditsColumn, default=Credits(0))
     available: Mapped[Credits] = mapped_column(CreditsColumn, default=Credits(0))
-    # The customer-local date (ISO) of the last daily free lot created (SPEC F1). Free credits
+    # The customer-local date (ISO) of the last daily free lot created . Free credits
     # are materialised lazily, on the customer's first spend or hold of the day; this saves a
     # lookup on every spend.
     free_day: Mapped[str | None] = mapped_column(String(10))
+    # The plan of the customer's active subscription (None: Free), kept by the subscription
+    # package through `credits.grants.set_active_plan` with every change of the subscription.
+    # What a spend may pay for depends on it; kept here, the ledger reads it with the row it
+    # locks instead of reaching up into the subscriptions.
+    plan: Mapped[str | None] = mapped_column(String(64))
 
 
 class CreditLot(Base):

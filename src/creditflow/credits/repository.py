@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, bindparam, func, insert, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from creditflow.credits.ledger import Lot
 from creditflow.credits.models import CreditAccount, CreditEntry, CreditLot, CreditSpend
-from creditflow.credits.other_tables import clocks, customers, subscriptions
+from creditflow.customer.models import Customer, TestClock
 from creditflow.events.models import Event
 from creditflow.kit.errors import NotFound
 
@@ -31,6 +32,8 @@ lots = CreditLot.__table__
 spends = CreditSpend.__table__
 entries = CreditEntry.__table__
 events = Event.__table__
+customers = Customer.__table__
+clocks = TestClock.__table__
 
 TOTALS = ("granted", "spent", "expired", "held", "available")
 
@@ -150,10 +153,11 @@ class AccountRow:
     timezone: str
     test_clock_id: str | None
     clock_time: datetime | None  # the test clock's frozen time, if the customer has one
+    plan: str | None = None  # the plan of the customer's active subscription; None on Free
 
 
 _read_account = (
-    select(*(accounts.c[name] for name in TOTALS), accounts.c.free_day,
+    select(*(accounts.c[name] for name in TOTALS), accounts.c.free_day, accounts.c.plan,
            customers.c.timezone, customers.c.test_clock_id, clocks.c.frozen_time)
     .select_from(accounts.join(customers, customers.c.id == accounts.c.customer_id)
                  .outerjoin(clocks, clocks.c.id == customers.c.test_clock_id))
@@ -162,16 +166,44 @@ _read_account = (
 _fast_read_account = CompiledStatement(_read_account)
 # FOR UPDATE on PostgreSQL; on SQLite the write transaction already holds the write lock.
 _fast_lock_account = CompiledStatement(_read_account.with_for_update(of=accounts))
+_read_customer = CompiledStatement(
+    select(customers.c.timezone, customers.c.test_clock_id, clocks.c.frozen_time)
+    .select_from(customers.outerjoin(clocks, clocks.c.id == customers.c.test_clock_id))
+    .where(customers.c.id == bindparam("customer_id")))
+_NEW_ACCOUNT = {name: 0 for name in TOTALS} | {"free_day": None, "plan": None}
+_open_account = {
+    "postgresql": CompiledStatement(pg_insert(accounts).values(
+        customer_id=bindparam("customer_id"), **_NEW_ACCOUNT).on_conflict_do_nothing()),
+    "sqlite": CompiledStatement(sqlite_insert(accounts).values(
+        customer_id=bindparam("customer_id"), **_NEW_ACCOUNT).on_conflict_do_nothing()),
+}
 
 
 def read_account(cursor: UnitCursor, customer_id: str) -> AccountRow:
-    """The account row, unlocked (for reading). NotFound if there is no such customer."""
-    return _account_row(customer_id, _fast_read_account.first(cursor, {"customer_id": customer_id}))
+    """The account row, unlocked (for reading); all zeros for a customer whose account is not
+    open yet. NotFound if there is no such customer."""
+    row = _fast_read_account.first(cursor, {"customer_id": customer_id})
+    if row is None:
+        customer = _read_customer.first(cursor, {"customer_id": customer_id})
+        if customer is None:
+            raise NotFound(f"no such customer: {customer_id}", param="customer")
+        return AccountRow(customer_id, dict.fromkeys(TOTALS, 0), None, customer.timezone, customer.test_clock_id,
+                          customer.frozen_time)
+    return _account_row(customer_id, row)
 
 
 def lock_account(cursor: UnitCursor, customer_id: str) -> AccountRow:
-    """The account row, locked until commit. NotFound if there is no such customer."""
-    return _account_row(customer_id, _fast_lock_account.first(cursor, {"customer_id": customer_id}))
+    """The account row, locked until commit. NotFound if there is no such customer.
+
+    A customer's account is opened by the first change that needs it (a grant, a spend), so the
+    customer package knows nothing of credits; opening it twice at once is harmless."""
+    row = _fast_lock_account.first(cursor, {"customer_id": customer_id})
+    if row is None:
+        if _read_customer.first(cursor, {"customer_id": customer_id}) is None:
+            raise NotFound(f"no such customer: {customer_id}", param="customer")
+        _open_account[cursor.dialect.name].execute(cursor, {"customer_id": customer_id})
+        row = _fast_lock_account.first(cursor, {"customer_id": customer_id})
+    return _account_row(customer_id, row)
 
 
 def _account_row(customer_id: str, row) -> AccountRow:
@@ -181,7 +213,7 @@ def _account_row(customer_id: str, row) -> AccountRow:
         customer_id=customer_id,
         totals={name: row[i].milli for i, name in enumerate(TOTALS)},
         free_day=row.free_day, timezone=row.timezone, test_clock_id=row.test_clock_id,
-        clock_time=row.frozen_time,
+        clock_time=row.frozen_time, plan=row.plan,
     )
 
 
@@ -204,27 +236,24 @@ def update_account(cursor: UnitCursor, customer_id: str, deltas: dict[str, int],
 # the partial indexes (`expired_at IS NULL`, `status = 'held'`), and there is less to bind.
 # Open lots are asked for as `remaining > 0 AND expired_at IS NULL` (the second follows from
 # the first, ck_credit_lots_expired_lots_are_empty) so that the planner takes ix_credit_lots_open.
-ACTIVE, HELD, ZERO = literal_column("'active'"), literal_column("'held'"), literal_column("0")
+HELD, ZERO = literal_column("'held'"), literal_column("0")
 
-_active_plan = CompiledStatement(select(subscriptions.c.plan).where(
-    subscriptions.c.customer_id == bindparam("customer_id"), subscriptions.c.status == ACTIVE))
+_set_plan = CompiledStatement(update(accounts).where(accounts.c.customer_id == bindparam("b_customer_id"))
+                              .values(plan=bindparam("b_plan", type_=accounts.c.plan.type)))
 
 
-def active_plan(cursor: UnitCursor, customer_id: str) -> str | None:
-    """The plan of the customer's active paid subscription (cancelling but not ended included)."""
-    row = _active_plan.first(cursor, {"customer_id": customer_id})
-    return row.plan if row is not None else None
+def set_plan(cursor: UnitCursor, customer_id: str, plan: str | None) -> None:
+    """Record the plan of the customer's active subscription (None: Free), under the account lock."""
+    _set_plan.execute(cursor, {"b_customer_id": customer_id, "b_plan": plan})
 
 
 _spend_plan_and_lots = CompiledStatement(
-    select(spends, subscriptions.c.plan.label("active_plan"),
+    select(spends, accounts.c.plan.label("active_plan"),
            *(lots.c[name].label(f"lot_{name}") for name in ("id", "kind", "remaining", "expires_at", "created_at")))
     .select_from(
         accounts
         .outerjoin(spends, and_(spends.c.customer_id == accounts.c.customer_id,
                                 spends.c.reference == bindparam("reference")))
-        .outerjoin(subscriptions, and_(subscriptions.c.customer_id == accounts.c.customer_id,
-                                       subscriptions.c.status == ACTIVE))
         .outerjoin(lots, and_(lots.c.customer_id == accounts.c.customer_id, lots.c.remaining > ZERO,
                               lots.c.expired_at.is_(None)))
     )

@@ -10,11 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from creditflow.context import Context
-from creditflow.credits.models import CreditAccount
 from creditflow.customer.models import Customer, TestClock
 from creditflow.events.outbox import record_event
 from creditflow.kit.clock import utc
-from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, InvalidRequest, NotFound
 from creditflow.kit.ids import new_id
 
@@ -72,8 +70,6 @@ def create_customer(
     except IntegrityError:  # a concurrent create with the same external_id won
         raise Conflict(f"a customer with external_id {external_id!r} exists", code="customer_exists",
                        param="external_id") from None
-    session.add(CreditAccount(customer_id=customer.id, granted=Credits(0), spent=Credits(0),
-                              expired=Credits(0), held=Credits(0), available=Credits(0)))
     record_event(session, "customer.created", customer_id=customer.id, now=now,
                  data={"customer": customer.id, "external_id": external_id, "email": email})
     return customer

@@ -28,7 +28,7 @@ def cancel_subscription(ctx: Context, subscription_id: str, *, at_period_end: bo
         if sub.status == "ended":
             raise Conflict("the subscription has ended", code="subscription_ended")
         if at_period_end:
-            cancel_at_period_end(session, sub, now)
+            cancel_at_period_end(ctx, session, sub, now)
         else:
             if refund == "prorated":
                 to_refund = unused_value_refund(session, sub, now)

@@ -19,7 +19,7 @@ def change_subscription(ctx: Context, subscription_id: str, *, plan: str, term: 
         sub, terms, now = lock_for_change(ctx, session, subscription_id, plan=plan, term=term, timing=timing,
                                           quote=quote, support=support, unused_value=unused_value, reason=reason)
         if timing == "end_of_period":
-            return schedule_change(session, sub, terms, now)
+            return schedule_change(ctx, session, sub, terms, now)
         to_refund = unused_value_refund(session, sub, now) if unused_value == "refund" else []
         invoice = open_immediate_change(session, sub, terms, now, unused_value=unused_value, reason=reason)
         begin = open_collection(ctx, session, invoice, now)

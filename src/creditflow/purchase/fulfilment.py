@@ -20,7 +20,7 @@ from creditflow.subscription.change import on_change_failed, on_change_paid
 from creditflow.subscription.renewal import on_renewal_failed, on_renewal_paid
 from creditflow.subscription.service import on_subscribe_failed, on_subscribe_paid
 
-Handler = Callable[[Context, Session, Invoice, "PaymentAttempt | None", datetime], None]
+Handler = Callable[[Context, Session, Invoice, PaymentAttempt | None, datetime], None]
 
 
 @dataclass(frozen=True)

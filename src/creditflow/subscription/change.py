@@ -191,11 +191,11 @@ def cancel_scheduled_change(ctx: Context, subscription_id: str) -> Subscription:
         now = customer_now(ctx, session, sub.customer_id)
         if sub.scheduled_plan is None:
             raise Conflict("no change is scheduled", code="no_scheduled_change")
-        drop_scheduled_change(session, sub, now, reason="canceled")
+        drop_scheduled_change(ctx, session, sub, now, reason="canceled")
         return sub
 
 
-def schedule_change(session: Session, sub: Subscription, terms: ChangeTerms, now: datetime) -> ChangeResult:
+def schedule_change(ctx: Context, session: Session, sub: Subscription, terms: ChangeTerms, now: datetime) -> ChangeResult:
     if sub.cancel_at_period_end:
         raise Conflict("the subscription is set to cancel; resume it before scheduling a change",
                        code="subscription_canceling")
@@ -203,7 +203,7 @@ def schedule_change(session: Session, sub: Subscription, terms: ChangeTerms, now
     if sub.scheduled_plan is not None:
         replaced = {"plan": sub.scheduled_plan, "term": sub.scheduled_term, "kind": sub.scheduled_kind}
     sub.scheduled_plan, sub.scheduled_term, sub.scheduled_kind = terms.plan, terms.term, terms.kind
-    record_change(session, sub, now=now, event="subscription.change_scheduled", data={
+    record_change(ctx, session, sub, now=now, event="subscription.change_scheduled", data={
         "subscription": sub.id, "plan": terms.plan, "term": terms.term, "kind": terms.kind,
         "effective_at": terms.effective_at.isoformat(), "amount_due_then": terms.next_renewal_amount,
         "replaced": replaced})
@@ -273,7 +273,7 @@ def on_change_paid(ctx: Context, session: Session, invoice: Invoice, attempt: Pa
         customer.balance += details["to_account_balance"]
     sub.lease_owner = None
     sub.due_at = next_due(sub)
-    record_change(session, sub, now=now, event="subscription.changed", data={
+    record_change(ctx, session, sub, now=now, event="subscription.changed", data={
         "subscription": sub.id, "from": before, "to": {"plan": sub.plan, "term": sub.term},
         "kind": details["kind"], "timing": "immediate", "invoice": invoice.id,
         "amount_charged": invoice.amount_paid, "to_account_balance": details["to_account_balance"],

@@ -48,7 +48,7 @@ def open_renewal(ctx: Context, session: Session, sub: Subscription, now: datetim
         sub.plan, sub.term = sub.scheduled_plan, sub.scheduled_term
         kind = sub.scheduled_kind
         sub.scheduled_plan = sub.scheduled_term = sub.scheduled_kind = None
-        record_change(session, sub, now=now, event="subscription.changed", data={
+        record_change(ctx, session, sub, now=now, event="subscription.changed", data={
             "subscription": sub.id, "from": before, "to": {"plan": sub.plan, "term": sub.term},
             "kind": kind, "timing": "end_of_period"})
     plan = ctx.catalog.plan(sub.plan)
@@ -100,7 +100,7 @@ def on_renewal_paid(ctx: Context, session: Session, invoice: Invoice, attempt: P
         sub.retry_count = 0
         sub.pending_invoice_id = None
         grant_plan_credits(ctx, session, [sub], now)
-        record_change(session, sub, now=now, status="active", event="subscription.renewed", data={
+        record_change(ctx, session, sub, now=now, status="active", event="subscription.renewed", data={
             "subscription": sub.id, "invoice": invoice.id, "plan": sub.plan, "term": sub.term,
             "current_term_start": sub.current_term_start.isoformat(),
             "current_term_end": sub.current_term_end.isoformat(), "after_dunning": was_past_due})
@@ -127,14 +127,14 @@ def on_renewal_failed(ctx: Context, session: Session, invoice: Invoice, attempt:
         sub.past_due_since = now
         sub.retry_count = 0
         expire_plan_credits(ctx, session, sub.customer_id, sub.id, now)
-        record_change(session, sub, now=now, status="past_due", event="subscription.past_due", data={
+        record_change(ctx, session, sub, now=now, status="past_due", event="subscription.past_due", data={
             "subscription": sub.id, "invoice": invoice.id, "failure_code": attempt.failure_code})
     else:
         sub.retry_count += 1
     if sub.retry_count < len(retry_days):
         sub.next_retry_at = sub.past_due_since + timedelta(days=retry_days[sub.retry_count])
         if sub.status == "past_due" and sub.retry_count > 0:
-            record_change(session, sub, now=now)
+            record_change(ctx, session, sub, now=now)
         release(sub)
     else:
         invoice.status = "void"

@@ -64,7 +64,7 @@ def on_subscribe_paid(ctx: Context, session: Session, invoice: Invoice, attempt:
     sub.pending_invoice_id = None
     set_calendar(sub, term_start_offset=0, credit_offset=current_credit_offset(sub, now))
     grant_plan_credits(ctx, session, [sub], now)
-    record_change(session, sub, now=now, status="active", event="subscription.created", data={
+    record_change(ctx, session, sub, now=now, status="active", event="subscription.created", data={
         "subscription": sub.id, "plan": sub.plan, "term": sub.term, "invoice": invoice.id})
     sub.due_at = next_due(sub)
 
@@ -79,7 +79,7 @@ def on_subscribe_failed(ctx: Context, session: Session, invoice: Invoice, attemp
         session.delete(sub)
 
 
-def cancel_at_period_end(session: Session, sub: Subscription, now: datetime) -> None:
+def cancel_at_period_end(ctx: Context, session: Session, sub: Subscription, now: datetime) -> None:
     """The subscription ends with its term; a scheduled downgrade is dropped with it."""
     if sub.status != "active":
         raise Conflict("only an active subscription can be cancelled at the period end",
@@ -88,11 +88,11 @@ def cancel_at_period_end(session: Session, sub: Subscription, now: datetime) -> 
         raise Conflict("An upgrade is scheduled for the end of the period; cancel the scheduled change first.",
                        code="scheduled_upgrade_pending")
     if sub.scheduled_kind == "downgrade":
-        drop_scheduled_change(session, sub, now, reason="subscription_canceled")
+        drop_scheduled_change(ctx, session, sub, now, reason="subscription_canceled")
     if not sub.cancel_at_period_end:
         sub.cancel_at_period_end = True
         sub.canceled_at = now
-        record_change(session, sub, now=now, event="subscription.canceled", data={
+        record_change(ctx, session, sub, now=now, event="subscription.canceled", data={
             "subscription": sub.id, "ends_at": sub.current_term_end.isoformat()})
 
 
@@ -108,7 +108,7 @@ def resume_subscription(ctx: Context, subscription_id: str) -> Subscription:
             raise Conflict("the subscription is not set to cancel", code="not_cancelling")
         sub.cancel_at_period_end = False
         sub.canceled_at = None
-        record_change(session, sub, now=now, event="subscription.resumed", data={"subscription": sub.id})
+        record_change(ctx, session, sub, now=now, event="subscription.resumed", data={"subscription": sub.id})
         return sub
 
 
@@ -145,7 +145,7 @@ def end_subscription(ctx: Context, session: Session, sub: Subscription, *, now: 
     sub.due_at = None
     sub.lease_owner = None
     expire_plan_credits(ctx, session, sub.customer_id, sub.id, now)
-    record_change(session, sub, now=now, status="ended", event="subscription.ended",
+    record_change(ctx, session, sub, now=now, status="ended", event="subscription.ended",
                   data={"subscription": sub.id, "reason": reason})
 
 
@@ -158,8 +158,8 @@ def grant_plan_credits(ctx: Context, session: Session, subs: list[Subscription],
         for sub in subs], now)
 
 
-def drop_scheduled_change(session: Session, sub: Subscription, now: datetime, *, reason: str) -> None:
+def drop_scheduled_change(ctx: Context, session: Session, sub: Subscription, now: datetime, *, reason: str) -> None:
     data = {"subscription": sub.id, "plan": sub.scheduled_plan, "term": sub.scheduled_term,
             "kind": sub.scheduled_kind, "reason": reason}
     sub.scheduled_plan = sub.scheduled_term = sub.scheduled_kind = None
-    record_change(session, sub, now=now, event="subscription.change_canceled", data=data)
+    record_change(ctx, session, sub, now=now, event="subscription.change_canceled", data=data)

@@ -18,6 +18,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from creditflow.context import Context
+from creditflow.credits.grants import set_active_plan
 from creditflow.events.outbox import record_event
 from creditflow.kit.errors import Conflict
 from creditflow.subscription.models import Subscription
@@ -39,10 +41,11 @@ def check_transition(current: str, to: str) -> None:
         raise IllegalTransition(f"a subscription can't go from {current} to {to}", param="status")
 
 
-def record_change(session: Session, sub: Subscription, *, now: datetime, event: str | None = None,
+def record_change(ctx: Context, session: Session, sub: Subscription, *, now: datetime, event: str | None = None,
                   data: dict[str, Any] | None = None, status: str | None = None) -> None:
     """Move `sub` to `status` (if given and different) when the machine allows it, bump its
-    version, and record `event` with `data` in the same transaction."""
+    version, tell the credit ledger which plan the customer's spends may use, and record `event`
+    with `data` in the same transaction."""
     starting = sub.status == "incomplete"
     if status is not None and status != sub.status:
         check_transition(sub.status, status)
@@ -50,5 +53,6 @@ def record_change(session: Session, sub: Subscription, *, now: datetime, event: 
     if not starting:  # a subscription that just started is at its first version, 0
         sub.version += 1
     sub.updated_at = now
+    set_active_plan(ctx, session, sub.customer_id, sub.plan if sub.status == "active" else None)
     if event is not None:
         record_event(session, event, customer_id=sub.customer_id, now=now, data=data or {})
