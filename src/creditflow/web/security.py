@@ -15,8 +15,10 @@ import hmac
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from fastapi import Depends
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.requests import Request
 from starlette.responses import Response
@@ -95,6 +97,19 @@ class SessionCodec:
 
 def csrf_ok(session: BrowserSession | None, submitted: str | None) -> bool:
     return bool(session and submitted and hmac.compare_digest(session.csrf, str(submitted)))
+
+
+def posted_form_of(visit_of: Callable, refused: Callable[[], Exception]) -> Callable:
+    """The dependency giving a POST handler its form, once the form's CSRF token matched the
+    session of the visit that `visit_of` (a dependency) finds; `refused()` is raised if not."""
+
+    async def posted_form(request: Request, visit=Depends(visit_of)) -> dict[str, str]:
+        form = await read_form(request)
+        if not csrf_ok(visit.session, form.get("csrf_token")):
+            raise refused()
+        return form
+
+    return posted_form
 
 
 async def read_form(request: Request) -> dict[str, str]:

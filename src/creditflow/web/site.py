@@ -13,7 +13,6 @@ import logging
 import threading
 from dataclasses import dataclass, field
 
-from fastapi import FastAPI
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 

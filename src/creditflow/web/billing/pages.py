@@ -19,7 +19,7 @@ from creditflow.web import views
 from creditflow.web.site import Web, current_web
 from creditflow.web.messages import plain
 from creditflow.web.rendering import Formatter, PageRefused, error_page, render
-from creditflow.web.security import BrowserSession, csrf_ok, read_form
+from creditflow.web.security import BrowserSession, posted_form_of
 
 HOME = "/billing"
 
@@ -99,12 +99,7 @@ async def billing_visit(request: Request, web: Annotated[Web, Depends(current_we
     return Visit(web, request, session)
 
 
-async def posted_form(request: Request, visit: Annotated[Visit, Depends(billing_visit)]) -> dict[str, str]:
-    """The POSTed form, once its CSRF token matched the session's."""
-    form = await read_form(request)
-    if not csrf_ok(visit.session, form.get("csrf_token")):
-        raise CsrfFailed()
-    return form
+posted_form = posted_form_of(billing_visit, CsrfFailed)
 
 
 Visitor = Annotated[Visit, Depends(billing_visit)]

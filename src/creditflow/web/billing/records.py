@@ -15,16 +15,23 @@ from creditflow.web.rendering import HTMLErrorRoute
 router = APIRouter(route_class=HTMLErrorRoute, include_in_schema=False)
 
 
+def _page(rows: list, path: str, key) -> tuple[list, str | None]:
+    """The rows of one page (asked for one more than a page), and the link to the next page if
+    there are more."""
+    if len(rows) <= views.PAGE_SIZE:
+        return rows, None
+    rows = rows[:views.PAGE_SIZE]
+    return rows, f"{path}?{urlencode({'before': key(rows[-1])})}"
+
+
 @router.get("/billing/invoices")
 def invoices(visit: Visitor, before: int | None = None):
     with visit.ctx.db.transaction(readonly=True) as db:
         rows = views.list_invoices(db, visit.customer_id, limit=views.PAGE_SIZE + 1, before=before)
-    more = len(rows) > views.PAGE_SIZE
-    rows = rows[:views.PAGE_SIZE]
+    rows, next_url = _page(rows, "/billing/invoices", lambda invoice: invoice.number)
     return visit.render("billing/invoices.html", {
         "title": "Invoices", "invoices": rows, "titles": {i.id: views.invoice_title(i) for i in rows},
-        "next_url": f"/billing/invoices?{urlencode({'before': rows[-1].number})}" if more else None,
-        "first_page": before is None,
+        "next_url": next_url, "first_page": before is None,
     })
 
 
@@ -55,9 +62,7 @@ def invoice_pdf(visit: Visitor, invoice_id: str):
 def history(visit: Visitor, before: int | None = None):
     with visit.ctx.db.transaction(readonly=True) as db:
         lines = views.credit_history(db, visit.customer_id, limit=views.PAGE_SIZE + 1, before=before)
-    more = len(lines) > views.PAGE_SIZE
-    lines = lines[:views.PAGE_SIZE]
+    lines, next_url = _page(lines, "/billing/credits/history", lambda line: line.seq)
     return visit.render("billing/history.html", {
-        "title": "Credit history", "lines": lines, "first_page": before is None,
-        "next_url": f"/billing/credits/history?{urlencode({'before': lines[-1].seq})}" if more else None,
+        "title": "Credit history", "lines": lines, "first_page": before is None, "next_url": next_url,
     })

@@ -54,15 +54,20 @@ def customer(visit: SignedIn, customer_id: str):
 # --- actions (each with a reason and an audit record) ------------------------------------------
 
 
+def _live_subscription(ctx, customer_id: str, action: str):
+    with ctx.db.transaction(readonly=True) as db:
+        sub = views.live_subscription(db, views.get_customer(db, customer_id).id)
+    if sub is None:
+        raise InvalidRequest(f"the customer has no subscription to {action}")
+    return sub
+
+
 @router.post("/console/customers/{customer_id}/downgrade")
 def downgrade_now(visit: SignedIn, form: PostedForm, customer_id: str):
     """An immediate downgrade (a support action), with support's choice for the unused value."""
     ctx, here = visit.ctx, customer_url(customer_id)
     try:
-        with ctx.db.transaction(readonly=True) as db:
-            sub = views.live_subscription(db, views.get_customer(db, customer_id).id)
-        if sub is None:
-            raise InvalidRequest("the customer has no subscription to downgrade")
+        sub = _live_subscription(ctx, customer_id, "downgrade")
         plan, _, term = form.get("target", "").partition(":")
         target = ctx.catalog.plan(plan)
         term = ctx.catalog.term(term).value
@@ -91,10 +96,7 @@ def cancel_now(visit: SignedIn, form: PostedForm, customer_id: str):
     """End the subscription at once (a support action), with a refund of the unused time or none."""
     ctx, here = visit.ctx, customer_url(customer_id)
     try:
-        with ctx.db.transaction(readonly=True) as db:
-            sub = views.live_subscription(db, views.get_customer(db, customer_id).id)
-        if sub is None:
-            raise InvalidRequest("the customer has no subscription to end")
+        sub = _live_subscription(ctx, customer_id, "end")
         refund = form.get("refund") or "none"
         reason = support.check_reason(form.get("reason"))
         visit.audited(

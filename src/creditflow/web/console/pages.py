@@ -19,7 +19,7 @@ from creditflow.support import service as support
 from creditflow.kit.errors import CreditflowError, Forbidden, InvalidRequest
 from creditflow.web.site import Web, current_web
 from creditflow.web.rendering import Formatter, PageRefused, error_page, render
-from creditflow.web.security import BrowserSession, csrf_ok, read_form
+from creditflow.web.security import BrowserSession, posted_form_of
 
 HOME = "/console"
 LOGIN = "/console/login"
@@ -91,12 +91,7 @@ async def admin_signed_in(visit: Annotated[StaffVisit, Depends(signed_in)]) -> S
     return visit
 
 
-async def posted_form(request: Request, visit: Annotated[StaffVisit, Depends(signed_in)]) -> dict[str, str]:
-    """The POSTed form, once its CSRF token matched the session's."""
-    form = await read_form(request)
-    if not csrf_ok(visit.session, form.get("csrf_token")):
-        raise CsrfFailed()
-    return form
+posted_form = posted_form_of(signed_in, CsrfFailed)
 
 
 SignedIn = Annotated[StaffVisit, Depends(signed_in)]
