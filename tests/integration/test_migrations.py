@@ -213,3 +213,45 @@ def test_make_sqlite_db_gives_separate_migrated_databases(make_sqlite_db):
     with second.transaction(readonly=True) as session:
         assert session.execute(select(TestClock)).all() == []
     assert current(second.url) == head()
+
+
+def test_0002_keeps_the_active_plan_on_existing_credit_accounts(database_url):
+    """A database made by 0001: the upgrade copies the plan of each active subscription onto the
+    customer's credit account (past due and Free stay without one), and on PostgreSQL the spend
+    function reads it from there."""
+    upgrade(database_url, "0001")
+    at = datetime(2026, 3, 10, tzinfo=timezone.utc)
+    database = Database(database_url)
+    with database.engine.begin() as conn:
+        for n, status in enumerate(("active", "past_due", None)):
+            cus = f"cus_m{n}"
+            conn.execute(text(
+                "INSERT INTO customers (id, external_id, email, timezone, balance, currency, created_at) "
+                "VALUES (:id, :id, 'm@example.com', 'UTC', 0, 'usd', :at)"), {"id": cus, "at": at})
+            conn.execute(text(
+                "INSERT INTO credit_accounts (customer_id, granted, spent, expired, held, available) "
+                "VALUES (:id, 0, 0, 0, 0, 0)"), {"id": cus})
+            if status is not None:
+                conn.execute(text(
+                    "INSERT INTO subscriptions (id, customer_id, plan, term, term_price, status, anchor, "
+                    "term_start_offset, term_end_offset, credit_offset, current_term_start, current_term_end, "
+                    "credit_period_start, credit_period_end, cancel_at_period_end, retry_count, version, "
+                    "created_at, updated_at) VALUES (:sub, :id, 'ultimate', 'monthly', 5000, :status, :at, 0, 1, "
+                    "0, :at, :at, :at, :at, false, 0, 0, :at, :at)"),
+                    {"sub": f"sub_m{n}", "id": cus, "status": status, "at": at})
+
+    upgrade(database_url)
+
+    with database.engine.connect() as conn:
+        plans = dict(conn.execute(text("SELECT customer_id, plan FROM credit_accounts ORDER BY customer_id")).all())
+        assert plans == {"cus_m0": "ultimate", "cus_m1": None, "cus_m2": None}
+        if not database.is_sqlite:
+            source = conn.scalar(text("SELECT prosrc FROM pg_proc WHERE proname = 'creditflow_spend'"))
+            assert "v_plan := account.plan" in source and "FROM subscriptions" not in source
+    downgrade(database_url, "0001")
+    with database.engine.connect() as conn:
+        assert "plan" not in {c["name"] for c in inspect(conn).get_columns("credit_accounts")}
+        if not database.is_sqlite:
+            source = conn.scalar(text("SELECT prosrc FROM pg_proc WHERE proname = 'creditflow_spend'"))
+            assert "FROM subscriptions" in source
+    database.dispose()
