@@ -11,16 +11,29 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
-from creditflow.wiring import build_context
 from creditflow.kit.clock import FixedClock, parse_instant
 from creditflow.kit.db import Database
+from creditflow.payment.sandbox import SandboxGateway
+from creditflow.wiring import build_context
 from creditflow.worker import runner
+
+
+class NetworkGateway(SandboxGateway):
+    """The sandbox behind a few milliseconds of network, as a real gateway is: the call is made
+    outside any transaction, so while one worker waits on it the others can take their turn at
+    SQLite's single write lock (without it one process can hold the lock back to back)."""
+
+    def charge(self, request):
+        time.sleep(0.005)
+        return super().charge(request)
 
 
 def main(url: str, now_iso: str, owner: str, batch: str) -> None:
     now = parse_instant(now_iso)
-    ctx = build_context(Database(url), clock=FixedClock(now))
+    database = Database(url)
+    ctx = build_context(database, gateway=NetworkGateway(database), clock=FixedClock(now))
     with ctx.db.transaction(readonly=True) as session:  # connect before the start line
         session.connection()
 
