@@ -181,7 +181,8 @@ def demo(
     from creditflow.api.settings import Settings
     from creditflow.auth.service import create_api_key
     from creditflow.wiring import build_context
-    from creditflow.customer.service import create_customer, list_customers, set_payment_method
+    from creditflow.customer.service import create_customer, list_customers
+    from creditflow.purchase.payment_method import set_payment_method
     from creditflow.kit.db import Database
     from creditflow.migrations.runner import upgrade
     from creditflow.portal.service import PAGE_PATH, create_portal_session

@@ -16,7 +16,8 @@ from creditflow.catalog.loader import load_catalog
 from creditflow.context import Context
 from creditflow.credits.models import CreditAccount, CreditEntry, CreditLot
 from creditflow.customer.models import TestClock
-from creditflow.customer.service import create_customer, create_test_clock, set_payment_method
+from creditflow.customer.service import create_customer, create_test_clock
+from creditflow.purchase.payment_method import set_payment_method
 from creditflow.events.models import Event
 from creditflow.invoicing.models import Invoice
 from creditflow.kit.clock import FixedClock

@@ -68,18 +68,18 @@ def test_every_change_of_state_records_an_event(world):
 
     # The story, customer by customer, in the order it was written.
     assert paying.event_types() == [
-        "customer.created",
+        "customer.created", "customer.payment_method_updated",
         "invoice.paid", "credits.granted", "subscription.created",              # 03-10
         "invoice.paid", "credits.expired", "credits.granted", "subscription.renewed",  # 04-10
     ]
     assert leaving.event_types() == [
-        "customer.created",
+        "customer.created", "customer.payment_method_updated",
         "invoice.paid", "credits.granted", "subscription.created",
         "subscription.canceled",
         "credits.expired", "subscription.ended",                                # 04-10
     ]
     assert failing.event_types() == [
-        "customer.created",
+        "customer.created", "customer.payment_method_updated",
         "invoice.paid", "credits.granted", "subscription.created",
         "invoice.payment_failed", "credits.expired", "subscription.past_due",   # 04-10
         "invoice.payment_failed",                                               # 04-11
@@ -112,4 +112,4 @@ def test_every_change_of_state_records_an_event(world):
     # Each event carries the instant of its change on the customer's clock.
     renewed = paying.events("subscription.renewed")[0]
     assert renewed.created_at == utc(2026, 4, 10, 10)
-    assert renewed.data["current_term_end"] == utc(2026, 5, 10, 10).isoformat()
+    assert renewed.data["current_term_end"] == "2026-05-10T10:00:00Z"

@@ -58,7 +58,9 @@ def test_an_invoice_is_viewed_and_downloaded_as_a_pdf(env: WebEnv, page: Page):
 def test_another_customers_invoice_and_quote_answer_404(env: WebEnv, page: Page):
     mine, theirs = env.shopper(utc(2026, 1, 31, 10)), env.shopper(utc(2026, 1, 31, 10))
     (their_invoice,) = _invoices(env, theirs.id)
-    their_quote = preview_change(env.ctx, _sub(env, theirs.id).id, plan="ultimate", term="monthly")
+    their_sub = _sub(env, theirs.id).id
+    their_quote = env.ctx.db.run(lambda session: preview_change(env.ctx, session, their_sub, plan="ultimate",
+                                                                term="monthly"))
     (my_invoice,) = _invoices(env, mine.id)
     mine.open(page)
 

@@ -22,7 +22,8 @@ import pytest
 import uvicorn
 from playwright.sync_api import Page, expect
 
-from creditflow.customer.service import create_customer, create_test_clock, set_payment_method
+from creditflow.customer.service import create_customer, create_test_clock
+from creditflow.purchase.payment_method import set_payment_method
 from creditflow.kit.clock import FixedClock
 from creditflow.purchase.subscribe import subscribe
 from creditflow.worker.testclock import advance_test_clock

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from creditflow.context import Context
 from creditflow.credits import repository as repo
 from creditflow.credits.access import Standing, free_day, gets_free_credits, reset_timezone
 from creditflow.credits.ledger import draws_from_json, spend_order, Lot
@@ -35,27 +37,26 @@ class Balance:
     as_of: datetime
 
 
-def get_balance(ctx, customer_id: str) -> Balance:
+def get_balance(ctx: Context, session: Session, customer_id: str) -> Balance:
     """What the customer can spend now. Work the worker hasn't done yet is accounted as done:
     lots past their expiry don't count, holds past theirs are back in their lots, and today's
     free credits count whether or not they have been created."""
-    with ctx.db.transaction(readonly=True) as session:
-        cursor = repo.UnitCursor.of(session)
-        account = repo.read_account(cursor, customer_id)
-        now = account.clock_time or ctx.clock.now()
-        standing = Standing(account.plan)
-        rows = {row.id: row for row in repo.open_lots(cursor, customer_id)}
-        remaining = {lot_id: row.remaining.milli for lot_id, row in rows.items()}
-        held = account.totals["held"]
-        if held > 0:
-            for hold in repo.overdue_holds(cursor, customer_id, now):
-                held -= hold.amount.milli
-                for draw in draws_from_json(hold.draws):
-                    if draw.lot_id not in rows:
-                        for row in repo.lots_by_id(cursor, customer_id, [draw.lot_id]):
-                            rows[row.id] = row
-                            remaining[row.id] = 0
-                    remaining[draw.lot_id] += draw.amount.milli
+    cursor = repo.UnitCursor.of(session)
+    account = repo.read_account(cursor, customer_id)
+    now = account.clock_time or ctx.clock.now()
+    standing = Standing(account.plan)
+    rows = {row.id: row for row in repo.open_lots(cursor, customer_id)}
+    remaining = {lot_id: row.remaining.milli for lot_id, row in rows.items()}
+    held = account.totals["held"]
+    if held > 0:
+        for hold in repo.overdue_holds(cursor, customer_id, now):
+            held -= hold.amount.milli
+            for draw in draws_from_json(hold.draws):
+                if draw.lot_id not in rows:
+                    for row in repo.lots_by_id(cursor, customer_id, [draw.lot_id]):
+                        rows[row.id] = row
+                        remaining[row.id] = 0
+                remaining[draw.lot_id] += draw.amount.milli
     lots = [
         LotBalance(row.id, row.kind, row.granted, Credits(remaining[row.id]), row.expires_at)
         for row in rows.values()
@@ -90,22 +91,21 @@ class EntryPage:
     has_more: bool
 
 
-def list_entries(ctx, customer_id: str, *, limit: int = 20, starting_after: str | None = None) -> EntryPage:
+def list_entries(session: Session, customer_id: str, *, limit: int = 20, starting_after: str | None = None) -> EntryPage:
     """The customer's ledger entries, oldest first, `limit` (1-100) at a time after the entry
     `starting_after`."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
         raise InvalidRequest("limit must be between 1 and 100", param="limit")
     entries = CreditEntry.__table__
-    with ctx.db.transaction(readonly=True) as session:
-        repo.read_account(repo.UnitCursor.of(session), customer_id)  # NotFound for an unknown customer
-        query = select(entries).where(entries.c.customer_id == customer_id)
-        if starting_after is not None:
-            after = session.scalar(select(entries.c.seq).where(entries.c.id == starting_after,
-                                                               entries.c.customer_id == customer_id))
-            if after is None:
-                raise NotFound(f"no such ledger entry: {starting_after}", param="starting_after")
-            query = query.where(entries.c.seq > after)
-        rows = session.execute(query.order_by(entries.c.seq).limit(limit + 1)).all()
+    repo.read_account(repo.UnitCursor.of(session), customer_id)  # NotFound for an unknown customer
+    query = select(entries).where(entries.c.customer_id == customer_id)
+    if starting_after is not None:
+        after = session.scalar(select(entries.c.seq).where(entries.c.id == starting_after,
+                                                           entries.c.customer_id == customer_id))
+        if after is None:
+            raise NotFound(f"no such ledger entry: {starting_after}", param="starting_after")
+        query = query.where(entries.c.seq > after)
+    rows = session.execute(query.order_by(entries.c.seq).limit(limit + 1)).all()
     data = tuple(Entry(r.id, r.customer_id, r.kind, r.amount, r.lot_id, r.reference, r.created_at)
                  for r in rows[:limit])
     return EntryPage(data, len(rows) > limit)

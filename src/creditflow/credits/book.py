@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from creditflow.credits import repository as repo
 from creditflow.credits.access import FreeDay
 from creditflow.credits.ledger import Draw, Lot, draws_from_json
+from creditflow.kit.clock import format_instant
 from creditflow.kit.credits import Credits
 from creditflow.kit.ids import new_id
 
@@ -217,7 +218,7 @@ class Book:
         self._entry("grant", amount.milli, lot_id, grant_key)
         self._move(granted=amount.milli, available=amount.milli)
         self._event("credits.granted", {"lot": lot_id, "kind": kind, "amount": str(amount),
-                                        "expires_at": expires_at.isoformat() if expires_at else None,
+                                        "expires_at": format_instant(expires_at),
                                         **(event_data or {})})
         return lot_id
 

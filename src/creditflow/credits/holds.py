@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy.orm import Session
 
 from creditflow.catalog.models import Feature
+from creditflow.context import Context
 from creditflow.credits import inputs
 from creditflow.credits import repository as repo
 from creditflow.credits.access import Standing
@@ -131,14 +133,13 @@ def _release(ctx, cursor: repo.UnitCursor, hold_id: str) -> Hold:
     return _hold_view(repo.spend_by_id(cursor, hold_id), book.customer_id, now=book.now)
 
 
-def get_hold(ctx, hold_id: str) -> Hold:
-    with ctx.db.transaction(readonly=True) as session:
-        cursor = repo.UnitCursor.of(session)
-        row = repo.spend_by_id(cursor, hold_id)
-        if row is None or row.kind != "hold":
-            raise NotFound(f"no such hold: {hold_id}", param="hold")
-        account = repo.read_account(cursor, row.customer_id)
-        return _hold_view(row, row.customer_id, now=account.clock_time or ctx.clock.now())
+def get_hold(ctx: Context, session: Session, hold_id: str) -> Hold:
+    cursor = repo.UnitCursor.of(session)
+    row = repo.spend_by_id(cursor, hold_id)
+    if row is None or row.kind != "hold":
+        raise NotFound(f"no such hold: {hold_id}", param="hold")
+    account = repo.read_account(cursor, row.customer_id)
+    return _hold_view(row, row.customer_id, now=account.clock_time or ctx.clock.now())
 
 
 def _lock_hold(ctx, cursor: repo.UnitCursor, hold_id: str):

@@ -7,6 +7,7 @@ from datetime import datetime
 from functools import lru_cache
 
 from psycopg import sql
+from sqlalchemy.orm import Session
 
 from creditflow.catalog.models import Catalog, Feature
 from creditflow.credits import inputs
@@ -152,12 +153,11 @@ def _result(row, customer_id: str, *, replayed: bool = False) -> SpendResult:
                        replayed)
 
 
-def get_spend(ctx, customer_id: str, reference: str) -> SpendResult:
-    with ctx.db.transaction(readonly=True) as session:
-        row = repo.spend_by_reference(repo.UnitCursor.of(session), customer_id, reference)
-        if row is None or row.kind != "spend":
-            raise NotFound(f"no spend with reference {reference!r}", param="reference")
-        return _result(row, customer_id)
+def get_spend(session: Session, customer_id: str, reference: str) -> SpendResult:
+    row = repo.spend_by_reference(repo.UnitCursor.of(session), customer_id, reference)
+    if row is None or row.kind != "spend":
+        raise NotFound(f"no spend with reference {reference!r}", param="reference")
+    return _result(row, customer_id)
 
 
 def refund_spend(ctx, customer_id: str, *, reference: str) -> RefundResult:

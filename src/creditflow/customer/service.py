@@ -92,23 +92,6 @@ def get_customer(session: Session, customer_id: str, *, for_update: bool = False
     return customer
 
 
-def set_payment_method(ctx, customer_id: str, token: str) -> Customer:
-    """Attach a payment method. The gateway is called outside any transaction."""
-    if not token or not isinstance(token, str):
-        raise InvalidRequest("token is required", param="token")
-    with ctx.db.transaction(readonly=True) as session:
-        customer = get_customer(session, customer_id)
-        gateway_customer_id, email = customer.gateway_customer_id, customer.email
-    gateway_customer_id, method = ctx.gateway.attach_payment_method(
-        customer_id=customer_id, gateway_customer_id=gateway_customer_id, email=email, token=token
-    )
-    with ctx.db.transaction() as session:
-        customer = get_customer(session, customer_id, for_update=True)
-        customer.gateway_customer_id = gateway_customer_id
-        customer.payment_method = method
-        return customer
-
-
 def list_customers(session: Session, *, external_id: str | None = None, limit: int = 20,
                    starting_after: str | None = None) -> tuple[list[Customer], bool]:
     """Oldest first (ids sort by creation); `starting_after` continues after a customer id."""

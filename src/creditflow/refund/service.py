@@ -36,11 +36,10 @@ def _milli(value) -> int:
     return value.milli if isinstance(value, Credits) else int(value)
 
 
-def eligibility(ctx: Context, invoice_id: str) -> Eligibility:
-    with ctx.db.transaction(readonly=True) as session:
-        invoice = get_invoice(session, invoice_id)
-        now = customer_now(ctx, session, invoice.customer_id)
-        return _eligibility(ctx, session, invoice, now)
+def eligibility(ctx: Context, session: Session, invoice_id: str) -> Eligibility:
+    invoice = get_invoice(session, invoice_id)
+    now = customer_now(ctx, session, invoice.customer_id)
+    return _eligibility(ctx, session, invoice, now)
 
 
 def _eligibility(ctx: Context, session: Session, invoice: Invoice, now: datetime) -> Eligibility:

@@ -22,6 +22,7 @@ from creditflow.customer.models import Customer
 from creditflow.customer.service import customer_now
 from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import LineDraft, create_invoice
+from creditflow.kit.clock import format_instant
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from creditflow.kit.ids import new_id
@@ -124,24 +125,23 @@ def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, p
     )
 
 
-def preview_change(ctx, subscription_id: str, *, plan: str, term: str, timing: str = "immediate",
-                   support: bool = False) -> Quote:
-    """Price a change without making it; the quote can be confirmed until it expires (U6)."""
-    with ctx.db.transaction() as session:
-        sub = get_subscription(session, subscription_id)
-        customer = session.get(Customer, sub.customer_id)
-        now = customer_now(ctx, session, sub.customer_id)
-        terms = _plan_change(ctx, session, sub, customer, plan, term, timing, now, support=support)
-        quote = Quote(
-            id=new_id("quo"), subscription_id=sub.id, customer_id=sub.customer_id, plan=terms.plan,
-            term=terms.term, kind=terms.kind, timing=terms.timing, currency=terms.currency,
-            amount_due=terms.amount_due, lines=terms.lines, effective_at=terms.effective_at,
-            next_renewal_at=terms.next_renewal_at, next_renewal_amount=terms.next_renewal_amount,
-            credits_after=terms.credits_after, subscription_version=sub.version,
-            expires_at=now + timedelta(seconds=ctx.catalog.policies.quote_ttl_seconds), created_at=now,
-        )
-        session.add(quote)
-        return quote
+def preview_change(ctx: Context, session: Session, subscription_id: str, *, plan: str, term: str,
+                   timing: str = "immediate", support: bool = False) -> Quote:
+    """Price a change without making it; the quote can be confirmed until it expires."""
+    sub = get_subscription(session, subscription_id)
+    customer = session.get(Customer, sub.customer_id)
+    now = customer_now(ctx, session, sub.customer_id)
+    terms = _plan_change(ctx, session, sub, customer, plan, term, timing, now, support=support)
+    quote = Quote(
+        id=new_id("quo"), subscription_id=sub.id, customer_id=sub.customer_id, plan=terms.plan,
+        term=terms.term, kind=terms.kind, timing=terms.timing, currency=terms.currency,
+        amount_due=terms.amount_due, lines=terms.lines, effective_at=terms.effective_at,
+        next_renewal_at=terms.next_renewal_at, next_renewal_amount=terms.next_renewal_amount,
+        credits_after=terms.credits_after, subscription_version=sub.version,
+        expires_at=now + timedelta(seconds=ctx.catalog.policies.quote_ttl_seconds), created_at=now,
+    )
+    session.add(quote)
+    return quote
 
 
 def lock_for_change(ctx: Context, session: Session, subscription_id: str, *, plan: str, term: str, timing: str,
@@ -184,15 +184,14 @@ def open_immediate_change(session: Session, sub: Subscription, terms: ChangeTerm
     return invoice
 
 
-def cancel_scheduled_change(ctx: Context, subscription_id: str) -> Subscription:
+def cancel_scheduled_change(ctx: Context, session: Session, subscription_id: str) -> Subscription:
     """Drop the scheduled change; the current plan simply continues."""
-    with ctx.db.transaction() as session:
-        sub = get_subscription(session, subscription_id, for_update=True)
-        now = customer_now(ctx, session, sub.customer_id)
-        if sub.scheduled_plan is None:
-            raise Conflict("no change is scheduled", code="no_scheduled_change")
-        drop_scheduled_change(ctx, session, sub, now, reason="canceled")
-        return sub
+    sub = get_subscription(session, subscription_id, for_update=True)
+    now = customer_now(ctx, session, sub.customer_id)
+    if sub.scheduled_plan is None:
+        raise Conflict("no change is scheduled", code="no_scheduled_change")
+    drop_scheduled_change(ctx, session, sub, now, reason="canceled")
+    return sub
 
 
 def schedule_change(ctx: Context, session: Session, sub: Subscription, terms: ChangeTerms, now: datetime) -> ChangeResult:
@@ -205,7 +204,7 @@ def schedule_change(ctx: Context, session: Session, sub: Subscription, terms: Ch
     sub.scheduled_plan, sub.scheduled_term, sub.scheduled_kind = terms.plan, terms.term, terms.kind
     record_change(ctx, session, sub, now=now, event="subscription.change_scheduled", data={
         "subscription": sub.id, "plan": terms.plan, "term": terms.term, "kind": terms.kind,
-        "effective_at": terms.effective_at.isoformat(), "amount_due_then": terms.next_renewal_amount,
+        "effective_at": format_instant(terms.effective_at), "amount_due_then": terms.next_renewal_amount,
         "replaced": replaced})
     return ChangeResult(sub, replaced)
 

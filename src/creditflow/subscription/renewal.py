@@ -14,6 +14,7 @@ from creditflow.context import Context
 from creditflow.credits.grants import expire_plan_credits
 from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import LineDraft, create_invoice
+from creditflow.kit.clock import format_instant
 from creditflow.kit.periods import Term, month_boundary
 from creditflow.payment.models import PaymentAttempt
 from creditflow.subscription.calendar import LEASE, current_credit_offset, next_due, set_calendar
@@ -102,8 +103,8 @@ def on_renewal_paid(ctx: Context, session: Session, invoice: Invoice, attempt: P
         grant_plan_credits(ctx, session, [sub], now)
         record_change(ctx, session, sub, now=now, status="active", event="subscription.renewed", data={
             "subscription": sub.id, "invoice": invoice.id, "plan": sub.plan, "term": sub.term,
-            "current_term_start": sub.current_term_start.isoformat(),
-            "current_term_end": sub.current_term_end.isoformat(), "after_dunning": was_past_due})
+            "current_term_start": format_instant(sub.current_term_start),
+            "current_term_end": format_instant(sub.current_term_end), "after_dunning": was_past_due})
         release(sub)
 
 

@@ -15,6 +15,7 @@ from creditflow.customer.models import Customer
 from creditflow.customer.service import customer_now, get_customer
 from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import LineDraft, create_invoice
+from creditflow.kit.clock import format_instant
 from creditflow.kit.errors import Conflict, NotFound
 from creditflow.kit.ids import new_id
 from creditflow.kit.periods import Term
@@ -93,23 +94,22 @@ def cancel_at_period_end(ctx: Context, session: Session, sub: Subscription, now:
         sub.cancel_at_period_end = True
         sub.canceled_at = now
         record_change(ctx, session, sub, now=now, event="subscription.canceled", data={
-            "subscription": sub.id, "ends_at": sub.current_term_end.isoformat()})
+            "subscription": sub.id, "ends_at": format_instant(sub.current_term_end)})
 
 
-def resume_subscription(ctx: Context, subscription_id: str) -> Subscription:
+def resume_subscription(ctx: Context, session: Session, subscription_id: str) -> Subscription:
     """Undo a cancellation before the term ends."""
-    with ctx.db.transaction() as session:
-        sub = get_subscription(session, subscription_id, for_update=True)
-        now = customer_now(ctx, session, sub.customer_id)
-        if sub.status == "ended" or (sub.cancel_at_period_end and now >= sub.current_term_end):
-            # Over, even if the worker hasn't ended it yet: resuming only undoes a pending end.
-            raise Conflict("the subscription has ended", code="subscription_ended")
-        if not sub.cancel_at_period_end:
-            raise Conflict("the subscription is not set to cancel", code="not_cancelling")
-        sub.cancel_at_period_end = False
-        sub.canceled_at = None
-        record_change(ctx, session, sub, now=now, event="subscription.resumed", data={"subscription": sub.id})
-        return sub
+    sub = get_subscription(session, subscription_id, for_update=True)
+    now = customer_now(ctx, session, sub.customer_id)
+    if sub.status == "ended" or (sub.cancel_at_period_end and now >= sub.current_term_end):
+        # Over, even if the worker hasn't ended it yet: resuming only undoes a pending end.
+        raise Conflict("the subscription has ended", code="subscription_ended")
+    if not sub.cancel_at_period_end:
+        raise Conflict("the subscription is not set to cancel", code="not_cancelling")
+    sub.cancel_at_period_end = False
+    sub.canceled_at = None
+    record_change(ctx, session, sub, now=now, event="subscription.resumed", data={"subscription": sub.id})
+    return sub
 
 
 def read_subscription(session: Session, subscription_id: str) -> Subscription:
@@ -154,7 +154,7 @@ def grant_plan_credits(ctx: Context, session: Session, subs: list[Subscription],
     (last month's expire: no rollover)."""
     renew_plan_credits(ctx, session, [
         PlanGrant(sub.customer_id, sub.id, ctx.catalog.plan(sub.plan).monthly_credits, sub.credit_period_end,
-                  f"sub:{sub.id}:{sub.credit_period_start.isoformat()}")
+                  f"sub:{sub.id}:{format_instant(sub.credit_period_start)}")
         for sub in subs], now)
 
 

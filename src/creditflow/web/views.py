@@ -287,7 +287,7 @@ def credit_balances(ctx, session: Session, customer: Customer, sub: Subscription
     """Available credits by kind (the ledger's own balance), each with when it refreshes or expires."""
     from creditflow.credits.balance import get_balance
 
-    balance = get_balance(ctx, customer.id)
+    balance = get_balance(ctx, session, customer.id)
     by_kind = balance.by_kind
     fmt = _formatter(customer)
     fmt_date = fmt.date

@@ -12,7 +12,8 @@ from creditflow.catalog.loader import load_catalog
 from creditflow.context import Context
 from creditflow.credits.models import CreditLot
 from creditflow.customer.models import Customer
-from creditflow.customer.service import create_customer, create_test_clock, set_payment_method
+from creditflow.customer.service import create_customer, create_test_clock
+from creditflow.purchase.payment_method import set_payment_method
 from creditflow.invoicing.models import Invoice
 from creditflow.kit.clock import FixedClock
 from creditflow.payment.models import SandboxCharge

@@ -28,7 +28,7 @@ def test_immediate_upgrade_prorates_to_the_second(story):
     s = story(START)
     sub = subscribe(s.ctx, s.customer_id, "standard", "monthly")
     s.advance(utc(2026, 3, 25, 12))
-    quote = preview_change(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate")
+    quote = _preview(s, sub, plan="ultimate", term="monthly")
     # $50 minus the unused 1,375,200 s of the 2,678,400 s Standard month: 3000 * ... = 1540.
     assert quote.amount_due == 5000 - 1540
     assert [line["amount"] for line in quote.lines if line["kind"] != "tax"] == [5000, -1540]
@@ -64,9 +64,9 @@ def test_end_of_period_upgrade_then_cancelled_and_cancel_refused_while_scheduled
     assert not s.sub(sub.id).cancel_at_period_end
 
     s.advance(utc(2026, 4, 1))
-    cancel_scheduled_change(s.ctx, sub.id)
+    _cancel_scheduled(s, sub)
     with pytest.raises(Conflict) as none_left:
-        cancel_scheduled_change(s.ctx, sub.id)
+        _cancel_scheduled(s, sub)
     assert none_left.value.code == "no_scheduled_change"
     s.advance(utc(2026, 4, 10, 10))
     assert s.charged() == [3000, 3000]  # Standard again
@@ -138,12 +138,12 @@ def test_a_declined_upgrade_changes_nothing(story):
 def test_quotes_expire_and_go_stale(story):
     s = story(START)
     sub = subscribe(s.ctx, s.customer_id, "standard", "monthly")
-    quote = preview_change(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate")
+    quote = _preview(s, sub, plan="ultimate", term="monthly")
     s.advance(START + timedelta(minutes=31))
     with pytest.raises(Conflict) as expired:
         change_subscription(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate", quote=quote.id)
     assert expired.value.code == "quote_expired"
-    fresh = preview_change(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate")
+    fresh = _preview(s, sub, plan="ultimate", term="monthly")
     change_subscription(s.ctx, sub.id, plan="creator", term="monthly", timing="end_of_period")
     with pytest.raises(Conflict) as stale:
         change_subscription(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate", quote=fresh.id)
@@ -172,7 +172,7 @@ def test_upgrade_with_a_negative_remainder_goes_to_the_account_balance(story):
     sub = subscribe(s.ctx, s.customer_id, "ultimate", "yearly")  # 42000
     s.advance(utc(2026, 1, 2))
     # Creator monthly (25000) is a higher rank: an upgrade, though cheaper than the year left.
-    quote = preview_change(s.ctx, sub.id, plan="creator", term="monthly", timing="immediate")
+    quote = _preview(s, sub, plan="creator", term="monthly")
     assert quote.amount_due == 0
     change_subscription(s.ctx, sub.id, plan="creator", term="monthly", timing="immediate", quote=quote.id)
     unused = round(42000 * 364 / 365)
@@ -206,7 +206,7 @@ def test_a_preview_equals_the_charge(sqlite_story, seconds, target):
     s = sqlite_story(START)
     sub = subscribe(s.ctx, s.customer_id, "standard", "monthly")
     s.advance(START + timedelta(seconds=seconds))
-    quote = preview_change(s.ctx, sub.id, plan=target[0], term=target[1], timing="immediate")
+    quote = _preview(s, sub, plan=target[0], term=target[1])
     charged_before = sum(s.charged())
     change_subscription(s.ctx, sub.id, plan=target[0], term=target[1], timing="immediate", quote=quote.id)
     assert sum(s.charged()) - charged_before == quote.amount_due
@@ -223,7 +223,7 @@ def test_carry_over_policy_keeps_the_unused_plan_credits(story):
     sub = subscribe(s.ctx, s.customer_id, "standard", "monthly")
     spend_credits(s.ctx, s.customer_id, amount="500.5", feature="standard_models", reference="job-1")
     s.advance(utc(2026, 3, 25, 12))
-    quote = preview_change(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate")
+    quote = _preview(s, sub, plan="ultimate", term="monthly")
     assert quote.credits_after["subscription"] == "23499.5"  # 16,000 + the 7,499.5 left
     change_subscription(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate", quote=quote.id)
     assert s.plan_credits() == "23499.5"
@@ -238,7 +238,7 @@ def test_every_change_scheduled_applied_or_cancelled_is_an_event(story):
     sub = subscribe(s.ctx, s.customer_id, "standard", "monthly")
     change_subscription(s.ctx, sub.id, plan="basic", term="monthly", timing="end_of_period")
     change_subscription(s.ctx, sub.id, plan="ultimate", term="monthly", timing="end_of_period")
-    cancel_scheduled_change(s.ctx, sub.id)
+    _cancel_scheduled(s, sub)
     change_subscription(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate")
     change_subscription(s.ctx, sub.id, plan="creator", term="monthly", timing="end_of_period")
     s.advance(utc(2026, 4, 10, 10))
@@ -255,3 +255,11 @@ def test_every_change_scheduled_applied_or_cancelled_is_an_event(story):
         ("subscription.changed", "creator"),  # applied at the renewal
     ]
     assert events[1][1]["replaced"] == {"plan": "basic", "term": "monthly", "kind": "downgrade"}
+
+
+def _preview(s, sub, *, plan: str, term: str, timing: str = "immediate"):
+    return s.ctx.db.run(lambda session: preview_change(s.ctx, session, sub.id, plan=plan, term=term, timing=timing))
+
+
+def _cancel_scheduled(s, sub):
+    return s.ctx.db.run(lambda session: cancel_scheduled_change(s.ctx, session, sub.id))

@@ -14,7 +14,8 @@ from creditflow.context import Context
 from creditflow.credits.balance import get_balance
 from creditflow.credits.check import check_ledger
 from creditflow.credits.models import CreditAccount, CreditEntry, CreditLot, CreditSpend
-from creditflow.customer.service import create_customer, create_test_clock, set_payment_method
+from creditflow.customer.service import create_customer, create_test_clock
+from creditflow.purchase.payment_method import set_payment_method
 from creditflow.events.models import Event
 from creditflow.invoicing.models import Invoice
 from creditflow.kit.clock import FixedClock
@@ -70,7 +71,7 @@ def subscribed(ctx, customer_id: str, plan: str = "basic", term: str = "monthly"
 
 
 def by_kind(ctx, customer_id: str) -> dict[str, Credits]:
-    return get_balance(ctx, customer_id).by_kind
+    return ctx.db.read(lambda session: get_balance(ctx, session, customer_id)).by_kind
 
 
 def assert_ledger_clean(db) -> None:

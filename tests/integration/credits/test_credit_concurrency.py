@@ -66,7 +66,7 @@ def test_many_threads_spending_from_one_customer(ctx):
     outcome = _spend_all(ctx, lambda i, n: cid)
 
     assert outcome[cid, "ok"] == 42 and outcome[cid, "short"] == THREADS * 6 - 42
-    assert get_balance(ctx, cid).available == c("6.5")
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c("6.5")
     assert_ledger_clean(ctx.db)
 
 
@@ -86,7 +86,7 @@ def test_many_threads_spending_from_different_customers(ctx):
         allowed = min(requested, (100 + extra[cid]) // 7)
         assert outcome[cid, "ok"] == allowed, cid
         assert outcome[cid, "short"] == requested - allowed
-        assert get_balance(ctx, cid).available == c(100 + extra[cid] - 7 * allowed)
+        assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(100 + extra[cid] - 7 * allowed)
     assert_ledger_clean(ctx.db)
 
 
@@ -98,7 +98,7 @@ def test_the_same_reference_from_many_threads_spends_once(ctx):
 
     assert len({r.id for r in results}) == 1
     assert sum(not r.replayed for r in results) == 1
-    assert get_balance(ctx, cid).available == c(70)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(70)
     assert_ledger_clean(ctx.db)
 
 
@@ -116,6 +116,6 @@ def test_holds_and_spends_race_for_the_same_credits(ctx):
             return False
 
     assert sum(_run(THREADS, work)) == 3
-    balance = get_balance(ctx, cid)
+    balance = ctx.db.read(lambda session: get_balance(ctx, session, cid))
     assert balance.available == c(10) and balance.held in (c(0), c(30), c(60), c(90))
     assert_ledger_clean(ctx.db)

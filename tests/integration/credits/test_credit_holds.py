@@ -25,7 +25,7 @@ def test_held_credits_cannot_be_spent_elsewhere(ctx):
     h = hold(ctx, cid, "80")
     assert (h.status, h.amount, h.balance) == ("held", c(80), c(20))
     assert h.id.startswith("hold_") and h.expires_at == START + timedelta(seconds=600)
-    balance = get_balance(ctx, cid)
+    balance = ctx.db.read(lambda session: get_balance(ctx, session, cid))
     assert (balance.available, balance.held) == (c(20), c(80))
     with pytest.raises(InsufficientCredits):
         spend_credits(ctx, cid, amount="20.001", feature="standard_models", reference="other")
@@ -41,7 +41,7 @@ def test_settle_spends_the_actual_amount_and_returns_the_rest(ctx):
     settled = settle_hold(ctx, h.id, amount="120.5")
 
     assert (settled.status, settled.settled) == ("settled", c("120.5"))
-    balance = get_balance(ctx, cid)
+    balance = ctx.db.read(lambda session: get_balance(ctx, session, cid))
     assert (balance.available, balance.held) == (c("79.5"), c(0))
     # The soonest-expiring part is spent: all the free credits, 20.5 of the promo.
     assert balance.by_kind == {"free": c(0), "promo": c("79.5"), "subscription": c(0), "top_up": c(0)}
@@ -55,7 +55,7 @@ def test_settle_spends_the_actual_amount_and_returns_the_rest(ctx):
     # A settled hold is refunded like a spend, by its reference.
     refund = refund_spend(ctx, cid, reference="render-1")
     assert refund.amount == c("120.5")
-    assert get_balance(ctx, cid).available == c(200)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(200)
     assert promo.id in {d.lot_id for d in refund.returned}
     assert_ledger_clean(ctx.db)
 
@@ -71,7 +71,7 @@ def test_settle_more_than_held_is_refused(ctx):
         settle_hold(ctx, h.id, amount="-1")
     assert snapshot(ctx.db, cid) == before
     assert settle_hold(ctx, h.id, amount="0").settled == c(0)
-    assert get_balance(ctx, cid).available == c(100)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(100)
 
 
 def test_release_gives_everything_back(ctx):
@@ -80,7 +80,7 @@ def test_release_gives_everything_back(ctx):
     released = release_hold(ctx, h.id)
     assert released.status == "released" and released.resolved_at == START
     assert release_hold(ctx, h.id).status == "released"  # idempotent
-    assert get_balance(ctx, cid).available == c(100)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(100)
     with pytest.raises(Conflict) as error:
         settle_hold(ctx, h.id, amount="1")
     assert error.value.code == "hold_released"
@@ -95,19 +95,20 @@ def test_an_expired_hold_is_released_by_the_worker(ctx):
     h = hold(ctx, cid, "30", ttl=60)
     ctx.clock.set(START + timedelta(seconds=60))
     # Before the worker runs, the balance already counts the credits as back.
-    assert get_hold(ctx, h.id).status == "expired"
-    assert (get_balance(ctx, cid).available, get_balance(ctx, cid).held) == (c(100), c(0))
+    assert ctx.db.read(lambda session: get_hold(ctx, session, h.id)).status == "expired"
+    balance = ctx.db.read(lambda session: get_balance(ctx, session, cid))
+    assert (balance.available, balance.held) == (c(100), c(0))
 
     assert expire_due(ctx, ctx.clock.now()) == 1
     assert expire_due(ctx, ctx.clock.now()) == 0
 
-    expired = get_hold(ctx, h.id)
+    expired = ctx.db.read(lambda session: get_hold(ctx, session, h.id))
     assert (expired.status, expired.resolved_at) == ("expired", START + timedelta(seconds=60))
     with pytest.raises(Conflict) as error:
         settle_hold(ctx, h.id, amount="1")
     assert error.value.code == "hold_expired"
     assert release_hold(ctx, h.id).status == "expired"
-    assert get_balance(ctx, cid).available == c(100)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(100)
     assert_ledger_clean(ctx.db)
 
 
@@ -116,8 +117,8 @@ def test_an_expired_hold_is_released_by_the_next_spend_if_the_worker_is_late(ctx
     h = hold(ctx, cid, "90", ttl=60)
     ctx.clock.set(START + timedelta(minutes=5))
     spend_credits(ctx, cid, amount="95", feature="standard_models", reference="next")
-    assert get_hold(ctx, h.id).status == "expired"
-    assert get_balance(ctx, cid).available == c(5)
+    assert ctx.db.read(lambda session: get_hold(ctx, session, h.id)).status == "expired"
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(5)
     assert_ledger_clean(ctx.db)
 
 
@@ -127,8 +128,8 @@ def test_an_expired_hold_on_a_lot_that_expired_too_is_lost_with_the_lot(ctx):
     h = hold(ctx, cid, "40", ttl=3600)  # from today's free lot, which ends at midnight
     ctx.clock.set(START.replace(hour=23, minute=50) + timedelta(hours=2))
     expire_due(ctx, ctx.clock.now())
-    assert get_hold(ctx, h.id).status == "expired"
-    balance = get_balance(ctx, cid)
+    assert ctx.db.read(lambda session: get_hold(ctx, session, h.id)).status == "expired"
+    balance = ctx.db.read(lambda session: get_balance(ctx, session, cid))
     assert (balance.available, balance.held) == (c(100), c(0))  # the new day's free credits only
     assert_ledger_clean(ctx.db)
 
@@ -138,7 +139,7 @@ def test_holds_are_idempotent_by_reference(ctx):
     first = hold(ctx, cid, "30")
     again = hold(ctx, cid, "30")
     assert again.replayed and again.id == first.id
-    assert get_balance(ctx, cid).held == c(30)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).held == c(30)
     with pytest.raises(Conflict) as error:
         hold(ctx, cid, "31")
     assert error.value.code == "reference_reused"
@@ -168,7 +169,7 @@ def test_bad_holds_change_nothing(ctx, change, error_type, code, param):
 
 def test_unknown_hold(ctx):
     for call in (lambda: settle_hold(ctx, "hold_nope", amount="1"), lambda: release_hold(ctx, "hold_nope"),
-                 lambda: get_hold(ctx, "hold_nope")):
+                 lambda: ctx.db.read(lambda session: get_hold(ctx, session, "hold_nope"))):
         with pytest.raises(NotFound) as error:
             call()
         assert error.value.param == "hold"

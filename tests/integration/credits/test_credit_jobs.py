@@ -24,7 +24,7 @@ def test_free_customers_who_do_nothing_cost_nothing(ctx):
     assert expire_due(ctx, ctx.clock.now()) == 0
     with ctx.db.transaction(readonly=True) as session:
         assert session.scalars(select(CreditLot)).all() == []
-    assert all(get_balance(ctx, cid).available == c(100) for cid in idle)
+    assert all(ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(100) for cid in idle)
 
 
 def test_the_worker_expires_lots_and_holds_at_their_time_on_real_time_only(ctx):
@@ -43,7 +43,7 @@ def test_the_worker_expires_lots_and_holds_at_their_time_on_real_time_only(ctx):
     ctx.clock.set(START + timedelta(hours=2))
     tick(ctx)
 
-    promo_expiry = [e for e in list_entries(ctx, real).data if e.kind == "expire"]
+    promo_expiry = [e for e in ctx.db.read(lambda session: list_entries(session, real)).data if e.kind == "expire"]
     assert [(e.amount, e.created_at) for e in promo_expiry] == [(c(10), START + timedelta(hours=1))]
     with ctx.db.transaction(readonly=True) as session:
         assert next_due(session, None, START + timedelta(hours=2)) == START.replace(hour=0) + timedelta(days=1)
@@ -59,12 +59,12 @@ def test_advancing_a_test_clock_stops_at_each_expiry(ctx):
 
     advance_test_clock(ctx, clock, START + timedelta(days=2))
 
-    assert get_hold(ctx, hold.id).status == "expired"
-    expiries = [(e.amount, e.created_at) for e in list_entries(ctx, cid, limit=100).data if e.kind == "expire"]
+    assert ctx.db.read(lambda session: get_hold(ctx, session, hold.id)).status == "expired"
+    expiries = [(e.amount, e.created_at) for e in ctx.db.read(lambda session: list_entries(session, cid, limit=100)).data if e.kind == "expire"]
     # The hold came back at 11:00 (to the free lot and the promo), the promo expired at 13:00,
     # the free lot at midnight.
     assert expiries == [(c(10), START + timedelta(hours=3)), (c(100), START.replace(hour=0) + timedelta(days=1))]
-    assert get_balance(ctx, cid).available == c(100)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(100)
     assert_ledger_clean(ctx.db)
 
 
@@ -73,7 +73,7 @@ def test_a_spend_after_the_expiry_but_before_the_worker_sees_the_same_ledger(ctx
     grant_promo_credits(ctx, cid, amount="10", reason="x", expires_at=START + timedelta(hours=1))
     ctx.clock.set(START + timedelta(hours=2))
     spend_credits(ctx, cid, amount="1", feature="standard_models", reference="j")
-    expiry = [(e.amount, e.created_at) for e in list_entries(ctx, cid).data if e.kind == "expire"]
+    expiry = [(e.amount, e.created_at) for e in ctx.db.read(lambda session: list_entries(session, cid)).data if e.kind == "expire"]
     assert expiry == [(c(10), START + timedelta(hours=1))]
     assert expire_due(ctx, ctx.clock.now()) == 0
     assert_ledger_clean(ctx.db)

@@ -38,19 +38,19 @@ def small_ctx(db):
 def test_free_credits_reset_at_local_midnight_and_never_accumulate(ctx, tz, day_one):
     clock = new_test_clock(ctx, day_one)
     cid = new_customer(ctx, test_clock=clock, timezone=tz)
-    assert get_balance(ctx, cid).available == c(100)  # day one, before any spend
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(100)  # day one, before any spend
 
     spend(ctx, cid, "40", ref="day-1")
-    assert get_balance(ctx, cid).available == c(60)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(60)
 
     # Tokyo's midnight is 15:00 UTC; UTC's is 00:00 the next day.
     midnight = utc(2026, 3, 10, 15) if tz == "Asia/Tokyo" else utc(2026, 3, 11)
     advance_test_clock(ctx, clock, midnight - timedelta(seconds=1))
-    assert get_balance(ctx, cid).available == c(60)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(60)
     advance_test_clock(ctx, clock, midnight + timedelta(hours=1))
-    assert get_balance(ctx, cid).available == c(100)  # not 160
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(100)  # not 160
     # The clock stopped at midnight, where the worker expired what was left of day one.
-    entries = list_entries(ctx, cid).data
+    entries = ctx.db.read(lambda session: list_entries(session, cid)).data
     assert [(e.kind, e.amount, e.created_at) for e in entries][-1] == ("expire", c(60), midnight)
     assert spend(ctx, cid, "100", ref="day-2").balance == c(0)
     with pytest.raises(InsufficientCredits):
@@ -114,7 +114,7 @@ def test_four_spends_of_73_5_from_1000_leave_exactly_706(ctx):
     for i in range(4):
         spend(ctx, cid, "73.5", "pro_models", ref=f"gen-{i}")
     assert kinds(ctx, cid) == (c(0), c(0), c(706))
-    assert str(get_balance(ctx, cid).available) == "706"
+    assert str(ctx.db.read(lambda session: get_balance(ctx, session, cid)).available) == "706"
 
 
 def test_top_up_credits_survive_a_renewal_then_pay_only_for_what_free_allows(ctx):

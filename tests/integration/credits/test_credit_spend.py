@@ -30,10 +30,10 @@ def test_a_spend_draws_lots_and_reports_the_balance(ctx):
     assert [(d.kind, d.amount) for d in result.draws] == [("free", c(100)), ("promo", c("20.25"))]
     assert result.balance == c("29.75") and result.status == "spent" and not result.replayed
     assert lot_remaining(ctx.db, promo.id) == c("29.75")
-    balance = get_balance(ctx, cid)
+    balance = ctx.db.read(lambda session: get_balance(ctx, session, cid))
     assert balance.available == c("29.75")
     assert balance.by_kind["free"] == c(0) and balance.by_kind["promo"] == c("29.75")
-    assert [(e.kind, e.amount) for e in list_entries(ctx, cid).data] == [
+    assert [(e.kind, e.amount) for e in ctx.db.read(lambda session: list_entries(session, cid)).data] == [
         ("grant", c(50)), ("grant", c(100)), ("spend", c(100)), ("spend", c("20.25"))]
     assert_ledger_clean(ctx.db)
 
@@ -44,8 +44,8 @@ def test_four_spends_of_73_5_from_1000_leave_exactly_706(ctx):
     spend(ctx, cid, "1000", "pro_models")  # the plan's 2000 down to 1000
     for i in range(4):
         spend_credits(ctx, cid, amount=73.5, feature="pro_models", reference=f"gen-{i}")
-    assert get_balance(ctx, cid).by_kind["subscription"] == c(706)
-    assert get_balance(ctx, cid).available == c(706)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).by_kind["subscription"] == c(706)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(706)
     assert_ledger_clean(ctx.db)
 
 
@@ -58,7 +58,7 @@ def test_the_same_reference_returns_the_first_result_and_spends_nothing_more(ctx
 
     assert again.replayed and (again.id, again.draws, again.balance) == (first.id, first.draws, first.balance)
     assert snapshot(ctx.db, cid) == before
-    assert get_spend(ctx, cid, "job-1").amount == c(10)
+    assert ctx.db.read(lambda session: get_spend(session, cid, "job-1")).amount == c(10)
     # References are per customer: another customer may use the same one.
     other = new_customer(ctx)
     assert not spend_credits(ctx, other, amount="10", feature="standard_models", reference="job-1").replayed
@@ -143,14 +143,14 @@ def test_pro_features_need_a_paid_subscription_and_are_never_paid_with_free_cred
     with pytest.raises(Forbidden) as error:
         spend(ctx, cid, "1", "private_generations")  # not in Basic
     assert error.value.code == "feature_not_in_plan"
-    assert get_balance(ctx, cid).by_kind["free"] == c(99)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).by_kind["free"] == c(99)
 
 
 def test_a_refund_returns_the_credits_to_the_lots_they_came_from(ctx):
     cid = new_customer(ctx)
     promo = grant_promo_credits(ctx, cid, amount="50", reason="x")
     result = spend_credits(ctx, cid, amount="130", feature="standard_models", reference="job-1")
-    assert get_balance(ctx, cid).available == c(20)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(20)
 
     refund = refund_spend(ctx, cid, reference="job-1")
 
@@ -158,10 +158,10 @@ def test_a_refund_returns_the_credits_to_the_lots_they_came_from(ctx):
     assert sorted((d.kind, d.amount) for d in refund.returned) == [("free", c(100)), ("promo", c(30))]
     assert lot_remaining(ctx.db, promo.id) == c(50)
     assert lot_remaining(ctx.db, result.draws[0].lot_id) == c(100)
-    assert get_spend(ctx, cid, "job-1").status == "refunded"
+    assert ctx.db.read(lambda session: get_spend(session, cid, "job-1")).status == "refunded"
     # A replay of the spend still returns the first result; it does not spend again.
     assert spend_credits(ctx, cid, amount="130", feature="standard_models", reference="job-1").replayed
-    assert get_balance(ctx, cid).available == c(150)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).available == c(150)
     assert_ledger_clean(ctx.db)
 
 
@@ -174,7 +174,7 @@ def test_a_refund_to_a_lot_that_expired_since_is_recorded_as_expired(ctx):
     refund = refund_spend(ctx, cid, reference="job-1")
 
     assert refund.expired == c(100)
-    balance = get_balance(ctx, cid)
+    balance = ctx.db.read(lambda session: get_balance(ctx, session, cid))
     assert balance.by_kind["promo"] == c(50)
     assert balance.by_kind["free"] == c(100)  # the new day's, not yet created
     free_lot = next(d.lot_id for d in refund.returned if d.kind == "free")

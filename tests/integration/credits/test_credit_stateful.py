@@ -284,7 +284,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.model.catch_up(self.holds)
         with self.ctx.db.transaction(readonly=True) as session:
             assert check_ledger(session) == []
-        balance = get_balance(self.ctx, self.cid)
+        balance = self.ctx.db.read(lambda session: get_balance(self.ctx, session, self.cid))
         assert balance.available.milli == self.model.available()
         assert balance.held.milli == sum(h.amount for h in self.holds.values() if h.status == "held")
         lots = {lot.id: lot.remaining.milli for lot in balance.lots if lot.id is not None}

@@ -11,7 +11,7 @@ from creditflow.credits.balance import get_balance
 from creditflow.credits.models import CreditLot
 from creditflow.credits.promo import grant_promo_credits
 from creditflow.purchase.top_up import purchase_top_up
-from creditflow.customer.service import set_payment_method
+from creditflow.purchase.payment_method import set_payment_method
 from creditflow.invoicing.models import Invoice
 from creditflow.kit.errors import Conflict, InvalidRequest, NotFound, PaymentFailed
 from creditflow.payment.models import SandboxCharge
@@ -39,7 +39,7 @@ def test_a_subscriber_buys_a_bundle_charged_first_then_credited(ctx):
         invoice = session.get(Invoice, top_up.invoice_id)
         assert (lot.kind, lot.granted, lot.expires_at, lot.invoice_id) == ("top_up", c(5000), None, invoice.id)
         assert (invoice.purpose, invoice.status, invoice.total) == ("top_up", "paid", 4500)
-    assert get_balance(ctx, cid).by_kind["top_up"] == c(5000)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).by_kind["top_up"] == c(5000)
     assert_ledger_clean(ctx.db)
 
 
@@ -53,7 +53,7 @@ def test_a_retried_purchase_never_charges_twice(ctx):
     with pytest.raises(Conflict) as error:
         purchase_top_up(ctx, cid, bundle="credits_5000", reference="idem-1")
     assert error.value.code == "reference_reused"
-    assert get_balance(ctx, cid).by_kind["top_up"] == c(1000)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).by_kind["top_up"] == c(1000)
 
 
 def test_a_top_up_on_free_is_refused_and_nothing_is_charged(ctx):
@@ -73,7 +73,7 @@ def test_a_declined_top_up_grants_nothing(ctx):
     with pytest.raises(PaymentFailed) as error:
         purchase_top_up(ctx, cid, bundle="credits_1000", reference="k")
     assert error.value.code == "payment_failed"
-    assert get_balance(ctx, cid).by_kind["top_up"] == c(0)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).by_kind["top_up"] == c(0)
     with ctx.db.transaction(readonly=True) as session:
         assert session.scalar(select(Invoice.status).where(Invoice.purpose == "top_up")) == "void"
     with pytest.raises(PaymentFailed):  # the same purchase retried: the same answer, no new charge
@@ -90,7 +90,7 @@ def test_a_timed_out_top_up_is_credited_once_reconciled(ctx):
     with pytest.raises(PaymentFailed) as error:
         purchase_top_up(ctx, cid, bundle="credits_1000", reference="k")
     assert error.value.code == "payment_pending"
-    assert get_balance(ctx, cid).by_kind["top_up"] == c(0)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).by_kind["top_up"] == c(0)
     with pytest.raises(PaymentFailed) as error:
         purchase_top_up(ctx, cid, bundle="credits_1000", reference="k")
     assert error.value.code == "payment_pending"
@@ -98,7 +98,7 @@ def test_a_timed_out_top_up_is_credited_once_reconciled(ctx):
     advance_test_clock(ctx, clock, START + timedelta(minutes=1))  # the worker reconciles
 
     assert purchase_top_up(ctx, cid, bundle="credits_1000", reference="k").credits == c(1000)
-    assert get_balance(ctx, cid).by_kind["top_up"] == c(1000)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).by_kind["top_up"] == c(1000)
     assert charges(ctx.db, cid) == [(900, "succeeded"), (1000, "succeeded")]
     assert_ledger_clean(ctx.db)
 
@@ -135,9 +135,9 @@ def test_support_grants_promo_credits_with_a_reason_and_an_expiry(ctx):
     lot = grant_promo_credits(ctx, cid, amount="250.5", reason="outage on 3 March",
                               expires_at=START + timedelta(days=7), actor="alice@support")
     assert (lot.kind, lot.granted, lot.remaining, lot.reason) == ("promo", c("250.5"), c("250.5"), "outage on 3 March")
-    assert get_balance(ctx, cid).by_kind["promo"] == c("250.5")
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).by_kind["promo"] == c("250.5")
     ctx.clock.set(START + timedelta(days=7))
-    assert get_balance(ctx, cid).by_kind["promo"] == c(0)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).by_kind["promo"] == c(0)
     assert_ledger_clean(ctx.db)
 
 
@@ -148,7 +148,7 @@ def test_a_retried_promo_grant_grants_once(ctx):
     assert again.replayed and again.id == first.id
     with pytest.raises(Conflict):
         grant_promo_credits(ctx, cid, amount="11", reason="x", reference="ticket-42")
-    assert get_balance(ctx, cid).by_kind["promo"] == c(10)
+    assert ctx.db.read(lambda session: get_balance(ctx, session, cid)).by_kind["promo"] == c(10)
 
 
 @pytest.mark.parametrize("change, param", [

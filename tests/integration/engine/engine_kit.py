@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from creditflow.catalog.loader import load_catalog
 from creditflow.context import Context
 from creditflow.credits.models import CreditLot
-from creditflow.customer.service import create_customer, set_payment_method
+from creditflow.customer.service import create_customer
+from creditflow.purchase.payment_method import set_payment_method
 from creditflow.events.models import Event
 from creditflow.invoicing.models import Invoice
 from creditflow.kit.clock import FixedClock

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from creditflow.credits.models import CreditAccount, CreditEntry
 from creditflow.customer.models import Customer
-from creditflow.customer.service import set_payment_method
+from creditflow.purchase.payment_method import set_payment_method
 from creditflow.events.models import Event
 from creditflow.invoicing.models import Invoice, InvoiceLine
 from creditflow.invoicing.service import next_number

@@ -60,7 +60,7 @@ def test_first_purchase_with_unknown_outcome_is_started_by_tick(engine):
 def test_renewal_with_unknown_outcome_is_reconciled_by_the_next_tick(engine):
     cus = engine.customer()
     sub = subscribe(engine.ctx, cus, "standard", "monthly")
-    from creditflow.customer.service import set_payment_method
+    from creditflow.purchase.payment_method import set_payment_method
 
     set_payment_method(engine.ctx, cus, "pm_card_timeout")
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 import pytest
 from engine_kit import utc
 
-from creditflow.customer.service import create_customer, create_test_clock, set_payment_method
+from creditflow.customer.service import create_customer, create_test_clock
+from creditflow.purchase.payment_method import set_payment_method
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, Forbidden
 from creditflow.purchase.cancel import cancel_subscription
@@ -101,7 +102,7 @@ def test_resume_then_tick_renews(engine):
     sub = subscribe(engine.ctx, cus, "standard", "monthly")
     cancel_subscription(engine.ctx, sub.id)
     engine.at(utc(2026, 4, 1))
-    resume_subscription(engine.ctx, sub.id)
+    engine.ctx.db.run(lambda session: resume_subscription(engine.ctx, session, sub.id))
     tick(engine.ctx, RENEWAL)
     assert engine.sub(sub.id).status == "active"
     assert engine.charged(cus) == [3000, 3000]
@@ -174,7 +175,7 @@ def test_resume_is_refused_once_the_term_has_ended_even_before_the_worker_ran(en
     engine.at(RENEWAL + timedelta(minutes=1))  # the term is over; no worker has run yet
 
     with pytest.raises(Conflict) as refused:
-        resume_subscription(engine.ctx, sub.id)
+        engine.ctx.db.run(lambda session: resume_subscription(engine.ctx, session, sub.id))
 
     assert refused.value.code == "subscription_ended"
     assert engine.sub(sub.id).cancel_at_period_end is True

@@ -40,7 +40,7 @@ def _seed(engine) -> dict[str, list[str]]:
             subscribe(engine.ctx, cus, "standard", term)
             groups.setdefault(kind, []).append(cus)
     # Their cards time out from now on: the renewal's outcome will be unknown.
-    from creditflow.customer.service import set_payment_method
+    from creditflow.purchase.payment_method import set_payment_method
 
     for cus in groups["timeout"]:
         set_payment_method(engine.ctx, cus, "pm_card_timeout")

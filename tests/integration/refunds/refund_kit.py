@@ -15,7 +15,8 @@ from creditflow.context import Context
 from creditflow.credits.check import check_ledger
 from creditflow.credits.models import CreditLot
 from creditflow.credits.spend import spend_credits
-from creditflow.customer.service import create_customer, create_test_clock, set_payment_method
+from creditflow.customer.service import create_customer, create_test_clock
+from creditflow.purchase.payment_method import set_payment_method
 from creditflow.events.models import Event
 from creditflow.invoicing.models import Invoice
 from creditflow.kit.clock import FixedClock

@@ -14,7 +14,8 @@ from creditflow.context import Context
 from creditflow.wiring import stripe_customer_of_attempt
 from creditflow.credits.models import CreditLot
 from creditflow.customer.models import Customer
-from creditflow.customer.service import create_customer, create_test_clock, set_payment_method
+from creditflow.customer.service import create_customer, create_test_clock
+from creditflow.purchase.payment_method import set_payment_method
 from creditflow.invoicing.models import Invoice
 from creditflow.kit.clock import FixedClock
 from creditflow.payment.models import PaymentAttempt

@@ -13,7 +13,7 @@ from stripe_kit import CARD_DECLINED, CARD_DECLINES_CHARGES, CARD_OK, utc
 
 from creditflow.wiring import build_context
 from creditflow.purchase.top_up import purchase_top_up
-from creditflow.customer.service import set_payment_method
+from creditflow.purchase.payment_method import set_payment_method
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, InvalidRequest, PaymentFailed
 from creditflow.payment.stripe_gateway import StripeGateway
@@ -147,7 +147,7 @@ def test_immediate_upgrade_charges_the_prorated_amount_at_stripe(stripe_story):
     sub = subscribe(s.ctx, s.customer_id, "standard", "monthly")
     s.advance(utc(2026, 3, 25, 12))
 
-    quote = preview_change(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate")
+    quote = s.ctx.db.run(lambda session: preview_change(s.ctx, session, sub.id, plan="ultimate", term="monthly", timing="immediate"))
     changed = change_subscription(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate",
                                   quote=quote.id).subscription
 

@@ -32,7 +32,7 @@ router = APIRouter(tags=["credits"])
 @router.get("/customers/{customer_id}/credits", response_model=BalanceRead, responses=errors(404))
 def balance(customer_id: str, ctx: Ctx, _: Caller):
     """The balance, today's free credits included."""
-    return BalanceRead.of(get_balance(ctx, customer_id))
+    return BalanceRead.of(ctx.db.read(lambda session: get_balance(ctx, session, customer_id)))
 
 
 @router.post("/customers/{customer_id}/credits/spend", response_model=SpendRead,
@@ -62,7 +62,7 @@ def hold(customer_id: str, body: HoldCreate, ctx: Ctx, _: Caller):
 
 @router.get("/holds/{hold_id}", response_model=HoldRead, responses=errors(404))
 def read_hold(hold_id: str, ctx: Ctx, _: Caller):
-    return HoldRead.of(get_hold(ctx, hold_id))
+    return HoldRead.of(ctx.db.read(lambda session: get_hold(ctx, session, hold_id)))
 
 
 @router.post("/holds/{hold_id}/settle", response_model=HoldRead,
@@ -90,7 +90,8 @@ def grant(customer_id: str, body: GrantCreate, ctx: Ctx, caller: Support):
 @router.get("/customers/{customer_id}/credits/ledger", response_model=ListOf[EntryRead], responses=errors(404))
 def ledger(customer_id: str, ctx: Ctx, _: Caller, limit: Limit = 20, starting_after: StartingAfter = None):
     """Ledger entries, oldest first."""
-    result = list_entries(ctx, customer_id, limit=limit, starting_after=starting_after)
+    result = ctx.db.read(lambda session: list_entries(session, customer_id, limit=limit,
+                                                      starting_after=starting_after))
     return page(list(result.data), result.has_more, EntryRead.of)
 
 

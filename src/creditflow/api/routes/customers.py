@@ -6,7 +6,8 @@ from creditflow.api.deps import Caller, Ctx, Limit, StartingAfter
 from creditflow.api.errors import errors
 from creditflow.api.schemas.common import ListOf, page
 from creditflow.api.schemas.customer import CustomerCreate, CustomerRead, PaymentMethodSet
-from creditflow.customer.service import create_customer, get_customer, list_customers, set_payment_method
+from creditflow.customer.service import create_customer, get_customer, list_customers
+from creditflow.purchase.payment_method import set_payment_method
 from creditflow.subscription.service import customer_plan
 
 router = APIRouter(tags=["customers"])

@@ -29,7 +29,7 @@ def read(invoice_id: str, ctx: Ctx, _: Caller):
 @router.get("/invoices/{invoice_id}/refund_eligibility", response_model=RefundEligibilityRead,
             responses=errors(404))
 def refund_eligibility(invoice_id: str, ctx: Ctx, _: Caller):
-    result = eligibility(ctx, invoice_id)
+    result = ctx.db.read(lambda session: eligibility(ctx, session, invoice_id))
     return RefundEligibilityRead(invoice=invoice_id, eligible=result.eligible, reason=result.reason)
 
 

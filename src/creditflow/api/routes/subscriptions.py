@@ -43,8 +43,9 @@ def read_for_customer(customer_id: str, ctx: Ctx, _: Caller):
 @router.post("/subscriptions/{subscription_id}/preview_change", response_model=QuoteRead,
              responses=errors(403, 404, 409, e409="`same_plan`, `subscription_not_active`, `timing_not_allowed`"))
 def preview(subscription_id: str, body: ChangeRequest, ctx: Ctx, caller: Caller):
-    quote = preview_change(ctx, subscription_id, plan=body.plan, term=body.term, timing=body.timing,
-                           support=caller.is_support)
+    quote = ctx.db.run(lambda session: preview_change(
+        ctx, session, subscription_id, plan=body.plan, term=body.term, timing=body.timing,
+        support=caller.is_support))
     return QuoteRead.of(quote)
 
 
@@ -63,7 +64,8 @@ def change(subscription_id: str, body: ChangeConfirm, ctx: Ctx, caller: Caller):
 @router.delete("/subscriptions/{subscription_id}/scheduled_change", response_model=SubscriptionRead,
                responses=errors(404, 409, e409="`no_scheduled_change`"))
 def delete_scheduled_change(subscription_id: str, ctx: Ctx, _: Caller):
-    return SubscriptionRead.of(cancel_scheduled_change(ctx, subscription_id), ctx.catalog)
+    with ctx.db.transaction() as session:
+        return SubscriptionRead.of(cancel_scheduled_change(ctx, session, subscription_id), ctx.catalog)
 
 
 @router.post("/subscriptions/{subscription_id}/cancel", response_model=SubscriptionRead,
@@ -80,4 +82,5 @@ def cancel(subscription_id: str, ctx: Ctx, caller: Caller, body: CancelRequest |
 @router.post("/subscriptions/{subscription_id}/resume", response_model=SubscriptionRead,
              responses=errors(404, 409, e409="`not_cancelling`"))
 def resume(subscription_id: str, ctx: Ctx, _: Caller):
-    return SubscriptionRead.of(resume_subscription(ctx, subscription_id), ctx.catalog)
+    with ctx.db.transaction() as session:
+        return SubscriptionRead.of(resume_subscription(ctx, session, subscription_id), ctx.catalog)

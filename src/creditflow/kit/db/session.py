@@ -121,6 +121,12 @@ class Database:
             if lock is not None:
                 lock.release()
 
+    def read(self, work):
+        """`work(session)` in a read-only unit of work: what an entry point uses to call a read
+        such as a balance, which takes the caller's session and never opens its own."""
+        with self.transaction(readonly=True) as session:
+            return work(session)
+
     def run(self, work, *, retries: int = 5):
         """Run `work(session)` in a transaction, retrying PostgreSQL deadlocks/serialization
         failures, SQLite busy errors and a connection lost before the commit (a server

@@ -49,8 +49,9 @@ def change_quote(visit: Visitor, form: PostedForm):
     """Price the change (a quote) and show it for review."""
     try:
         sub = visit.live_sub()
-        quote = preview_change(visit.ctx, sub.id, plan=form.get("plan", ""), term=form.get("term", ""),
-                               timing=form.get("timing") or "immediate")
+        quote = visit.ctx.db.run(lambda db: preview_change(
+            visit.ctx, db, sub.id, plan=form.get("plan", ""), term=form.get("term", ""),
+            timing=form.get("timing") or "immediate"))
     except CreditflowError as exc:
         return visit.failed(exc)
     return visit.go(f"/billing/change/review/{quote.id}")
@@ -108,8 +109,8 @@ def change_confirm(visit: Visitor, form: PostedForm):
 def _requote(visit: Visit, quote, stale: CreditflowError) -> Response:
     """The quote went stale: price the same change again and show it, saying why."""
     try:
-        fresh = preview_change(visit.ctx, quote.subscription_id, plan=quote.plan, term=quote.term,
-                               timing=quote.timing)
+        fresh = visit.ctx.db.run(lambda db: preview_change(
+            visit.ctx, db, quote.subscription_id, plan=quote.plan, term=quote.term, timing=quote.timing))
     except CreditflowError as exc:
         return visit.failed(exc)
     return visit.go(f"/billing/change/review/{fresh.id}", "error", plain(stale))
@@ -122,7 +123,7 @@ def scheduled_change_cancel(visit: Visitor):
     try:
         sub = visit.live_sub()
         dropped = catalog.plan(sub.scheduled_plan).name if sub.scheduled_plan else None
-        sub = cancel_scheduled_change(visit.ctx, sub.id)
+        sub = visit.ctx.db.run(lambda db: cancel_scheduled_change(visit.ctx, db, sub.id))
     except CreditflowError as exc:
         return visit.failed(exc)
     return visit.done(f"The scheduled change to {dropped} is cancelled. You stay on {catalog.plan(sub.plan).name}.")
@@ -191,7 +192,8 @@ def cancel_confirm(visit: Visitor):
 @router.post("/billing/resume", dependencies=CSRF_CHECKED)
 def resume(visit: Visitor):
     try:
-        sub = resume_subscription(visit.ctx, visit.live_sub().id)
+        sub_id = visit.live_sub().id
+        sub = visit.ctx.db.run(lambda db: resume_subscription(visit.ctx, db, sub_id))
     except CreditflowError as exc:
         return visit.failed(exc)
     return visit.done(f"Your subscription is back on. It renews on {visit.formatter().date(sub.current_term_end)}.")

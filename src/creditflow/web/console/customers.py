@@ -117,7 +117,7 @@ def refund_form(visit: SignedIn, customer_id: str, invoice_id: str):
         invoice = views.customer_invoice(db, customer_id, invoice_id)
         customer = views.get_customer(db, customer_id)
         lines = list(invoice.lines)
-    verdict = eligibility(ctx, invoice.id)
+        verdict = eligibility(ctx, db, invoice.id)
     return visit.render("console/refund.html", {
         "title": f"Refund invoice {invoice.number:06d}", "customer": customer, "invoice": invoice,
         "lines": lines, "eligibility": verdict, "refundable": refundable_amount(invoice),
@@ -134,8 +134,8 @@ def refund(visit: SignedIn, form: PostedForm, customer_id: str, invoice_id: str)
         with ctx.db.transaction(readonly=True) as db:
             invoice = views.customer_invoice(db, customer_id, invoice_id)
             number, currency = invoice.number, invoice.currency
+            verdict = eligibility(ctx, db, invoice_id)
         amount = minor_units(form.get("amount", ""))
-        verdict = eligibility(ctx, invoice_id)
         fmt = Formatter(currency)
         what = fmt.money(amount) if amount is not None else "the full amount"
         result = visit.audited(
