@@ -31,6 +31,7 @@ from creditflow.kit.periods import Period, Term, add_months
 from creditflow.payment.models import PaymentAttempt
 from creditflow.subscription.calendar import next_due, set_calendar
 from creditflow.subscription.models import Quote, Subscription
+from creditflow.subscription.options import change_refusal, raise_if, schedule_refusal
 from creditflow.subscription.proration import immediate_change_charge, split_term
 from creditflow.subscription.repository import get_subscription
 from creditflow.subscription.service import drop_scheduled_change
@@ -69,9 +70,12 @@ class ChangeResult:
 
 
 def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, plan: str, term: str,
-                 timing: str, now: datetime, *, support: bool, unused_value: str = "balance") -> ChangeTerms:
-    if sub.status != "active":
-        raise Conflict("only an active subscription can change plan", code="subscription_not_active")
+                 timing: str, now: datetime, *, support: bool, unused_value: str = "balance",
+                 priced_at: datetime | None = None) -> ChangeTerms:
+    """The change as it would be made at `now`, its unused time priced at `priced_at` (a
+    quote's instant when one is confirmed: a quote fixes the amount while it lives)."""
+    priced_at = priced_at or now
+    raise_if(change_refusal(sub))
     target = ctx.catalog.plan(plan)
     term_def = ctx.catalog.term(term)
     new_price = target.price(term_def)
@@ -96,7 +100,7 @@ def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, p
             new_price=new_price, unused_credit=0, to_account_balance=0,
         )
 
-    split = split_term(sub.term_price, Period(sub.current_term_start, sub.current_term_end), now)
+    split = split_term(sub.term_price, Period(sub.current_term_start, sub.current_term_end), priced_at)
     unused = split.unused if ctx.catalog.policies.proration == "time" else 0
     if unused_value != "balance":  # support chose a refund, or nothing, for the unused value
         unused_for_charge = 0
@@ -107,7 +111,7 @@ def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, p
     if unused_for_charge:
         lines.append({"kind": "unused_time",
                       "description": f"Unused time on {current.name} ({sub.term}) after "
-                                     f"{now.strftime('%Y-%m-%d %H:%M')} UTC",
+                                     f"{priced_at.strftime('%Y-%m-%d %H:%M')} UTC",
                       "amount": -unused_for_charge})
     if charge.balance_applied:
         lines.append({"kind": "account_balance", "description": "Account balance applied",
@@ -152,10 +156,11 @@ def lock_for_change(ctx: Context, session: Session, subscription_id: str, *, pla
     sub = get_subscription(session, subscription_id, for_update=True)
     customer = session.get(Customer, sub.customer_id, with_for_update=True, populate_existing=True)
     now = customer_now(ctx, session, sub.customer_id)
+    quoted = _quote_to_confirm(session, quote, sub, now) if quote is not None else None
     terms = _plan_change(ctx, session, sub, customer, plan, term, timing, now, support=support,
-                         unused_value=unused_value)
-    if quote is not None:
-        _check_quote(session, quote, sub, terms, now)
+                         unused_value=unused_value, priced_at=quoted.created_at if quoted else None)
+    if quoted is not None:
+        _check_quote(quoted, sub, terms, now)
     if terms.kind == "downgrade" and timing == "immediate" and not (reason and reason.strip()):
         raise InvalidRequest("an immediate downgrade needs a reason", param="reason")
     if timing == "immediate" and sub.lease_owner is not None:
@@ -195,9 +200,7 @@ def cancel_scheduled_change(ctx: Context, session: Session, subscription_id: str
 
 
 def schedule_change(ctx: Context, session: Session, sub: Subscription, terms: ChangeTerms, now: datetime) -> ChangeResult:
-    if sub.cancel_at_period_end:
-        raise Conflict("the subscription is set to cancel; resume it before scheduling a change",
-                       code="subscription_canceling")
+    raise_if(schedule_refusal(sub))
     replaced = None
     if sub.scheduled_plan is not None:
         replaced = {"plan": sub.scheduled_plan, "term": sub.scheduled_term, "kind": sub.scheduled_kind}
@@ -209,19 +212,25 @@ def schedule_change(ctx: Context, session: Session, sub: Subscription, terms: Ch
     return ChangeResult(sub, replaced)
 
 
-def _check_quote(session: Session, quote_id: str, sub: Subscription, terms: ChangeTerms, now: datetime) -> None:
+def _quote_to_confirm(session: Session, quote_id: str, sub: Subscription, now: datetime) -> Quote:
     quote = session.get(Quote, quote_id, with_for_update=True)
     if quote is None or quote.subscription_id != sub.id:
         raise NotFound(f"no such quote: {quote_id}", param="quote")
-    if (quote.plan, quote.term, quote.timing) != (terms.plan, terms.term, terms.timing):
-        raise InvalidRequest("the quote is for a different change", param="quote")
     if quote.used_at is not None:
         raise Conflict("the quote was already used", code="quote_stale", param="quote")
     if now >= quote.expires_at:
         raise Conflict("the quote expired; preview the change again", code="quote_expired", param="quote")
+    return quote
+
+
+def _check_quote(quote: Quote, sub: Subscription, terms: ChangeTerms, now: datetime) -> None:
+    """The change priced as of the quote must be the quote: time passing changes nothing (the
+    unused time is priced at the quote's instant), a changed subscription or account balance
+    makes the quote stale."""
+    if (quote.plan, quote.term, quote.timing) != (terms.plan, terms.term, terms.timing):
+        raise InvalidRequest("the quote is for a different change", param="quote")
     if quote.subscription_version != sub.version or quote.amount_due != terms.amount_due:
-        # The subscription changed, or time moved the prorated amount: the price must be re-quoted.
-        raise Conflict("the subscription changed since the quote; preview the change again",
+        raise Conflict("the subscription or the account balance changed since the quote; preview the change again",
                        code="quote_stale", param="quote")
     quote.used_at = now
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from creditflow.customer.models import Customer
 from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest, PaymentFailed
 from creditflow.subscription.change import cancel_scheduled_change, preview_change
 from creditflow.purchase.change import change_subscription
@@ -149,6 +150,40 @@ def test_quotes_expire_and_go_stale(story):
         change_subscription(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate", quote=fresh.id)
     assert stale.value.code == "quote_stale"
     assert s.charged() == [3000]
+
+
+def test_a_quote_fixes_the_amount_while_it_lives(story):
+    s = story(START)
+    sub = subscribe(s.ctx, s.customer_id, "standard", "monthly")
+    s.advance(START + timedelta(days=10))
+    quote = _preview(s, sub, plan="ultimate", term="monthly")
+    s.advance(START + timedelta(days=10, minutes=29))
+    later = _preview(s, sub, plan="ultimate", term="monthly")
+    assert later.amount_due != quote.amount_due  # the unused time shrank meanwhile
+
+    change_subscription(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate", quote=quote.id)
+
+    assert s.charged() == [3000, quote.amount_due]
+    [invoice] = [i for i in s.invoices() if i.purpose == "plan_change"]
+    assert invoice.amount_paid == quote.amount_due
+    assert [(line.kind, line.amount) for line in invoice.lines] == [
+        (line["kind"], line["amount"]) for line in quote.lines if line["kind"] in ("new_plan", "unused_time")]
+    # The new term starts when the change is made, not when it was quoted.
+    assert s.sub(sub.id).current_term_start == START + timedelta(days=10, minutes=29)
+
+
+def test_a_quote_goes_stale_when_the_account_balance_changes(story):
+    s = story(START)
+    sub = subscribe(s.ctx, s.customer_id, "standard", "monthly")
+    s.advance(START + timedelta(days=10))
+    quote = _preview(s, sub, plan="ultimate", term="monthly")
+    with s.db.transaction() as session:  # credit left by an earlier change, say
+        session.get(Customer, s.customer_id).balance = 500
+    with pytest.raises(Conflict) as stale:
+        change_subscription(s.ctx, sub.id, plan="ultimate", term="monthly", timing="immediate", quote=quote.id)
+    assert (stale.value.code, stale.value.param) == ("quote_stale", "quote")
+    assert s.charged() == [3000]
+    assert s.sub(sub.id).plan == "standard"
 
 
 def test_bad_changes_are_refused_and_change_nothing(story):
