@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from creditflow.catalog.models import Catalog, Feature
 from creditflow.kit.clock import utc
 from creditflow.kit.errors import Forbidden
+from creditflow.kit.ids import derived_id
 
 ALL_KINDS = frozenset({"free", "subscription", "top_up", "promo"})
 PAID_KINDS = ALL_KINDS - {"free"}
@@ -63,6 +64,10 @@ class FreeDay:
     @property
     def key(self) -> str:
         return self.day.isoformat()
+
+    def lot_id(self, customer_id: str) -> str:
+        """The id of the customer's free credits lot for this day, known before it exists."""
+        return derived_id("lot", self.starts_at, customer_id, "free", self.key)
 
 
 _last_day: dict[str, FreeDay] = {}  # per time zone, the day last asked for: every spend asks

@@ -20,7 +20,7 @@ from creditflow.kit.errors import InvalidRequest, NotFound
 
 @dataclass(frozen=True)
 class LotBalance:
-    id: str | None  # None: today's free credits, not yet used so not yet a lot
+    id: str  # today's free credits have theirs before they are first used (and so written)
     kind: str
     granted: Credits
     remaining: Credits
@@ -66,9 +66,9 @@ def get_balance(ctx: Context, session: Session, customer_id: str) -> Balance:
         day = free_day(now, reset_timezone(ctx.catalog, account.timezone))
         if account.free_day != day.key:
             daily = ctx.catalog.free.daily_credits
-            lots.append(LotBalance(None, "free", daily, daily, day.ends_at))
-    lots.sort(key=lambda lot: spend_order(Lot(lot.id or "", lot.kind, lot.remaining, lot.expires_at,
-                                              rows[lot.id].created_at if lot.id else now)))
+            lots.append(LotBalance(day.lot_id(customer_id), "free", daily, daily, day.ends_at))
+    lots.sort(key=lambda lot: spend_order(Lot(lot.id, lot.kind, lot.remaining, lot.expires_at,
+                                              rows[lot.id].created_at if lot.id in rows else now)))
     by_kind = {kind: Credits(sum(lot.remaining.milli for lot in lots if lot.kind == kind)) for kind in LOT_KINDS}
     return Balance(customer_id, Credits(sum(lot.remaining.milli for lot in lots)), Credits(held), by_kind,
                    tuple(lots), now)

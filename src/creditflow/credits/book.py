@@ -171,7 +171,8 @@ class Book:
             for hold in repo.overdue_holds(self.cursor, self.customer_id, self.now):
                 self.ensure_lots(d["lot"] for d in hold.draws)
                 self.give_back(draws_from_json(hold.draws), "release", hold.reference, at=hold.expires_at)
-                self.resolve_hold(hold.id, "expired", at=hold.expires_at)
+                self.resolve_hold(hold.id, "expired", at=hold.expires_at, reference=hold.reference,
+                                  amount=hold.amount)
         self.expire_overdue()
         return self
 
@@ -208,8 +209,8 @@ class Book:
 
     def grant(self, kind: str, amount: Credits, *, expires_at: datetime | None, grant_key: str | None,
               reason: str | None = None, invoice_id: str | None = None, subscription_id: str | None = None,
-              event_data: dict | None = None) -> str:
-        lot_id = new_id("lot")
+              event_data: dict | None = None, lot_id: str | None = None) -> str:
+        lot_id = lot_id or new_id("lot")
         row = {"id": lot_id, "customer_id": self.customer_id, "kind": kind, "granted": amount.milli,
                "remaining": amount.milli, "expires_at": expires_at, "expired_at": None,
                "subscription_id": subscription_id, "invoice_id": invoice_id, "grant_key": grant_key,
@@ -227,8 +228,8 @@ class Book:
         if self.free_day == day.key or not daily:
             return None
         self.free_day = day.key
-        return self.grant("free", daily, expires_at=day.ends_at,
-                          grant_key=f"free:{self.customer_id}:{day.key}")
+        return self.grant("free", daily, expires_at=day.ends_at, grant_key=f"free:{self.customer_id}:{day.key}",
+                          lot_id=day.lot_id(self.customer_id))
 
     def take(self, draws: Sequence[Draw], kind: str, reference: str) -> None:
         """Draw credits out of lots: `spend` (spent) or `hold` (held)."""
@@ -307,11 +308,21 @@ class Book:
         self.events.append({"id": new_id("evt"), "type": type_, "customer_id": self.customer_id,
                             "data": data, "created_at": at or self.now})
 
+    def record(self, type_: str, data: dict) -> None:
+        """An event of the use case (a spend, a hold, a refund), written with the book."""
+        self._event(type_, data)
+
     # -- writing ------------------------------------------------------------------------------
 
-    def resolve_hold(self, hold_id: str, status: str, *, at: datetime, settled: Credits | None = None) -> None:
-        """Record a hold's end (settled, released, expired) with the rest of the book."""
+    def resolve_hold(self, hold_id: str, status: str, *, at: datetime, reference: str, amount: Credits,
+                     settled: Credits | None = None) -> None:
+        """Record a hold's end (settled, released, expired) and its event with the rest of the
+        book. `amount` is what was held."""
         self.resolved_holds.append({"b_id": hold_id, "b_status": status, "b_settled": settled, "b_at": at})
+        data = {"hold": hold_id, "reference": reference, "amount": str(amount)}
+        if settled is not None:
+            data |= {"settled": str(settled), "released": str(amount - settled)}
+        self._event(f"credits.hold_{status}", data, at=at)
 
     def flush(self) -> None:
         self.expire_overdue()

@@ -21,6 +21,7 @@ from creditflow.credits.access import Standing
 from creditflow.credits.book import Book, run
 from creditflow.credits.ledger import Draw, draws_from_json, draws_to_json, split_settlement
 from creditflow.credits.spend import draw_for
+from creditflow.kit.clock import format_instant
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, InvalidRequest, NotFound
 from creditflow.kit.ids import new_id
@@ -68,9 +69,11 @@ def _hold(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, featu
     book.load(open_lots)
     draws = draw_for(ctx, book, Standing(plan), feature, amount)
     book.take(draws, "hold", reference)
-    book.flush()
     hold_id = new_id("hold")
     expires_at = book.now + timedelta(seconds=ttl)
+    book.record("credits.hold_placed", {"hold": hold_id, "reference": reference, "feature": feature.code,
+                                        "amount": str(amount), "expires_at": format_instant(expires_at)})
+    book.flush()
     repo.insert_spend(
         cursor,
         id=hold_id, customer_id=customer_id, kind="hold", reference=reference, feature=feature.code,
@@ -106,7 +109,7 @@ def _settle(ctx, cursor: repo.UnitCursor, hold_id: str, amount: Credits) -> Hold
     book.ensure_lots(d.lot_id for d in returned)
     book.settle(spent, row.reference)
     book.give_back(returned, "release", row.reference)
-    book.resolve_hold(hold_id, "settled", settled=amount, at=book.now)
+    book.resolve_hold(hold_id, "settled", settled=amount, at=book.now, reference=row.reference, amount=row.amount)
     book.flush()
     return _hold_view(repo.spend_by_id(cursor, hold_id), book.customer_id, now=book.now)
 
@@ -128,7 +131,7 @@ def _release(ctx, cursor: repo.UnitCursor, hold_id: str) -> Hold:
     if status == "held":
         book.ensure_lots(d["lot"] for d in row.draws)
         book.give_back(draws_from_json(row.draws), "release", row.reference)
-        book.resolve_hold(hold_id, "released", at=book.now)
+        book.resolve_hold(hold_id, "released", at=book.now, reference=row.reference, amount=row.amount)
     book.flush()
     return _hold_view(repo.spend_by_id(cursor, hold_id), book.customer_id, now=book.now)
 

@@ -77,8 +77,10 @@ def _spend(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feat
     book.load(open_lots)
     draws = draw_for(ctx, book, Standing(plan), feature, amount)
     book.take(draws, "spend", reference)
-    book.flush()
     spend_id = new_id("spd")
+    book.record("credits.spent", {"spend": spend_id, "reference": reference, "feature": feature.code,
+                                  "amount": str(amount), "balance": str(book.available)})
+    book.flush()
     repo.insert_spend(
         cursor,
         id=spend_id, customer_id=customer_id, kind="spend", reference=reference, feature=feature.code,
@@ -188,6 +190,9 @@ def _refund(ctx, cursor: repo.UnitCursor, customer_id: str, reference: str) -> R
     book.load()
     book.ensure_lots(d.lot_id for d in draws)
     lost = book.give_back(draws, "refund", reference)
+    book.record("credits.spend_refunded", {
+        "spend": row.id, "reference": reference, "amount": str(Credits(sum(d.amount.milli for d in draws))),
+        "expired": str(Credits(lost)), "balance": str(book.available)})
     book.flush()
     repo.mark_refunded(cursor, row.id, status="refunded" if row.kind == "spend" else row.status, at=book.now)
     return RefundResult(customer_id, reference, Credits(sum(d.amount.milli for d in draws)), tuple(draws),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
+from datetime import datetime
 
 _ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32
 
@@ -25,4 +27,13 @@ _SHIFTS = range(120, -1, -10)
 def new_id(prefix: str) -> str:
     """`prefix_` + 10 characters of the millisecond (time-sortable) + 16 of 80 random bits."""
     value = (time.time_ns() // 1_000_000 % (1 << 50)) << 80 | int.from_bytes(os.urandom(10), "big")
+    return prefix + "_" + "".join([_PAIRS[value >> shift & 1023] for shift in _SHIFTS])
+
+
+def derived_id(prefix: str, at: datetime, *names: str) -> str:
+    """An id fixed in advance for something that will exist at most once (today's free credits
+    of a customer): the millisecond of `at`, then 80 bits of a hash of `names`. It reads like
+    `new_id`'s, so it can be shown before the thing is created and stay the same after."""
+    digest = int.from_bytes(hashlib.blake2b("\x1f".join(names).encode(), digest_size=10).digest(), "big")
+    value = (int(at.timestamp() * 1000) % (1 << 50)) << 80 | digest
     return prefix + "_" + "".join([_PAIRS[value >> shift & 1023] for shift in _SHIFTS])

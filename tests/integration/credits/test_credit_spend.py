@@ -200,3 +200,16 @@ def test_refund_errors(ctx):
         refund_spend(ctx, "cus_nobody", reference="job-1")
     assert error.value.param == "customer"
     assert snapshot(ctx.db, cid) == before
+
+
+def test_todays_free_credits_have_their_id_before_they_are_first_used(ctx):
+    cid, other = new_customer(ctx), new_customer(ctx)
+    [before] = ctx.db.read(lambda session: get_balance(ctx, session, cid)).lots
+    assert before.kind == "free" and before.id.startswith("lot_")
+    assert before.id != ctx.db.read(lambda session: get_balance(ctx, session, other)).lots[0].id
+
+    spent = spend_credits(ctx, cid, amount="1", feature="standard_models", reference="job-1")
+
+    assert [draw.lot_id for draw in spent.draws] == [before.id]
+    [after] = ctx.db.read(lambda session: get_balance(ctx, session, cid)).lots
+    assert (after.id, after.remaining) == (before.id, c(99))

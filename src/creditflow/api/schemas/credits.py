@@ -48,7 +48,7 @@ class TopUpCreate(Request):
 
 
 class LotRead(Read):
-    id: str | None = Field(description="null for today's free credits while none of them is used")
+    id: str = Field(description="the lot's id; today's free credits have theirs before any of them is used")
     kind: Literal["free", "subscription", "top_up", "promo"]
     granted: CreditsOut
     remaining: CreditsOut
