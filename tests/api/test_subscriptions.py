@@ -21,6 +21,11 @@ def test_subscribe_read_and_find(any_api):
     assert sub["credit_period_end"] == "2026-04-10T10:00:00Z"
     assert sub["cancel_at_period_end"] is False and sub["ended_at"] is None and sub["scheduled_change"] is None
     assert api.ok("GET", f"/v1/subscriptions/{sub['id']}") == sub
+    # One shape everywhere: the answer to a change has the same fields as any other.
+    changed = api.ok("POST", f"/v1/subscriptions/{sub['id']}/change",
+                     {"plan": "basic", "term": "monthly", "timing": "end_of_period"})
+    assert set(changed) == set(sub) and sub["replaced_change"] is None
+    api.ok("DELETE", f"/v1/subscriptions/{sub['id']}/scheduled_change")
     assert api.ok("GET", f"/v1/customers/{customer['id']}/subscription") == sub
     assert api.ok("GET", f"/v1/customers/{customer['id']}")["plan"] == "standard"
     balance = api.ok("GET", f"/v1/customers/{customer['id']}/credits")

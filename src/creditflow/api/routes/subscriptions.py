@@ -9,7 +9,6 @@ from creditflow.api.schemas.subscription import (
     ChangeConfirm,
     ChangeRequest,
     QuoteRead,
-    SubscriptionChanged,
     SubscriptionCreate,
     SubscriptionRead,
 )
@@ -49,7 +48,7 @@ def preview(subscription_id: str, body: ChangeRequest, ctx: Ctx, caller: Caller)
     return QuoteRead.of(quote)
 
 
-@router.post("/subscriptions/{subscription_id}/change", response_model=SubscriptionChanged,
+@router.post("/subscriptions/{subscription_id}/change", response_model=SubscriptionRead,
              responses=errors(402, 403, 404, 409,
                               e403="`support_only`: an immediate downgrade, or `unused_value`, with a server key",
                               e409="`same_plan`, `quote_expired`, `quote_stale`, `subscription_busy`, ..."))
@@ -57,8 +56,7 @@ def change(subscription_id: str, body: ChangeConfirm, ctx: Ctx, caller: Caller):
     result = change_subscription(ctx, subscription_id, plan=body.plan, term=body.term, timing=body.timing,
                                  quote=body.quote, support=caller.is_support, unused_value=body.unused_value,
                                  reason=body.reason)
-    read = SubscriptionRead.of(result.subscription, ctx.catalog)
-    return SubscriptionChanged(**read.model_dump(), replaced_change=result.replaced)
+    return SubscriptionRead.of(result.subscription, ctx.catalog, replaced=result.replaced)
 
 
 @router.delete("/subscriptions/{subscription_id}/scheduled_change", response_model=SubscriptionRead,

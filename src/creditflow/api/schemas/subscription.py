@@ -43,6 +43,12 @@ class ScheduledChangeRead(Read):
     amount_due_then: int
 
 
+class ReplacedChange(Read):
+    plan: str
+    term: str
+    kind: Literal["upgrade", "downgrade"]
+
+
 class SubscriptionRead(Read):
     id: str
     object: Literal["subscription"] = "subscription"
@@ -58,10 +64,13 @@ class SubscriptionRead(Read):
     canceled_at: InstantOut | None
     ended_at: InstantOut | None
     scheduled_change: ScheduledChangeRead | None
+    replaced_change: ReplacedChange | None = Field(
+        default=None, description="In the answer to a change: the scheduled change it replaced, if any; "
+                                  "otherwise null")
     created_at: InstantOut
 
     @classmethod
-    def of(cls, sub, catalog) -> "SubscriptionRead":
+    def of(cls, sub, catalog, *, replaced: dict | None = None) -> "SubscriptionRead":
         scheduled = None
         if sub.scheduled_plan is not None:
             plan = catalog.plan(sub.scheduled_plan)
@@ -72,18 +81,9 @@ class SubscriptionRead(Read):
                    current_term_start=sub.current_term_start, current_term_end=sub.current_term_end,
                    credit_period_start=sub.credit_period_start, credit_period_end=sub.credit_period_end,
                    cancel_at_period_end=sub.cancel_at_period_end, canceled_at=sub.canceled_at, ended_at=sub.ended_at,
-                   scheduled_change=scheduled, created_at=sub.created_at)
+                   scheduled_change=scheduled, replaced_change=replaced, created_at=sub.created_at)
 
 
-class ReplacedChange(Read):
-    plan: str
-    term: str
-    kind: Literal["upgrade", "downgrade"]
-
-
-class SubscriptionChanged(SubscriptionRead):
-    replaced_change: ReplacedChange | None = Field(
-        default=None, description="The scheduled change this one replaced, if any")
 
 
 class QuoteLine(Read):
