@@ -12,6 +12,7 @@ from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import LineDraft, create_invoice
 from creditflow.kit.errors import Conflict
 from creditflow.purchase.checkout import collect, open_collection
+from creditflow.subscription.options import raise_if, top_up_refusal
 from creditflow.subscription.repository import live_subscription
 
 
@@ -42,9 +43,7 @@ def purchase_top_up(ctx: Context, customer_id: str, *, bundle: str, reference: s
                                    code="reference_reused", param="reference")
                 return top_up_of(session, earlier, replayed=True)
         sub = live_subscription(session, customer_id)
-        if sub is None or sub.status != "active":
-            raise Conflict("credit top-ups need an active subscription", code="subscription_required",
-                           param="customer")
+        raise_if(top_up_refusal(sub), param="customer")
         invoice = create_invoice(
             session, customer_id=customer_id, currency=customer.currency, purpose=PURPOSE, now=now,
             subscription_id=sub.id, dedupe_key=dedupe_key,

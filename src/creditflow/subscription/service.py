@@ -22,6 +22,7 @@ from creditflow.kit.periods import Term
 from creditflow.payment.models import PaymentAttempt
 from creditflow.subscription.calendar import current_credit_offset, next_due, set_calendar
 from creditflow.subscription.models import Subscription
+from creditflow.subscription.options import cancel_refusal, raise_if, resume_refusal
 from creditflow.subscription.repository import current_plan_code, get_subscription, live_subscription
 from creditflow.subscription.status import record_change
 
@@ -82,12 +83,7 @@ def on_subscribe_failed(ctx: Context, session: Session, invoice: Invoice, attemp
 
 def cancel_at_period_end(ctx: Context, session: Session, sub: Subscription, now: datetime) -> None:
     """The subscription ends with its term; a scheduled downgrade is dropped with it."""
-    if sub.status != "active":
-        raise Conflict("only an active subscription can be cancelled at the period end",
-                       code="subscription_not_active")
-    if sub.scheduled_kind == "upgrade":
-        raise Conflict("An upgrade is scheduled for the end of the period; cancel the scheduled change first.",
-                       code="scheduled_upgrade_pending")
+    raise_if(cancel_refusal(sub))
     if sub.scheduled_kind == "downgrade":
         drop_scheduled_change(ctx, session, sub, now, reason="subscription_canceled")
     if not sub.cancel_at_period_end:
@@ -101,11 +97,7 @@ def resume_subscription(ctx: Context, session: Session, subscription_id: str) ->
     """Undo a cancellation before the term ends."""
     sub = get_subscription(session, subscription_id, for_update=True)
     now = customer_now(ctx, session, sub.customer_id)
-    if sub.status == "ended" or (sub.cancel_at_period_end and now >= sub.current_term_end):
-        # Over, even if the worker hasn't ended it yet: resuming only undoes a pending end.
-        raise Conflict("the subscription has ended", code="subscription_ended")
-    if not sub.cancel_at_period_end:
-        raise Conflict("the subscription is not set to cancel", code="not_cancelling")
+    raise_if(resume_refusal(sub, now))
     sub.cancel_at_period_end = False
     sub.canceled_at = None
     record_change(ctx, session, sub, now=now, event="subscription.resumed", data={"subscription": sub.id})
