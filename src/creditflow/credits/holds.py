@@ -19,9 +19,8 @@ from creditflow.credits import inputs
 from creditflow.credits import repository as repo
 from creditflow.credits.access import Standing
 from creditflow.credits.book import Book, run
-from creditflow.credits.ledger import Draw, draws_from_json, draws_to_json, split_settlement
-from creditflow.credits.spend import draw_for
-from creditflow.kit.clock import format_instant
+from creditflow.credits.ledger import Draw, draws_from_json, split_settlement
+from creditflow.credits.spend import draw_for, take_and_record
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, InvalidRequest, NotFound
 from creditflow.kit.ids import new_id
@@ -68,18 +67,9 @@ def _hold(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, featu
         return _hold_view(existing, customer_id, now=book.now, replayed=True)
     book.load(open_lots)
     draws = draw_for(ctx, book, Standing(plan), feature, amount)
-    book.take(draws, "hold", reference)
     hold_id = new_id("hold")
     expires_at = book.now + timedelta(seconds=ttl)
-    book.record("credits.hold_placed", {"hold": hold_id, "reference": reference, "feature": feature.code,
-                                        "amount": str(amount), "expires_at": format_instant(expires_at)})
-    book.flush()
-    repo.insert_spend(
-        cursor,
-        id=hold_id, customer_id=customer_id, kind="hold", reference=reference, feature=feature.code,
-        amount=amount, settled=None, status="held", draws=draws_to_json(draws), balance_after=book.available,
-        expires_at=expires_at, created_at=book.now, resolved_at=None, refunded_at=None,
-    )
+    take_and_record(book, draws, "hold", hold_id, reference, feature, amount, expires_at=expires_at)
     return Hold(hold_id, customer_id, reference, amount, feature.code, "held", expires_at, None, tuple(draws),
                 book.available, book.now, None)
 

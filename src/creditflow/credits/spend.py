@@ -16,7 +16,7 @@ from creditflow.credits.access import (ALL_KINDS, PAID_KINDS, Standing, free_day
                                        reset_timezone)
 from creditflow.credits.book import Book, run, run_statement
 from creditflow.credits.ledger import Draw, allocate, draws_from_json, draws_to_json, split_settlement
-from creditflow.kit.clock import utc
+from creditflow.kit.clock import format_instant, utc
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, NotFound
 from creditflow.kit.ids import new_id
@@ -76,19 +76,28 @@ def _spend(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feat
         return _replay(existing, customer_id, amount, feature.code)
     book.load(open_lots)
     draws = draw_for(ctx, book, Standing(plan), feature, amount)
-    book.take(draws, "spend", reference)
     spend_id = new_id("spd")
-    book.record("credits.spent", {"spend": spend_id, "reference": reference, "feature": feature.code,
-                                  "amount": str(amount), "balance": str(book.available)})
-    book.flush()
-    repo.insert_spend(
-        cursor,
-        id=spend_id, customer_id=customer_id, kind="spend", reference=reference, feature=feature.code,
-        amount=amount, settled=None, status="spent", draws=draws_to_json(draws), balance_after=book.available,
-        expires_at=None, created_at=book.now, resolved_at=None, refunded_at=None,
-    )
+    take_and_record(book, draws, "spend", spend_id, reference, feature, amount)
     return SpendResult(spend_id, customer_id, reference, amount, feature.code, tuple(draws), book.available,
                        "spent", book.now)
+
+
+def take_and_record(book: Book, draws: list[Draw], kind: str, spend_id: str, reference: str, feature: Feature,
+                    amount: Credits, *, expires_at: datetime | None = None) -> None:
+    """Draw a spend or a hold out of its lots and write it with its row and its event."""
+    book.take(draws, kind, reference)
+    data = {"spend" if kind == "spend" else "hold": spend_id, "reference": reference, "feature": feature.code,
+            "amount": str(amount), "balance": str(book.available)}
+    if expires_at is not None:
+        data["expires_at"] = format_instant(expires_at)
+    book.record("credits.spent" if kind == "spend" else "credits.hold_placed", data)
+    book.flush()
+    repo.insert_spend(
+        book.cursor,
+        id=spend_id, customer_id=book.customer_id, kind=kind, reference=reference, feature=feature.code,
+        amount=amount, settled=None, status="spent" if kind == "spend" else "held", draws=draws_to_json(draws),
+        balance_after=book.available, expires_at=expires_at, created_at=book.now, resolved_at=None, refunded_at=None,
+    )
 
 
 # The usual spend on PostgreSQL, in one statement: see SPEND_FUNCTION in migrations/versions/0001_initial.py.
