@@ -3,6 +3,7 @@ event for every change of state, written with the change."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 from scenario_kit import utc
@@ -113,3 +114,8 @@ def test_every_change_of_state_records_an_event(world):
     renewed = paying.events("subscription.renewed")[0]
     assert renewed.created_at == utc(2026, 4, 10, 10)
     assert renewed.data["current_term_end"] == "2026-05-10T10:00:00Z"
+    # Instants inside event data and in ledger references are written as the API writes them.
+    instants = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d")
+    written = [value for e in events for value in e.data.values() if isinstance(value, str) and instants.search(value)]
+    written += [x.reference for x in _all(world, select(CreditEntry)) if x.reference and instants.search(x.reference)]
+    assert written and all(re.search(r"T\d\d:\d\d:\d\dZ($|:)", value) for value in written), written
