@@ -82,7 +82,10 @@ def env(request) -> WebEnv:
 @pytest.fixture(scope="session")
 def browser():
     if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (scripts/install-browser.sh installs it)")
+        reason = f"no Chromium at {CHROMIUM} (scripts/install-browser.sh installs it)"
+        if os.environ.get("CREDITFLOW_REQUIRE_BROWSER") == "1":  # CI: the browser tests must run
+            pytest.fail(f"{reason} (CREDITFLOW_REQUIRE_BROWSER=1)", pytrace=False)
+        pytest.skip(reason)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
