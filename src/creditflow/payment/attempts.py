@@ -128,3 +128,25 @@ def charge_reference(session: Session, invoice_id: str) -> str | None:
     """The gateway's reference of the invoice's successful charge (what a refund refunds)."""
     return session.scalar(select(PaymentAttempt.gateway_reference).where(
         PaymentAttempt.invoice_id == invoice_id, PaymentAttempt.status == "succeeded"))
+
+
+# --- reading, for invoices and pages --------------------------------------------------------------
+
+
+def attempts_by_invoice(session: Session, invoice_ids: list[str]) -> dict[str, list[PaymentAttempt]]:
+    """Each invoice's payment attempts, oldest first (an invoice never charged has none)."""
+    found: dict[str, list[PaymentAttempt]] = {invoice_id: [] for invoice_id in invoice_ids}
+    if not invoice_ids:
+        return found
+    rows = session.scalars(select(PaymentAttempt).where(PaymentAttempt.invoice_id.in_(invoice_ids))
+                           .order_by(PaymentAttempt.created_at, PaymentAttempt.id))
+    for attempt in rows:
+        found[attempt.invoice_id].append(attempt)
+    return found
+
+
+def last_failure(session: Session, customer_id: str) -> PaymentAttempt | None:
+    """The customer's most recent failed attempt: why their last payment didn't go through."""
+    return session.scalar(select(PaymentAttempt).where(
+        PaymentAttempt.customer_id == customer_id, PaymentAttempt.status == "failed")
+        .order_by(PaymentAttempt.created_at.desc(), PaymentAttempt.id.desc()).limit(1))

@@ -23,6 +23,8 @@ from creditflow.support.passwords import DUMMY_HASH, hash_password, verify_passw
 USERS_ENV_VAR = "CREDITFLOW_SUPPORT_USERS"
 MIN_PASSWORD_LENGTH = 8
 MAX_REASON = 1000
+API_KEY_ROLE = "support_key"  # the role an audit record names for an action made with a support API key
+NO_REASON = "(no reason given)"
 
 
 @dataclass(frozen=True)
@@ -160,9 +162,12 @@ def open_audit(session: Session, staff: Staff, *, action: str, summary: str, rea
     return record.id
 
 
-def close_audit(session: Session, audit_id: str, *, succeeded: bool, message: str | None, now: datetime) -> None:
+def close_audit(session: Session, audit_id: str, *, succeeded: bool, message: str | None, now: datetime,
+                summary: str | None = None) -> None:
     record = session.scalar(select(AuditRecord).where(AuditRecord.id == audit_id).with_for_update())
     record.outcome = "succeeded" if succeeded else "failed"
+    if summary:
+        record.summary = summary[:500]
     record.message = (message or "")[:1000] or None
     record.completed_at = now
 
@@ -178,14 +183,28 @@ def list_audit(session: Session, *, customer_id: str | None = None, before: int 
     return list(session.scalars(query))
 
 
+def api_staff(key_id: str) -> Staff:
+    """A support-scope API key as the actor of an audited action (the audit log names the key)."""
+    return Staff(key_id, f"API key {key_id}", API_KEY_ROLE)
+
+
 def run_audited(ctx, staff: Staff, *, action: str, summary: str, reason: str | None, customer_id: str | None,
-                work, details: dict | None = None, describe=None):
+                work, details: dict | None = None, describe=None, done: str | None = None,
+                reason_required: bool = True):
     """Run a support action with its audit record: written before the action (so an action
     that dies half-way still leaves a trace), completed with the outcome after. The action
-    runs outside the audit's transaction: payment use cases open their own."""
+    runs outside the audit's transaction: payment use cases open their own.
+
+    `summary` says what is attempted ("Grant 500 promotional credits"): that is what a pending
+    or failed record keeps. `done` is what it says once the action succeeded ("Granted ...").
+    An API call whose request has no required reason (`reason_required=False`) is recorded as
+    giving none."""
     from creditflow.kit.errors import CreditflowError
 
-    reason = check_reason(reason)
+    if reason_required or (reason or "").strip():
+        reason = check_reason(reason)
+    else:
+        reason = NO_REASON
     with ctx.db.transaction() as session:
         audit_id = open_audit(session, staff, action=action, summary=summary, reason=reason,
                               customer_id=customer_id, details=details, now=ctx.clock.now())
@@ -197,10 +216,10 @@ def run_audited(ctx, staff: Staff, *, action: str, summary: str, reason: str | N
     except Exception as exc:
         _finish(ctx, audit_id, succeeded=False, message=f"unexpected error: {exc.__class__.__name__}")
         raise
-    _finish(ctx, audit_id, succeeded=True, message=describe(result) if describe else None)
+    _finish(ctx, audit_id, succeeded=True, message=describe(result) if describe else None, summary=done)
     return result
 
 
-def _finish(ctx, audit_id: str, *, succeeded: bool, message: str | None) -> None:
+def _finish(ctx, audit_id: str, *, succeeded: bool, message: str | None, summary: str | None = None) -> None:
     ctx.db.run(lambda session: close_audit(session, audit_id, succeeded=succeeded, message=message,
-                                           now=ctx.clock.now()))
+                                           now=ctx.clock.now(), summary=summary))

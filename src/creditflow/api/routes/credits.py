@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from creditflow.api.audit import as_support, credits_text
 from creditflow.api.deps import Caller, Ctx, Limit, StartingAfter, Support
 from creditflow.api.errors import errors
 from creditflow.api.schemas.common import ListOf, page
@@ -24,6 +25,7 @@ from creditflow.credits.balance import get_balance, list_entries
 from creditflow.credits.holds import get_hold, hold_credits, release_hold, settle_hold
 from creditflow.credits.promo import grant_promo_credits
 from creditflow.credits.spend import refund_spend, spend_credits
+from creditflow.kit.clock import format_instant
 from creditflow.purchase.top_up import purchase_top_up
 
 router = APIRouter(tags=["credits"])
@@ -82,9 +84,15 @@ def release(hold_id: str, ctx: Ctx, _: Caller):
              response_model=GrantedLotRead, responses=errors(403, 404, 409, e403="`forbidden`: needs a support key"))
 def grant(customer_id: str, body: GrantCreate, ctx: Ctx, caller: Support):
     """Support: grant promo credits, with a reason and an optional expiry."""
-    return GrantedLotRead.of(grant_promo_credits(ctx, customer_id, amount=body.amount, reason=body.reason,
+    what = f"{credits_text(body.amount)} promotional credits" + (f", expiring at {format_instant(body.expires_at)}"
+                                                     if body.expires_at else ", never expiring")
+    return GrantedLotRead.of(as_support(
+        ctx, caller, lambda: grant_promo_credits(ctx, customer_id, amount=body.amount, reason=body.reason,
                                                  expires_at=body.expires_at, kind=body.kind, actor=caller.key_id,
-                                                 reference=body.reference))
+                                                 reference=body.reference),
+        action="credits.promo_grant", summary=f"Grant {what}", done=f"Granted {what}", reason=body.reason,
+        customer_id=customer_id, details={"amount": str(body.amount), "reference": body.reference},
+        describe=lambda lot: f"lot {lot.id}" + (" (a retry: granted once)" if lot.replayed else "")))
 
 
 @router.get("/customers/{customer_id}/credits/ledger", response_model=ListOf[EntryRead], responses=errors(404))

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from creditflow.api.audit import as_support, subscription_customer
 from creditflow.api.deps import Caller, Ctx
 from creditflow.api.errors import errors
 from creditflow.api.schemas.subscription import (
@@ -53,9 +54,14 @@ def preview(subscription_id: str, body: ChangeRequest, ctx: Ctx, caller: Caller)
                               e403="`support_only`: an immediate downgrade, or `unused_value`, with a server key",
                               e409="`same_plan`, `quote_expired`, `quote_stale`, `subscription_busy`, ..."))
 def change(subscription_id: str, body: ChangeConfirm, ctx: Ctx, caller: Caller):
-    result = change_subscription(ctx, subscription_id, plan=body.plan, term=body.term, timing=body.timing,
-                                 quote=body.quote, support=caller.is_support, unused_value=body.unused_value,
-                                 reason=body.reason)
+    what = f"to {body.plan} ({body.term}), {body.timing.replace('_', ' ')}; unused value: {body.unused_value}"
+    result = as_support(
+        ctx, caller, lambda: change_subscription(
+            ctx, subscription_id, plan=body.plan, term=body.term, timing=body.timing, quote=body.quote,
+            support=caller.is_support, unused_value=body.unused_value, reason=body.reason),
+        action="subscription.change", summary=f"Change {what}", done=f"Changed {what}", reason=body.reason,
+        customer_id=subscription_customer(ctx, subscription_id) if caller.is_support else None,
+        details={"subscription": subscription_id, **body.model_dump(mode="json", exclude={"reason"})})
     return SubscriptionRead.of(result.subscription, ctx.catalog, replaced=result.replaced)
 
 
@@ -72,8 +78,15 @@ def delete_scheduled_change(subscription_id: str, ctx: Ctx, _: Caller):
                               e409="`scheduled_upgrade_pending`, `subscription_ended`, ..."))
 def cancel(subscription_id: str, ctx: Ctx, caller: Caller, body: CancelRequest | None = None):
     body = body or CancelRequest()
-    sub = cancel_subscription(ctx, subscription_id, at_period_end=body.at_period_end, refund=body.refund,
-                              support=caller.is_support, reason=body.reason, actor=caller.key_id)
+    when = "at the period end" if body.at_period_end else f"now; refund: {body.refund}"
+    sub = as_support(
+        ctx, caller, lambda: cancel_subscription(
+            ctx, subscription_id, at_period_end=body.at_period_end, refund=body.refund, support=caller.is_support,
+            reason=body.reason, actor=caller.key_id),
+        action="subscription.cancel" if body.at_period_end else "subscription.end_now",
+        summary=f"Cancel the subscription {when}", done=f"Cancelled the subscription {when}", reason=body.reason,
+        customer_id=subscription_customer(ctx, subscription_id) if caller.is_support else None,
+        details={"subscription": subscription_id, "at_period_end": body.at_period_end, "refund": body.refund})
     return SubscriptionRead.of(sub, ctx.catalog)
 
 

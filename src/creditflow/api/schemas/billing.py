@@ -15,6 +15,29 @@ class InvoiceLineRead(Read):
     period_end: InstantOut | None
 
 
+class PaymentAttemptRead(Read):
+    """One try at collecting the invoice: `pending` until the gateway answers, `unknown` while
+    its answer is lost (found out later, never charged twice), then `succeeded` or `failed`."""
+
+    id: str
+    object: Literal["payment_attempt"] = "payment_attempt"
+    status: str = Field(description="pending, succeeded, failed or unknown")
+    amount: int
+    currency: str
+    failure_code: str | None
+    failure_message: str | None
+    gateway_reference: str | None
+    created_at: InstantOut
+    completed_at: InstantOut | None
+
+    @classmethod
+    def of(cls, attempt) -> "PaymentAttemptRead":
+        return cls(id=attempt.id, status=attempt.status, amount=attempt.amount, currency=attempt.currency,
+                   failure_code=attempt.failure_code, failure_message=attempt.failure_message,
+                   gateway_reference=attempt.gateway_reference, created_at=attempt.created_at,
+                   completed_at=attempt.completed_at)
+
+
 class InvoiceRead(Read):
     id: str
     object: Literal["invoice"] = "invoice"
@@ -33,10 +56,12 @@ class InvoiceRead(Read):
     amount_refunded: int
     created_at: InstantOut
     paid_at: InstantOut | None
+    attempts: list[PaymentAttemptRead] = Field(
+        default_factory=list, description="Its payment attempts, oldest first (none for an invoice never charged)")
 
     @classmethod
-    def of(cls, invoice) -> "InvoiceRead":
-        return cls(
+    def of(cls, invoice, attempts=()) -> "InvoiceRead":
+        return cls(attempts=[PaymentAttemptRead.of(attempt) for attempt in attempts],
             id=invoice.id, number=invoice.number, customer=invoice.customer_id, subscription=invoice.subscription_id,
             purpose=invoice.purpose, status=invoice.status, currency=invoice.currency,
             lines=[InvoiceLineRead(kind=line.kind, description=line.description, amount=line.amount,
