@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 from scenario_kit import credits, utc
 
+from creditflow.customer.models import Customer
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict
 from creditflow.purchase.cancel import cancel_subscription
@@ -79,7 +80,8 @@ def test_a_retry_that_succeeds_makes_it_active_again_with_the_anchor_unchanged(w
 
     retry_at = RETRIES[succeeding_retry]
     kate.advance(retry_at - timedelta(hours=2))
-    kate.pay_with("pm_card_ok")  # the customer fixes their card
+    with world.ctx.db.transaction() as session:  # the bank stops declining the same card
+        session.get(Customer, kate.id).payment_method = "pm_card_ok"
     assert kate.charged() == [3000]  # nothing is charged until the retry is due
     kate.advance(retry_at)
 
@@ -123,3 +125,41 @@ def test_declined_card_on_a_quarterly_plan_still_grants_nothing_while_past_due(w
     leo.advance(utc(2026, 4, 22, 10))
     assert leo.sub().status == "ended"
     assert leo.charged() == [7650]
+
+
+def test_a_new_card_while_past_due_retries_the_renewal_at_once_and_keeps_the_anchor(world):
+    kim = world.shopper(START, "pm_card_ok_then_declined")
+    subscribe(world.ctx, kim.id, "standard", "monthly")
+    kim.advance(RENEWAL + timedelta(hours=12))
+    assert kim.sub().status == "past_due" and kim.plan_credits() == Credits(0)
+
+    kim.pay_with("pm_card_ok")
+
+    stored = kim.sub()
+    assert (stored.status, stored.past_due_since, stored.next_retry_at, stored.retry_count) == (
+        "active", None, None, 0)
+    # The term paid for is the one that was due: the anchor (the 10th) is kept.
+    assert (stored.current_term_start, stored.current_term_end) == (RENEWAL, utc(2026, 5, 10, 10))
+    assert stored.due_at == utc(2026, 5, 10, 10)
+    assert kim.attempt_times() == [START, RENEWAL, RENEWAL + timedelta(hours=12)]
+    assert kim.invoices()[-1].status == "paid" and kim.charged() == [3000, 3000]
+    assert kim.plan() == "standard" and kim.plan_credits() == credits(8000)
+    # Nothing is left for the schedule to retry.
+    kim.advance(RETRIES[-1])
+    assert len(kim.attempts()) == 3
+
+
+def test_a_new_card_that_is_declined_too_leaves_the_retry_schedule_as_it_was(world):
+    lee = world.shopper(START, "pm_card_ok_then_declined")
+    subscribe(world.ctx, lee.id, "standard", "monthly")
+    lee.advance(RETRIES[1] + timedelta(hours=1))  # two tries failed; the last is on day 7
+    assert (lee.sub().status, lee.sub().retry_count) == ("past_due", 2)
+
+    lee.pay_with("pm_card_declined")
+
+    stored = lee.sub()
+    assert (stored.status, stored.retry_count, stored.next_retry_at) == ("past_due", 2, RETRIES[2])
+    assert lee.attempt_times() == [START, RENEWAL] + RETRIES[:2] + [RETRIES[1] + timedelta(hours=1)]
+    lee.advance(RETRIES[2])  # the scheduled last try still happens, then the subscription ends
+    assert lee.attempt_times()[-1] == RETRIES[2]
+    assert (lee.sub().status, lee.sub().ended_reason) == ("ended", "payment_failed")

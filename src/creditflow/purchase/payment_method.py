@@ -1,9 +1,15 @@
 """Setting a customer's payment method: the gateway is asked to attach it first, outside any
-transaction (it may be slow), then the customer row keeps what it answered."""
+transaction (it may be slow), then the customer row keeps what it answered. A subscription in
+dunning is retried at once with the new method."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from creditflow.context import Context
+from creditflow.purchase import renewal
+from creditflow.subscription.models import Subscription
+from creditflow.subscription.repository import live_subscription
 from creditflow.customer.models import Customer
 from creditflow.customer.service import customer_now, get_customer
 from creditflow.events.outbox import record_event
@@ -24,13 +30,23 @@ def set_payment_method(ctx: Context, customer_id: str, token: str) -> Customer:
         customer_id=customer_id, gateway_customer_id=gateway_customer_id, email=email, token=token
     )
 
-    def keep(session) -> Customer:
+    def keep(session) -> tuple[Customer, str | None, datetime]:
+        # Locked in the order every purchase takes: the subscription, then the customer.
+        sub = live_subscription(session, customer_id)
+        if sub is not None:
+            sub = session.get(Subscription, sub.id, with_for_update=True, populate_existing=True)
         customer = get_customer(session, customer_id, for_update=True)
         customer.gateway_customer_id = gateway_customer_id
         customer.payment_method = method
-        record_event(session, "customer.payment_method_updated", customer_id=customer_id,
-                     now=customer_now(ctx, session, customer_id),
+        now = customer_now(ctx, session, customer_id)
+        record_event(session, "customer.payment_method_updated", customer_id=customer_id, now=now,
                      data={"customer": customer_id, "payment_method": method})
-        return customer
+        if sub is None or sub.status != "past_due" or sub.pending_invoice_id is None:
+            return customer, None, now
+        sub.next_retry_at = sub.due_at = now  # the open renewal is due again, now
+        return customer, sub.id, now
 
-    return ctx.db.run(keep)
+    customer, in_dunning, now = ctx.db.run(keep)
+    if in_dunning is not None:
+        renewal.run_due(ctx, in_dunning, now)
+    return customer

@@ -130,6 +130,12 @@ def on_renewal_failed(ctx: Context, session: Session, invoice: Invoice, attempt:
         expire_plan_credits(ctx, session, sub.customer_id, sub.id, now)
         record_change(ctx, session, sub, now=now, status="past_due", event="subscription.past_due", data={
             "subscription": sub.id, "invoice": invoice.id, "failure_code": attempt.failure_code})
+    elif now < sub.past_due_since + timedelta(days=retry_days[sub.retry_count]):
+        # A retry ahead of the schedule (the customer set a new payment method): the schedule
+        # stands, counted from the first failure, and this retry doesn't use one of its tries.
+        sub.next_retry_at = sub.past_due_since + timedelta(days=retry_days[sub.retry_count])
+        release(sub)
+        return
     else:
         sub.retry_count += 1
     if sub.retry_count < len(retry_days):
