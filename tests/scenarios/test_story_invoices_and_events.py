@@ -69,18 +69,18 @@ def test_every_change_of_state_records_an_event(world):
 
     # The story, customer by customer, in the order it was written.
     assert paying.event_types() == [
-        "customer.created", "customer.payment_method_updated",
+        "customer.created", "payment_method.updated",
         "invoice.paid", "credits.granted", "subscription.created",              # 03-10
         "invoice.paid", "credits.expired", "credits.granted", "subscription.renewed",  # 04-10
     ]
     assert leaving.event_types() == [
-        "customer.created", "customer.payment_method_updated",
+        "customer.created", "payment_method.updated",
         "invoice.paid", "credits.granted", "subscription.created",
         "subscription.canceled",
         "credits.expired", "subscription.ended",                                # 04-10
     ]
     assert failing.event_types() == [
-        "customer.created", "customer.payment_method_updated",
+        "customer.created", "payment_method.updated",
         "invoice.paid", "credits.granted", "subscription.created",
         "invoice.payment_failed", "credits.expired", "subscription.past_due",   # 04-10
         "invoice.payment_failed",                                               # 04-11

@@ -39,7 +39,7 @@ def set_payment_method(ctx: Context, customer_id: str, token: str) -> Customer:
         customer.gateway_customer_id = gateway_customer_id
         customer.payment_method = method
         now = customer_now(ctx, session, customer_id)
-        record_event(session, "customer.payment_method_updated", customer_id=customer_id, now=now,
+        record_event(session, "payment_method.updated", customer_id=customer_id, now=now,
                      data={"customer": customer_id, "payment_method": method})
         if sub is None or sub.status != "past_due" or sub.pending_invoice_id is None:
             return customer, None, now
