@@ -100,7 +100,8 @@ def take_and_record(book: Book, draws: list[Draw], kind: str, spend_id: str, ref
     )
 
 
-# The usual spend on PostgreSQL, in one statement: see SPEND_FUNCTION in migrations/versions/0001_initial.py.
+# The usual spend on PostgreSQL, in one statement: see SPEND_FUNCTION in migrations/versions/0001_initial.py
+# (as changed by 0002 and 0003).
 _MAX_DRAWS = 9  # the function names the entries after the spend, 1 to 9; more lots: the general path
 
 

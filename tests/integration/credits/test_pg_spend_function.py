@@ -54,6 +54,9 @@ def _state(cursor: repo.UnitCursor, customer_id: str) -> dict:
                    for kind, reference, feature, amount, status, draws, balance, created in rows(
                        "SELECT kind, reference, feature, amount, status, draws, balance_after, created_at "
                        "FROM credit_spends WHERE customer_id = %s ORDER BY created_at, reference")],
+        # The spend's id differs between the two ways (each makes its own); the rest is equal.
+        "events": rows("SELECT type, data::jsonb - 'spend', created_at FROM events "
+                       "WHERE customer_id = %s ORDER BY seq"),
     }
 
 
