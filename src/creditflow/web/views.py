@@ -1,8 +1,10 @@
 """What the billing page and the console show, read in one read-only unit of work.
 
-These are read models for the pages: plain data assembled from the tables, with the decisions
-the page needs already made (which plan cards say Upgrade or Downgrade, whether Cancel is
-available and if not why). Every query is scoped to the one customer the caller names.
+These are read models for the pages: plain data assembled from the tables. The decisions the
+page shows are the domain's own: whether cancel, resume, a plan change or a top-up is possible
+now and if not why (`subscription.options`, the predicates the use cases check), which plan
+cards are upgrades or downgrades (`catalog.rules`), when plan credits next refresh. Every query
+is scoped to the one customer the caller names.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from creditflow.invoicing.models import Invoice
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import CreditflowError, NotFound
 from creditflow.kit.periods import Term
+from creditflow.payment.attempts import attempts_by_invoice
 from creditflow.subscription.models import Quote, Subscription
-from creditflow.web import messages
+from creditflow.subscription.options import AllowedActions, allowed_actions, next_plan_grant
 
 TERM_LABELS = {"monthly": "Monthly", "quarterly": "Quarterly", "yearly": "Yearly"}
 TERM_UNITS = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
@@ -99,14 +102,11 @@ class BillingPage:
     total_credits: Credits
     scheduled: ScheduledChange | None
     renewal_amount: int | None
-    next_refresh: datetime | None
     invoices: list[Invoice]
     more_invoices: bool
     history: list["HistoryLine"]
+    actions: AllowedActions
     ended: Subscription | None = None  # the last subscription, if it has ended and none is live
-    cancel_blocked: str | None = None
-    changes_blocked: str | None = None
-    topup_blocked: str | None = None
     bundles: list = field(default_factory=list)
 
     @property
@@ -126,20 +126,34 @@ class BillingPage:
         return TERM_LABELS[self.sub.term] if self.sub else ""
 
     @property
+    def changes_blocked(self) -> str | None:
+        return self.actions.change.reason if self.sub is not None else None
+
+    @property
+    def topup_blocked(self) -> str | None:
+        return self.actions.top_up.reason
+
+    @property
+    def cancel_blocked(self) -> str | None:
+        return self.actions.cancel.reason
+
+    @property
     def plan_notes(self) -> list[str]:
         """Reasons that disable many cards at once: said once, above the cards."""
         if self.changes_blocked:
             return [self.changes_blocked]
-        if self.sub is not None and self.sub.cancel_at_period_end:
+        if self.sub is not None and not self.actions.end_of_period_change.allowed:
             return [RESUME_TO_DOWNGRADE + " Upgrades take effect immediately and keep your subscription going."]
         return []
 
     @property
     def can_resume(self) -> bool:
-        return self.status == "canceling"
+        return self.sub is not None and self.actions.resume.allowed
 
     @property
     def can_cancel(self) -> bool:
+        """Whether the Cancel control is shown (disabled, saying why, when cancelling is refused):
+        on an active subscription that isn't already set to cancel."""
         return self.status == "active"
 
 
@@ -194,37 +208,24 @@ def billing_page(ctx, session: Session, customer_id: str, *, invoice_limit: int 
         else:
             renewal_amount = plan.price(Term(sub.term))
 
-    changes_blocked = None
-    if sub is not None and sub.status == "past_due":
-        changes_blocked = "Plan changes are available again once your overdue payment goes through."
-
-    cancel_blocked = None
-    if sub is not None and sub.status == "active" and sub.scheduled_kind == "upgrade":
-        cancel_blocked = messages.BY_CODE["scheduled_upgrade_pending"]  # what cancelling would answer
-
-    topup_blocked = None
-    if sub is None:
-        topup_blocked = "Credit top-ups are for subscribers. Choose a plan to buy extra credits."
-    elif sub.status == "past_due":
-        topup_blocked = "Credit top-ups are paused while a payment is overdue. They're back once it goes through."
-
+    actions = allowed_actions(sub, now)
     balances, total = credit_balances(ctx, session, customer, sub, now)
     invoices = list_invoices(session, customer_id, limit=invoice_limit + 1)
     return BillingPage(
         customer=customer, now=now, sub=sub, plan=plan,
-        term_groups=plan_cards(catalog, sub, changes_blocked),
+        term_groups=plan_cards(catalog, sub, actions),
         balances=balances, total_credits=total, scheduled=scheduled, renewal_amount=renewal_amount,
-        next_refresh=next_plan_refresh(sub),
         invoices=invoices[:invoice_limit], more_invoices=len(invoices) > invoice_limit,
         history=credit_history(session, customer_id, limit=history_limit),
+        actions=actions,
         ended=last_ended_subscription(session, customer_id) if sub is None else None,
-        cancel_blocked=cancel_blocked, changes_blocked=changes_blocked, topup_blocked=topup_blocked,
         bundles=sorted(catalog.bundles.values(), key=lambda b: b.price),
     )
 
 
-def plan_cards(catalog: Catalog, sub: Subscription | None, changes_blocked: str | None) -> list[TermGroup]:
-    """A card for every plan and term, labelled with what choosing it would be."""
+def plan_cards(catalog: Catalog, sub: Subscription | None, actions: AllowedActions) -> list[TermGroup]:
+    """A card for every plan and term, labelled with what choosing it would be, and disabled,
+    saying why, when the change can't be made now (the domain's answer, not the page's)."""
     groups = []
     for term in Term:
         cards = []
@@ -244,10 +245,11 @@ def plan_cards(catalog: Catalog, sub: Subscription | None, changes_blocked: str 
                 try:
                     decision = classify_change(catalog, sub.plan, sub.term, plan.code, term)
                     action = decision.kind
-                    if changes_blocked:
-                        unavailable = changes_blocked
-                    elif action == "downgrade" and sub.cancel_at_period_end:
-                        unavailable = RESUME_TO_DOWNGRADE
+                    if not actions.change.allowed:
+                        unavailable = actions.change.reason
+                    elif decision.default_timing == "end_of_period" and not actions.end_of_period_change.allowed:
+                        unavailable = (RESUME_TO_DOWNGRADE if action == "downgrade"
+                                       else actions.end_of_period_change.reason)
                     elif not decision.default_timing:
                         unavailable = "This change is made by our support team; please contact them."
                 except CreditflowError as exc:
@@ -269,17 +271,6 @@ def _saving(catalog: Catalog, term: Term) -> str | None:
                 percent = round((full - plan.price(term)) * 100 / full)
                 return f"Save {percent}%"
     return None
-
-
-def next_plan_refresh(sub: Subscription | None) -> datetime | None:
-    """When plan credits are next set to the allotment, if they will be."""
-    if sub is None or sub.status != "active":
-        return None
-    if sub.credit_period_end < sub.current_term_end:
-        return sub.credit_period_end  # the next monthly grant of this term
-    if sub.cancel_at_period_end:
-        return None  # the term ends and nothing renews
-    return sub.current_term_end  # the renewal grants the next allotment
 
 
 def credit_balances(ctx, session: Session, customer: Customer, sub: Subscription | None,
@@ -304,14 +295,16 @@ def credit_balances(ctx, session: Session, customer: Customer, sub: Subscription
 
     if sub is not None or by_kind.get("subscription"):
         amount = by_kind.get("subscription", Credits(0))
-        refresh = next_plan_refresh(sub)
+        grant = next_plan_grant(ctx.catalog, sub)
         if sub is None:
             note = "Left from your last plan"
         elif sub.status == "past_due":
             note = "No new plan credits until the overdue payment goes through."
-        elif refresh is not None:
-            note = (f"Refreshes to {fmt.credits(ctx.catalog.plan(sub.plan).monthly_credits)} on {fmt_date(refresh)}; "
-                    "unused plan credits don't roll over")
+        elif grant is not None:
+            note = f"Refreshes to {fmt.credits(grant.credits)} on {fmt_date(grant.at)}"
+            if grant.after_change:  # the scheduled change takes effect then, and its plan's credits with it
+                note += f", when your plan changes to {ctx.catalog.plan(grant.plan).name}"
+            note += "; unused plan credits don't roll over"
         else:
             note = f"Available until your plan ends on {fmt_date(sub.current_term_end)}"
         balances.append(Balance("subscription", KIND_LABELS["subscription"], amount, note))
@@ -350,6 +343,29 @@ def customer_invoice(session: Session, customer_id: str, invoice_id: str) -> Inv
     return invoice
 
 
+ATTEMPT_STATUS_LABELS = {"pending": "Processing", "succeeded": "Succeeded", "failed": "Failed",
+                         "unknown": "Waiting for the bank"}
+
+
+@dataclass(frozen=True)
+class AttemptLine:
+    """A payment attempt as the invoice page shows it."""
+
+    at: datetime
+    status: str
+    label: str
+    amount: int
+    currency: str
+    failure: str | None  # why it failed, in the gateway's words
+
+
+def invoice_attempts(session: Session, invoice: Invoice) -> list[AttemptLine]:
+    """The invoice's payment attempts, oldest first."""
+    return [AttemptLine(a.created_at, a.status, ATTEMPT_STATUS_LABELS.get(a.status, a.status.capitalize()),
+                        a.amount, a.currency, a.failure_message if a.status == "failed" else None)
+            for a in attempts_by_invoice(session, [invoice.id])[invoice.id]]
+
+
 def customer_quote(session: Session, customer_id: str, quote_id: str) -> Quote:
     quote = session.get(Quote, quote_id)
     if quote is None or quote.customer_id != customer_id:
@@ -367,23 +383,40 @@ def credit_history(session: Session, customer_id: str, *, limit: int = PAGE_SIZE
                    before: int | None = None) -> list[HistoryLine]:
     """Ledger entries, newest first; `before` is the `seq` of the last line of the previous page."""
     query = (
-        select(CreditEntry, CreditLot.kind, CreditLot.reason)
+        select(CreditEntry, CreditLot.kind, CreditLot.reason, CreditLot.subscription_id, CreditLot.expires_at)
         .outerjoin(CreditLot, CreditLot.id == CreditEntry.lot_id)
         .where(CreditEntry.customer_id == customer_id)
         .order_by(CreditEntry.seq.desc()).limit(limit)
     )
     if before is not None:
         query = query.where(CreditEntry.seq < before)
-    lines = []
-    for entry, lot_kind, lot_reason in session.execute(query).all():
-        lines.append(_history_line(entry, lot_kind, lot_reason))
-    return lines
+    rows = session.execute(query).all()
+    replaced = _replaced_plan_lots(session, customer_id, rows)
+    return [_history_line(entry, lot_kind, lot_reason, replaced=(entry.seq in replaced))
+            for entry, lot_kind, lot_reason, _, _ in rows]
+
+
+def _replaced_plan_lots(session: Session, customer_id: str, rows) -> set[int]:
+    """The entries (by seq) that expired plan credits before their time because a plan change
+    granted the new plan's credits at that very instant: a replacement, not a loss. (A monthly
+    refresh expires them when they were due to; ending or refunding grants nothing new.)"""
+    early = {(entry.seq, sub_id, entry.created_at) for entry, kind, _, sub_id, expires_at in rows
+             if entry.kind == "expire" and kind == "subscription" and expires_at is not None
+             and entry.created_at < expires_at}
+    if not early:
+        return set()
+    granted = set(session.execute(select(CreditLot.subscription_id, CreditLot.created_at).where(
+        CreditLot.customer_id == customer_id, CreditLot.kind == "subscription",
+        CreditLot.subscription_id.in_({sub_id for _, sub_id, _ in early}),
+        CreditLot.created_at.in_({at for _, _, at in early}))).all())
+    return {seq for seq, sub_id, at in early if (sub_id, at) in granted}
 
 
 _SIGNS = {"grant": 1, "refund": 1, "release": 1, "spend": -1, "expire": -1, "hold": -1, "settle": 0}
 
 
-def _history_line(entry: CreditEntry, lot_kind: str | None, lot_reason: str | None) -> HistoryLine:
+def _history_line(entry: CreditEntry, lot_kind: str | None, lot_reason: str | None, *,
+                  replaced: bool = False) -> HistoryLine:
     source = {"free": "daily free credits", "subscription": "plan credits", "top_up": "top-up credits",
               "promo": "promotional credits"}.get(lot_kind or "", "credits")
     reference = entry.reference
@@ -395,6 +428,8 @@ def _history_line(entry: CreditEntry, lot_kind: str | None, lot_reason: str | No
         reference = None  # grant keys are internal
     elif entry.kind == "spend":
         description = f"Spent from {source}"
+    elif entry.kind == "expire" and replaced:
+        description = "Plan credits replaced by the new plan's credits"
     elif entry.kind == "expire":
         description = f"Expired {source}"
     elif entry.kind == "refund":

@@ -12,6 +12,7 @@ from creditflow.catalog.rules import classify_change
 from creditflow.subscription.change import cancel_scheduled_change, preview_change
 from creditflow.purchase.change import change_subscription
 from creditflow.purchase.cancel import cancel_subscription
+from creditflow.subscription.options import schedule_refusal
 from creditflow.subscription.service import resume_subscription
 from creditflow.purchase.subscribe import subscribe
 from creditflow.kit.errors import Conflict, CreditflowError, NotFound
@@ -22,6 +23,8 @@ from creditflow.web.messages import plain
 from creditflow.web.rendering import Formatter, HTMLErrorRoute
 
 router = APIRouter(route_class=HTMLErrorRoute, include_in_schema=False)
+REVIEW_AGAIN = ("This review was open for a while, or your subscription changed since. Nothing changed; "
+                "here is the change again, as it stands now.")
 
 
 # --- plan changes ------------------------------------------------------------------------------
@@ -38,9 +41,7 @@ def change_start(visit: Visitor, plan: str = "", term: str = ""):
         "title": f"{decision.kind.capitalize()} to {target.name}", "sub": sub, "kind": decision.kind,
         "target": target, "term": term_value, "term_label": views.TERM_LABELS[term_value],
         "price": target.price(Term(term_value)), "current": catalog.plan(sub.plan),
-        "end_of_period_blocked": ("Your subscription is set to cancel, so nothing can be scheduled for the "
-                                  "end of the period. Resume it first, or upgrade now."
-                                  if sub.cancel_at_period_end else None),
+        "end_of_period_blocked": (refusal.sentence if (refusal := schedule_refusal(sub)) else None),
     })
 
 
@@ -113,7 +114,10 @@ def _requote(visit: Visit, quote, stale: CreditflowError) -> Response:
             visit.ctx, db, quote.subscription_id, plan=quote.plan, term=quote.term, timing=quote.timing))
     except CreditflowError as exc:
         return visit.failed(exc)
-    return visit.go(f"/billing/change/review/{fresh.id}", "error", plain(stale))
+    # A scheduled change charges nothing now: its review has no price to expire, only details
+    # that may have moved on.
+    text = plain(stale) if quote.timing == "immediate" else REVIEW_AGAIN
+    return visit.go(f"/billing/change/review/{fresh.id}", "error", text)
 
 
 @router.post("/billing/scheduled-change/cancel", dependencies=CSRF_CHECKED)

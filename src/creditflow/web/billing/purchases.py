@@ -5,10 +5,8 @@ from __future__ import annotations
 import secrets
 
 from fastapi import APIRouter
-from sqlalchemy import select
-
+from creditflow.payment.attempts import last_failure
 from creditflow.purchase.top_up import purchase_top_up
-from creditflow.payment.models import PaymentAttempt
 from creditflow.kit.errors import CreditflowError, PaymentFailed
 from creditflow.web import views
 from creditflow.web.billing.pages import HOME, PostedForm, Visitor
@@ -56,11 +54,8 @@ def topup_buy(visit: Visitor, form: PostedForm):
 
 
 def _with_decline_reason(ctx, exc: PaymentFailed, customer_id: str) -> CreditflowError:
-    """A failed top-up says only that it failed; the attempt knows why (a declined card)."""
+    """A failed top-up says only that it failed; its payment attempt knows why (a declined card)."""
     if exc.code != "payment_failed":
         return exc
-    with ctx.db.transaction(readonly=True) as db:
-        reason = db.scalar(select(PaymentAttempt.failure_message).where(
-            PaymentAttempt.customer_id == customer_id, PaymentAttempt.status == "failed")
-            .order_by(PaymentAttempt.created_at.desc(), PaymentAttempt.id.desc()).limit(1))
+    reason = ctx.db.read(lambda db: getattr(last_failure(db, customer_id), "failure_message", None))
     return PaymentFailed(reason, code="payment_failed") if reason else exc

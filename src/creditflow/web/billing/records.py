@@ -40,8 +40,9 @@ def invoice(visit: Visitor, invoice_id: str):
     with visit.ctx.db.transaction(readonly=True) as db:
         inv = views.customer_invoice(db, visit.customer_id, invoice_id)
         lines = list(inv.lines)
+        attempts = views.invoice_attempts(db, inv)
     return visit.render("billing/invoice.html", {
-        "title": f"Invoice {inv.number:06d}", "invoice": inv, "lines": lines,
+        "title": f"Invoice {inv.number:06d}", "invoice": inv, "lines": lines, "attempts": attempts,
         "invoice_title": views.invoice_title(inv),
         "status_label": views.INVOICE_STATUS_LABELS.get(inv.status, inv.status),
     })

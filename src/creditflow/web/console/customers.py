@@ -15,6 +15,7 @@ from creditflow.refund.service import SUBSCRIPTION_PURPOSES, eligibility, refund
 from creditflow.purchase.refund import create_refund
 from creditflow.purchase.change import change_subscription
 from creditflow.purchase.cancel import cancel_subscription
+from creditflow.subscription.options import unused_value
 from creditflow.support import service as support
 from creditflow.kit.errors import CreditflowError, InvalidRequest
 from creditflow.web import views
@@ -38,15 +39,17 @@ UNUSED_VALUE_LABELS = {
 def customer(visit: SignedIn, customer_id: str):
     ctx = visit.ctx
     with ctx.db.transaction(readonly=True) as db:
-        view = views.billing_page(ctx, db, customer_id, invoice_limit=50, history_limit=10)
+        view = views.billing_page(ctx, db, customer_id, invoice_limit=50, history_limit=20)
         audit = support.list_audit(db, customer_id=customer_id, limit=20)
+        events = queries.recent_events(db, customer_id, limit=20)
     sub = view.sub
     return visit.render("console/customer.html", {
-        "title": view.customer.email, "page": view, "sub": sub, "audit": audit, "nav": "customers",
+        "title": view.customer.email, "page": view, "sub": sub, "audit": audit, "events": events,
+        "nav": "customers",
         "customer_fmt": Formatter(view.customer.currency, view.customer.timezone),
         "titles": {inv.id: views.invoice_title(inv) for inv in view.invoices},
         "downgrades": queries.downgrade_options(ctx.catalog, sub),
-        "unused": queries.unused_value(sub, view.now), "unused_labels": UNUSED_VALUE_LABELS,
+        "unused": unused_value(sub, view.now), "unused_labels": UNUSED_VALUE_LABELS,
         "promo_reference": f"console_{secrets.token_urlsafe(12)}",
     })
 
@@ -101,7 +104,8 @@ def cancel_now(visit: SignedIn, form: PostedForm, customer_id: str):
         reason = support.check_reason(form.get("reason"))
         visit.audited(
             action="subscription.end_now",
-            summary=f"Ended the {ctx.catalog.plan(sub.plan).name} subscription now; refund: {refund}",
+            summary=f"End the {ctx.catalog.plan(sub.plan).name} subscription now; refund: {refund}",
+            done=f"Ended the {ctx.catalog.plan(sub.plan).name} subscription now; refund: {refund}",
             reason=reason, customer_id=customer_id, details={"subscription": sub.id, "refund": refund},
             work=lambda: cancel_subscription(ctx, sub.id, at_period_end=False, refund=refund, support=True,
                                              reason=reason, actor=visit.staff.username))
@@ -139,7 +143,8 @@ def refund(visit: SignedIn, form: PostedForm, customer_id: str, invoice_id: str)
         fmt = Formatter(currency)
         what = fmt.money(amount) if amount is not None else "the full amount"
         result = visit.audited(
-            action="invoice.refund", summary=f"Refund of {what} on invoice {number:06d}",
+            action="invoice.refund", summary=f"Refund {what} on invoice {number:06d}",
+            done=f"Refunded {what} on invoice {number:06d}",
             reason=form.get("reason"), customer_id=customer_id,
             details={"invoice": invoice_id, "amount": amount, "policy_eligible": verdict.eligible,
                      "policy": verdict.reason},
@@ -168,16 +173,25 @@ def promo(visit: SignedIn, form: PostedForm, customer_id: str):
             expires_at = now + timedelta(days=int(days))
         amount = (form.get("amount") or "").strip()
         reason = support.check_reason(form.get("reason"))
+        what = f"{_credits_text(amount)} promotional credits" + (f", expiring in {days} days" if days
+                                                                 else ", never expiring")
         lot = visit.audited(
-            action="credits.promo_grant",
-            summary=f"Granted {amount} promotional credits"
-                    + (f", expiring in {days} days" if days else ", never expiring"),
+            action="credits.promo_grant", summary=f"Grant {what}", done=f"Granted {what}",
             reason=reason, customer_id=customer_id, details={"amount": amount, "expires_in_days": days},
             work=lambda: grant_promo_credits(ctx, customer_id, amount=amount, reason=reason,
                                              expires_at=expires_at, actor=visit.staff.username,
                                              reference=form.get("reference") or None),
-            describe=lambda lot: f"lot {lot.id}")
+            describe=lambda lot: f"lot {lot.id}" + (" (the same form was sent again: granted once)"
+                                                    if lot.replayed else ""))
     except CreditflowError as exc:
         return visit.go(here, "error", sentence(exc))
     return visit.go(here, "success",
                     f"Granted {Formatter(ctx.catalog.currency).credits(lot.granted)} promotional credits.")
+
+
+def _credits_text(amount: str) -> str:
+    """"1500" -> "1,500"; what isn't a number is kept as typed (the grant will refuse it)."""
+    try:
+        return Formatter("usd").credits(amount)
+    except CreditflowError:
+        return amount

@@ -74,8 +74,10 @@ def home(visit: SignedIn, q: str = ""):
     with visit.ctx.db.transaction(readonly=True) as db:
         found = queries.find_customers(db, q) if q else []
         recent = support.list_audit(db, limit=10)
+        customers = queries.recent_customers(db, limit=10)
     return visit.render("console/home.html",
-                        {"title": "Customers", "q": q, "found": found, "recent": recent, "nav": "customers"})
+                        {"title": "Customers", "q": q, "found": found, "recent": recent, "nav": "customers",
+                         "recent_customers": customers})
 
 
 # --- the audit log -----------------------------------------------------------------------------

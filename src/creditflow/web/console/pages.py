@@ -62,10 +62,12 @@ class StaffVisit:
         return self.web.redirect(self.request, self.codec, self.session, url, flash=(kind, text) if kind else None)
 
     def audited(self, *, action: str, summary: str, reason: str | None, customer_id: str | None, work,
-                details: dict | None = None, describe=None):
-        """Run `work` as the signed-in user, with a reason and an audit record of how it ended."""
+                details: dict | None = None, describe=None, done: str | None = None):
+        """Run `work` as the signed-in user, with a reason and an audit record of how it ended:
+        `summary` is what was asked (kept if it failed), `done` what it says once it succeeded."""
         return support.run_audited(self.ctx, self.staff, action=action, summary=summary, reason=reason,
-                                   customer_id=customer_id, work=work, details=details, describe=describe)
+                                   customer_id=customer_id, work=work, details=details, describe=describe,
+                                   done=done)
 
 
 def customer_url(customer_id: str) -> str:

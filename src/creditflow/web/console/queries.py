@@ -1,17 +1,17 @@
-"""What the console shows that the billing page doesn't: customer search, the downgrades
-support may make at once, and the unused value of the current term."""
+"""What the console shows that the billing page doesn't: customer search, recent customers, and
+the downgrades support may make at once."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from creditflow.catalog.models import Catalog, Plan
 from creditflow.catalog.rules import classify_change
 from creditflow.customer.models import Customer
+from creditflow.events.models import Event
 from creditflow.kit.errors import CreditflowError
 from creditflow.subscription.models import Subscription
 
@@ -33,6 +33,34 @@ def find_customers(session: Session, query: str, *, limit: int = 25) -> list[Cus
             seen.add(customer.id)
             found.append(customer)
     return found[:limit]
+
+
+def recent_customers(session: Session, *, limit: int = 10) -> list[Customer]:
+    """The newest customers, for the console's home page."""
+    return list(session.scalars(select(Customer).order_by(Customer.created_at.desc(), Customer.id).limit(limit)))
+
+
+@dataclass(frozen=True)
+class EventLine:
+    at: datetime
+    type: str
+    summary: str
+
+
+def recent_events(session: Session, customer_id: str, *, limit: int = 20) -> list[EventLine]:
+    """The customer's latest events, newest first, each with its data in a line."""
+    rows = session.scalars(select(Event).where(Event.customer_id == customer_id)
+                           .order_by(Event.seq.desc()).limit(limit))
+    return [EventLine(event.created_at, event.type, _summary(event.data or {})) for event in rows]
+
+
+def _summary(data: dict) -> str:
+    """`plan: basic, term: monthly`: the event's plain values (nested ones and ids left out)."""
+    if isinstance(data.get("summary"), str):
+        return data["summary"]
+    parts = [f"{key}: {value}" for key, value in data.items()
+             if isinstance(value, (str, int, float)) and not isinstance(value, bool) and key not in ("customer",)]
+    return ", ".join(parts)[:300]
 
 
 @dataclass(frozen=True)
@@ -67,13 +95,3 @@ def downgrade_options(catalog: Catalog, sub: Subscription | None) -> list[Downgr
                 options.append(DowngradeOption(plan, term.value))
     return options
 
-
-def unused_value(sub: Subscription | None, now: datetime) -> int:
-    """What the rest of the current term is worth, prorated to the second: what an immediate change
-    credits for the time not used."""
-    from creditflow.kit.periods import Period
-    from creditflow.subscription.proration import split_term
-
-    if sub is None or sub.status != "active":
-        return 0
-    return split_term(sub.term_price, Period(sub.current_term_start, sub.current_term_end), now).unused

@@ -31,7 +31,8 @@ def add_user(visit: AdminSignedIn, form: PostedForm):
                                                role=role, now=ctx.clock.now())
 
     try:
-        visit.audited(action="console.user_create", summary=f"Added console user {username} ({role})",
+        visit.audited(action="console.user_create", summary=f"Add console user {username} ({role})",
+                      done=f"Added console user {username} ({role})",
                       reason=form.get("reason"), customer_id=None, work=create)
     except CreditflowError as exc:
         return visit.go(USERS, "error", sentence(exc))
@@ -53,7 +54,8 @@ def disable_user(visit: AdminSignedIn, form: PostedForm, user_id: str):
             person = next((p for p in support.list_support_users(db) if p.id == user_id), None)
         if person is None:
             raise InvalidRequest("there is no such user")
-        visit.audited(action="console.user_disable", summary=f"Disabled console user {person.username} ({person.role})",
+        visit.audited(action="console.user_disable", summary=f"Disable console user {person.username} ({person.role})",
+                      done=f"Disabled console user {person.username} ({person.role})",
                       reason=form.get("reason"), customer_id=None, work=disable, details={"user": user_id})
     except CreditflowError as exc:
         return visit.go(USERS, "error", sentence(exc))
