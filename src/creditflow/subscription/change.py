@@ -111,7 +111,7 @@ def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, p
     if unused_for_charge:
         lines.append({"kind": "unused_time",
                       "description": f"Unused time on {current.name} ({sub.term}) after "
-                                     f"{priced_at.strftime('%Y-%m-%d %H:%M')} UTC",
+                                     f"{priced_at.day} {priced_at:%b %Y, %H:%M} UTC",
                       "amount": -unused_for_charge})
     if charge.balance_applied:
         lines.append({"kind": "account_balance", "description": "Account balance applied",
