@@ -133,3 +133,16 @@ def test_a_failed_console_grant_is_recorded_as_failed_and_amounts_have_separator
     assert [(r.summary, r.outcome) for r in records] == [
         ("Grant lots promotional credits, never expiring", "failed"),
         ("Granted 1,500 promotional credits, never expiring", "succeeded")]
+
+
+def test_a_change_the_use_case_would_refuse_is_not_offered_by_its_own_page_either(env: WebEnv, page: Page):
+    overdue = env.shopper(utc(2026, 1, 31, 10), plan="standard", term="monthly")
+    overdue.pay_with("pm_card_declined")
+    overdue.advance(utc(2026, 2, 28, 10))
+    overdue.open(page)
+    expect(page.locator("#plans-why")).to_have_text(
+        "Plan changes are available again once your overdue payment goes through.")
+    # The address of the upgrade page, opened anyway, answers with the same reason.
+    page.goto("/billing/change?plan=ultimate&term=monthly")
+    assert page.url.endswith("/billing")
+    expect(flash(page)).to_have_text("Plan changes are available again once your overdue payment goes through.")

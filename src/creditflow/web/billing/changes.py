@@ -12,13 +12,13 @@ from creditflow.catalog.rules import classify_change
 from creditflow.subscription.change import cancel_scheduled_change, preview_change
 from creditflow.purchase.change import change_subscription
 from creditflow.purchase.cancel import cancel_subscription
-from creditflow.subscription.options import schedule_refusal
+from creditflow.subscription.options import change_refusal, schedule_refusal
 from creditflow.subscription.service import resume_subscription
 from creditflow.purchase.subscribe import subscribe
 from creditflow.kit.errors import Conflict, CreditflowError, NotFound
 from creditflow.kit.periods import Term, add_months
 from creditflow.web import views
-from creditflow.web.billing.pages import CSRF_CHECKED, PostedForm, Visit, Visitor
+from creditflow.web.billing.pages import CSRF_CHECKED, HOME, PostedForm, Visit, Visitor
 from creditflow.web.messages import plain
 from creditflow.web.rendering import Formatter, HTMLErrorRoute
 
@@ -35,6 +35,8 @@ def change_start(visit: Visitor, plan: str = "", term: str = ""):
     """Upgrade, step 1: when it should take effect (Immediate is the default)."""
     catalog = visit.ctx.catalog
     sub = visit.live_sub()
+    if (refused := change_refusal(sub)) is not None:  # e.g. past due: the page says why, as the cards do
+        return visit.go(HOME, "error", refused.sentence)
     target, term_value = catalog.plan(plan), catalog.term(term).value
     decision = classify_change(catalog, sub.plan, sub.term, target.code, term_value)
     return visit.render("billing/change_timing.html", {

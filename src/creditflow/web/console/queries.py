@@ -14,6 +14,7 @@ from creditflow.customer.models import Customer
 from creditflow.events.models import Event
 from creditflow.kit.errors import CreditflowError
 from creditflow.subscription.models import Subscription
+from creditflow.subscription.options import change_refusal
 
 
 def find_customers(session: Session, query: str, *, limit: int = 25) -> list[Customer]:
@@ -80,7 +81,7 @@ class DowngradeOption:
 def downgrade_options(catalog: Catalog, sub: Subscription | None) -> list[DowngradeOption]:
     """What support may move an active subscription down to, immediately (a self-service downgrade
     waits for the end of the term; support may make it at once)."""
-    if sub is None or sub.status != "active":
+    if sub is None or change_refusal(sub) is not None:
         return []
     options = []
     for plan in catalog.plans_by_rank():
