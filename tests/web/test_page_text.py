@@ -102,6 +102,8 @@ def test_the_console_lists_recent_customers_and_a_customers_ledger_and_events(en
     events = page.get_by_test_id("events")
     expect(events.get_by_test_id("event-line").filter(has_text="subscription.created")).to_have_count(1)
     expect(events).to_contain_text("plan: standard")
+    # Money in event data is written as money everywhere else is.
+    expect(events.get_by_test_id("event-line").filter(has_text="invoice.paid")).to_contain_text("total: $30.00")
     shot(page, "console-customer-ledger-events")
 
 

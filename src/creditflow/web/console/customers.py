@@ -41,7 +41,8 @@ def customer(visit: SignedIn, customer_id: str):
     with ctx.db.transaction(readonly=True) as db:
         view = views.billing_page(ctx, db, customer_id, invoice_limit=50, history_limit=20)
         audit = support.list_audit(db, customer_id=customer_id, limit=20)
-        events = queries.recent_events(db, customer_id, limit=20)
+        events = queries.recent_events(db, customer_id, Formatter(view.customer.currency, view.customer.timezone),
+                                       limit=20)
     sub = view.sub
     return visit.render("console/customer.html", {
         "title": view.customer.email, "page": view, "sub": sub, "audit": audit, "events": events,

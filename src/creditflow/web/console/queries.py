@@ -3,6 +3,7 @@ the downgrades support may make at once."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from sqlalchemy import func, select
@@ -15,6 +16,7 @@ from creditflow.events.models import Event
 from creditflow.kit.errors import CreditflowError
 from creditflow.subscription.models import Subscription
 from creditflow.subscription.options import change_refusal
+from creditflow.web.rendering import Formatter
 
 
 def find_customers(session: Session, query: str, *, limit: int = 25) -> list[Customer]:
@@ -48,20 +50,44 @@ class EventLine:
     summary: str
 
 
-def recent_events(session: Session, customer_id: str, *, limit: int = 20) -> list[EventLine]:
-    """The customer's latest events, newest first, each with its data in a line."""
+def recent_events(session: Session, customer_id: str, fmt: Formatter, *, limit: int = 20) -> list[EventLine]:
+    """The customer's latest events, newest first, each with its data in a line, its dates,
+    money and credits written as everywhere else on the console."""
     rows = session.scalars(select(Event).where(Event.customer_id == customer_id)
                            .order_by(Event.seq.desc()).limit(limit))
-    return [EventLine(event.created_at, event.type, _summary(event.data or {})) for event in rows]
+    return [EventLine(event.created_at, event.type, _summary(event.data or {}, fmt)) for event in rows]
 
 
-def _summary(data: dict) -> str:
-    """`plan: basic, term: monthly`: the event's plain values (nested ones and ids left out)."""
+# Event fields that hold money (integer minor units of the catalog's currency) or credits.
+_MONEY = frozenset({"amount", "amount_charged", "amount_due_then", "amount_paid", "total", "to_account_balance"})
+_CREDITS = frozenset({"credits", "amount", "balance", "available"})
+_INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+
+def _summary(data: dict, fmt: Formatter) -> str:
+    """`plan: basic, ends_at: 28 Feb 2026, 10:00 UTC`: the event's plain values (nested ones
+    left out)."""
     if isinstance(data.get("summary"), str):
         return data["summary"]
-    parts = [f"{key}: {value}" for key, value in data.items()
-             if isinstance(value, (str, int, float)) and not isinstance(value, bool) and key not in ("customer",)]
+    parts = []
+    for key, value in data.items():
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or key == "customer":
+            continue
+        parts.append(f"{key}: {_value(key, value, fmt, data.get('currency'))}")
     return ", ".join(parts)[:300]
+
+
+def _value(key: str, value, fmt: Formatter, currency: str | None) -> str:
+    try:
+        if isinstance(value, int) and key in _MONEY:
+            return fmt.money(value, currency)
+        if isinstance(value, str) and _INSTANT.match(value):
+            return fmt.datetime(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        if isinstance(value, str) and key in _CREDITS:
+            return fmt.credits(value)
+    except (ValueError, CreditflowError):
+        pass
+    return str(value)
 
 
 @dataclass(frozen=True)
