@@ -48,8 +48,16 @@ def test_customer_list_pages(api):
 
 def test_payment_method(api):
     customer = api.customer(payment_method=None)
+    assert_error(api.get(f"/v1/customers/{customer['id']}/payment_method"), 404, "no_payment_method")
     updated = api.ok("POST", f"/v1/customers/{customer['id']}/payment_method", {"token": "pm_card_declined"})
-    assert updated["payment_method"] == "pm_card_declined"
+    assert updated == {"object": "payment_method", "id": "pm_card_declined", "brand": "visa", "last4": "0002",
+                       "exp_month": 12, "exp_year": 2034}
+    assert api.ok("GET", f"/v1/customers/{customer['id']}/payment_method") == updated
+    assert api.ok("GET", f"/v1/customers/{customer['id']}")["payment_method"] == "pm_card_declined"
+    replaced = api.ok("POST", f"/v1/customers/{customer['id']}/payment_method", {"token": "pm_card_ok_then_declined"})
+    assert (replaced["brand"], replaced["last4"]) == ("mastercard", "4444")
+    [event] = api.ok("GET", f"/v1/events?customer={customer['id']}&type=payment_method.updated&limit=1")["data"]
+    assert event["data"]["card"] == {"brand": "visa", "last4": "0002", "exp_month": 12, "exp_year": 2034}
     assert_error(api.post(f"/v1/customers/{customer['id']}/payment_method", {"token": "pm_bogus"}), 422,
                  "invalid_request", "token")
     assert_error(api.post("/v1/customers/cus_nope/payment_method", {"token": "pm_card_ok"}), 404, "not_found")

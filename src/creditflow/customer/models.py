@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditflow.kit.db import Base, UTCDateTime
@@ -34,5 +34,7 @@ class Customer(Base):
     balance: Mapped[int] = mapped_column(BigInteger, default=0)
     currency: Mapped[str] = mapped_column(String(3))
     payment_method: Mapped[str | None] = mapped_column(String(255))
+    # The card of `payment_method` as the gateway described it: brand, last4, exp_month, exp_year.
+    card: Mapped[dict | None] = mapped_column(JSON)
     gateway_customer_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

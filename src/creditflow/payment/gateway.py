@@ -29,6 +29,26 @@ class RefundResult:
 
 
 @dataclass(frozen=True)
+class Card:
+    """What may be shown of a card: never its number."""
+
+    brand: str  # visa, mastercard, amex, ...
+    last4: str
+    exp_month: int
+    exp_year: int
+
+    def as_dict(self) -> dict:
+        return {"brand": self.brand, "last4": self.last4, "exp_month": self.exp_month, "exp_year": self.exp_year}
+
+
+@dataclass(frozen=True)
+class AttachedMethod:
+    gateway_customer_id: str | None
+    method_id: str  # what charges name
+    card: Card | None  # None: the gateway didn't say (not a card)
+
+
+@dataclass(frozen=True)
 class ChargeRequest:
     customer_id: str
     gateway_customer_id: str | None
@@ -43,8 +63,8 @@ class Gateway(Protocol):
     name: str
 
     def attach_payment_method(self, *, customer_id: str, gateway_customer_id: str | None, email: str,
-                              token: str) -> tuple[str | None, str]:
-        """Validate/attach a token. Returns (gateway customer id, payment method id to store)."""
+                              token: str) -> AttachedMethod:
+        """Validate and attach a token as the customer's default payment method."""
 
     def charge(self, request: ChargeRequest) -> ChargeResult:
         """Charge off-session. Declines are `failed`; timeouts and network errors `unknown`."""

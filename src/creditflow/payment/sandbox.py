@@ -21,10 +21,17 @@ from sqlalchemy.exc import IntegrityError
 from creditflow.kit.db import Database
 from creditflow.kit.errors import InvalidRequest
 from creditflow.kit.ids import new_id
-from creditflow.payment.gateway import ChargeRequest, ChargeResult, RefundResult
+from creditflow.payment.gateway import AttachedMethod, Card, ChargeRequest, ChargeResult, RefundResult
 from creditflow.payment.models import SandboxCharge, SandboxRefund
 
-TOKENS = ("pm_card_ok", "pm_card_declined", "pm_card_timeout", "pm_card_ok_then_declined")
+# Each test payment method is a test card, shown as such (the numbers of the usual test cards).
+CARDS = {
+    "pm_card_ok": Card("visa", "4242", 12, 2034),
+    "pm_card_declined": Card("visa", "0002", 12, 2034),
+    "pm_card_timeout": Card("visa", "0341", 12, 2034),
+    "pm_card_ok_then_declined": Card("mastercard", "4444", 12, 2034),
+}
+TOKENS = tuple(CARDS)
 
 
 class SandboxGateway:
@@ -38,7 +45,7 @@ class SandboxGateway:
             raise InvalidRequest(
                 f"unknown sandbox payment method {token!r}; use one of {', '.join(TOKENS)}", param="token"
             )
-        return gateway_customer_id or f"sandbox_{customer_id}", token
+        return AttachedMethod(gateway_customer_id or f"sandbox_{customer_id}", token, CARDS[token])
 
     def charge(self, request: ChargeRequest) -> ChargeResult:
         existing = self._record(request)

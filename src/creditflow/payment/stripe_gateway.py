@@ -23,7 +23,7 @@ from typing import Any
 import stripe
 
 from creditflow.kit.errors import InvalidRequest, PaymentFailed
-from creditflow.payment.gateway import ChargeRequest, ChargeResult, RefundResult
+from creditflow.payment.gateway import AttachedMethod, Card, ChargeRequest, ChargeResult, RefundResult
 
 ATTEMPT_KEY = "creditflow_attempt"
 CUSTOMER_KEY = "creditflow_customer"
@@ -57,7 +57,7 @@ class StripeGateway:
     # -- payment methods ------------------------------------------------------------------------
 
     def attach_payment_method(self, *, customer_id: str, gateway_customer_id: str | None, email: str,
-                              token: str) -> tuple[str, str]:
+                              token: str) -> AttachedMethod:
         if not isinstance(token, str) or not token.startswith("pm_"):
             raise InvalidRequest("token must be a Stripe PaymentMethod id (pm_...)", param="token")
         try:
@@ -79,7 +79,7 @@ class StripeGateway:
         except stripe.StripeError as exc:
             raise PaymentFailed(f"The payment processor could not be reached ({_message(exc)}); try again.",
                                 code="gateway_unavailable", param="token") from exc
-        return gateway_customer_id, token
+        return AttachedMethod(gateway_customer_id, token, _card(method))
 
     def _find_or_create_customer(self, customer_id: str, email: str) -> str:
         """The Stripe customer of a creditflow customer. Its id is stored only once a card is
@@ -218,3 +218,11 @@ def _uncertain_code(exc: stripe.StripeError) -> str:
 
 def _message(exc: stripe.StripeError) -> str:
     return (exc.user_message or str(exc) or exc.__class__.__name__)[:500]
+
+
+def _card(method) -> Card | None:
+    card = _field(method, "card")
+    if card is None:
+        return None
+    return Card(str(_field(card, "brand")), str(_field(card, "last4")), int(_field(card, "exp_month")),
+                int(_field(card, "exp_year")))

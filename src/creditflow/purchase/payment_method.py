@@ -26,9 +26,10 @@ def set_payment_method(ctx: Context, customer_id: str, token: str) -> Customer:
     with ctx.db.transaction(readonly=True) as session:
         customer = get_customer(session, customer_id)
         gateway_customer_id, email = customer.gateway_customer_id, customer.email
-    gateway_customer_id, method = ctx.gateway.attach_payment_method(
+    attached = ctx.gateway.attach_payment_method(
         customer_id=customer_id, gateway_customer_id=gateway_customer_id, email=email, token=token
     )
+    card = attached.card.as_dict() if attached.card is not None else None
 
     def keep(session) -> tuple[Customer, str | None, datetime]:
         # Locked in the order every purchase takes: the subscription, then the customer.
@@ -36,11 +37,12 @@ def set_payment_method(ctx: Context, customer_id: str, token: str) -> Customer:
         if sub is not None:
             sub = session.get(Subscription, sub.id, with_for_update=True, populate_existing=True)
         customer = get_customer(session, customer_id, for_update=True)
-        customer.gateway_customer_id = gateway_customer_id
-        customer.payment_method = method
+        customer.gateway_customer_id = attached.gateway_customer_id
+        customer.payment_method = attached.method_id
+        customer.card = card
         now = customer_now(ctx, session, customer_id)
         record_event(session, "payment_method.updated", customer_id=customer_id, now=now,
-                     data={"customer": customer_id, "payment_method": method})
+                     data={"customer": customer_id, "payment_method": attached.method_id, "card": card})
         if sub is None or sub.status != "past_due" or sub.pending_invoice_id is None:
             return customer, None, now
         sub.next_retry_at = sub.due_at = now  # the open renewal is due again, now

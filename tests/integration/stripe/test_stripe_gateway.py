@@ -36,6 +36,7 @@ def test_first_card_creates_one_stripe_customer_and_later_cards_reuse_it(stripe_
     customer = s.customer()
     assert customer.gateway_customer_id.startswith("cus_")
     assert customer.payment_method == first
+    assert customer.card == {"brand": "visa", "last4": CARD_OK[-4:], "exp_month": 12, "exp_year": 2034}
     at_stripe = stripe_admin.v1.customers.retrieve(customer.gateway_customer_id)
     assert at_stripe.metadata["creditflow_customer"] == s.customer_id
     assert at_stripe.email == customer.email
@@ -133,12 +134,13 @@ def test_renewal_declined_at_stripe_goes_past_due_and_a_new_card_recovers_it(str
     assert s.plan_credits() == 0
     assert [pi.status for pi in s.intents()] == ["succeeded", "requires_payment_method"]
 
-    s.pay_with(CARD_OK)
-    s.advance(utc(2026, 4, 11, 10))  # the first dunning retry
+    s.advance(utc(2026, 4, 10, 18))
+    s.pay_with(CARD_OK)  # retried at once with the new card, not at the first dunning retry
 
     recovered = s.sub(sub.id)
     assert (recovered.status, recovered.current_term_end) == ("active", utc(2026, 5, 10, 10))
     assert s.charged() == [3000, 3000]
+    assert [a.created_at for a in s.attempts()][-1] == utc(2026, 4, 10, 18)
     assert s.plan_credits() == 8000
 
 

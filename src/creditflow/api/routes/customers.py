@@ -5,8 +5,9 @@ from fastapi import APIRouter, status
 from creditflow.api.deps import Caller, Ctx, Limit, StartingAfter
 from creditflow.api.errors import errors
 from creditflow.api.schemas.common import ListOf, page
-from creditflow.api.schemas.customer import CustomerCreate, CustomerRead, PaymentMethodSet
+from creditflow.api.schemas.customer import CustomerCreate, CustomerRead, PaymentMethodRead, PaymentMethodSet
 from creditflow.customer.service import create_customer, get_customer, list_customers
+from creditflow.kit.errors import NotFound
 from creditflow.purchase.payment_method import set_payment_method
 from creditflow.subscription.service import customer_plan
 
@@ -37,9 +38,18 @@ def read(customer_id: str, ctx: Ctx, _: Caller):
         return CustomerRead.of(get_customer(session, customer_id), customer_plan(session, customer_id))
 
 
-@router.post("/customers/{customer_id}/payment_method", response_model=CustomerRead,
-             responses=errors(404, 409))
+@router.post("/customers/{customer_id}/payment_method", response_model=PaymentMethodRead,
+             responses=errors(402, 404, 409, e402="`payment_failed`: the gateway refused the method"))
 def payment_method(customer_id: str, body: PaymentMethodSet, ctx: Ctx, _: Caller):
-    customer = set_payment_method(ctx, customer_id, body.token)
+    """Set the default payment method; a subscription in dunning is retried with it at once."""
+    return PaymentMethodRead.of(set_payment_method(ctx, customer_id, body.token))
+
+
+@router.get("/customers/{customer_id}/payment_method", response_model=PaymentMethodRead,
+            responses=errors(404, e404="No such customer, or `no_payment_method`"))
+def read_payment_method(customer_id: str, ctx: Ctx, _: Caller):
     with ctx.db.transaction(readonly=True) as session:
-        return CustomerRead.of(customer, customer_plan(session, customer_id))
+        customer = get_customer(session, customer_id)
+        if customer.payment_method is None:
+            raise NotFound("the customer has no payment method", code="no_payment_method")
+        return PaymentMethodRead.of(customer)

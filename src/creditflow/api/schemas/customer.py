@@ -22,6 +22,21 @@ class PaymentMethodSet(Request):
                                    "pm_card_ok_then_declined; Stripe: a PaymentMethod id")
 
 
+class PaymentMethodRead(Read):
+    object: Literal["payment_method"] = "payment_method"
+    id: str = Field(description="The gateway's id of the payment method")
+    brand: str | None = Field(description="visa, mastercard, ...; null when the gateway gave none")
+    last4: str | None
+    exp_month: int | None
+    exp_year: int | None
+
+    @classmethod
+    def of(cls, customer) -> "PaymentMethodRead":
+        card = customer.card or {}
+        return cls(id=customer.payment_method, brand=card.get("brand"), last4=card.get("last4"),
+                   exp_month=card.get("exp_month"), exp_year=card.get("exp_year"))
+
+
 class CustomerRead(Read):
     id: str
     object: Literal["customer"] = "customer"
