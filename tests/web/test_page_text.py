@@ -148,3 +148,14 @@ def test_a_change_the_use_case_would_refuse_is_not_offered_by_its_own_page_eithe
     page.goto("/billing/change?plan=ultimate&term=monthly")
     assert page.url.endswith("/billing")
     expect(flash(page)).to_have_text("Plan changes are available again once your overdue payment goes through.")
+
+
+def test_the_cancel_page_is_not_offered_while_cancelling_would_be_refused(env: WebEnv, page: Page):
+    shopper = env.shopper(utc(2026, 1, 31, 10), plan="standard", term="monthly")
+    change_subscription(env.ctx, _sub_id(env, shopper.id), plan="ultimate", term="monthly", timing="end_of_period")
+    shopper.open(page)
+    page.goto("/billing/cancel")
+    assert page.url.endswith("/billing")
+    expect(flash(page)).to_have_text("You can't cancel while an upgrade is scheduled. Cancel the scheduled upgrade "
+                                     "first, then cancel your subscription.")
+    expect(page.get_by_test_id("status")).to_have_text("Active")

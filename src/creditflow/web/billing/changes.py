@@ -12,7 +12,7 @@ from creditflow.catalog.rules import classify_change
 from creditflow.subscription.change import cancel_scheduled_change, preview_change
 from creditflow.purchase.change import change_subscription
 from creditflow.purchase.cancel import cancel_subscription
-from creditflow.subscription.options import change_refusal, schedule_refusal
+from creditflow.subscription.options import cancel_refusal, change_refusal, schedule_refusal
 from creditflow.subscription.service import resume_subscription
 from creditflow.purchase.subscribe import subscribe
 from creditflow.kit.errors import Conflict, CreditflowError, NotFound
@@ -176,6 +176,8 @@ def subscribe_confirm(visit: Visitor, form: PostedForm):
 def cancel_review(visit: Visitor):
     catalog = visit.ctx.catalog
     sub = visit.live_sub()
+    if (refused := cancel_refusal(sub)) is not None:  # the use case would refuse: say why, offer nothing
+        return visit.go(HOME, "error", refused.sentence)
     return visit.render("billing/cancel.html", {
         "title": "Cancel your subscription", "sub": sub, "plan": catalog.plan(sub.plan),
         "free_daily": catalog.free.daily_credits,
