@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -26,23 +26,18 @@ class LineDraft:
 
 
 def next_number(session: Session, name: str = "invoice") -> int:
-    """Take the next number of a gapless counter; the row stays locked until commit."""
-    return next_numbers(session, 1, name)[0]
-
-
-def next_numbers(session: Session, count: int, name: str = "invoice") -> list[int]:
-    """Take the next `count` numbers of a gapless counter in one statement; the row stays
-    locked until commit, so they are consecutive and a rollback gives them all back."""
+    """Take the next number of a gapless counter; the row stays locked until commit, so a
+    rollback gives it back."""
     # On the table, not the mapped class: a plain statement, no ORM bookkeeping (hot path).
     counters = Counter.__table__
-    bump = update(counters).where(counters.c.name == name).values(value=counters.c.value + count).returning(
+    bump = update(counters).where(counters.c.name == name).values(value=counters.c.value + 1).returning(
         counters.c.value)
-    last = session.scalar(bump)
-    if last is None:  # the counter's first use
+    number = session.scalar(bump)
+    if number is None:  # the counter's first use
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         session.execute(insert(Counter).values(name=name, value=0).on_conflict_do_nothing(index_elements=["name"]))
-        last = session.scalar(bump)
-    return list(range(last - count + 1, last + 1))
+        number = session.scalar(bump)
+    return number
 
 
 def create_invoice(
@@ -75,46 +70,6 @@ def create_invoice(
     invoice.number = next_number(session)
     session.add(invoice)
     return invoice
-
-
-@dataclass(frozen=True)
-class InvoiceDraft:
-    """An invoice to open with `open_invoices`; its id is chosen by the caller."""
-
-    id: str
-    customer_id: str
-    currency: str
-    purpose: str
-    lines: list[LineDraft]
-    subscription_id: str | None = None
-    period_start: datetime | None = None
-    period_end: datetime | None = None
-    dedupe_key: str | None = None
-    details: dict | None = None
-
-
-def open_invoices(session: Session, drafts: list[InvoiceDraft], now: datetime) -> dict[str, int]:
-    """Open many invoices with their lines in a few statements (the worker's renewals of a
-    batch). Numbered in the order given, consecutively, last of all so the counter row is
-    locked for as short a time as possible. Returns each invoice's number by id."""
-    numbers = dict(zip((draft.id for draft in drafts), next_numbers(session, len(drafts))))
-    invoices, lines = [], []
-    for draft in drafts:
-        subtotal = sum(line.amount for line in draft.lines)
-        invoices.append(dict(
-            id=draft.id, number=numbers[draft.id], customer_id=draft.customer_id,
-            subscription_id=draft.subscription_id, purpose=draft.purpose, status="open", currency=draft.currency,
-            subtotal=subtotal, tax=0, total=subtotal, balance_applied=0, amount_paid=0, amount_refunded=0,
-            period_start=draft.period_start, period_end=draft.period_end, dedupe_key=draft.dedupe_key,
-            details=draft.details or {}, created_at=now, paid_at=None,
-        ))
-        lines.extend(dict(invoice_id=draft.id, position=position, kind=line.kind, description=line.description,
-                          amount=line.amount, period_start=line.period_start, period_end=line.period_end)
-                     for position, line in enumerate(draft.lines))
-    connection = session.connection()
-    connection.execute(insert(Invoice.__table__), invoices)
-    connection.execute(insert(InvoiceLine.__table__), lines)
-    return numbers
 
 
 def get_invoice(session: Session, invoice_id: str, *, for_update: bool = False) -> Invoice:
