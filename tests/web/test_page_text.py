@@ -41,6 +41,15 @@ def test_a_downgrade_review_promises_no_price_validity_and_no_done_step(env: Web
     expect(page.locator("ol.steps")).to_have_count(0)
     shot(page, "downgrade-review-no-validity")
 
+    # The subscription changes meanwhile: confirming shows the change again, without talk of a price.
+    review = page.url
+    change_subscription(env.ctx, _sub_id(env, shopper.id), plan="basic", term="yearly", timing="end_of_period")
+    page.get_by_role("button", name="Confirm downgrade").click()
+    expect(flash(page)).to_have_text("This review was open for a while, or your subscription changed since. "
+                                     "Nothing changed; here is the change again, as it stands now.")
+    assert page.url != review and "/billing/change/review/" in page.url
+    expect(page.get_by_test_id("effective")).to_contain_text("28 Feb 2026")
+
     # An upgrade charges now: its price has a validity, and the stepper lists only real steps.
     page.goto("/billing/change?plan=ultimate&term=monthly")
     expect(page.locator("ol.steps li")).to_have_text(["Timing", "Review"])
