@@ -23,6 +23,7 @@ from creditflow.events.outbox import record_event
 from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import get_invoice
 from creditflow.kit.errors import PaymentFailed
+from creditflow.kit.faults import fault_point
 from creditflow.payment import attempts
 from creditflow.payment.attempts import Ticket
 from creditflow.payment.gateway import ChargeRequest, ChargeResult
@@ -96,8 +97,18 @@ def collect(ctx: Context, invoice_id: str, now: datetime, begin: Ticket | Outcom
             begin = open_collection(ctx, session, get_invoice(session, invoice_id, for_update=True), now)
     if isinstance(begin, Outcome):
         return begin
+    fault_point("checkout.after_attempt_commit")
     result = attempts.charge(ctx.gateway, begin)
-    return ctx.db.run(lambda session: settle(ctx, session, begin.attempt_id, result, now))
+    fault_point("checkout.after_gateway")
+
+    def record(session: Session) -> Outcome:
+        outcome = settle(ctx, session, begin.attempt_id, result, now)
+        fault_point("checkout.before_outcome_commit")
+        return outcome
+
+    outcome = ctx.db.run(record)
+    fault_point("checkout.after_outcome_commit")
+    return outcome
 
 
 def reconcile(ctx: Context, attempt_id: str, now: datetime) -> Outcome:

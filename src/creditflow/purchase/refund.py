@@ -23,6 +23,7 @@ from creditflow.events.outbox import record_event
 from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import get_invoice
 from creditflow.kit.errors import Conflict, CreditflowError, InvalidRequest, NotFound, PaymentFailed
+from creditflow.kit.faults import fault_point
 from creditflow.kit.ids import new_id
 from creditflow.kit.periods import Period
 from creditflow.payment.attempts import charge_reference as _charge_reference
@@ -118,15 +119,20 @@ def retry_refund(ctx: Context, refund_id: str) -> Refund:
 def _send(ctx: Context, refund_id: str, charge_reference: str, amount: int, now: datetime,
           end_subscription: bool | None) -> Refund:
     """Call the gateway outside any transaction, then record the outcome (SPEC P3)."""
+    fault_point("refund.after_attempt_commit")
     try:
         result = ctx.gateway.refund(reference=charge_reference, amount=amount, idempotency_key=refund_id)
     except Exception as exc:  # the refund stays pending; retry_refund uses the same key
         raise PaymentFailed(f"The refund could not be confirmed ({exc}); retry it.", code="refund_pending") from exc
+    fault_point("refund.after_gateway")
 
     def record(session: Session) -> Refund:
-        return settle_refund(ctx, session, refund_id, result, now, end_subscription=end_subscription)
+        refund = settle_refund(ctx, session, refund_id, result, now, end_subscription=end_subscription)
+        fault_point("refund.before_outcome_commit")
+        return refund
 
     refund = ctx.db.run(record)
+    fault_point("refund.after_outcome_commit")
     if refund.status == "failed":
         raise PaymentFailed(refund.failure_message or "The refund failed.", code="refund_failed")
     return refund

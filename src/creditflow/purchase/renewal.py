@@ -32,6 +32,7 @@ from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import get_invoice
 from creditflow.payment import attempts
 from creditflow.payment.attempts import STALE_PENDING, Ticket
+from creditflow.kit.faults import fault_point
 from creditflow.payment.gateway import ChargeResult
 from creditflow.purchase import checkout
 from creditflow.subscription.calendar import LEASE, monthly_grant_due, term_end_due
@@ -97,9 +98,13 @@ def _run_group(ctx: Context, ids: list[str], now: datetime, owner: str | None, *
         for sub_id, attempt_id in round_.asks:
             if checkout.reconcile(ctx, attempt_id, now).status != "unknown":
                 again.append(sub_id)
+        if round_.charges:
+            fault_point("renewal.after_attempt_commit")
         answers = [(sub_id, ticket, attempts.charge(ctx.gateway, ticket)) for sub_id, ticket in round_.charges]
         if answers:
+            fault_point("renewal.after_gateway")
             again += _settle(ctx, answers, now, owner)
+            fault_point("renewal.after_outcome_commit")
         ids = again
     return steps
 
@@ -199,7 +204,9 @@ def _settle(ctx: Context, answers: list[tuple[str, Ticket, ChargeResult]], now: 
 def _settle_one(ctx: Context, session: Session, sub_id: str, ticket: Ticket, result: ChargeResult,
                 now: datetime, owner: str | None) -> bool:
     """Settle one answer; whether its subscription has more work due now."""
-    if checkout.settle(ctx, session, ticket.attempt_id, result, now).status == "unknown":
+    settled = checkout.settle(ctx, session, ticket.attempt_id, result, now)
+    fault_point("renewal.before_outcome_commit")
+    if settled.status == "unknown":
         return False  # the lease expires and a later visit asks the gateway
     sub = session.get(Subscription, sub_id)  # in the identity map after fulfilment ran
     if sub is None or (sub.lease_owner is None and (sub.due_at is None or sub.due_at > now)):
