@@ -8,171 +8,10 @@ clock run asks the gateway about anything left unsettled, and checks the invaria
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-
-import httpx
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
-from sqlalchemy.pool import NullPool
 
-from creditflow.api.app import create_app
-from creditflow.api.settings import Settings
-from creditflow.wiring import build_context
-
-CLI = [sys.executable, "-m", "creditflow.cli"]
-SERVER_KEY, SUPPORT_KEY = "sk_fault_server_0123456789", "sk_fault_support_0123456789"
-START = "2026-03-10T10:00:00Z"
-
-
-class Server:
-    """One `creditflow serve` process on `url`, optionally armed with a fault point."""
-
-    def __init__(self, database_url: str, cwd, fault: str | None = None):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "CREDITFLOW_DATABASE_URL": database_url, "CREDITFLOW_TEST_CLOCKS": "1",
-               "CREDITFLOW_SECRET_KEY": "fault-secret",
-               "CREDITFLOW_BOOTSTRAP_KEYS": f"{SERVER_KEY}:server,{SUPPORT_KEY}:support"}
-        env.pop("CREDITFLOW_FAULT_POINT", None)
-        if fault:
-            env["CREDITFLOW_FAULT_POINT"] = fault
-        self.process = subprocess.Popen(CLI + ["serve", "--host", "127.0.0.1", "--port", str(self.port), "--no-migrate"],
-                                        cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, "server exited at start"
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise AssertionError("server did not answer /healthz")
-
-    def call(self, method: str, path: str, json=None, key: str = SERVER_KEY) -> httpx.Response:
-        return httpx.request(method, f"{self.url}{path}", json=json, timeout=60,
-                             headers={"Authorization": f"Bearer {key}"})
-
-    def ok(self, method: str, path: str, json=None, key: str = SERVER_KEY) -> dict:
-        response = self.call(method, path, json, key)
-        assert response.status_code in (200, 201), response.text
-        return response.json()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-
-
-def _expect_killed(server: Server, method: str, path: str, json=None, key: str = SERVER_KEY) -> None:
-    """The request dies with the server, by SIGKILL (not an error the server answered)."""
-    try:
-        response = server.call(method, path, json, key)
-        raise AssertionError(f"the server answered {response.status_code}: {response.text}")
-    except httpx.TransportError:
-        pass
-    assert server.process.wait(timeout=30) == -signal.SIGKILL
-
-
-def _check(database_url: str, cwd) -> dict:
-    """The invariants after recovery; returns counts for the test to check its own story."""
-    engine = create_engine(database_url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            unsettled = conn.execute(text(
-                "SELECT id, status FROM payment_attempts WHERE status IN ('pending', 'unknown')")).all()
-            assert unsettled == [], f"attempts left unsettled: {unsettled}"
-            pending_refunds = conn.execute(text("SELECT id FROM refunds WHERE status = 'pending'")).all()
-            assert pending_refunds == [], f"refunds left pending: {pending_refunds}"
-            # Money taken by the gateway, per invoice, against what the invoice records.
-            rows = conn.execute(text(
-                "SELECT i.id, i.status, i.amount_paid, "
-                " (SELECT COALESCE(SUM(c.amount), 0) FROM sandbox_charges c JOIN payment_attempts a"
-                "   ON a.id = c.idempotency_key WHERE a.invoice_id = i.id AND c.status = 'succeeded'),"
-                " (SELECT COUNT(*) FROM sandbox_charges c JOIN payment_attempts a"
-                "   ON a.id = c.idempotency_key WHERE a.invoice_id = i.id AND c.status = 'succeeded')"
-                " FROM invoices i")).all()
-            for invoice_id, status, amount_paid, charged, charges in rows:
-                assert charges <= 1, f"invoice {invoice_id} charged {charges} times"
-                if status in ("paid", "refunded", "partially_refunded"):
-                    assert charged == amount_paid, (invoice_id, status, charged, amount_paid)
-                else:
-                    assert charged == 0, f"invoice {invoice_id} is {status} but {charged} was charged"
-            refunded = conn.execute(text(
-                "SELECT COALESCE(SUM(amount), 0), COUNT(*) FROM sandbox_refunds")).one()
-            recorded = conn.execute(text(
-                "SELECT COALESCE(SUM(amount), 0) FROM refunds WHERE status = 'succeeded'")).scalar_one()
-            assert refunded[0] == recorded, f"gateway refunded {refunded[0]}, recorded {recorded}"
-            # Never granted without money: a lot bought by an invoice needs that invoice paid.
-            unpaid_grants = conn.execute(text(
-                "SELECT l.id, i.status FROM credit_lots l JOIN invoices i ON i.id = l.invoice_id"
-                " WHERE i.status NOT IN ('paid', 'refunded', 'partially_refunded')")).all()
-            assert unpaid_grants == [], f"credits granted for unpaid invoices: {unpaid_grants}"
-            counts = {
-                "top_up_lots": conn.execute(text("SELECT COUNT(*) FROM credit_lots WHERE kind = 'top_up'")).scalar_one(),
-                "paid": conn.execute(text("SELECT COUNT(*) FROM invoices WHERE status = 'paid'")).scalar_one(),
-                "refunded": refunded[1],
-                "invoices": len(rows),
-            }
-    finally:
-        engine.dispose()
-    check = subprocess.run(CLI + ["ledger", "check", "--database-url", database_url], cwd=cwd,
-                           capture_output=True, text=True, timeout=120)
-    assert check.returncode == 0, check.stdout + check.stderr
-    return counts
-
-
-def _recover(database_url: str, cwd, clock_id: str, until: str, sub_id: str | None = None) -> dict | None:
-    """Restart unarmed and move the clock past the reconciliation delays: the test clock's run
-    reconciles stale attempts and retries pending refunds, as the worker does in real time.
-    Returns the subscription as the restarted server sees it."""
-    server = Server(database_url, cwd)
-    try:
-        server.ok("POST", f"/v1/test_clocks/{clock_id}/advance", {"frozen_time": until})
-        return server.ok("GET", f"/v1/subscriptions/{sub_id}") if sub_id else None
-    finally:
-        server.stop()
-
-
-def _setup(db) -> tuple[str, str, dict]:
-    """A customer on a test clock with a card and a paid monthly Basic subscription, made
-    in-process (no fault armed), which is quicker than a server start."""
-    ctx = build_context(db)
-    settings = Settings(secret_key="fault-secret", test_clocks=True,
-                        bootstrap_keys=f"{SERVER_KEY}:server,{SUPPORT_KEY}:support")
-    with TestClient(create_app(ctx, settings)) as client:
-        client.headers["Authorization"] = f"Bearer {SERVER_KEY}"
-
-        def ok(path, body):
-            response = client.post(path, json=body)
-            assert response.status_code in (200, 201), response.text
-            return response.json()
-
-        clock = ok("/v1/test_clocks", {"frozen_time": START})
-        customer = ok("/v1/customers", {"external_id": f"ext_{time.monotonic_ns()}", "email": "ada@example.com",
-                                        "test_clock": clock["id"]})
-        ok(f"/v1/customers/{customer['id']}/payment_method", {"token": "pm_card_ok"})
-        sub = ok("/v1/subscriptions", {"customer": customer["id"], "plan": "basic", "term": "monthly"})
-    return clock["id"], customer["id"], sub
-
-
-def _plan_lots(database_url: str, sub_id: str) -> int:
-    engine = create_engine(database_url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(text("SELECT COUNT(*) FROM credit_lots WHERE kind = 'subscription' "
-                                     "AND subscription_id = :sub"), {"sub": sub_id}).scalar_one()
-    finally:
-        engine.dispose()
-
+from fault_kit import (SUPPORT_KEY, Server, check_invariants, expect_killed, plan_lots, recover,
+                       setup_subscribed)
 
 STEPS = ("after_attempt_commit", "after_gateway", "before_outcome_commit", "after_outcome_commit")
 # Every step on PostgreSQL; on SQLite the two where the money is taken but not yet recorded (a
@@ -190,11 +29,11 @@ def backend_db(request):
 @pytest.mark.parametrize(("backend", "step"), CASES)
 def test_top_up_killed_at_every_step(backend_db, tmp_path, backend, step):
     db = backend_db
-    clock_id, customer_id, _ = _setup(db)
+    clock_id, customer_id, _ = setup_subscribed(db)
     armed = Server(db.url, tmp_path, fault=f"checkout.{step}")
-    _expect_killed(armed, "POST", f"/v1/customers/{customer_id}/top_ups", {"bundle": "credits_1000"})
-    _recover(db.url, tmp_path, clock_id, "2026-03-10T11:00:00Z")
-    counts = _check(db.url, tmp_path)
+    expect_killed(armed, "POST", f"/v1/customers/{customer_id}/top_ups", {"bundle": "credits_1000"})
+    recover(db.url, tmp_path, clock_id, "2026-03-10T11:00:00Z")
+    counts = check_invariants(db.url, tmp_path)
     assert counts["invoices"] == 2  # the subscription's and the top-up's
     if step != "after_attempt_commit":  # the gateway took the money: it is recorded and granted
         assert counts["paid"] == 2 and counts["top_up_lots"] == 1
@@ -203,16 +42,16 @@ def test_top_up_killed_at_every_step(backend_db, tmp_path, backend, step):
 @pytest.mark.parametrize(("backend", "step"), CASES)
 def test_immediate_upgrade_killed_at_every_step(backend_db, tmp_path, backend, step):
     db = backend_db
-    clock_id, _, sub = _setup(db)
+    clock_id, _, sub = setup_subscribed(db)
     armed = Server(db.url, tmp_path, fault=f"checkout.{step}")
-    _expect_killed(armed, "POST", f"/v1/subscriptions/{sub['id']}/change",
+    expect_killed(armed, "POST", f"/v1/subscriptions/{sub['id']}/change",
                    {"plan": "standard", "term": "monthly", "timing": "immediate"})
-    after = _recover(db.url, tmp_path, clock_id, "2026-03-10T11:00:00Z", sub["id"])
-    counts = _check(db.url, tmp_path)
+    after = recover(db.url, tmp_path, clock_id, "2026-03-10T11:00:00Z", sub["id"])
+    counts = check_invariants(db.url, tmp_path)
     assert counts["invoices"] == 2
     # Paid means upgraded, with the new plan's credits granted once; unpaid means unchanged.
     assert (after["plan"] == "standard") == (counts["paid"] == 2), (after, counts)
-    assert _plan_lots(db.url, sub["id"]) == (2 if after["plan"] == "standard" else 1)
+    assert plan_lots(db.url, sub["id"]) == (2 if after["plan"] == "standard" else 1)
     if step != "after_attempt_commit":
         assert after["plan"] == "standard"
 
@@ -220,30 +59,30 @@ def test_immediate_upgrade_killed_at_every_step(backend_db, tmp_path, backend, s
 @pytest.mark.parametrize(("backend", "step"), CASES)
 def test_renewal_killed_at_every_step(backend_db, tmp_path, backend, step):
     db = backend_db
-    clock_id, _, sub = _setup(db)
+    clock_id, _, sub = setup_subscribed(db)
     armed = Server(db.url, tmp_path, fault=f"renewal.{step}")
-    _expect_killed(armed, "POST", f"/v1/test_clocks/{clock_id}/advance", {"frozen_time": "2026-04-10T10:00:00Z"})
+    expect_killed(armed, "POST", f"/v1/test_clocks/{clock_id}/advance", {"frozen_time": "2026-04-10T10:00:00Z"})
     # Two days on: past the lease, the stale-attempt delay and the first dunning retry.
-    after = _recover(db.url, tmp_path, clock_id, "2026-04-12T10:00:00Z", sub["id"])
-    counts = _check(db.url, tmp_path)
+    after = recover(db.url, tmp_path, clock_id, "2026-04-12T10:00:00Z", sub["id"])
+    counts = check_invariants(db.url, tmp_path)
     assert after["status"] == "active", after
     assert counts["paid"] == 2  # the first term and its renewal, each charged once (checked above)
-    assert _plan_lots(db.url, sub["id"]) == 2  # March and April, each granted once
+    assert plan_lots(db.url, sub["id"]) == 2  # March and April, each granted once
 
 
 @pytest.mark.parametrize(("backend", "step"), CASES)
 def test_refund_killed_at_every_step(backend_db, tmp_path, backend, step):
     db = backend_db
-    clock_id, _, sub = _setup(db)
+    clock_id, _, sub = setup_subscribed(db)
     invoice_id = sub["latest_invoice"] if isinstance(sub.get("latest_invoice"), str) else None
     armed = Server(db.url, tmp_path, fault=f"refund.{step}")
     if invoice_id is None:
         invoices = armed.ok("GET", f"/v1/invoices?customer={sub['customer']}")["data"]
         invoice_id = invoices[0]["id"]
-    _expect_killed(armed, "POST", "/v1/refunds", {"invoice": invoice_id, "reason": "fault battery"},
+    expect_killed(armed, "POST", "/v1/refunds", {"invoice": invoice_id, "reason": "fault battery"},
                    key=SUPPORT_KEY)
-    after = _recover(db.url, tmp_path, clock_id, "2026-03-10T11:00:00Z", sub["id"])
-    counts = _check(db.url, tmp_path)
+    after = recover(db.url, tmp_path, clock_id, "2026-03-10T11:00:00Z", sub["id"])
+    counts = check_invariants(db.url, tmp_path)
     # The refund was committed as pending before the kill: it finishes, once, and takes back.
     assert counts["refunded"] == 1
     assert after["status"] == "canceled" or after["status"] == "ended", after
