@@ -77,10 +77,11 @@ def test_unknown_customer_and_odd_paths(api):
 
 
 @pytest.mark.parametrize("raw, content_type, status, code", [
-    (b"{not json", "application/json", 400, "malformed_request"),
-    (b"[1, 2]", "application/json", 422, "invalid_request"),
-    (b"", "application/json", 422, "invalid_request"),
-    (b'{"amount": "1", "feature": "standard_models", "reference": "r"}', "text/plain", 422, "invalid_request"),
+    (b"{not json", "application/json", 400, "invalid_json"),
+    (b"[1, 2]", "application/json", 400, "invalid_json"),
+    (b"", "application/json", 400, "invalid_json"),
+    (b"[" * 1000, "application/json", 400, "invalid_json"),
+    (b'{"amount": "1", "feature": "standard_models", "reference": "r"}', "text/plain", 415, "unsupported_media_type"),
 ])
 def test_bodies_the_spend_path_does_not_take_get_the_route_answer(api, raw, content_type, status, code):
     customer = api.customer(payment_method=None)

@@ -14,16 +14,12 @@ from creditflow.kit.errors import InvalidRequest
         ("73.5", 73_500),
         (73.5, 73_500),
         ("0.001", 1),
-        ("0.0010", 1),               # trailing zeros are not extra precision
         ("8000", 8_000_000),
         (8000, 8_000_000),
         (0.1, 100),                  # a float reads as its shortest repr, "0.1"
         (Decimal("1.230"), 1_230),
-        (" 12 ", 12_000),
         ("0", 0),
         ("-0", 0),
-        ("1e3", 1_000_000),
-        ("1.000000000000000000000000000000000", 1_000),
         ("1000000000000", 10**15),   # the largest amount
         (Credits(42), 42),
     ],
@@ -37,20 +33,27 @@ def test_parse_accepts(value, milli):
     [
         ("1.0001", "more than 3 decimal places"),
         (1.0001, "more than 3 decimal places"),
-        ("1e-4", "more than 3 decimal places"),
+        ("1e-4", "not a number"),
         (0.1 + 0.2, "more than 3 decimal places"),  # 0.30000000000000004
         # More digits than Decimal's 28-digit context: must not be rounded to 1.
         ("1.0000000000000000000000000001", "more than 3 decimal places"),
         ("-1", "must not be negative"),
         (-0.5, "must not be negative"),
-        ("NaN", "must be finite"),
-        ("sNaN", "must be finite"),
-        ("Infinity", "must be finite"),
-        ("-Infinity", "must be finite"),
+        ("NaN", "not a number"),
+        ("sNaN", "not a number"),
+        ("Infinity", "not a number"),
+        ("-Infinity", "not a number"),
         (float("inf"), "must be finite"),
         (float("nan"), "must be finite"),
         ("1000000000000.001", "too large"),
-        ("1e1000000", "too large"),  # would overflow Decimal arithmetic
+        ("1e1000000", "not a number"),
+        ("10000000000000000000000000000000000000", "too large"),  # overflow-safe
+        ("0.0010", "more than 3 decimal places"),  # the string form is exact: three decimals at most
+        (" 12 ", "not a number"),
+        ("1e3", "not a number"),
+        ("1_000", "not a number"),
+        ("\uff11\uff12", "not a number"),  # full-width digits
+        ("\u0663", "not a number"),  # an Arabic-Indic digit
         ("", "not a number"),
         ("abc", "not a number"),
         ("1,5", "not a number"),

@@ -2,7 +2,8 @@
 
 Domain errors say what went wrong (a category and a code); the HTTP status of each category is
 decided here (`STATUS_BY_CATEGORY`). Validation errors become 422 `invalid_request` naming the
-field (400 `malformed_request` when the body is not JSON at all); unknown routes 404; and a
+field (400 `invalid_json` when the body is not a JSON object, 415 `unsupported_media_type` when it
+was not sent as JSON); unknown routes 404; and a
 database uniqueness race that a service didn't catch is still a 409, not a 500.
 """
 
@@ -83,17 +84,33 @@ def _validation_message(error: dict) -> str:
     if message.startswith("Value error, "):
         message = message[len("Value error, "):]
     param = _param(tuple(error.get("loc", ())))
+    if param and message[:1].islower():
+        # Our own validators say the predicate ("must not be negative"): a sentence with the field.
+        return f"{param} {message}"
     return f"{param}: {message}" if param else message
 
 
-def validation_error_response(exc: RequestValidationError) -> JSONResponse:
+def _is_json_type(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def validation_error_response(exc: RequestValidationError, content_type: str | None = None,
+                              has_body: bool = True) -> JSONResponse:
+    """422 naming the field; but a body that is not a JSON object at all is no field's fault:
+    415 when it was not sent as JSON, 400 when it is not valid JSON or not an object."""
     errors = exc.errors()
     for error in errors:
         if error.get("type") == "json_invalid":
-            return error_response(400, "malformed_request", "the request body is not valid JSON")
+            return error_response(400, "invalid_json",
+                                  "the request body is not valid JSON; send a JSON object")
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    if first.get("type") == "missing" and tuple(first.get("loc", ())) == ("body",):
-        return error_response(422, "invalid_request", "a JSON object body is required", None)
+    if tuple(first.get("loc", ())) == ("body",):
+        # The body as a whole is wrong: absent, not sent as JSON, or JSON that is not an object.
+        if has_body and not _is_json_type(content_type):
+            return error_response(415, "unsupported_media_type",
+                                  "the request body must be sent with Content-Type: application/json")
+        return error_response(400, "invalid_json", "the request body must be a JSON object")
     return error_response(422, "invalid_request", _validation_message(first), _param(tuple(first.get("loc", ()))))
 
 
@@ -125,21 +142,27 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError):
-        return validation_error_response(exc)
+        body = await request.body()
+        return validation_error_response(exc, request.headers.get("content-type"), bool(body.strip()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
         codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large", 400: "malformed_request"}
         code = codes.get(exc.status_code, "http_error")
         message = "no such route" if exc.status_code == 404 else str(exc.detail)
+        if exc.status_code == 400 and exc.detail == "There was an error parsing the body":
+            # FastAPI's answer when its JSON reading fails otherwise than with a ValueError
+            # (a RecursionError on deeply nested arrays, say).
+            code, message = "invalid_json", "the request body is not valid JSON; send a JSON object"
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
 
 # Error responses every /v1 operation may give, for the OpenAPI document.
 COMMON_ERRORS = {
-    400: {"model": ErrorResponse, "description": "Malformed request (the body is not JSON)"},
+    400: {"model": ErrorResponse, "description": "Malformed request (`invalid_json`: the body is not a JSON object)"},
     401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
     413: {"model": ErrorResponse, "description": "Request body too large"},
+    415: {"model": ErrorResponse, "description": "The body was not sent as `application/json`"},
     422: {"model": ErrorResponse, "description": "A field is wrong (`invalid_request`; `param` names it)"},
     429: {"model": ErrorResponse, "description": "Rate limited (`rate_limited`; see Retry-After)"},
 }

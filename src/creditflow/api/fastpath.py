@@ -78,7 +78,7 @@ def _is_json(headers) -> bool:
 def _parse(body: bytes) -> SpendCreate | None:
     try:
         data = json.loads(body)  # what the route does (Starlette's Request.json)
-    except ValueError:
+    except (ValueError, RecursionError):  # deeply nested arrays exhaust the parser's stack
         return None
     if not isinstance(data, dict):
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, Inexact, InvalidOperation, localcontext
 from functools import total_ordering
@@ -9,6 +10,9 @@ from functools import total_ordering
 from creditflow.kit.errors import InvalidRequest
 
 SCALE = 1000
+# The shape of a credit string: ASCII digits, an optional minus sign (refused later where not
+# meant) and decimals (at most three, checked after, so the message can say so).
+_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?", re.ASCII)
 MAX_WHOLE = 10**12  # credits; far beyond any real balance, well inside a BIGINT of thousandths
 
 
@@ -27,6 +31,15 @@ class Credits:
         else:
             if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
                 raise InvalidRequest(f"{field} must be a decimal string or a number", param=field)
+            # Only plain ASCII decimals: Decimal() alone would take "1_000", "1e3", " 5 " and
+            # non-ASCII digits such as full-width or Arabic-Indic ones.
+            if isinstance(value, str):
+                shape = _DECIMAL.fullmatch(value)
+                if not shape:
+                    raise InvalidRequest(f"{field} is not a number like \"73.5\" (ASCII digits, "
+                                         f"at most 3 decimal places): {value!r}", param=field)
+                if len(shape.group(1) or ".") > 4:
+                    raise InvalidRequest(f"{field} has more than 3 decimal places", param=field)
             try:
                 # str() of a float is its shortest repr, so 73.5 reads as "73.5", not 73.4999...
                 number = Decimal(str(value).strip())
