@@ -49,3 +49,14 @@ def test_plain_credit_strings_and_numbers_are_still_taken(api):
         response = api.post(f"/v1/customers/{customer['id']}/credits/spend",
                             {"amount": amount, "feature": "pro_models", "reference": f"r{amount}"})
         assert response.status_code == 200, response.text
+
+
+def test_booleans_and_integers_are_not_coerced(api):
+    customer, subscription = api.subscribed()
+    hold = {"amount": "1", "feature": "pro_models", "reference": "h", "ttl_seconds": True}
+    assert_error(api.post(f"/v1/customers/{customer['id']}/credits/holds", hold), 422, "invalid_request", "ttl_seconds")
+    assert_error(api.post(f"/v1/customers/{customer['id']}/credits/holds", {**hold, "ttl_seconds": "600"}),
+                 422, "invalid_request", "ttl_seconds")
+    response = api.post(f"/v1/subscriptions/{subscription['id']}/cancel", {"at_period_end": "yes"})
+    assert_error(response, 422, "invalid_request", "at_period_end")
+    assert api.get(f"/v1/subscriptions/{subscription['id']}").json()["cancel_at_period_end"] is False

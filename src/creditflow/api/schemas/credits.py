@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, StrictInt
 
 from creditflow.api.schemas.common import CreditsIn, CreditsOut, Id, InstantIn, InstantOut, Read, Request, Text
 from creditflow.credits.holds import DEFAULT_TTL_SECONDS
@@ -25,7 +25,7 @@ class HoldCreate(Request):
     amount: CreditsIn
     feature: Id
     reference: str = Reference
-    ttl_seconds: int = Field(default=DEFAULT_TTL_SECONDS, ge=1, le=MAX_TTL_SECONDS)
+    ttl_seconds: StrictInt = Field(default=DEFAULT_TTL_SECONDS, ge=1, le=MAX_TTL_SECONDS)
 
 
 class HoldSettle(Request):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool
 
 from creditflow.api.schemas.common import CreditsOut, Id, InstantOut, Read, Request, Text
 
@@ -30,7 +30,7 @@ class ChangeConfirm(ChangeRequest):
 
 
 class CancelRequest(Request):
-    at_period_end: bool = True
+    at_period_end: StrictBool = True
     refund: Literal["none", "prorated"] = "none"
     reason: Text | None = None
 
