@@ -73,7 +73,7 @@ def run(ctx, work: Callable[[repo.UnitCursor], T], *, retries: int = 5) -> T:
     raise AssertionError("unreachable")
 
 
-def run_statement(ctx, work: Callable[[repo.UnitCursor], T], *, retries: int = 2) -> T:
+def run_statement(ctx, work: Callable[[repo.UnitCursor], T], *, retries: int = 5) -> T:
     """`work(cursor)`: one statement that is its own transaction (PostgreSQL, autocommit, on
     `Database.statements`), so that it costs a single round trip. Only for statements that are
     safe to send again after a connection was lost, even if the first one committed (the spend

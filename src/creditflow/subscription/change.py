@@ -148,13 +148,20 @@ def preview_change(ctx: Context, session: Session, subscription_id: str, *, plan
     return quote
 
 
+# FOR NO KEY UPDATE on PostgreSQL (plain FOR UPDATE elsewhere): it still excludes other changes of
+# the customer, but not the key-share locks that a spend's ledger inserts take on the customer row
+# through their foreign keys. With FOR UPDATE a change holding the customer and waiting for the
+# credit account deadlocked with a spend holding the account and waiting for the customer.
+CUSTOMER_LOCK = {"key_share": True}
+
+
 def lock_for_change(ctx: Context, session: Session, subscription_id: str, *, plan: str, term: str, timing: str,
                     quote: str | None, support: bool, unused_value: str, reason: str | None
                     ) -> tuple[Subscription, ChangeTerms, datetime]:
     """Lock the subscription and its customer and price the change as it will be made, checking
     the quote it confirms (if any) and that the change may be made now."""
     sub = get_subscription(session, subscription_id, for_update=True)
-    customer = session.get(Customer, sub.customer_id, with_for_update=True, populate_existing=True)
+    customer = session.get(Customer, sub.customer_id, with_for_update=CUSTOMER_LOCK, populate_existing=True)
     now = customer_now(ctx, session, sub.customer_id)
     quoted = _quote_to_confirm(session, quote, sub, now) if quote is not None else None
     terms = _plan_change(ctx, session, sub, customer, plan, term, timing, now, support=support,
@@ -257,7 +264,7 @@ def on_change_paid(ctx: Context, session: Session, invoice: Invoice, attempt: Pa
     """Apply an immediate change: the new plan, and a new term from now."""
     details = invoice.details
     sub = session.get(Subscription, details["subscription"], with_for_update=True, populate_existing=True)
-    customer = session.get(Customer, invoice.customer_id, with_for_update=True, populate_existing=True)
+    customer = session.get(Customer, invoice.customer_id, with_for_update=CUSTOMER_LOCK, populate_existing=True)
     carried = Credits(0)
     if ctx.catalog.policies.plan_credits_on_immediate_change == "carry_over":
         carried = _plan_credits_left(session, sub, now)
