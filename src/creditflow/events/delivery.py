@@ -21,18 +21,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-
-from urllib.parse import urlsplit
 
 import httpx
 from sqlalchemy import and_, delete, exists, false, select
 from sqlalchemy.orm import Session, aliased
 
 from creditflow.events.models import Event, WebhookDelivery, WebhookEndpoint
-from creditflow.events.service import denied_address, denied_ranges, event_payload, sign
+from creditflow.events.service import denied_address, denied_ranges, event_payload, resolve_host, sign
 
 log = logging.getLogger("creditflow.webhooks")
 
@@ -110,26 +107,41 @@ def claim_due(session: Session, now: datetime, *, batch: int = BATCH) -> list[Ou
     return outgoing
 
 
-def send(client: httpx.Client, item: Outgoing, now: datetime, denied: tuple = ()) -> tuple[int | None, str | None]:
-    """POST one delivery. Returns (status code, error)."""
-    host = urlsplit(item.url).hostname or ""
-    if denied and _resolves_to_denied(host, denied):
-        return None, f"address of {host} is denied"
-    headers = {"Content-Type": "application/json", "User-Agent": "creditflow-webhooks/1",
+def send(client: httpx.Client, item: Outgoing, now: datetime, denied: tuple = (),
+         resolve=resolve_host) -> tuple[int | None, str | None]:
+    """POST one delivery. Returns (status code, error).
+
+    The URL's host is resolved here, at every attempt, and refused if any of its addresses is
+    denied (a name may have resolved to an allowed address when the endpoint was registered and
+    to a metadata or internal address since). The connection then goes to an address that was
+    checked, not to the name: resolving again to connect would let a name that changes between
+    the check and the connection (DNS rebinding) slip past. The request keeps the name in its
+    Host header and, over https, in SNI and the certificate check."""
+    url = httpx.URL(item.url)
+    host = url.raw_host.decode("ascii")
+    try:
+        addresses = resolve(host, url.port or (443 if url.scheme == "https" else 80))
+    except OSError as exc:
+        return None, f"could not resolve {host}: {exc}"[:500]
+    refused = next((address for address in addresses if denied_address(address, denied)), None)
+    if refused is not None or not addresses:
+        return None, f"{host} resolves to {refused}, an address webhooks may not target"
+    headers = {"Host": url.netloc.decode("ascii"), "Content-Type": "application/json",
+               "User-Agent": "creditflow-webhooks/1",
                "Creditflow-Signature": sign(item.secret, int(now.timestamp()), item.body)}
-    try:
-        response = client.post(item.url, content=item.body, headers=headers)
-    except httpx.HTTPError as exc:
-        return None, f"{exc.__class__.__name__}: {exc}"[:500]
-    return response.status_code, None
-
-
-def _resolves_to_denied(host: str, denied: tuple) -> bool:
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        return False
-    return any(denied_address(address, denied) for address in addresses)
+    extensions = {"sni_hostname": host} if url.scheme == "https" else {}
+    error = None
+    for address in addresses:  # in the resolver's order, as a plain connection would try them
+        try:
+            response = client.post(url.copy_with(host=address.split("%", 1)[0]), content=item.body,
+                                   headers=headers, extensions=extensions)
+        except httpx.ConnectError as exc:
+            error = f"{exc.__class__.__name__}: {exc}"[:500]
+            continue
+        except httpx.HTTPError as exc:
+            return None, f"{exc.__class__.__name__}: {exc}"[:500]
+        return response.status_code, None
+    return None, error
 
 
 def record_outcome(session: Session, delivery_id: int, status_code: int | None, error: str | None,
@@ -150,8 +162,10 @@ def record_outcome(session: Session, delivery_id: int, status_code: int | None, 
         delivery.next_attempt_at = now + retry_delay(delivery.attempts)
 
 
-def deliver_due(ctx, now: datetime, *, batch: int = BATCH, denied: tuple = ()) -> int:
-    """Fan out, then send what is due; returns how many events and deliveries were handled."""
+def deliver_due(ctx, now: datetime, *, batch: int = BATCH, denied: tuple = (), resolve=resolve_host) -> int:
+    """Fan out, then send what is due; returns how many events and deliveries were handled.
+    `denied` are the operator's ranges (`ALWAYS_DENIED` is refused besides); `resolve` turns a
+    host into its addresses (the system resolver; tests give their own names)."""
     done = 0
     with ctx.db.transaction(readonly=True) as session:
         has_new = session.scalar(select(Event.seq).where(Event.dispatched == false()).limit(1)) is not None
@@ -163,7 +177,10 @@ def deliver_due(ctx, now: datetime, *, batch: int = BATCH, denied: tuple = ()) -
             WebhookDelivery.status == "pending", WebhookDelivery.next_attempt_at <= now).limit(1)) is not None
     if not due:
         return done
-    with httpx.Client(timeout=timeout_seconds(), follow_redirects=False) as client:
+    # No kept-alive connections: a connection is to an address, and one made for one endpoint's
+    # name (its SNI, its certificate) must not carry another name's request to the same address.
+    limits = httpx.Limits(max_keepalive_connections=0)
+    with httpx.Client(timeout=timeout_seconds(), follow_redirects=False, limits=limits) as client:
         # An acknowledged delivery unblocks the customer's next event: claim again until no
         # more is due (bounded, so one busy tick can't starve the other jobs).
         for _ in range(MAX_ROUNDS):
@@ -171,7 +188,7 @@ def deliver_due(ctx, now: datetime, *, batch: int = BATCH, denied: tuple = ()) -
             if not outgoing:
                 break
             for item in outgoing:
-                status_code, error = send(client, item, now, denied)
+                status_code, error = send(client, item, now, denied, resolve)
                 ctx.db.run(lambda session: record_outcome(session, item.delivery_id, status_code, error, now))
                 done += 1
     return done

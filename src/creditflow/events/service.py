@@ -6,6 +6,7 @@ import hmac
 import ipaddress
 import re
 import secrets
+import socket
 from datetime import datetime
 from hashlib import sha256
 from urllib.parse import urlsplit
@@ -47,9 +48,20 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac}"
 
 
+# Never a webhook target, whatever the operator set: "this host" (0.0.0.0 and :: reach the
+# server's own listeners), link-local (169.254.169.254 is the cloud metadata service on AWS, GCP
+# and Azure; fe80::/10 its IPv6 counterpart) and AWS's IPv6 metadata range. Loopback and private
+# ranges stay allowed (a receiver on the same host or network is a normal set-up) unless the
+# operator denies them with CREDITFLOW_WEBHOOK_DENY.
+ALWAYS_DENIED = tuple(ipaddress.ip_network(cidr) for cidr in (
+    "0.0.0.0/8", "169.254.0.0/16", "::/128", "fe80::/10", "fd00:ec2::/32"))
+
+
 def check_url(url: str, denied: tuple = ()) -> str:
-    """Any http or https URL, loopback included, unless its literal address is in a range the
-    operator denied (CREDITFLOW_WEBHOOK_DENY)."""
+    """Any http or https URL, loopback included, unless an address it names or resolves to now is
+    denied (`ALWAYS_DENIED`, and the ranges of CREDITFLOW_WEBHOOK_DENY). A name that doesn't
+    resolve yet is accepted: every delivery checks again, against every address it resolves to
+    then, since the name's addresses may change after this check."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a malformed port
@@ -58,23 +70,64 @@ def check_url(url: str, denied: tuple = ()) -> str:
     host = parts.hostname
     if parts.scheme not in ("http", "https") or not host or any(c.isspace() for c in url):
         raise InvalidRequest("url must be an http or https URL", param="url")
-    if denied_address(host, denied):
-        raise InvalidRequest(f"webhooks to {host} are not allowed here", param="url")
+    try:
+        addresses = resolve_host(host)
+    except OSError:
+        addresses = []
+    refused = next((address for address in addresses if denied_address(address, denied)), None)
+    if refused is not None:
+        shown = host if refused == host else f"{host} ({refused})"
+        raise InvalidRequest(f"webhooks to {shown} are not allowed here", param="url")
     return url
+
+
+def resolve_host(host: str, port: int | None = None) -> list[str]:
+    """Every address `host` stands for, in the order the system resolver gives them: a literal
+    address in any form the system accepts ("127.1", "2130706433", "::ffff:7f00:1") is itself, a
+    name is looked up. Raises OSError when a name doesn't resolve."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def denied_ranges(raw: str | None) -> tuple:
     """The address ranges webhooks may not target, from `CREDITFLOW_WEBHOOK_DENY` (CIDRs, comma
-    separated)."""
-    return tuple(ipaddress.ip_network(cidr, strict=False) for cidr in comma_separated(raw))
+    separated), besides `ALWAYS_DENIED`."""
+    ranges = []
+    for cidr in comma_separated(raw):
+        try:
+            ranges.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            raise ValueError(f"CREDITFLOW_WEBHOOK_DENY: not an address range (CIDR): {cidr!r}") from None
+    return tuple(ranges)
+
+
+def _forms(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list:
+    """The address, and the IPv4 address an IPv6 one carries (IPv4-mapped ::ffff:a.b.c.d, which
+    the system connects to as plain IPv4; the deprecated IPv4-compatible ::a.b.c.d; 6to4;
+    NAT64's 64:ff9b::/96), so that a range denied in IPv4 also covers its IPv6 spellings."""
+    forms = [address]
+    if isinstance(address, ipaddress.IPv6Address):
+        packed = address.packed
+        embedded = [address.ipv4_mapped, address.sixtofour]
+        if packed[:12] == bytes(12) and int(address) > 1:  # ::a.b.c.d, but not :: or ::1
+            embedded.append(ipaddress.IPv4Address(packed[12:]))
+        if address in _NAT64:
+            embedded.append(ipaddress.IPv4Address(packed[12:]))
+        forms += [ipv4 for ipv4 in embedded if ipv4 is not None]
+    return forms
+
+
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 def denied_address(host: str, denied: tuple) -> bool:
+    """Whether `host`, a literal address, is in `ALWAYS_DENIED` or a `denied` range, in any of its
+    forms. A name (not an address) is for `resolve_host` to turn into addresses first."""
     try:
-        address = ipaddress.ip_address(host)
+        address = ipaddress.ip_address(host.split("%", 1)[0])  # without an IPv6 zone (fe80::1%eth0)
     except ValueError:
         return False
-    return any(address in network for network in denied)
+    return any(form in network for form in _forms(address) for network in (*ALWAYS_DENIED, *denied))
 
 
 def create_webhook_endpoint(session: Session, *, url: str, events: list[str] | None, now: datetime,
