@@ -140,7 +140,7 @@ def serve(
 
 @keys_app.command("create")
 def keys_create(
-    scope: str = typer.Option(..., "--scope", help="server or support"),
+    scope: str = typer.Option(..., "--scope", help="server, support or admin"),
     database_url: DatabaseUrl = None,
 ):
     """Create an API key and print its secret (shown this once; only its hash is stored)."""
@@ -163,6 +163,54 @@ def keys_create(
     finally:
         db.dispose()
     typer.echo(secret)
+
+
+@keys_app.command("list")
+def keys_list(
+    all_keys: bool = typer.Option(False, "--all", help="Include revoked keys"),
+    database_url: DatabaseUrl = None,
+):
+    """List API keys: id, scope, the secret's first characters, created, revoked (never the secret)."""
+    from creditflow.auth.service import list_api_keys
+    from creditflow.kit.clock import format_instant
+    from creditflow.kit.db import Database
+
+    db = Database(_database_url(database_url))
+    try:
+        with db.transaction(readonly=True) as session:
+            keys, after = [], None
+            while True:
+                rows, more = list_api_keys(session, limit=100, starting_after=after, include_revoked=all_keys)
+                keys += [(k.id, k.scope, k.prefix, k.created_at, k.revoked_at) for k in rows]
+                if not more:
+                    break
+                after = rows[-1].id
+    finally:
+        db.dispose()
+    for key_id, scope, prefix, created, revoked in keys:
+        state = f"revoked {format_instant(revoked)}" if revoked else "active"
+        typer.echo(f"{key_id}  {scope:<8} {prefix}...  created {format_instant(created)}  {state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str = typer.Argument(..., help="The key's id (key_...), as `keys list` shows it"),
+                database_url: DatabaseUrl = None):
+    """Revoke an API key: every API process refuses it within a second."""
+    from creditflow.auth.service import revoke_api_key
+    from creditflow.kit.clock import SystemClock
+    from creditflow.kit.db import Database
+
+    db = Database(_database_url(database_url))
+    try:
+        with db.transaction() as session:
+            key = revoke_api_key(session, key_id, now=SystemClock().now())
+            prefix, scope = key.prefix, key.scope
+    except CreditflowError as exc:
+        typer.echo(exc.message, err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    typer.echo(f"revoked {key_id} ({scope}, {prefix}...)")
 
 
 DEMO_EXTERNAL_ID = "demo"

@@ -139,7 +139,7 @@ def test_settings_from_the_environment():
     assert (settings.secret_key, settings.test_clocks, settings.rate_limit, settings.burst) == ("k", True, 5.0, 5.0)
     assert Settings.from_env({}).test_clocks is False
     for env, message in (({"CREDITFLOW_RATE_LIMIT": "fast"}, "CREDITFLOW_RATE_LIMIT"),
-                         ({"CREDITFLOW_BOOTSTRAP_KEYS": "sk_a:admin"}, "unknown scope"),
+                         ({"CREDITFLOW_BOOTSTRAP_KEYS": "sk_a:root"}, "unknown scope"),
                          ({"CREDITFLOW_BOOTSTRAP_KEYS": "sk_a"}, "SECRET:SCOPE")):
         with pytest.raises(ValueError, match=message):
             Settings.from_env(env)

@@ -88,7 +88,7 @@ def test_serve_without_test_clocks_and_migrations(tmp_path):
 def test_keys_create_refuses_an_unknown_scope(tmp_path):
     db_url = f"sqlite:///{tmp_path / 'k.db'}"
     _run(["migrate", "--database-url", db_url], tmp_path)
-    run = _run(["keys", "create", "--scope", "admin", "--database-url", db_url], tmp_path)
+    run = _run(["keys", "create", "--scope", "root", "--database-url", db_url], tmp_path)
     assert run.returncode == 2 and "scope" in run.stderr and run.stdout == ""
 
 

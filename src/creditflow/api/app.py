@@ -14,6 +14,7 @@ from sqlalchemy import text
 from creditflow.api import errors
 from creditflow.api.fastpath import SpendPath
 from creditflow.api.gate import Gate
+from creditflow.api.routes import api_keys
 from creditflow.api.routes import catalog, credits, customers, events, invoices, portal, subscriptions, test_clocks
 from creditflow.api.schemas.health import Health
 from creditflow.api.settings import Settings
@@ -41,7 +42,7 @@ def create_app(ctx: Context, settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     # The credit routes first: a spend is the request the host app makes most, and routes are
     # matched in order.
-    for module in (credits, customers, catalog, subscriptions, invoices, events, portal, test_clocks):
+    for module in (credits, customers, catalog, subscriptions, invoices, events, portal, test_clocks, api_keys):
         app.include_router(module.router, prefix=API_PREFIX)
     include_web(app, ctx, secret_key=settings.secret_key)  # the billing page and the support console
 
@@ -80,7 +81,7 @@ def _describe_gate(app: FastAPI) -> None:
             return app.openapi_schema
         document = build()
         document.setdefault("components", {}).setdefault("securitySchemes", {})["HTTPBearer"] = {
-            "type": "http", "scheme": "bearer", "description": "A secret API key (server or support scope)"}
+            "type": "http", "scheme": "bearer", "description": "A secret API key (server, support or admin scope)"}
         for path, operations in document["paths"].items():
             if not path.startswith(API_PREFIX):
                 continue

@@ -1,7 +1,10 @@
-"""API keys: created, bootstrapped from configuration, and checked on every request.
+"""API keys: created, bootstrapped from configuration, listed, revoked, and checked on every
+request.
 
-A key has a scope: `server` (the host app's backend) or `support`, which can do everything
-`server` can and the support actions besides.
+A key has a scope: `server` (the host app's backend); `support`, which can do everything
+`server` can and the support actions besides; or `admin`, which can do everything `support` can
+and manage the API keys themselves (list and revoke them). Managing keys is kept out of
+`support` so that a support key that leaks can't revoke every other key, nor list them.
 """
 
 from __future__ import annotations
@@ -16,11 +19,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from creditflow.auth.models import ApiKey
-from creditflow.kit.errors import Forbidden, InvalidRequest
+from creditflow.kit.db.paging import page_after
+from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from creditflow.kit.ids import new_id
 from creditflow.kit.settings import comma_separated
 
-SCOPES = ("server", "support")
+SCOPES = ("server", "support", "admin")
+# Each of these scopes can do what the ones ranked below it can; a scope without a rank is
+# granted nothing by `Principal.can`.
+_RANK = {"server": 0, "support": 1, "admin": 2}
+SUPPORT, ADMIN = "support", "admin"
 
 
 @dataclass(frozen=True)
@@ -32,11 +40,14 @@ class Principal:
 
     @property
     def is_support(self) -> bool:
-        return self.scope == "support"
+        return self.can(SUPPORT)
+
+    def can(self, scope: str) -> bool:
+        return _RANK.get(self.scope, -1) >= _RANK[scope]
 
     def require(self, scope: str) -> None:
-        if scope == "support" and not self.is_support:
-            raise Forbidden("this action needs a support key", code="forbidden")
+        if not self.can(scope):
+            raise Forbidden(f"this action needs {'an' if scope == ADMIN else 'a'} {scope} key", code="forbidden")
 
 
 def hash_key(secret: str) -> str:
@@ -84,6 +95,30 @@ def ensure_keys(db, pairs: list[tuple[str, str]], *, now: datetime) -> int:
         except IntegrityError:  # another process created it first
             pass
     return created
+
+
+def list_api_keys(session: Session, *, limit: int = 20, starting_after: str | None = None,
+                  include_revoked: bool = True) -> tuple[list[ApiKey], bool]:
+    """Oldest first (ids grow with time). Only the prefix of each secret is known here."""
+    query = select(ApiKey)
+    if not include_revoked:
+        query = query.where(ApiKey.revoked_at.is_(None))
+    return page_after(session, query, order_by=ApiKey.id, id_column=ApiKey.id, starting_after=starting_after,
+                      limit=limit, noun="API key")
+
+
+def revoke_api_key(session: Session, key_id: str, *, now: datetime) -> ApiKey:
+    """The key stops working within half a second in every API process (each keeps a key it
+    checked for that long: api/gate.py `AUTH_CACHE_SECONDS`). A revoked key stays listed, with
+    when it was revoked; revoking it again is refused (409 `already_revoked`)."""
+    key = session.get(ApiKey, key_id, with_for_update=True)
+    if key is None:
+        raise NotFound(f"no such API key: {key_id}", param="id")
+    if key.revoked_at is not None:
+        raise Conflict(f"API key {key_id} was already revoked", code="already_revoked")
+    key.revoked_at = now
+    session.flush()
+    return key
 
 
 def authenticate(session: Session, secret: str) -> Principal | None:

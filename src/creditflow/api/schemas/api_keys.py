@@ -1,0 +1,23 @@
+"""API keys as an admin lists them: never the secret, nor its hash."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from creditflow.api.schemas.common import InstantOut, Read
+
+
+class ApiKeyRead(Read):
+    id: str
+    object: Literal["api_key"] = "api_key"
+    prefix: str = Field(description="The first characters of the secret, to tell keys apart")
+    scope: str
+    created_at: InstantOut
+    revoked_at: InstantOut | None
+
+    @classmethod
+    def of(cls, key) -> "ApiKeyRead":
+        return cls(id=key.id, prefix=key.prefix, scope=key.scope, created_at=key.created_at,
+                   revoked_at=key.revoked_at)
