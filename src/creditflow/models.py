@@ -11,11 +11,11 @@ from creditflow.payment.models import PaymentAttempt, SandboxCharge, SandboxRefu
 from creditflow.portal.models import PortalSession
 from creditflow.refund.models import Refund
 from creditflow.subscription.models import Quote, Subscription
-from creditflow.support.models import AuditRecord, SupportUser
+from creditflow.support.models import AuditRecord, ConsoleSession, SupportUser
 
 __all__ = [
     "Base", "CreditAccount", "CreditEntry", "CreditLot", "CreditSpend", "Customer", "TestClock", "Event",
     "Counter", "Invoice", "InvoiceLine", "PaymentAttempt", "SandboxCharge", "SandboxRefund", "Subscription", "Quote",
     "ApiKey", "IdempotencyRecord", "PortalSession", "Refund", "WebhookDelivery", "WebhookEndpoint",
-    "AuditRecord", "SupportUser",
+    "AuditRecord", "ConsoleSession", "SupportUser",
 ]

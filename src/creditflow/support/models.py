@@ -1,4 +1,4 @@
-"""Support console users and the audit log of support actions."""
+"""Support console users, their signed-in sessions, and the audit log of support actions."""
 
 from __future__ import annotations
 
@@ -24,6 +24,21 @@ class SupportUser(Base):
     role: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class ConsoleSession(Base):
+    """A console sign-in, kept on the server so that it can be ended: signing out ends it, and
+    disabling a user or changing their password ends all of theirs. The signed cookie alone
+    can't be taken back (a copy of it stays valid until it expires); with this row gone, the
+    cookie leads to the sign-in page. The cookie carries a random token; only its SHA-256 is
+    kept, so the table can't be used to sign in."""
+
+    __tablename__ = "console_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(40), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
 class AuditRecord(Base):

@@ -19,6 +19,7 @@ from creditflow.kit.ids import new_id
 from creditflow.kit.settings import comma_separated
 from creditflow.support.models import ROLES, AuditRecord, SupportUser
 from creditflow.support.passwords import DUMMY_HASH, hash_password, verify_password
+from creditflow.support.sessions import end_user_sessions
 
 USERS_ENV_VAR = "CREDITFLOW_SUPPORT_USERS"
 MIN_PASSWORD_LENGTH = 8
@@ -101,6 +102,27 @@ def set_user_disabled(session: Session, user_id: str, *, disabled: bool, now: da
     if user is None:
         raise NotFound(f"no such user: {user_id}", param="user")
     user.disabled_at = now if disabled else None
+    if disabled:  # signed out everywhere: enabling the user again doesn't bring the sessions back
+        end_user_sessions(session, user_id)
+    return user
+
+
+def change_password(session: Session, user_id: str, *, current: str, new: str) -> SupportUser:
+    """A user's own password change: the current password first, then a new one of at least
+    `MIN_PASSWORD_LENGTH` characters. Every console session of the user ends (a session someone
+    else may hold is the usual reason to change a password); the caller starts a new one for the
+    browser that asked."""
+    user = session.get(SupportUser, user_id, with_for_update=True)
+    if user is None or user.disabled_at is not None:
+        raise NotFound(f"no such user: {user_id}", param="user")
+    if not verify_password(current or "", user.password_hash):
+        raise InvalidRequest("the current password is wrong", param="current_password")
+    if not new or len(new) < MIN_PASSWORD_LENGTH:
+        raise InvalidRequest(f"a password needs at least {MIN_PASSWORD_LENGTH} characters", param="new_password")
+    if new == current:
+        raise InvalidRequest("the new password must differ from the current one", param="new_password")
+    user.password_hash = hash_password(new)
+    end_user_sessions(session, user_id)
     return user
 
 

@@ -5,6 +5,11 @@ can't be forged or edited; it holds who the browser is (the one customer a porta
 opened for, or a console user) and the session's CSRF token. Nothing else is
 trusted from the browser: every object a request names is checked against the session.
 
+A console session is also kept on the server (support/sessions.py): the cookie carries its
+random token (`sid`), and the session is valid only while the server still has it, so that
+signing out, disabling the user or changing their password ends it even for a copy of the
+cookie. A billing session lasts an hour and sees one customer; it is the cookie alone.
+
 CSRF: every form carries the session's token in a hidden field and every POST compares it in
 constant time; the cookie is SameSite=Lax and HttpOnly besides.
 """
@@ -17,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from fastapi import Depends
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -38,11 +44,12 @@ class BrowserSession:
     customer: str | None = None  # billing: the customer this browser may see
     return_url: str | None = None  # billing: where "Back" goes
     user: str | None = None  # console: the signed-in support user's id
+    sid: str | None = None  # console: the server-side session's token (support/sessions.py)
     flash: dict | None = None  # one message for the next page: {"kind", "text"}
 
     def to_dict(self) -> dict:
         data = {"exp": self.expires, "csrf": self.csrf}
-        for key in ("customer", "return_url", "user", "flash"):
+        for key in ("customer", "return_url", "user", "sid", "flash"):
             value = getattr(self, key)
             if value is not None:
                 data[key] = value
@@ -52,7 +59,7 @@ class BrowserSession:
     def from_dict(cls, data: dict) -> "BrowserSession":
         return cls(expires=data["exp"], csrf=str(data.get("csrf") or secrets.token_urlsafe(24)),
                    customer=data.get("customer"), return_url=data.get("return_url"), user=data.get("user"),
-                   flash=data.get("flash"))
+                   sid=data.get("sid"), flash=data.get("flash"))
 
     def take_flash(self) -> dict | None:
         flash, self.flash = self.flash, None
@@ -93,6 +100,16 @@ class SessionCodec:
 
     def clear(self, response: Response) -> None:
         response.delete_cookie(self.cookie, path=self.path)
+
+
+def wall_now() -> datetime:
+    """Now, for browser sessions: the wall clock, as the cookies' own expiry (`time.time()`), not
+    the context's clock, which may be fixed or a customer's test clock."""
+    return datetime.now(timezone.utc)
+
+
+def session_expiry(session: BrowserSession) -> datetime:
+    return datetime.fromtimestamp(session.expires, timezone.utc)
 
 
 def csrf_ok(session: BrowserSession | None, submitted: str | None) -> bool:

@@ -1,4 +1,4 @@
-"""Signing in and out, finding a customer, and the audit log."""
+"""Signing in and out, changing one's password, finding a customer, and the audit log."""
 
 from __future__ import annotations
 
@@ -8,13 +8,15 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends
 from starlette.requests import Request
 
+from creditflow.kit.errors import CreditflowError, InvalidRequest
 from creditflow.support import service as support
+from creditflow.support.sessions import end_console_session, start_console_session
 from creditflow.web import views
 from creditflow.web.site import Web, current_web
 from creditflow.web.console import queries
-from creditflow.web.console.pages import CSRF_CHECKED, HOME, LOGIN, SignedIn, StaffVisit
+from creditflow.web.console.pages import CSRF_CHECKED, HOME, LOGIN, PostedForm, SignedIn, StaffVisit, sentence
 from creditflow.web.rendering import HTMLErrorRoute, error_page
-from creditflow.web.security import csrf_ok, read_form
+from creditflow.web.security import BrowserSession, csrf_ok, read_form, session_expiry, wall_now
 
 router = APIRouter(route_class=HTMLErrorRoute, include_in_schema=False)
 
@@ -53,17 +55,52 @@ def login(request: Request, web: Annotated[Web, Depends(current_web)],
         return StaffVisit(web, request, session, None).render("console/login.html",
                                                               {"title": "Sign in", "username": username}, status=401)
     web.login_throttle.succeeded(username)
-    # A new session (and CSRF token) on sign-in: nothing from before it carries over.
+    return StaffVisit(web, request, _signed_in_session(web, staff.id), staff).go(HOME)
+
+
+def _signed_in_session(web: Web, user_id: str) -> BrowserSession:
+    """A new session (and CSRF token) for `user_id`, held on the server too: nothing from before
+    it carries over, and it ends when the server lets it go."""
     fresh = web.console_sessions.start()
-    fresh.user = staff.id
-    return StaffVisit(web, request, fresh, staff).go(HOME)
+    fresh.user = user_id
+    with web.ctx.db.transaction() as db:
+        fresh.sid = start_console_session(db, user_id, now=wall_now(), expires_at=session_expiry(fresh))
+    return fresh
 
 
 @router.post("/console/logout", dependencies=CSRF_CHECKED)
 def logout(visit: SignedIn):
+    """Ends the session on the server, so that a copy of the cookie no longer signs anyone in."""
+    with visit.ctx.db.transaction() as db:
+        end_console_session(db, visit.session.sid)
     response = visit.web.redirect(visit.request, visit.codec, None, LOGIN)
     visit.codec.clear(response)
     return response
+
+
+# --- changing one's password -------------------------------------------------------------------
+
+
+@router.get("/console/password")
+def password_form(visit: SignedIn):
+    return visit.render("console/password.html", {"title": "Change password", "nav": "password"})
+
+
+@router.post("/console/password")
+def change_password(visit: SignedIn, form: PostedForm):
+    """Every session of the user ends, this one included; this browser gets a new one."""
+    new = form.get("new_password", "")
+    try:
+        if new != form.get("confirm_password", ""):
+            raise InvalidRequest("the new password and its confirmation differ", param="confirm_password")
+        with visit.ctx.db.transaction() as db:
+            support.change_password(db, visit.staff.id, current=form.get("current_password", ""), new=new)
+    except CreditflowError as exc:
+        visit.session.flash = {"kind": "error", "text": sentence(exc)}
+        return visit.render("console/password.html", {"title": "Change password", "nav": "password"}, status=422)
+    fresh = _signed_in_session(visit.web, visit.staff.id)
+    return StaffVisit(visit.web, visit.request, fresh, visit.staff).go(
+        HOME, "success", "Your password was changed. Every other session of yours was signed out.")
 
 
 # --- finding a customer ------------------------------------------------------------------------

@@ -16,10 +16,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from creditflow.support import service as support
+from creditflow.support.sessions import console_session_valid
 from creditflow.kit.errors import CreditflowError, Forbidden, InvalidRequest
 from creditflow.web.site import Web, current_web
 from creditflow.web.rendering import Formatter, PageRefused, error_page, render
-from creditflow.web.security import BrowserSession, posted_form_of
+from creditflow.web.security import BrowserSession, posted_form_of, wall_now
 
 HOME = "/console"
 LOGIN = "/console/login"
@@ -75,13 +76,17 @@ def customer_url(customer_id: str) -> str:
 
 
 def signed_in(request: Request, web: Annotated[Web, Depends(current_web)]) -> StaffVisit:
-    """The session and its user, re-read on every request so a disabled user is out at once."""
+    """The session and its user, re-read on every request so that a session ended on the server
+    (signed out, a disabled user, a changed password) is out at once, in every process."""
     web.ensure_bootstrap_users()
     session = web.console_sessions.load(request)
     if session is None or not session.user:
         raise SignedOut()
     with web.ctx.db.transaction(readonly=True) as db:
-        staff = support.get_staff(db, session.user)
+        # A signed cookie alone is not enough: the server must still hold the session (not
+        # signed out, user not disabled, password not changed since).
+        live = console_session_valid(db, session.sid, session.user, now=wall_now())
+        staff = support.get_staff(db, session.user) if live else None
     if staff is None:
         raise SignedOut()
     return StaffVisit(web, request, session, staff)
