@@ -36,5 +36,8 @@ class Customer(Base):
     payment_method: Mapped[str | None] = mapped_column(String(255))
     # The card of `payment_method` as the gateway described it: brand, last4, exp_month, exp_year.
     card: Mapped[dict | None] = mapped_column(JSON)
+    # Billing details, copied onto each invoice when it is issued (`customer.billing.bill_to`).
+    address: Mapped[dict | None] = mapped_column(JSON)  # line1, line2, city, postal_code, state
+    tax_id: Mapped[str | None] = mapped_column(String(64))
     gateway_customer_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -41,6 +41,10 @@ class Invoice(Base):
     # What to do once paid (plan and term bought, bundle, ...), so a payment reconciled later
     # by the worker completes the same purchase.
     details: Mapped[dict] = mapped_column(JSON, default=dict)
+    # Who sold and who bought, as they were when the invoice was issued: later changes of the
+    # catalog's seller or the customer's billing details don't rewrite it.
+    seller: Mapped[dict | None] = mapped_column(JSON)
+    bill_to: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -48,6 +48,7 @@ def create_invoice(
     purpose: str,
     lines: list[LineDraft],
     now: datetime,
+    bill_to: dict | None,
     subscription_id: str | None = None,
     period_start: datetime | None = None,
     period_end: datetime | None = None,
@@ -59,7 +60,7 @@ def create_invoice(
         id=new_id("inv"), customer_id=customer_id, subscription_id=subscription_id, purpose=purpose,
         status="open", currency=currency, subtotal=subtotal, tax=0, total=subtotal, balance_applied=0,
         amount_paid=0, amount_refunded=0, period_start=period_start, period_end=period_end,
-        dedupe_key=dedupe_key, details=details or {}, created_at=now,
+        dedupe_key=dedupe_key, details=details or {}, bill_to=bill_to, created_at=now,
     )
     for position, line in enumerate(lines):
         invoice.lines.append(InvoiceLine(

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from creditflow.context import Context
 from creditflow.credits import inputs
 from creditflow.credits.topups import PURPOSE, TopUp, top_up_of
+from creditflow.customer.billing import bill_to
 from creditflow.customer.service import customer_now, get_customer
 from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import LineDraft, create_invoice
@@ -46,6 +47,7 @@ def purchase_top_up(ctx: Context, customer_id: str, *, bundle: str, reference: s
         raise_if(top_up_refusal(sub), param="customer")
         invoice = create_invoice(
             session, customer_id=customer_id, currency=customer.currency, purpose=PURPOSE, now=now,
+            bill_to=bill_to(customer),
             subscription_id=sub.id, dedupe_key=dedupe_key,
             details={"bundle": bundle_def.code, "credits": str(bundle_def.credits), "reference": reference},
             lines=[LineDraft("top_up", bundle_def.name, bundle_def.price)],

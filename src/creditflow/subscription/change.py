@@ -18,8 +18,9 @@ from creditflow.catalog.rules import classify_change
 from creditflow.context import Context
 from creditflow.credits.grants import PlanGrant, renew_plan_credits
 from creditflow.credits.models import CreditLot
+from creditflow.customer.billing import bill_to
 from creditflow.customer.models import Customer
-from creditflow.customer.service import customer_now
+from creditflow.customer.service import customer_now, get_customer
 from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import LineDraft, create_invoice
 from creditflow.kit.clock import format_instant
@@ -180,7 +181,8 @@ def open_immediate_change(session: Session, sub: Subscription, terms: ChangeTerm
     """The invoice of an immediate change, the subscription leased to it until it is paid."""
     invoice = create_invoice(
         session, customer_id=sub.customer_id, currency=terms.currency, purpose="plan_change",
-        subscription_id=sub.id, now=now, period_start=now, period_end=terms.next_renewal_at,
+        subscription_id=sub.id, now=now, bill_to=bill_to(get_customer(session, sub.customer_id)),
+        period_start=now, period_end=terms.next_renewal_at,
         details={"subscription": sub.id, "plan": terms.plan, "term": terms.term, "kind": terms.kind,
                  "from": {"plan": sub.plan, "term": sub.term}, "version": sub.version,
                  "to_account_balance": terms.to_account_balance, "unused_credit": terms.unused_credit,

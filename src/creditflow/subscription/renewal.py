@@ -12,6 +12,8 @@ from sqlalchemy.orm.util import identity_key
 
 from creditflow.context import Context
 from creditflow.credits.grants import expire_plan_credits
+from creditflow.customer.billing import bill_to
+from creditflow.customer.service import get_customer
 from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import LineDraft, create_invoice
 from creditflow.kit.clock import format_instant
@@ -59,7 +61,8 @@ def open_renewal(ctx: Context, session: Session, sub: Subscription, now: datetim
     period_end = month_boundary(sub.anchor, start_offset + term.months)
     invoice = create_invoice(
         session, customer_id=sub.customer_id, currency=ctx.catalog.currency, purpose="renewal",
-        subscription_id=sub.id, now=now, period_start=period_start, period_end=period_end,
+        subscription_id=sub.id, now=now, bill_to=bill_to(get_customer(session, sub.customer_id)),
+        period_start=period_start, period_end=period_end,
         dedupe_key=f"renewal:{sub.id}:{sub.anchor.isoformat()}:{start_offset}",
         details={"subscription": sub.id, "plan": sub.plan, "term": sub.term, "term_start_offset": start_offset},
         lines=[LineDraft("subscription", f"{plan.name} plan, {term.value}", plan.price(term),

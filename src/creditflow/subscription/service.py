@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from creditflow.catalog.models import Plan
 from creditflow.context import Context
 from creditflow.credits.grants import PlanGrant, expire_plan_credits, renew_plan_credits
+from creditflow.customer.billing import bill_to
 from creditflow.customer.models import Customer
 from creditflow.customer.service import customer_now, get_customer
 from creditflow.invoicing.models import Invoice
@@ -47,7 +48,7 @@ def open_subscription(session: Session, customer: Customer, plan: Plan, term: Te
                        param="customer") from None
     invoice = create_invoice(
         session, customer_id=customer.id, currency=customer.currency, purpose="subscription_create",
-        subscription_id=sub.id, now=now, period_start=sub.current_term_start,
+        subscription_id=sub.id, now=now, bill_to=bill_to(customer), period_start=sub.current_term_start,
         period_end=sub.current_term_end, dedupe_key=f"subscribe:{sub.id}",
         details={"subscription": sub.id, "plan": plan.code, "term": term.value},
         lines=[LineDraft("subscription", f"{plan.name} plan, {term.value}", price,

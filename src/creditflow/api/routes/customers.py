@@ -5,7 +5,14 @@ from fastapi import APIRouter, status
 from creditflow.api.deps import Caller, Ctx, Limit, StartingAfter
 from creditflow.api.errors import errors
 from creditflow.api.schemas.common import ListOf, page
-from creditflow.api.schemas.customer import CustomerCreate, CustomerRead, PaymentMethodRead, PaymentMethodSet
+from creditflow.api.schemas.customer import (
+    CustomerCreate,
+    CustomerRead,
+    CustomerUpdate,
+    PaymentMethodRead,
+    PaymentMethodSet,
+)
+from creditflow.customer.billing import update_billing_details
 from creditflow.customer.service import create_customer, get_customer, list_customers
 from creditflow.kit.errors import NotFound
 from creditflow.purchase.payment_method import set_payment_method
@@ -36,6 +43,15 @@ def list_(ctx: Ctx, _: Caller, external_id: str | None = None, limit: Limit = 20
 def read(customer_id: str, ctx: Ctx, _: Caller):
     with ctx.db.transaction(readonly=True) as session:
         return CustomerRead.of(get_customer(session, customer_id), customer_plan(session, customer_id))
+
+
+@router.post("/customers/{customer_id}", response_model=CustomerRead, responses=errors(404))
+def update(customer_id: str, body: CustomerUpdate, ctx: Ctx, _: Caller):
+    """Billing details; later invoices are issued to them, earlier ones keep theirs."""
+    changes = body.model_dump(include=body.model_fields_set)
+    with ctx.db.transaction() as session:
+        customer = update_billing_details(ctx, session, customer_id, changes)
+        return CustomerRead.of(customer, customer_plan(session, customer_id))
 
 
 @router.post("/customers/{customer_id}/payment_method", response_model=PaymentMethodRead,

@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import Field, StrictInt
 
 from creditflow.api.schemas.common import Id, InstantOut, Read, Request, Text
+from creditflow.api.schemas.customer import BillingAddress
 
 
 class InvoiceLineRead(Read):
@@ -38,6 +39,15 @@ class PaymentAttemptRead(Read):
                    completed_at=attempt.completed_at)
 
 
+class PartyRead(Read):
+    """Who sold or who bought, as on the invoice when it was issued."""
+
+    name: str | None
+    address: BillingAddress | None
+    country: str | None = None
+    tax_id: str | None
+
+
 class InvoiceRead(Read):
     id: str
     object: Literal["invoice"] = "invoice"
@@ -58,6 +68,9 @@ class InvoiceRead(Read):
     paid_at: InstantOut | None
     attempts: list[PaymentAttemptRead] = Field(
         default_factory=list, description="Its payment attempts, oldest first (none for an invoice never charged)")
+    seller: PartyRead | None = Field(default=None, description="The seller as the catalog named it at issue")
+    bill_to: PartyRead | None = Field(default=None, description="The customer's billing details at issue "
+                                                                "(null on invoices issued before they were kept)")
 
     @classmethod
     def of(cls, invoice, attempts=()) -> "InvoiceRead":
@@ -69,7 +82,7 @@ class InvoiceRead(Read):
                    for line in invoice.lines],
             subtotal=invoice.subtotal, tax=invoice.tax, total=invoice.total, balance_applied=invoice.balance_applied,
             amount_paid=invoice.amount_paid, amount_refunded=invoice.amount_refunded, created_at=invoice.created_at,
-            paid_at=invoice.paid_at)
+            paid_at=invoice.paid_at, seller=invoice.seller, bill_to=invoice.bill_to)
 
 
 class RefundEligibilityRead(Read):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
@@ -22,6 +22,17 @@ class PaymentMethodSet(Request):
                                    "pm_card_ok_then_declined; Stripe: a PaymentMethod id")
 
 
+class CustomerUpdate(Request):
+    """Billing details: only the fields sent change; null clears address and tax_id."""
+
+    name: str | None = Field(default=None, max_length=255)
+    email: str | None = Field(default=None, max_length=320)
+    country: str | None = Field(default=None, description="ISO 3166-1 two-letter code")
+    address: dict[str, Any] | None = Field(default=None, description="{line1, line2?, city, postal_code, state?}")
+    tax_id: str | None = Field(default=None, max_length=64,
+                               description="Checked against the country's format and check digits where known")
+
+
 class PaymentMethodRead(Read):
     object: Literal["payment_method"] = "payment_method"
     id: str = Field(description="The gateway's id of the payment method")
@@ -37,6 +48,14 @@ class PaymentMethodRead(Read):
                    exp_month=card.get("exp_month"), exp_year=card.get("exp_year"))
 
 
+class BillingAddress(Read):
+    line1: str
+    line2: str | None
+    city: str
+    postal_code: str
+    state: str | None
+
+
 class CustomerRead(Read):
     id: str
     object: Literal["customer"] = "customer"
@@ -50,6 +69,8 @@ class CustomerRead(Read):
     balance: int = Field(description="Account balance in minor units, owed to the customer")
     currency: str
     payment_method: str | None
+    address: BillingAddress | None = None
+    tax_id: str | None = None
     created_at: InstantOut
 
     @classmethod
@@ -57,4 +78,5 @@ class CustomerRead(Read):
         return cls(id=customer.id, external_id=customer.external_id, email=customer.email, name=customer.name,
                    country=customer.country, timezone=customer.timezone, test_clock=customer.test_clock_id,
                    plan=plan, balance=customer.balance, currency=customer.currency,
-                   payment_method=customer.payment_method, created_at=customer.created_at)
+                   payment_method=customer.payment_method, address=customer.address, tax_id=customer.tax_id,
+                   created_at=customer.created_at)
