@@ -29,6 +29,8 @@ class Invoice(Base):
     status: Mapped[str] = mapped_column(String(16))  # open, paid, void, refunded
     currency: Mapped[str] = mapped_column(String(3))
     subtotal: Mapped[int] = mapped_column(BigInteger)
+    # Taken off by a coupon (positive; shown as a negative `discount` line).
+    discount: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     tax: Mapped[int] = mapped_column(BigInteger, default=0)
     total: Mapped[int] = mapped_column(BigInteger)
     balance_applied: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -64,3 +66,6 @@ class InvoiceLine(Base):
     amount: Mapped[int] = mapped_column(BigInteger)
     period_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Tax lines only: the percent ("19") and the country, or country-region ("US-CA"), taxed for.
+    rate: Mapped[str | None] = mapped_column(String(16))
+    country: Mapped[str | None] = mapped_column(String(16))
