@@ -19,6 +19,7 @@ import difflib
 import os
 import re
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, NoReturn
@@ -31,6 +32,7 @@ from creditflow.catalog.models import (
     FREE_PLAN_CODE,
     PLAN_CREDIT_MODES,
     PRORATIONS,
+    TAX_PRICE_MODES,
     TIMINGS,
     Bundle,
     Catalog,
@@ -40,7 +42,10 @@ from creditflow.catalog.models import (
     Plan,
     Policies,
     RefundPolicy,
+    Seller,
+    TaxRules,
 )
+from creditflow.kit.countries import country_code
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import CreditflowError, InvalidRequest
 from creditflow.kit.periods import Term
@@ -303,7 +308,7 @@ def _term(node: _Node) -> Term:
 
 # -- sections -------------------------------------------------------------------------------
 
-_TOP_KEYS = ("currency", "free", "plans", "bundles", "features", "policies")
+_TOP_KEYS = ("currency", "free", "plans", "bundles", "features", "policies", "seller", "taxes")
 _PLAN_KEYS = ("code", "name", "rank", "monthly_credits", "features", "prices")
 _BUNDLE_KEYS = ("code", "name", "credits", "price")
 _POLICY_KEYS = (
@@ -341,6 +346,8 @@ def _read_catalog(root: _Node, source: str) -> Catalog:
         features=features,
         policies=policies,
         source=source,
+        seller=_read_seller(top["seller"]) if "seller" in top else None,
+        taxes=_read_taxes(top["taxes"]) if "taxes" in top else TaxRules(),
     )
 
 
@@ -545,3 +552,60 @@ def _read_change_rule(node: _Node, plans: dict[str, Plan]) -> ChangeRule:
                 if key in fields:
                     _fail(fields[key], f"a rule with allowed: false forbids the change; {key} means nothing")
     return ChangeRule(**rule)
+
+
+def _country(node: _Node, value: object) -> str:
+    try:
+        return country_code(value, "country")
+    except InvalidRequest:
+        _fail(node, f"{value!r} is not an ISO 3166-1 two-letter country code such as DE or US")
+
+
+def _read_seller(node: _Node) -> Seller:
+    fields = _mapping(node, ("name", "address", "tax_id", "country"))
+    tax_id = _text(fields["tax_id"]).replace(" ", "").upper() if "tax_id" in fields else None
+    if "country" in fields:
+        country = _country(fields["country"], fields["country"].value)
+    elif tax_id:  # a VAT number starts with its country ("IE6388047V"; Greece writes EL)
+        prefix = {"EL": "GR"}.get(tax_id[:2], tax_id[:2])
+        country = _country(fields["tax_id"], prefix) if prefix.isalpha() else None
+    else:
+        country = None
+    return Seller(
+        name=_text(_required(node, fields, "name")),
+        address=_text(fields["address"]) if "address" in fields else None,
+        tax_id=tax_id,
+        country=country,
+    )
+
+
+def _read_taxes(node: _Node) -> TaxRules:
+    fields = _mapping(node, ("prices", "unions", "rates"))
+    prices = _choice(fields["prices"], TAX_PRICE_MODES, "prices") if "prices" in fields else "exclusive"
+    unions: dict[str, frozenset[str]] = {}
+    for name, members in _mapping(fields["unions"], None).items() if "unions" in fields else ():
+        unions[name] = frozenset(_country(item, item.value) for item in _sequence(members))
+    rates: dict[str, Decimal] = {}
+    for place, rate in _mapping(fields["rates"], None).items() if "rates" in fields else ():
+        country, _, region = place.partition("-")
+        key = _country(rate, country) + (f"-{region.upper()}" if region else "")
+        if key in rates:
+            _fail(rate, f"{place!r} is listed twice", at_key=True)
+        rates[key] = _percent(rate)
+    return TaxRules(prices=prices, unions=unions, rates=rates)
+
+
+def _percent(node: _Node) -> Decimal:
+    """A tax rate in percent, as a decimal string ("19", "7.7") or a number; 0 up to 100."""
+    value = node.value
+    if node.kind != "scalar" or isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        _fail(node, f"a rate must be a percent such as \"19\", got {_shown(node)}")
+    try:
+        percent = Decimal(str(value).strip())
+    except InvalidOperation:
+        _fail(node, f"a rate must be a percent such as \"19\", got {value!r}")
+    if not percent.is_finite() or percent < 0 or percent >= 100:
+        _fail(node, f"a rate must be a percent from 0 up to 100, got {value!r}")
+    if percent.as_tuple().exponent < -4:
+        _fail(node, f"a rate has at most 4 decimals, got {value!r}")
+    return percent.normalize() if percent != percent.to_integral() else percent.quantize(Decimal(1))

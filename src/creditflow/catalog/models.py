@@ -7,6 +7,7 @@ Everything here is immutable and free of I/O: `loader` builds these objects from
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Literal
 
 from creditflow.kit.credits import Credits
@@ -29,6 +30,7 @@ A change request itself only ever says `immediate` or `end_of_period`; see
 """
 
 PRORATIONS: tuple[str, ...] = ("time", "none")
+TAX_PRICE_MODES: tuple[str, ...] = ("exclusive", "inclusive")
 PLAN_CREDIT_MODES: tuple[str, ...] = ("reset", "carry_over")
 
 
@@ -160,6 +162,49 @@ class Policies:
         return () if self.change_rules == "default" else self.change_rules
 
 
+@dataclass(frozen=True, slots=True)
+class Seller:
+    """Who sells: printed on every invoice. `country` (where the seller is established) decides
+    which customers are abroad in the same tax union; it defaults to the tax id's prefix."""
+
+    name: str
+    address: str | None = None
+    tax_id: str | None = None
+    country: str | None = None
+
+    def as_dict(self) -> dict[str, str | None]:
+        return {"name": self.name, "address": self.address, "tax_id": self.tax_id, "country": self.country}
+
+
+@dataclass(frozen=True, slots=True)
+class TaxRules:
+    """The tax table: a percent per country or country-region ("US-CA"); no entry, no tax.
+
+    `prices` says whether the catalog's prices exclude tax (tax is added on top) or include it
+    (tax is the part of the price it already contains). `unions` name groups of countries
+    (the EU) inside which a business customer abroad with a tax id pays no tax: reverse charge.
+    """
+
+    prices: Literal["exclusive", "inclusive"] = "exclusive"
+    unions: dict[str, frozenset[str]] = field(default_factory=dict, hash=False)
+    rates: dict[str, Decimal] = field(default_factory=dict, hash=False)
+
+    def rate_for(self, country: str | None, region: str | None = None) -> tuple[str, Decimal] | None:
+        """The place taxed for and its percent: the region's own rate first, else the country's."""
+        if not country:
+            return None
+        if region:
+            place = f"{country}-{region}"
+            if place in self.rates:
+                return place, self.rates[place]
+        if country in self.rates:
+            return country, self.rates[country]
+        return None
+
+    def same_union(self, one: str | None, other: str | None) -> bool:
+        return bool(one and other) and any(one in members and other in members for members in self.unions.values())
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Catalog:
     currency: str
@@ -170,6 +215,8 @@ class Catalog:
     policies: Policies
     source: str
     """The file it was loaded from (or `<string>`), for messages."""
+    seller: Seller | None = None
+    taxes: TaxRules = TaxRules()
 
     def plan(self, code: str) -> Plan:
         try:
