@@ -79,15 +79,67 @@ def _param(loc: tuple) -> str | None:
     return ".".join(parts) or None
 
 
+def _listed(expected: str) -> str:
+    """Pydantic's "'a', 'b' or 'c'" as "a, b or c"."""
+    return expected.replace("'", "")
+
+
+def _own_message(error: dict) -> str:
+    """The message a validator of ours gave (a predicate, "must not be negative"), without
+    pydantic's "Value error, " prefix."""
+    ctx = error.get("ctx") or {}
+    message = str(ctx["error"]) if "error" in ctx else str(error.get("msg", ""))
+    return message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+# What each kind of pydantic error says, in our words: a predicate that follows the field's name.
+_PREDICATES = {
+    "missing": lambda ctx: "is required",
+    "extra_forbidden": lambda ctx: "is not a field of this request",
+    "int_type": lambda ctx: "must be an integer",
+    "int_parsing": lambda ctx: "must be an integer",
+    "int_from_float": lambda ctx: "must be an integer",
+    "float_type": lambda ctx: "must be a number",
+    "float_parsing": lambda ctx: "must be a number",
+    "bool_type": lambda ctx: "must be true or false",
+    "bool_parsing": lambda ctx: "must be true or false",
+    "string_type": lambda ctx: "must be a string",
+    "string_unicode": lambda ctx: "must be text",
+    "string_too_short": lambda ctx: ("must not be empty" if ctx.get("min_length") == 1
+                                     else f"must be at least {ctx.get('min_length')} characters long"),
+    "string_too_long": lambda ctx: f"must be at most {ctx.get('max_length')} characters long",
+    "string_pattern_mismatch": lambda ctx: "is not in the expected format",
+    "literal_error": lambda ctx: f"must be one of {_listed(str(ctx.get('expected', '')))}",
+    "enum": lambda ctx: f"must be one of {_listed(str(ctx.get('expected', '')))}",
+    "greater_than": lambda ctx: f"must be more than {ctx.get('gt')}",
+    "greater_than_equal": lambda ctx: f"must be at least {ctx.get('ge')}",
+    "less_than": lambda ctx: f"must be less than {ctx.get('lt')}",
+    "less_than_equal": lambda ctx: f"must be at most {ctx.get('le')}",
+    "too_short": lambda ctx: f"must have at least {ctx.get('min_length')} item(s)",
+    "too_long": lambda ctx: f"must have at most {ctx.get('max_length')} items",
+    "list_type": lambda ctx: "must be a list",
+    "dict_type": lambda ctx: "must be an object",
+    "model_type": lambda ctx: "must be an object",
+    "model_attributes_type": lambda ctx: "must be an object",
+    "none_required": lambda ctx: "must be null",
+}
+
+
 def _validation_message(error: dict) -> str:
-    message = error.get("msg", "invalid value")
-    if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
+    """A sentence of ours naming the field ("limit must be at most 100"), never pydantic's
+    wording; a validator of ours says its own predicate ("must not be negative")."""
     param = _param(tuple(error.get("loc", ())))
-    if param and message[:1].islower():
-        # Our own validators say the predicate ("must not be negative"): a sentence with the field.
-        return f"{param} {message}"
-    return f"{param}: {message}" if param else message
+    subject = param or "the request"
+    kind = error.get("type", "")
+    if kind in _PREDICATES:
+        return f"{subject} {_PREDICATES[kind](error.get('ctx') or {})}"
+    if kind in ("value_error", "assertion_error") or not str(error.get("msg", "")).startswith("Input "):
+        message = _own_message(error)
+        if param and (message == param or message.startswith(f"{param} ")):
+            return message
+        if message[:1].islower():
+            return f"{subject} {message}"
+    return f"{subject} is not valid"
 
 
 def _is_json_type(content_type: str | None) -> bool:

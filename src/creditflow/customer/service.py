@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -13,8 +14,24 @@ from creditflow.context import Context
 from creditflow.customer.models import Customer, TestClock
 from creditflow.events.outbox import record_event
 from creditflow.kit.clock import utc
+from creditflow.kit.countries import country_code
 from creditflow.kit.errors import Conflict, InvalidRequest, NotFound
 from creditflow.kit.ids import new_id
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+# FOR NO KEY UPDATE on PostgreSQL (plain FOR UPDATE elsewhere). Whoever locks a customer row
+# changes only its non-key columns (balance, payment method, billing details), never its id or
+# external_id, so the lock need not exclude the key-share locks that a spend's ledger inserts take
+# on the customer row through their foreign keys; FOR UPDATE made those spends wait for a purchase.
+CUSTOMER_LOCK = {"key_share": True}
+
+
+def email_address(value: object, param: str = "email") -> str:
+    """`value` if it looks like an email address (something@domain.tld); InvalidRequest otherwise."""
+    if not isinstance(value, str) or len(value) > 320 or not _EMAIL.match(value):
+        raise InvalidRequest(f"{param} must be an email address like name@example.com", param=param)
+    return value
 
 
 def create_test_clock(session: Session, frozen_time: datetime, *, now: datetime) -> TestClock:
@@ -43,10 +60,9 @@ def create_customer(
 ) -> Customer:
     if not external_id or not external_id.strip():
         raise InvalidRequest("external_id is required", param="external_id")
-    if not email or "@" not in email:
-        raise InvalidRequest("email must be an email address", param="email")
-    if country is not None and (len(country) != 2 or not country.isalpha()):
-        raise InvalidRequest("country must be an ISO 3166 two-letter code", param="country")
+    email = email_address(email)
+    if country is not None:
+        country = country_code(country)  # assigned codes only, as a billing details update checks
     tz = timezone or "UTC"
     try:
         ZoneInfo(tz)
@@ -61,7 +77,7 @@ def create_customer(
                        param="external_id")
     customer = Customer(
         id=new_id("cus"), external_id=external_id, email=email, name=name,
-        country=country.upper() if country else None, timezone=tz, test_clock_id=test_clock,
+        country=country, timezone=tz, test_clock_id=test_clock,
         balance=0, currency=ctx.catalog.currency, created_at=now,
     )
     session.add(customer)
@@ -85,7 +101,7 @@ def customer_now(ctx: Context, session: Session, customer_id: str | None) -> dat
 
 
 def get_customer(session: Session, customer_id: str, *, for_update: bool = False) -> Customer:
-    customer = session.get(Customer, customer_id, with_for_update=for_update or None,
+    customer = session.get(Customer, customer_id, with_for_update=CUSTOMER_LOCK if for_update else None,
                            populate_existing=for_update)
     if customer is None:
         raise NotFound(f"no such customer: {customer_id}", param="customer")

@@ -53,6 +53,21 @@ def _instant(value: Any) -> datetime:
     return instant
 
 
+def _money(value: Any) -> int:
+    # Strict: 1000.0, 1e3 (a float in JSON), "1000" and true are refused, never rounded or coerced.
+    if type(value) is not int:
+        raise ValueError("must be an amount in minor units (cents) as a JSON integer, e.g. 1000 for 10.00")
+    return value
+
+
+MAX_MONEY = 10**12
+
+# Money in a request: an integer count of minor units of the catalog's currency, at most
+# `MAX_MONEY`. The bounds come before the validator so that the OpenAPI document shows them.
+MoneyIn = Annotated[int, Field(ge=0, le=MAX_MONEY), BeforeValidator(_money)]
+PositiveMoneyIn = Annotated[int, Field(gt=0, le=MAX_MONEY), BeforeValidator(_money)]
+
+
 CREDITS_PATTERN = r"^[0-9]+(\.[0-9]{1,3})?$"
 
 # A credit amount in a request: a decimal string or a JSON number, at most 3 decimals, not negative.

@@ -9,9 +9,9 @@ from creditflow.api.schemas.common import Id, InstantOut, Read, Request
 
 class CustomerCreate(Request):
     external_id: str = Field(min_length=1, max_length=255)
-    email: str = Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    email: str = Field(max_length=320, description="An email address (checked: name@example.com)")
     name: str | None = Field(default=None, max_length=255)
-    country: str | None = Field(default=None, min_length=2, max_length=2, description="ISO 3166 two-letter code")
+    country: str | None = Field(default=None, max_length=64, description="ISO 3166-1 two-letter code (checked)")
     timezone: str | None = Field(default=None, min_length=1, max_length=64, description="IANA zone, default UTC")
     test_clock: Id | None = None
 
