@@ -26,8 +26,11 @@ from datetime import datetime, timezone
 
 from fastapi import Depends
 from itsdangerous import BadSignature, URLSafeSerializer
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+
+from creditflow.web.rendering import PageRefused, error_page
 
 BILLING_COOKIE = "cf_billing"
 CONSOLE_COOKIE = "cf_console"
@@ -129,11 +132,32 @@ def posted_form_of(visit_of: Callable, refused: Callable[[], Exception]) -> Call
     return posted_form
 
 
+# Our largest form has about a dozen fields and its longest field is a 1,000-character reason
+# (up to 12 bytes a character once percent-encoded); anything beyond is not one of our forms.
+MAX_FORM_FIELDS = 50
+MAX_FORM_PART_BYTES = 16 * 1024
+
+
 async def read_form(request: Request) -> dict[str, str]:
-    """The POSTed form's text fields (an uploaded file is ignored). Awaited on the event loop,
-    in a dependency, so that the handler that uses the form can be a plain `def`."""
-    form = await request.form()
+    """The POSTed form's text fields. Awaited on the event loop, in a dependency, so that the
+    handler that uses the form can be a plain `def`.
+
+    A form with too many fields answers 400, one with a field (or any file) too big 413, as an
+    error page, before any handler runs: nothing is changed. Starlette's own limits (1,000
+    fields, 1 MB a part, any number of files spooled to disk) are far above any form of ours."""
+    try:
+        form = await request.form(max_fields=MAX_FORM_FIELDS, max_part_size=MAX_FORM_PART_BYTES, max_files=0)
+    except HTTPException as exc:  # Starlette's answer to a form over a limit, or malformed
+        raise _form_refused(request, str(exc.detail)) from None
     return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def _form_refused(request: Request, detail: str) -> Exception:
+    home = "/console" if request.url.path.startswith("/console") else "/billing"
+    if "maximum size" in detail:
+        return PageRefused(error_page(413, "That form was too large to accept. Nothing was changed.", home=home))
+    return PageRefused(error_page(400, "That form wasn't one we could read. Please go back, reload the page and "
+                                       "try again. Nothing was changed.", home=home))
 
 
 class LoginThrottle:
