@@ -68,7 +68,7 @@ def test_the_exact_seconds_are_used():
     ],
 )
 def test_immediate_change_charge(new_price, unused, balance, due, applied, to_balance):
-    charge = immediate_change_charge(new_price, unused, balance)
+    charge = immediate_change_charge(new_price - unused, balance)
     assert (charge.amount_due, charge.balance_applied, charge.to_account_balance) == (due, applied, to_balance)
 
 
@@ -91,7 +91,7 @@ def test_used_plus_unused_is_what_was_paid(anchor, term, paid, fraction):
 
 @given(new_price=st.integers(0, 10**7), unused=st.integers(0, 10**7), balance=st.integers(0, 10**7))
 def test_charge_conserves_money(new_price, unused, balance):
-    charge = immediate_change_charge(new_price, unused, balance)
+    charge = immediate_change_charge(new_price - unused, balance)
     # What is charged, what the balance pays, and what goes back to the balance settle the net.
     assert charge.amount_due + charge.balance_applied - charge.to_account_balance == new_price - unused
     assert charge.amount_due >= 0 and charge.to_account_balance >= 0

@@ -125,7 +125,8 @@ def test_a_failed_console_grant_is_recorded_as_failed_and_amounts_have_separator
     page.locator("#promo-amount").fill("lots")
     page.locator("#promo-reason").fill("Goodwill")
     page.get_by_role("button", name="Grant credits").click()
-    expect(flash(page)).to_have_text("Amount is not a number: 'lots'.")
+    expect(flash(page)).to_have_text(
+        "Amount is not a number like \"73.5\" (ASCII digits, at most 3 decimal places): 'lots'.")
     row = page.locator("#audit").get_by_test_id("audit-row").first
     expect(row).to_contain_text("Grant lots promotional credits, never expiring")
     expect(row).not_to_contain_text("Granted")

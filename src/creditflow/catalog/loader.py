@@ -8,7 +8,8 @@ so that an operator can fix the file without reading this code. `yaml.safe_load`
 positions away, so we compose PyYAML's node tree (each node keeps its start mark), turn it into
 `_Node`s that carry their line and dotted path, and validate those.
 
-Validation stops at the first error. List indexes in field paths count from 0. Validation runs
+Loading stops at the first error; `check_catalog` goes on and reports every error it can
+(each feature, plan, bundle, change rule and section on its own). List indexes in field paths count from 0. Validation runs
 section by section (currency, features, free, plans, bundles, policies), since plans can only be
 checked once the features they name are known.
 """
@@ -18,6 +19,8 @@ from __future__ import annotations
 import difflib
 import os
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -102,12 +105,24 @@ def load_catalog_text(text: str, source: str = "<string>") -> Catalog:
 
 
 def check_catalog(path: str | Path) -> list[str]:
-    """The problems with a catalog file, as printable messages; empty when it is valid."""
+    """Every problem with a catalog file, as printable located messages in line order; empty
+    when it is valid. Unlike loading, a problem doesn't stop the check: the rest of the section,
+    and the sections after it, are still checked."""
+    found: list[_Invalid] = []
+    token = _collected.set(found)
     try:
         load_catalog(path)
     except CatalogError as error:
-        return [str(error)]
-    return []
+        if not any((e.line, e.field or None, e.reason) == (error.line, error.field or None, error.reason)
+                   for e in found):
+            found.append(_Invalid(error.line, error.field or "", error.reason))
+        source = error.source
+    else:
+        source = str(path)
+    finally:
+        _collected.reset(token)
+    found.sort(key=lambda e: (e.line is None, e.line or 0))
+    return [str(CatalogError(e.reason, source=source, line=e.line, field=e.field or None)) for e in found]
 
 
 # -- the node tree --------------------------------------------------------------------------
@@ -130,6 +145,31 @@ class _Invalid(Exception):
 
 def _fail(node: _Node, reason: str, *, at_key: bool = False) -> NoReturn:
     raise _Invalid(node.key_line if at_key else node.line, node.path, reason)
+
+
+# The errors found so far while `check_catalog` runs; None while loading (the first error stops).
+_collected: ContextVar[list[_Invalid] | None] = ContextVar("catalog_errors", default=None)
+
+
+@contextmanager
+def _collecting():
+    """Around one part of the catalog (a section, a plan, ...): while checking, an error in it is
+    recorded and the rest of that part skipped, so that the parts after it are checked too; while
+    loading, the error stops everything as usual."""
+    try:
+        yield
+    except _Invalid as error:
+        found = _collected.get()
+        if found is None:
+            raise
+        found.append(error)
+
+
+def _stop_if_collected() -> None:
+    """While checking, after the parts: stop before building a catalog out of what failed."""
+    found = _collected.get()
+    if found:
+        raise found[0]
 
 
 def _join(path: str, key: str) -> str:
@@ -191,6 +231,8 @@ class _Tree:
         for key_node, value_node in node.value:
             key_at = key_node.start_mark.line + 1
             key = self.loader.construct_object(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if isinstance(key, bool):  # YAML reads a bare NO (Norway), ON, YES ... as booleans
+                raise _Invalid(key_at, path, f"keys must be names, got {key!r}; quote the key, e.g. \"NO\"")
             if not isinstance(key, str):
                 raise _Invalid(key_at, path, f"keys must be names, got {key!r}")
             if key in items:
@@ -331,13 +373,26 @@ def _read_catalog(root: _Node, source: str) -> Catalog:
         _fail(root, f"the catalog must be a mapping with the sections {', '.join(_TOP_KEYS)}")
     top = _mapping(root, _TOP_KEYS)
     currency = _required(root, top, "currency")
-    if not isinstance(currency.value, str) or not _CURRENCY.match(currency.value):
-        _fail(currency, f"must be a 3-letter lowercase ISO 4217 code such as usd, got {_shown(currency)}")
-    features = _read_features(_required(root, top, "features"))
-    free = _read_free(_required(root, top, "free"), features)
-    plans = _read_plans(_required(root, top, "plans"), features)
-    bundles = _read_bundles(top["bundles"]) if "bundles" in top else {}
-    policies = _read_policies(top["policies"], plans) if "policies" in top else Policies()
+    with _collecting():
+        if not isinstance(currency.value, str) or not _CURRENCY.match(currency.value):
+            _fail(currency, f"must be a 3-letter lowercase ISO 4217 code such as usd, got {_shown(currency)}")
+    features, free, plans, bundles, policies = {}, None, {}, {}, Policies()
+    with _collecting():
+        features = _read_features(_required(root, top, "features"))
+    with _collecting():
+        free = _read_free(_required(root, top, "free"), features)
+    with _collecting():
+        plans = _read_plans(_required(root, top, "plans"), features)
+    with _collecting():
+        bundles = _read_bundles(top["bundles"]) if "bundles" in top else {}
+    with _collecting():
+        policies = _read_policies(top["policies"], plans) if "policies" in top else Policies()
+    if _collected.get() is not None:  # checking: the sections read while building the catalog, too
+        for section, read in (("seller", _read_seller), ("taxes", _read_taxes)):
+            with _collecting():
+                if section in top:
+                    read(top[section])
+    _stop_if_collected()
     return Catalog(
         currency=currency.value,
         free=free,
@@ -354,12 +409,14 @@ def _read_catalog(root: _Node, source: str) -> Catalog:
 def _read_features(node: _Node) -> dict[str, Feature]:
     features: dict[str, Feature] = {}
     for code, entry in _mapping(node, None).items():
-        if not _CODE.match(code):
-            _fail(entry, f"feature codes are lowercase letters, digits and '_', got {code!r}", at_key=True)
-        fields = _mapping(entry, ("requires_subscription", "name"), null_is_empty=True)
-        requires_subscription = "requires_subscription" in fields and _boolean(fields["requires_subscription"])
-        name = _text(fields["name"]) if "name" in fields else ""
-        features[code] = Feature(code=code, requires_subscription=requires_subscription, name=name)
+        features[code] = Feature(code=code)  # declared, even if wrong: a plan naming it is not wrong too
+        with _collecting():
+            if not _CODE.match(code):
+                _fail(entry, f"feature codes are lowercase letters, digits and '_', got {code!r}", at_key=True)
+            fields = _mapping(entry, ("requires_subscription", "name"), null_is_empty=True)
+            requires_subscription = "requires_subscription" in fields and _boolean(fields["requires_subscription"])
+            name = _text(fields["name"]) if "name" in fields else ""
+            features[code] = Feature(code=code, requires_subscription=requires_subscription, name=name)
     return features
 
 
@@ -395,28 +452,30 @@ def _read_plans(node: _Node, features: dict[str, Feature]) -> dict[str, Plan]:
     if not items:
         _fail(node, "the catalog needs at least one plan")
     for item in items:
-        fields = _mapping(item, _PLAN_KEYS)
-        code_node = _required(item, fields, "code")
-        code = _code(code_node)
-        if code == FREE_PLAN_CODE:
-            _fail(code_node, f"{FREE_PLAN_CODE!r} is reserved for the Free plan, which is configured under free")
-        if code in seen_codes:
-            _fail(code_node, f"duplicate plan code {code!r} (first at line {seen_codes[code]})")
-        seen_codes[code] = code_node.line
-        rank_node = _required(item, fields, "rank")
-        rank = _integer(rank_node, "rank", minimum=1)  # rank 0 is the Free plan's
-        if rank in seen_ranks:
-            other, other_line = seen_ranks[rank]
-            _fail(rank_node, f"same rank as plan {other!r} (line {other_line}); ranks order the tiers")
-        seen_ranks[rank] = (code, rank_node.line)
-        plans[code] = Plan(
-            code=code,
-            name=_text(_required(item, fields, "name")),
-            rank=rank,
-            monthly_credits=_credits(_required(item, fields, "monthly_credits")),
-            features=_feature_set(fields["features"], features) if "features" in fields else frozenset(),
-            prices=_read_prices(_required(item, fields, "prices")),
-        )
+        with _collecting():
+            fields = _mapping(item, _PLAN_KEYS)
+            code_node = _required(item, fields, "code")
+            code = _code(code_node)
+            if code == FREE_PLAN_CODE:
+                _fail(code_node,
+                      f"{FREE_PLAN_CODE!r} is reserved for the Free plan, which is configured under free")
+            if code in seen_codes:
+                _fail(code_node, f"duplicate plan code {code!r} (first at line {seen_codes[code]})")
+            seen_codes[code] = code_node.line
+            rank_node = _required(item, fields, "rank")
+            rank = _integer(rank_node, "rank", minimum=1)  # rank 0 is the Free plan's
+            if rank in seen_ranks:
+                other, other_line = seen_ranks[rank]
+                _fail(rank_node, f"same rank as plan {other!r} (line {other_line}); ranks order the tiers")
+            seen_ranks[rank] = (code, rank_node.line)
+            plans[code] = Plan(
+                code=code,
+                name=_text(_required(item, fields, "name")),
+                rank=rank,
+                monthly_credits=_credits(_required(item, fields, "monthly_credits")),
+                features=_feature_set(fields["features"], features) if "features" in fields else frozenset(),
+                prices=_read_prices(_required(item, fields, "prices")),
+            )
     return plans
 
 
@@ -438,18 +497,19 @@ def _read_bundles(node: _Node) -> dict[str, Bundle]:
     bundles: dict[str, Bundle] = {}
     seen_codes: dict[str, int] = {}
     for item in _sequence(node):
-        fields = _mapping(item, _BUNDLE_KEYS)
-        code_node = _required(item, fields, "code")
-        code = _code(code_node)
-        if code in seen_codes:
-            _fail(code_node, f"duplicate bundle code {code!r} (first at line {seen_codes[code]})")
-        seen_codes[code] = code_node.line
-        bundles[code] = Bundle(
-            code=code,
-            name=_text(_required(item, fields, "name")),
-            credits=_credits(_required(item, fields, "credits"), positive=True),
-            price=_price(_required(item, fields, "price")),
-        )
+        with _collecting():
+            fields = _mapping(item, _BUNDLE_KEYS)
+            code_node = _required(item, fields, "code")
+            code = _code(code_node)
+            if code in seen_codes:
+                _fail(code_node, f"duplicate bundle code {code!r} (first at line {seen_codes[code]})")
+            seen_codes[code] = code_node.line
+            bundles[code] = Bundle(
+                code=code,
+                name=_text(_required(item, fields, "name")),
+                credits=_credits(_required(item, fields, "credits"), positive=True),
+                price=_price(_required(item, fields, "price")),
+            )
     return bundles
 
 
@@ -514,7 +574,11 @@ def _read_change_rules(node: _Node, plans: dict[str, Plan]) -> tuple[ChangeRule,
         return "default"
     if node.kind != "sequence":
         _fail(node, f"change_rules must be 'default' or a list of rules, got {_shown(node)}")
-    return tuple(_read_change_rule(item, plans) for item in node.value)
+    rules = []
+    for item in node.value:
+        with _collecting():
+            rules.append(_read_change_rule(item, plans))
+    return tuple(rules)
 
 
 def _read_change_rule(node: _Node, plans: dict[str, Plan]) -> ChangeRule:

@@ -1,4 +1,4 @@
-"""Invoices: drafts with lines, gapless sequential numbers."""
+"""Invoices: lines priced with discount and tax (`tax.price`), gapless sequential numbers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from creditflow.catalog.models import Catalog
 from creditflow.invoicing.models import Counter, Invoice, InvoiceLine
+from creditflow.invoicing.tax import price, treatment_for
 from creditflow.kit.db.paging import page_after
 from creditflow.kit.errors import NotFound
 from creditflow.kit.ids import new_id
@@ -40,33 +42,56 @@ def next_number(session: Session, name: str = "invoice") -> int:
     return number
 
 
+BALANCE_CREDIT = "Credited to the account balance"
+
+
 def create_invoice(
     session: Session,
+    catalog: Catalog,
     *,
     customer_id: str,
-    currency: str,
     purpose: str,
     lines: list[LineDraft],
     now: datetime,
     bill_to: dict | None,
+    discount: int = 0,
+    discount_description: str | None = None,
     subscription_id: str | None = None,
     period_start: datetime | None = None,
     period_end: datetime | None = None,
     dedupe_key: str | None = None,
     details: dict | None = None,
 ) -> Invoice:
-    subtotal = sum(line.amount for line in lines)
+    """An open invoice for `lines`, with the discount and the tax of the customer's billing
+    details (`bill_to`, kept on the invoice as issued), and the catalog's seller.
+
+    When credits exceed the charges (a credit for unused time worth more than the new price),
+    the excess, tax included, goes to the account balance: a last line says so and the invoice's
+    total is 0, so that `subtotal - discount + tax = total` still holds."""
+    priced = price((line.amount for line in lines), treatment_for(catalog, bill_to), discount=discount)
+    drafts = list(lines)
+    if priced.discount:
+        drafts.append(LineDraft("discount", discount_description or "Discount", -priced.discount))
+    subtotal, total = priced.subtotal, priced.total
+    if total < 0:
+        drafts.append(LineDraft("account_balance", BALANCE_CREDIT, -total))
+        subtotal, total = subtotal - total, 0
     invoice = Invoice(
         id=new_id("inv"), customer_id=customer_id, subscription_id=subscription_id, purpose=purpose,
-        status="open", currency=currency, subtotal=subtotal, tax=0, total=subtotal, balance_applied=0,
-        amount_paid=0, amount_refunded=0, period_start=period_start, period_end=period_end,
-        dedupe_key=dedupe_key, details=details or {}, bill_to=bill_to, created_at=now,
+        status="open", currency=catalog.currency, subtotal=subtotal, discount=priced.discount, tax=priced.tax,
+        total=total, balance_applied=0, amount_paid=0, amount_refunded=0, period_start=period_start,
+        period_end=period_end, dedupe_key=dedupe_key, details=details or {},
+        seller=catalog.seller.as_dict() if catalog.seller else None, bill_to=bill_to, created_at=now,
     )
-    for position, line in enumerate(lines):
+    for line in drafts:
         invoice.lines.append(InvoiceLine(
-            position=position, kind=line.kind, description=line.description,
+            position=len(invoice.lines), kind=line.kind, description=line.description,
             amount=line.amount, period_start=line.period_start, period_end=line.period_end,
         ))
+    if priced.tax_line is not None:
+        tax = priced.tax_line
+        invoice.lines.append(InvoiceLine(position=len(invoice.lines), kind="tax", description=tax["description"],
+                                         amount=tax["amount"], rate=tax["rate"], country=tax["country"]))
     # Numbered last, so the counter row is locked for as short a time as possible.
     invoice.number = next_number(session)
     session.add(invoice)

@@ -21,7 +21,7 @@ def change_subscription(ctx: Context, subscription_id: str, *, plan: str, term: 
         if timing == "end_of_period":
             return schedule_change(ctx, session, sub, terms, now)
         to_refund = unused_value_refund(session, sub, now) if unused_value == "refund" else []
-        invoice = open_immediate_change(session, sub, terms, now, unused_value=unused_value, reason=reason)
+        invoice = open_immediate_change(ctx, session, sub, terms, now, unused_value=unused_value, reason=reason)
         begin = open_collection(ctx, session, invoice, now)
         invoice_id = invoice.id
     collect(ctx, invoice_id, now, begin).raise_unless_paid("the change applies once it is reconciled.")

@@ -16,7 +16,7 @@ def subscribe(ctx: Context, customer_id: str, plan: str, term: str) -> Subscript
     with ctx.db.transaction() as session:
         customer = get_customer(session, customer_id, for_update=True)
         now = customer_now(ctx, session, customer_id)
-        sub, invoice = open_subscription(session, customer, plan_def, term_def, now)
+        sub, invoice = open_subscription(ctx, session, customer, plan_def, term_def, now)
         sub_id, invoice_id = sub.id, invoice.id
         begin = open_collection(ctx, session, invoice, now)
     collect(ctx, invoice_id, now, begin).raise_unless_paid(

@@ -46,7 +46,7 @@ def purchase_top_up(ctx: Context, customer_id: str, *, bundle: str, reference: s
         sub = live_subscription(session, customer_id)
         raise_if(top_up_refusal(sub), param="customer")
         invoice = create_invoice(
-            session, customer_id=customer_id, currency=customer.currency, purpose=PURPOSE, now=now,
+            session, ctx.catalog, customer_id=customer_id, purpose=PURPOSE, now=now,
             bill_to=bill_to(customer),
             subscription_id=sub.id, dedupe_key=dedupe_key,
             details={"bundle": bundle_def.code, "credits": str(bundle_def.credits), "reference": reference},

@@ -22,7 +22,8 @@ from creditflow.customer.billing import bill_to
 from creditflow.customer.models import Customer
 from creditflow.customer.service import customer_now, get_customer
 from creditflow.invoicing.models import Invoice
-from creditflow.invoicing.service import LineDraft, create_invoice
+from creditflow.invoicing.service import BALANCE_CREDIT, LineDraft, create_invoice
+from creditflow.invoicing.tax import price, treatment_for
 from creditflow.kit.clock import format_instant
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest, NotFound
@@ -90,12 +91,14 @@ def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, p
     currency = ctx.catalog.currency
     current = ctx.catalog.plan(sub.plan)
     other_credits = _available_outside_plan(session, sub, now)
+    tax = treatment_for(ctx.catalog, bill_to(customer))
+    renewal_amount = price([new_price], tax).total
 
     if timing == "end_of_period":
         return ChangeTerms(
             plan=target.code, term=term_def.value, kind=decision.kind, timing=timing, currency=currency,
             amount_due=0, lines=[], effective_at=sub.current_term_end, next_renewal_at=sub.current_term_end,
-            next_renewal_amount=new_price,
+            next_renewal_amount=renewal_amount,
             credits_after={"subscription": str(target.monthly_credits),
                            "total": str(target.monthly_credits + other_credits)},
             new_price=new_price, unused_credit=0, to_account_balance=0,
@@ -103,28 +106,29 @@ def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, p
 
     split = split_term(sub.term_price, Period(sub.current_term_start, sub.current_term_end), priced_at)
     unused = split.unused if ctx.catalog.policies.proration == "time" else 0
-    if unused_value != "balance":  # support chose a refund, or nothing, for the unused value
-        unused_for_charge = 0
-    else:
-        unused_for_charge = unused
-    charge = immediate_change_charge(new_price, unused_for_charge, customer.balance)
-    lines = [{"kind": "new_plan", "description": f"{target.name} plan, {term_def.value}", "amount": new_price}]
+    # Support may choose a refund, or nothing, for the unused value instead of a credit.
+    unused_for_charge = unused if unused_value == "balance" else 0
+    charge_lines = [{"kind": "new_plan", "description": f"{target.name} plan, {term_def.value}", "amount": new_price}]
     if unused_for_charge:
-        lines.append({"kind": "unused_time",
-                      "description": f"Unused time on {current.name} ({sub.term}) after "
-                                     f"{priced_at.day} {priced_at:%b %Y, %H:%M} UTC",
-                      "amount": -unused_for_charge})
+        charge_lines.append({"kind": "unused_time",
+                             "description": f"Unused time on {current.name} ({sub.term}) after "
+                                            f"{priced_at.day} {priced_at:%b %Y, %H:%M} UTC",
+                             "amount": -unused_for_charge})
+    priced = price((line["amount"] for line in charge_lines), tax)
+    charge = immediate_change_charge(priced.total, customer.balance)
+    lines = priced.lines(charge_lines)
+    if charge.to_account_balance:
+        lines.append({"kind": "account_balance", "description": BALANCE_CREDIT, "amount": charge.to_account_balance})
     if charge.balance_applied:
         lines.append({"kind": "account_balance", "description": "Account balance applied",
                       "amount": -charge.balance_applied})
-    lines.append({"kind": "tax", "description": "Tax", "amount": 0})
     plan_credits = target.monthly_credits
     if ctx.catalog.policies.plan_credits_on_immediate_change == "carry_over":
         plan_credits = plan_credits + _plan_credits_left(session, sub, now)
     return ChangeTerms(
         plan=target.code, term=term_def.value, kind=decision.kind, timing=timing, currency=currency,
         amount_due=charge.amount_due, lines=lines, effective_at=now,
-        next_renewal_at=add_months(now, term_def.months), next_renewal_amount=new_price,
+        next_renewal_at=add_months(now, term_def.months), next_renewal_amount=renewal_amount,
         credits_after={"subscription": str(plan_credits), "total": str(plan_credits + other_credits)},
         new_price=new_price, unused_credit=unused, to_account_balance=charge.to_account_balance,
     )
@@ -176,11 +180,11 @@ def lock_for_change(ctx: Context, session: Session, subscription_id: str, *, pla
     return sub, terms, now
 
 
-def open_immediate_change(session: Session, sub: Subscription, terms: ChangeTerms, now: datetime, *,
+def open_immediate_change(ctx: Context, session: Session, sub: Subscription, terms: ChangeTerms, now: datetime, *,
                           unused_value: str, reason: str | None) -> Invoice:
     """The invoice of an immediate change, the subscription leased to it until it is paid."""
     invoice = create_invoice(
-        session, customer_id=sub.customer_id, currency=terms.currency, purpose="plan_change",
+        session, ctx.catalog, customer_id=sub.customer_id, purpose="plan_change",
         subscription_id=sub.id, now=now, bill_to=bill_to(get_customer(session, sub.customer_id)),
         period_start=now, period_end=terms.next_renewal_at,
         details={"subscription": sub.id, "plan": terms.plan, "term": terms.term, "kind": terms.kind,
@@ -192,7 +196,6 @@ def open_immediate_change(session: Session, sub: Subscription, terms: ChangeTerm
                          terms.next_renewal_at if line["kind"] == "new_plan" else None)
                for line in terms.lines if line["kind"] in ("new_plan", "unused_time")],
     )
-    invoice.total = max(invoice.subtotal, 0)
     sub.lease_owner = f"change:{invoice.id}"
     sub.due_at = now + CHANGE_LEASE
     return invoice

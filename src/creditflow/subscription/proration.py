@@ -34,18 +34,16 @@ def split_term(paid: int, term: Period, at: datetime) -> TermSplit:
 
 @dataclass(frozen=True)
 class UpgradeCharge:
-    new_price: int
-    unused_credit: int
     balance_applied: int
     amount_due: int
     to_account_balance: int
 
 
-def immediate_change_charge(new_price: int, unused_credit: int, account_balance: int) -> UpgradeCharge:
-    """New price minus the unused credit; a negative remainder goes to the account balance,
-    and an existing account balance pays what is left first."""
-    net = new_price - unused_credit
-    if net <= 0:
-        return UpgradeCharge(new_price, unused_credit, 0, 0, -net)
-    applied = min(max(account_balance, 0), net)
-    return UpgradeCharge(new_price, unused_credit, applied, net - applied, 0)
+def immediate_change_charge(total: int, account_balance: int) -> UpgradeCharge:
+    """Settle a change's total (new price, less the credit for unused time, with tax) against
+    the account balance: a negative total goes to the balance, and an existing balance pays
+    what is owed first."""
+    if total <= 0:
+        return UpgradeCharge(0, 0, -total)
+    applied = min(max(account_balance, 0), total)
+    return UpgradeCharge(applied, total - applied, 0)

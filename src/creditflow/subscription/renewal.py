@@ -60,7 +60,7 @@ def open_renewal(ctx: Context, session: Session, sub: Subscription, now: datetim
     period_start = month_boundary(sub.anchor, start_offset)
     period_end = month_boundary(sub.anchor, start_offset + term.months)
     invoice = create_invoice(
-        session, customer_id=sub.customer_id, currency=ctx.catalog.currency, purpose="renewal",
+        session, ctx.catalog, customer_id=sub.customer_id, purpose="renewal",
         subscription_id=sub.id, now=now, bill_to=bill_to(get_customer(session, sub.customer_id)),
         period_start=period_start, period_end=period_end,
         dedupe_key=f"renewal:{sub.id}:{sub.anchor.isoformat()}:{start_offset}",

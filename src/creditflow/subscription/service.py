@@ -28,7 +28,7 @@ from creditflow.subscription.repository import current_plan_code, get_subscripti
 from creditflow.subscription.status import record_change
 
 
-def open_subscription(session: Session, customer: Customer, plan: Plan, term: Term, now: datetime
+def open_subscription(ctx: Context, session: Session, customer: Customer, plan: Plan, term: Term, now: datetime
                       ) -> tuple[Subscription, Invoice]:
     """An `incomplete` subscription and the invoice for its first term; it starts once paid."""
     if live_subscription(session, customer.id, include_incomplete=True) is not None:
@@ -47,7 +47,7 @@ def open_subscription(session: Session, customer: Customer, plan: Plan, term: Te
         raise Conflict("the customer already has a subscription", code="subscription_exists",
                        param="customer") from None
     invoice = create_invoice(
-        session, customer_id=customer.id, currency=customer.currency, purpose="subscription_create",
+        session, ctx.catalog, customer_id=customer.id, purpose="subscription_create",
         subscription_id=sub.id, now=now, bill_to=bill_to(customer), period_start=sub.current_term_start,
         period_end=sub.current_term_end, dedupe_key=f"subscribe:{sub.id}",
         details={"subscription": sub.id, "plan": plan.code, "term": term.value},

@@ -2,16 +2,31 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictInt, model_serializer
 
 from creditflow.api.schemas.common import Id, InstantOut, Read, Request, Text
 from creditflow.api.schemas.customer import BillingAddress
 
 
-class InvoiceLineRead(Read):
+class MoneyLine(Read):
+    """A line of an invoice, a preview or a quote; `rate` and `country` only on tax lines."""
+
     kind: str
     description: str
     amount: int
+    rate: str | None = Field(default=None, description="Tax lines only: the percent, as a decimal string (\"19\")")
+    country: str | None = Field(default=None, description="Tax lines only: the country, or country-region, taxed for")
+
+    @model_serializer(mode="wrap")
+    def _tax_fields_on_tax_lines_only(self, handler):
+        data = handler(self)
+        if self.kind != "tax":
+            data.pop("rate", None)
+            data.pop("country", None)
+        return data
+
+
+class InvoiceLineRead(MoneyLine):
     period_start: InstantOut | None
     period_end: InstantOut | None
 
@@ -48,6 +63,15 @@ class PartyRead(Read):
     tax_id: str | None
 
 
+class SellerRead(Read):
+    """The seller as the catalog named it when the invoice was issued."""
+
+    name: str
+    address: str | None
+    tax_id: str | None
+    country: str | None = None
+
+
 class InvoiceRead(Read):
     id: str
     object: Literal["invoice"] = "invoice"
@@ -59,8 +83,10 @@ class InvoiceRead(Read):
     currency: str
     lines: list[InvoiceLineRead]
     subtotal: int
+    discount: int = Field(default=0, description="Taken off by a coupon (its line is a negative `discount` line)")
     tax: int
-    total: int
+    total: int = Field(description="subtotal - discount + tax (tax-exclusive prices); subtotal - discount when "
+                                   "prices include tax, `tax` being the part that is tax")
     balance_applied: int
     amount_paid: int
     amount_refunded: int
@@ -68,7 +94,7 @@ class InvoiceRead(Read):
     paid_at: InstantOut | None
     attempts: list[PaymentAttemptRead] = Field(
         default_factory=list, description="Its payment attempts, oldest first (none for an invoice never charged)")
-    seller: PartyRead | None = Field(default=None, description="The seller as the catalog named it at issue")
+    seller: SellerRead | None = Field(default=None, description="The seller as the catalog named it at issue")
     bill_to: PartyRead | None = Field(default=None, description="The customer's billing details at issue "
                                                                 "(null on invoices issued before they were kept)")
 
@@ -78,9 +104,10 @@ class InvoiceRead(Read):
             id=invoice.id, number=invoice.number, customer=invoice.customer_id, subscription=invoice.subscription_id,
             purpose=invoice.purpose, status=invoice.status, currency=invoice.currency,
             lines=[InvoiceLineRead(kind=line.kind, description=line.description, amount=line.amount,
-                                   period_start=line.period_start, period_end=line.period_end)
+                                   period_start=line.period_start, period_end=line.period_end, rate=line.rate,
+                                   country=line.country)
                    for line in invoice.lines],
-            subtotal=invoice.subtotal, tax=invoice.tax, total=invoice.total, balance_applied=invoice.balance_applied,
+            subtotal=invoice.subtotal, discount=invoice.discount, tax=invoice.tax, total=invoice.total, balance_applied=invoice.balance_applied,
             amount_paid=invoice.amount_paid, amount_refunded=invoice.amount_refunded, created_at=invoice.created_at,
             paid_at=invoice.paid_at, seller=invoice.seller, bill_to=invoice.bill_to)
 

@@ -4,6 +4,7 @@ from typing import Literal
 
 from pydantic import Field, StrictBool
 
+from creditflow.api.schemas.billing import MoneyLine
 from creditflow.api.schemas.common import CreditsOut, Id, InstantOut, Read, Request, Text
 
 Timing = Literal["immediate", "end_of_period"]
@@ -86,10 +87,8 @@ class SubscriptionRead(Read):
 
 
 
-class QuoteLine(Read):
-    kind: str
-    description: str
-    amount: int
+class QuoteLine(MoneyLine):
+    """A line of a quote, as an invoice's."""
 
 
 class CreditsAfter(Read):
