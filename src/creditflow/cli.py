@@ -50,35 +50,42 @@ def migrate(database_url: DatabaseUrl = None):
 
 @catalog_app.command("check")
 def catalog_check(path: Path = typer.Argument(..., help="Catalog YAML file")):
-    """Validate a catalog file; errors name the file, the line and the field."""
-    from creditflow.catalog.loader import load_catalog
+    """Validate a catalog file: every error, each naming the file, the line and the field; exit 1
+    if there is any."""
+    from creditflow.catalog.loader import check_catalog, load_catalog
 
-    try:
-        catalog = load_catalog(path)
-    except CreditflowError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    except OSError as exc:
-        typer.echo(f"{path}: {exc.strerror}", err=True)
-        raise typer.Exit(1) from None
+    problems = check_catalog(path)
+    if problems:
+        for problem in problems:
+            typer.echo(problem, err=True)
+        typer.echo(f"{path}: {len(problems)} problem{'s' if len(problems) != 1 else ''}", err=True)
+        raise typer.Exit(1)
+    catalog = load_catalog(path)
     typer.echo(f"{path}: ok ({len(catalog.plans)} plans, {len(catalog.bundles)} bundles, "
                f"{len(catalog.features)} features)")
 
 
 @ledger_app.command("check")
 def ledger_check(database_url: DatabaseUrl = None):
-    """Verify that granted = spent + expired + held + available and that stored balances equal their entries."""
-    from creditflow.credits.check import check_ledger
+    """Verify that granted = spent + expired + held + available and that stored balances equal
+    their entries; list what was checked and any problem; exit 1 on a problem."""
+    from creditflow.credits.check import CHECKS, ledger_report
     from creditflow.kit.db import Database
 
     db = Database(_database_url(database_url))
     with db.transaction(readonly=True) as session:
-        problems = check_ledger(session)
+        report = ledger_report(session)
     db.dispose()
-    for problem in problems:
-        typer.echo(problem, err=True)
-    if problems:
-        typer.echo(f"ledger check FAILED: {len(problems)} problem(s)", err=True)
+    typer.echo(f"Checked the credit ledger: {report.customers} credit accounts, {report.lots} lots, "
+               f"{report.entries} ledger entries, {report.spends} spends and holds.")
+    for name, what in CHECKS:
+        problems = report.found.get(name, [])
+        typer.echo(f"  {'OK  ' if not problems else 'FAIL'}  {what}"
+                   + (f": {len(problems)} problem{'s' if len(problems) != 1 else ''}" if problems else ""))
+        for problem in problems:
+            typer.echo(f"        {problem}")
+    if report.problems:
+        typer.echo(f"ledger check FAILED: {len(report.problems)} problem(s)", err=True)
         raise typer.Exit(1)
     typer.echo("ledger check passed")
 

@@ -15,6 +15,8 @@ database of any size costs a few scans and no Python loops.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
@@ -103,34 +105,71 @@ def _credits(milli) -> str:
     return str(Credits(int(milli)))
 
 
+# What each check verifies, in the order they run (the report names them).
+CHECKS = (
+    ("totals", "every account's totals equal the sums of its ledger entries"),
+    ("orphans", "every ledger entry belongs to a credit account"),
+    ("conservation", "granted = spent + expired + held + available, and no total is negative"),
+    ("lots", "the lots' remaining credits add up to what is available"),
+    ("lot_entries", "each lot's granted and remaining equal its own entries"),
+    ("holds", "held equals what the open holds reserve"),
+    ("spends", "spent equals what the spends and settled holds took"),
+)
+
+
+@dataclass
+class LedgerReport:
+    """What `creditflow ledger check` looked at, and what it found wrong, check by check."""
+
+    customers: int
+    lots: int
+    entries: int
+    spends: int
+    found: dict[str, list[str]] = field(default_factory=dict)  # check name -> its problems
+
+    @property
+    def problems(self) -> list[str]:
+        return [problem for name, _ in CHECKS for problem in self.found.get(name, [])]
+
+
 def check_ledger(session: Session, *, limit: int = 1000) -> list[str]:
     """Every problem found, as a printable line; an empty list means the ledger is sound."""
-    problems: list[str] = []
+    return ledger_report(session, limit=limit).problems
+
+
+def ledger_report(session: Session, *, limit: int = 1000) -> LedgerReport:
+    """Runs every check (`CHECKS`); each lists at most `limit` problems."""
+    counts = [session.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
+              for table in ("credit_accounts", "credit_lots", "credit_entries", "credit_spends")]
+    report = LedgerReport(*counts)
 
     def run(sql: str):
         return session.execute(text(sql + f" LIMIT {int(limit)}")).all()
+
+    def found(name: str) -> list[str]:
+        return report.found.setdefault(name, [])
 
     names = ("granted", "spent", "expired", "held", "available")
     for row in run(_ACCOUNT_VS_ENTRIES):
         stored, summed = row[1:6], row[6:11]
         diffs = ", ".join(f"{name} {_credits(s)} but entries say {_credits(e)}"
                           for name, s, e in zip(names, stored, summed) if s != e)
-        problems.append(f"{row[0]}: account totals disagree with the ledger entries: {diffs}")
+        found("totals").append(f"{row[0]}: account totals disagree with the ledger entries: {diffs}")
     for customer_id, count in run(_ORPHAN_ENTRIES):
-        problems.append(f"{customer_id}: {count} ledger entries without a credit account")
+        found("orphans").append(f"{customer_id}: {count} ledger entries without a credit account")
     for customer_id, granted, spent, expired, held, available in run(_CONSERVATION):
-        problems.append(
+        found("conservation").append(
             f"{customer_id}: granted {_credits(granted)} != spent {_credits(spent)} + expired "
             f"{_credits(expired)} + held {_credits(held)} + available {_credits(available)}"
             " (or a total is negative)")
     for customer_id, available, remaining in run(_LOTS_VS_AVAILABLE):
-        problems.append(f"{customer_id}: available {_credits(available)} but the lots hold {_credits(remaining)}")
+        found("lots").append(f"{customer_id}: available {_credits(available)} but the lots hold {_credits(remaining)}")
     for lot_id, customer_id, granted, remaining, e_granted, e_remaining in run(_LOTS_VS_ENTRIES):
-        problems.append(
+        found("lot_entries").append(
             f"{customer_id}: lot {lot_id} has granted {_credits(granted)}, remaining {_credits(remaining)}; "
             f"its entries say granted {_credits(e_granted)}, remaining {_credits(e_remaining)}")
     for customer_id, held, holds in run(_HELD_VS_HOLDS):
-        problems.append(f"{customer_id}: held {_credits(held)} but open holds reserve {_credits(holds)}")
+        found("holds").append(f"{customer_id}: held {_credits(held)} but open holds reserve {_credits(holds)}")
     for customer_id, spent, spends in run(_SPENT_VS_SPENDS):
-        problems.append(f"{customer_id}: spent {_credits(spent)} but the spends add up to {_credits(spends)}")
-    return problems
+        found("spends").append(f"{customer_id}: spent {_credits(spent)} but the spends add up to {_credits(spends)}")
+    return report
