@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, StrictInt, model_serializer
+from pydantic import Field, model_serializer
 
-from creditflow.api.schemas.common import Id, InstantOut, Read, Request, Text
+from creditflow.api.schemas.common import Id, InstantOut, PositiveMoneyIn, Read, Request, Text
 from creditflow.api.schemas.customer import BillingAddress
 
 
@@ -121,8 +121,8 @@ class RefundEligibilityRead(Read):
 
 class RefundCreate(Request):
     invoice: Id
-    amount: StrictInt | None = Field(default=None, gt=0, le=10**12,
-                                     description="Minor units; default: all that can still be refunded")
+    amount: PositiveMoneyIn | None = Field(
+        default=None, description="Minor units (cents); default: all that can still be refunded")
     reason: Text
 
 
