@@ -247,10 +247,10 @@ def test_the_invoice_pdf_has_the_number_lines_and_totals():
     invoice = SimpleNamespace(
         id="inv_1", number=42, status="paid", purpose="plan_change", currency="usd", created_at=at, paid_at=at,
         period_start=at, period_end=datetime(2026, 3, 14, 10, tzinfo=timezone.utc), subtotal=3500, tax=0,
-        total=3500, balance_applied=0, amount_paid=3500, amount_refunded=0,
-        lines=[SimpleNamespace(description="Ultimate plan, monthly", amount=5000, period_start=at,
+        total=3500, balance_applied=0, amount_paid=3500, amount_refunded=0, seller=None, bill_to=None,
+        lines=[SimpleNamespace(kind="new_plan", description="Ultimate plan, monthly", amount=5000, period_start=at,
                                period_end=datetime(2026, 3, 14, 10, tzinfo=timezone.utc)),
-               SimpleNamespace(description="Unused time on Standard (monthly)", amount=-1500, period_start=None,
+               SimpleNamespace(kind="unused_time", description="Unused time on Standard (monthly)", amount=-1500, period_start=None,
                                period_end=None)])
     customer = SimpleNamespace(id="cus_1", name="Zoë Žukauskaitė 山田", email="zoe@example.com")
 

@@ -40,30 +40,56 @@ def _date(dt: datetime | None) -> str:
     return "" if dt is None else f"{dt.day} {dt:%b %Y}"
 
 
-def render_invoice_pdf(invoice, customer, *, title: str | None = None, seller: str = "creditflow") -> bytes:
-    """The invoice with its lines, totals and payment status, as PDF bytes.
+def _party_lines(party: dict | None) -> list[str]:
+    """Name, address, country and tax id of a seller or a bill-to, as printed."""
+    if not party:
+        return []
+    lines = [party.get("name") or ""]
+    address = party.get("address")
+    if isinstance(address, str):
+        lines.append(address)
+    elif address:
+        lines.append(", ".join(part for part in (address.get("line1"), address.get("line2")) if part))
+        lines.append(" ".join(part for part in (address.get("postal_code"), address.get("city")) if part)
+                     + (f", {address['state']}" if address.get("state") else ""))
+    if party.get("country") and not isinstance(address, str):
+        lines.append(party["country"])
+    if party.get("tax_id"):
+        lines.append(f"Tax id {party['tax_id']}")
+    return [line for line in lines if line]
 
-    `invoice` needs its lines loaded; dates are shown in UTC."""
+
+def render_invoice_pdf(invoice, customer, *, title: str | None = None, seller: str = "creditflow") -> bytes:
+    """The invoice as issued: seller, bill-to, number, dates, lines, discount, tax per rate,
+    totals and payment status, as PDF bytes.
+
+    `invoice` needs its lines loaded; dates are shown in UTC. The seller and the bill-to are
+    the invoice's own copies; invoices issued before they were kept show `seller` and the
+    customer's contact instead."""
+    issuer = (invoice.seller or {}).get("name") or seller
     pdf = FPDF(format="A4")
     pdf.set_title(f"Invoice {invoice.number:06d}")
-    pdf.set_author(seller)
+    pdf.set_author(_latin1(issuer))
     pdf.set_creator("creditflow")
     pdf.set_auto_page_break(auto=True, margin=20)
     pdf.add_page()
     width = pdf.w - pdf.l_margin - pdf.r_margin
 
     pdf.set_font("Helvetica", "B", 20)
-    pdf.cell(width / 2, 10, _latin1(seller))
+    pdf.cell(width / 2, 10, _latin1(issuer))
     pdf.set_font("Helvetica", "B", 14)
     pdf.cell(width / 2, 10, f"Invoice {invoice.number:06d}", align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
     pdf.set_text_color(90, 90, 90)
     pdf.cell(width, 6, STATUS_WORDS.get(invoice.status, invoice.status.upper()), align="R",
              new_x="LMARGIN", new_y="NEXT")
+    for line in _party_lines(invoice.seller)[1:]:
+        pdf.cell(width, 5, _latin1(line), new_x="LMARGIN", new_y="NEXT")
     pdf.ln(4)
 
     pdf.set_text_color(20, 20, 20)
-    billed = [customer.name or "", customer.email, f"Customer {customer.id}"]
+    billed = _party_lines(invoice.bill_to) or [customer.name or ""]
+    billed += [customer.email, f"Customer {customer.id}"]
     details = [f"Issued {_date(invoice.created_at)}"]
     if invoice.paid_at:
         details.append(f"Paid {_date(invoice.paid_at)}")
@@ -93,6 +119,8 @@ def render_invoice_pdf(invoice, customer, *, title: str | None = None, seller: s
     pdf.cell(width * 0.25, 8, "Amount", align="R", fill=True, new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Helvetica", "", 10)
     for line in invoice.lines:
+        if line.kind in ("discount", "tax"):  # shown with the totals
+            continue
         description = line.description
         if line.period_start and line.period_end:
             description += f" ({_date(line.period_start)} - {_date(line.period_end)})"
@@ -104,7 +132,11 @@ def render_invoice_pdf(invoice, customer, *, title: str | None = None, seller: s
         pdf.line(pdf.l_margin, pdf.get_y(), pdf.l_margin + width, pdf.get_y())
     pdf.ln(3)
 
-    totals = [("Subtotal", invoice.subtotal), ("Tax", invoice.tax), ("Total", invoice.total)]
+    totals = [("Subtotal", invoice.subtotal)]
+    totals += [(line.description, line.amount) for line in invoice.lines if line.kind == "discount"]
+    taxes = [(line.description, line.amount) for line in invoice.lines if line.kind == "tax"]
+    totals += taxes or [("Tax", invoice.tax)]
+    totals.append(("Total", invoice.total))
     if invoice.balance_applied:
         totals.append(("Paid from account balance", -invoice.balance_applied))
     if invoice.amount_paid:
