@@ -6,6 +6,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import pytest
+from api_kit import SUPPORT_KEY
 
 from creditflow.kit.money import round_half_up
 
@@ -87,3 +88,16 @@ def test_renewals_are_taxed_with_the_details_of_their_day(any_api):
     assert (first["tax"], first["total"], first["bill_to"]["country"]) == (207, 1107, "IE")  # 23% of 900
     assert (renewal["tax"], renewal["total"], renewal["bill_to"]["country"]) == (189, 1089, "NL")  # 21%
     assert renewal["status"] == "paid" and renewal["amount_paid"] == 1089
+
+
+def test_a_refund_gives_back_its_share_of_the_tax(any_api):
+    api = any_api
+    customer, _ = api.subscribed("standard", "monthly", country="DE")
+    [invoice] = _invoices(api, customer)
+    api.ok("POST", "/v1/refunds", {"invoice": invoice["id"], "reason": "goodwill", "amount": 1000}, key=SUPPORT_KEY)
+    api.ok("POST", "/v1/refunds", {"invoice": invoice["id"], "reason": "unhappy"}, key=SUPPORT_KEY)
+    events = api.ok("GET", f"/v1/events?customer={customer['id']}&type=refund.created&limit=10")["data"]
+    shares = sorted((event["data"]["amount"], event["data"]["tax"]) for event in events)
+    # 570 of 3570 is tax: 1000 holds 159.66 -> 160, the remaining 2570 holds 410.34 -> 410.
+    assert shares == [(1000, 160), (2570, 410)]
+    assert sum(tax for _, tax in shares) == invoice["tax"]

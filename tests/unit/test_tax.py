@@ -128,3 +128,22 @@ plans:
 features: {{}}
 {extra}
 """
+
+
+@given(tax=st.integers(0, 10**5), extra=st.integers(1, 10**6), cuts=st.lists(st.integers(1, 10**5), max_size=6))
+def test_refunds_of_a_whole_invoice_give_back_exactly_its_tax(tax, extra, cuts):
+    from types import SimpleNamespace
+
+    from creditflow.invoicing.tax import tax_share
+
+    invoice = SimpleNamespace(tax=tax, total=tax + extra)
+    given_back, refunded = 0, 0
+    for cut in cuts:
+        amount = min(cut, invoice.total - refunded)
+        if amount <= 0:
+            break
+        share = tax_share(invoice, amount, already=refunded)
+        assert 0 <= share <= amount
+        given_back, refunded = given_back + share, refunded + amount
+    given_back += tax_share(invoice, invoice.total - refunded, already=refunded)  # the rest
+    assert given_back == tax

@@ -22,7 +22,7 @@ from fractions import Fraction
 from typing import Any
 
 from creditflow.catalog.models import Catalog
-from creditflow.kit.money import round_half_up
+from creditflow.kit.money import prorate, round_half_up
 
 REVERSE_CHARGE = "Reverse charge: tax to be accounted for by the customer"
 
@@ -104,6 +104,25 @@ def price(amounts: Iterable[int], treatment: TaxTreatment, *, discount: int = 0)
     tax = treatment.tax_of(net)
     total = net if treatment.inclusive else net + tax
     return Priced(subtotal, discount, tax, total, treatment.line(tax) if treatment.applies else None)
+
+
+def tax_share(invoice, amount: int, *, already: int = 0) -> int:
+    """The tax in `amount` of what an invoice collected, after `already` was given back: each
+    refund gives back its proportion of the invoice's tax, counted on the running total so that
+    the refunds of a whole invoice give back exactly its tax."""
+    if not invoice.tax or invoice.total <= 0:
+        return 0
+    return prorate(already + amount, invoice.tax, invoice.total) - prorate(already, invoice.tax, invoice.total)
+
+
+def with_tax(invoice, value: int) -> int:
+    """What `value`, worth before tax, cost on an invoice whose tax was added on top (the unused
+    value of a term priced before tax); `value` itself when the invoice had no tax or its
+    prices included it."""
+    before_tax = invoice.subtotal - invoice.discount
+    if not invoice.tax or before_tax <= 0 or invoice.total == before_tax:
+        return value
+    return prorate(value, invoice.total, before_tax)
 
 
 def _percent(rate: Decimal | None) -> str:

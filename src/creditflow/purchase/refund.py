@@ -22,6 +22,7 @@ from creditflow.customer.service import customer_now
 from creditflow.events.outbox import record_event
 from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import get_invoice
+from creditflow.invoicing.tax import tax_share, with_tax
 from creditflow.kit.errors import Conflict, CreditflowError, InvalidRequest, NotFound, PaymentFailed
 from creditflow.kit.faults import fault_point
 from creditflow.kit.ids import new_id
@@ -151,6 +152,7 @@ def settle_refund(ctx: Context, session: Session, refund_id: str, result: Refund
     refund.status = "succeeded"
     refund.gateway_reference = result.reference
     invoice = get_invoice(session, refund.invoice_id, for_update=True)
+    tax = tax_share(invoice, refund.amount, already=invoice.amount_refunded)
     invoice.amount_refunded += refund.amount
     if invoice.amount_refunded >= invoice.amount_paid:
         invoice.status = "refunded"
@@ -158,7 +160,8 @@ def settle_refund(ctx: Context, session: Session, refund_id: str, result: Refund
     if take_back:
         _take_back(ctx, session, invoice, now)
     record_event(session, "refund.created", customer_id=invoice.customer_id, now=now, data={
-        "refund": refund.id, "invoice": invoice.id, "amount": refund.amount, "currency": refund.currency,
+        "refund": refund.id, "invoice": invoice.id, "amount": refund.amount, "tax": tax,
+        "currency": refund.currency,
         "reason": refund.reason, "invoice_status": invoice.status})
     return refund
 
@@ -182,13 +185,15 @@ def unused_value_refund(session: Session, sub: Subscription, now: datetime) -> l
     The value of a term can have been paid by more than one invoice (a prorated upgrade charges
     the new price minus the unused credit of the term before), so the refund is drawn from the
     subscription's paid invoices, newest first, until the unused value is covered."""
-    left = split_term(sub.term_price, Period(sub.current_term_start, sub.current_term_end), now).unused
+    unused = split_term(sub.term_price, Period(sub.current_term_start, sub.current_term_end), now).unused
     plan: list[tuple[str, int]] = []
-    invoices = session.scalars(
+    invoices = list(session.scalars(
         select(Invoice).where(Invoice.subscription_id == sub.id, Invoice.status == "paid",
                               Invoice.purpose.in_(SUBSCRIPTION_PURPOSES))
         .order_by(Invoice.number.desc())
-    )
+    ))
+    # The term's price is before tax where tax was added on top: give back its tax too.
+    left = with_tax(invoices[0], unused) if invoices else unused
     for invoice in invoices:
         if left <= 0:
             break

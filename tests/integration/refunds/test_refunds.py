@@ -38,7 +38,7 @@ def test_refund_of_a_first_purchase_ends_the_subscription_and_removes_its_plan_c
     assert [e.data["amount"] for e in s.events("credits.expired")] == ["7900"]
     assert s.sandbox() == [(3000, 3000)]
     [event] = s.events("refund.created")
-    assert event.data == {"refund": refund.id, "invoice": invoice.id, "amount": 3000, "currency": "usd",
+    assert event.data == {"refund": refund.id, "invoice": invoice.id, "amount": 3000, "tax": 0, "currency": "usd",
                           "reason": "not what I expected", "invoice_status": "refunded"}
     assert event.created_at == utc(2026, 3, 11, 10)
     assert s.ledger_problems() == []
