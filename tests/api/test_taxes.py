@@ -101,3 +101,16 @@ def test_a_refund_gives_back_its_share_of_the_tax(any_api):
     # 570 of 3570 is tax: 1000 holds 159.66 -> 160, the remaining 2570 holds 410.34 -> 410.
     assert shares == [(1000, 160), (2570, 410)]
     assert sum(tax for _, tax in shares) == invoice["tax"]
+
+
+def test_ending_at_once_refunds_the_unused_time_with_its_tax(any_api):
+    api = any_api
+    clock = api.clock("2026-03-01T00:00:00Z")
+    customer = api.customer(test_clock=clock["id"], country="DE")
+    sub = api.ok("POST", "/v1/subscriptions", {"customer": customer["id"], "plan": "standard", "term": "monthly"})
+    api.advance(clock["id"], "2026-03-16T12:00:00Z")  # half of March's 31 days are left
+    api.ok("POST", f"/v1/subscriptions/{sub['id']}/cancel",
+           {"at_period_end": False, "refund": "prorated", "reason": "moving away"}, key=SUPPORT_KEY)
+    [event] = api.ok("GET", f"/v1/events?customer={customer['id']}&type=refund.created")["data"]
+    # 15.5 of 31 days of 3000 is 1500 before tax; 19% tax on top was paid on it too.
+    assert (event["data"]["amount"], event["data"]["tax"]) == (1785, 285)
