@@ -34,6 +34,9 @@ def test_a_customers_life_through_the_client(server, keys):
         card = cf.customers.set_payment_method(customer["id"], token="pm_card_ok")
         assert (card["brand"], card["last4"]) == ("visa", "4242")
         assert cf.customers.get_payment_method(customer["id"]) == card
+        updated = cf.customers.update(customer["id"], name="Ada GmbH", country="DE",
+                                      address={"line1": "Unter den Linden 1", "city": "Berlin", "postal_code": "10117"})
+        assert (updated["name"], updated["country"], updated["address"]["city"]) == ("Ada GmbH", "DE", "Berlin")
 
         sub = cf.subscriptions.create(customer=customer["id"], plan="standard", term="monthly")
         assert sub["status"] == "active" and cf.subscriptions.of_customer(customer["id"]) == sub
@@ -59,6 +62,7 @@ def test_a_customers_life_through_the_client(server, keys):
         invoices = cf.invoices.list(customer=customer["id"])["data"]
         assert [i["purpose"] for i in invoices] == ["subscription_create", "plan_change", "top_up"]
         assert cf.invoices.get(invoices[0]["id"]) == invoices[0]
+        assert (invoices[0]["bill_to"]["name"], invoices[0]["tax"], invoices[0]["total"]) == ("Ada GmbH", 570, 3570)
         assert cf.invoices.refund_eligibility(invoices[2]["id"])["object"] == "refund_eligibility"
         refund = support.invoices.refund(invoice=invoices[2]["id"], reason="bought by mistake")
         assert refund["status"] == "succeeded"

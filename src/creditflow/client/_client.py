@@ -70,6 +70,7 @@ class _Area(Generic[M]):
 class Customers(_Area[M]):
     create = _Endpoint(calls.create_customer)
     get = _Endpoint(calls.get_customer)
+    update = _Endpoint(calls.update_customer)
     list = _Endpoint(calls.list_customers)
     set_payment_method = _Endpoint(calls.set_payment_method)
     get_payment_method = _Endpoint(calls.get_payment_method)

@@ -53,6 +53,14 @@ def get_customer(customer: str) -> Call[t.Customer]:
     return Call("GET", f"/v1/customers/{_p(customer)}")
 
 
+def update_customer(customer: str, *, name: str | None = None, email: str | None = None, country: str | None = None,
+                    address: dict[str, str | None] | None = None, tax_id: str | None = None,
+                    idempotency_key: str | None = None) -> Call[t.Customer]:
+    """Change billing details (later invoices only); fields left out stay as they are."""
+    return Call("POST", f"/v1/customers/{_p(customer)}", _body(name=name, email=email, country=country,
+                                                               address=address, tax_id=tax_id), {}, idempotency_key)
+
+
 def list_customers(*, external_id: str | None = None, limit: int | None = None,
                    starting_after: str | None = None) -> Call[t.Page[t.Customer]]:
     return Call("GET", "/v1/customers", query=_page(limit, starting_after, external_id=external_id))

@@ -3,7 +3,7 @@ decoded JSON dicts; fields the server adds later are there too."""
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypedDict, TypeVar
+from typing import Any, Generic, Literal, NotRequired, TypedDict, TypeVar
 
 T = TypeVar("T")
 
@@ -24,6 +24,8 @@ class Customer(TypedDict):
     email: str
     name: str | None
     country: str | None
+    address: dict[str, str | None] | None  # line1, line2, city, postal_code, state
+    tax_id: str | None
     timezone: str
     test_clock: str | None
     plan: str
@@ -76,9 +78,11 @@ class Subscription(TypedDict):
 
 
 class QuoteLine(TypedDict):
-    kind: str
+    kind: str  # new_plan, unused_time, discount, tax, account_balance
     description: str
     amount: int
+    rate: NotRequired[str]  # tax lines only: the percent, "19"
+    country: NotRequired[str]  # tax lines only: the country or country-region taxed for
 
 
 class Quote(TypedDict):
@@ -199,6 +203,22 @@ class InvoiceLine(TypedDict):
     amount: int
     period_start: Instant | None
     period_end: Instant | None
+    rate: NotRequired[str]  # tax lines only
+    country: NotRequired[str]  # tax lines only
+
+
+class Seller(TypedDict):
+    name: str
+    address: str | None
+    tax_id: str | None
+    country: str | None
+
+
+class BillTo(TypedDict):
+    name: str | None
+    address: dict[str, str | None] | None  # line1, line2, city, postal_code, state
+    country: str | None
+    tax_id: str | None
 
 
 class PaymentAttempt(TypedDict):
@@ -225,6 +245,7 @@ class Invoice(TypedDict):
     currency: str
     lines: list[InvoiceLine]
     subtotal: int
+    discount: int
     tax: int
     total: int
     balance_applied: int
@@ -233,6 +254,8 @@ class Invoice(TypedDict):
     created_at: Instant
     paid_at: Instant | None
     attempts: list[PaymentAttempt]
+    seller: Seller | None
+    bill_to: BillTo | None
 
 
 class RefundEligibility(TypedDict):
