@@ -73,3 +73,20 @@ def test_a_reverse_charged_invoice_says_so(env: WebEnv, page: Page):
     expect(page.get_by_test_id("invoice-tax")).to_contain_text("Reverse charge")
     expect(page.get_by_test_id("invoice-bill-to")).to_contain_text("Tax id FR40303265045")
     expect(page.get_by_test_id("invoice-total")).to_have_text("$9.00")
+
+
+def test_the_console_shows_the_card_billing_details_and_tax(env: WebEnv, page: Page):
+    from web_kit import make_staff, sign_in
+
+    shopper = env.shopper(utc(2026, 1, 31, 10), plan=None)
+    _set_details(env, shopper.id, country="DE", tax_id="DE136695976", address=ADDRESS)
+    sign_in(page, *make_staff(env))
+    page.goto(f"/console/customers/{shopper.id}")
+    expect(page.get_by_test_id("card")).to_have_text("Visa ending 4242, expires 12/2034")
+    details = page.get_by_test_id("billing-details")
+    expect(details).to_contain_text("Unter den Linden 1, 10117 Berlin")
+    expect(details).to_contain_text("DE136695976")
+    expect(page.get_by_test_id("tax-treatment")).to_have_text("Reverse charge (DE)")
+    _set_details(env, shopper.id, tax_id=None)
+    page.reload()
+    expect(page.get_by_test_id("tax-treatment")).to_have_text("19% (DE)")

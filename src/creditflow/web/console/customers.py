@@ -9,6 +9,8 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 
+from creditflow.customer.billing import bill_to
+from creditflow.invoicing.tax import treatment_for
 from creditflow.customer.service import customer_now
 from creditflow.credits.promo import grant_promo_credits
 from creditflow.refund.service import SUBSCRIPTION_PURPOSES, eligibility, refundable_amount
@@ -52,7 +54,17 @@ def customer(visit: SignedIn, customer_id: str):
         "downgrades": queries.downgrade_options(ctx.catalog, sub),
         "unused": unused_value(sub, view.now), "unused_labels": UNUSED_VALUE_LABELS,
         "promo_reference": f"console_{secrets.token_urlsafe(12)}",
+        "tax_label": tax_label(treatment_for(ctx.catalog, bill_to(view.customer))),
     })
+
+
+def tax_label(treatment) -> str:
+    """What the customer's next invoices are taxed, in words."""
+    if treatment.reverse_charge:
+        return f"Reverse charge ({treatment.place})"
+    if treatment.rate is None:
+        return "No tax (no rate for the billing country)"
+    return f"{treatment.rate}% ({treatment.place}){', included in prices' if treatment.inclusive else ''}"
 
 
 # --- actions (each with a reason and an audit record) ------------------------------------------
