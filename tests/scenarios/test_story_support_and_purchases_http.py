@@ -141,8 +141,6 @@ def test_an_immediate_upgrade_removes_the_scheduled_change(http):
     assert [i["amount_paid"] for i in http.invoices(customer)] == [3000, 2968, 5000]
 
 
-@pytest.mark.xfail(strict=True, reason="purchase/change.py returns the immediate change's ChangeResult without "
-                                       "`replaced`, so the answer's replaced_change is null")
 def test_the_answer_to_an_immediate_upgrade_names_the_scheduled_change_it_removed(http):
     _, _, _, upgraded = _scheduled_downgrade_then_upgrade(http)
     assert upgraded["replaced_change"] == {"plan": "basic", "term": "monthly", "kind": "downgrade"}

@@ -20,6 +20,9 @@ def change_subscription(ctx: Context, subscription_id: str, *, plan: str, term: 
                                           quote=quote, support=support, unused_value=unused_value, reason=reason)
         if timing == "end_of_period":
             return schedule_change(ctx, session, sub, terms, now)
+        # An immediate change removes the scheduled one (the answer says which).
+        replaced = None if sub.scheduled_plan is None else {
+            "plan": sub.scheduled_plan, "term": sub.scheduled_term, "kind": sub.scheduled_kind}
         to_refund = unused_value_refund(session, sub, now) if unused_value == "refund" else []
         invoice = open_immediate_change(ctx, session, sub, terms, now, unused_value=unused_value, reason=reason)
         begin = open_collection(ctx, session, invoice, now)
@@ -29,4 +32,4 @@ def change_subscription(ctx: Context, subscription_id: str, *, plan: str, term: 
         create_refund(ctx, refunded_invoice, amount=amount, reason=reason or "immediate downgrade",
                       end_subscription=False)
     with ctx.db.transaction(readonly=True) as session:
-        return ChangeResult(get_subscription(session, subscription_id))
+        return ChangeResult(get_subscription(session, subscription_id), replaced)
