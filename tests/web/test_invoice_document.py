@@ -90,3 +90,22 @@ def test_the_console_shows_the_card_billing_details_and_tax(env: WebEnv, page: P
     _set_details(env, shopper.id, tax_id=None)
     page.reload()
     expect(page.get_by_test_id("tax-treatment")).to_have_text("19% (DE)")
+
+
+def test_the_review_screens_show_the_tax_and_charge_the_total(env: WebEnv, page: Page):
+    shopper = env.shopper(utc(2026, 1, 31, 10), plan=None)
+    _set_details(env, shopper.id, country="GB")
+    shopper.open(page)
+    page.goto("/billing/subscribe?plan=basic&term=monthly")
+    expect(page.get_by_test_id("amount-due")).to_have_text("$10.80")
+    expect(page.get_by_test_id("tax-line")).to_have_text("Price $9.00; Tax (20%, GB): $1.80.")
+    page.get_by_role("button", name="Confirm and pay $10.80").click()
+    expect(page.locator(".flash")).to_be_visible()
+    assert _invoice(env, shopper.id).amount_paid == 1080
+
+    page.goto("/billing/credits/buy/review?bundle=credits_1000")
+    expect(page.get_by_test_id("tax-line")).to_contain_text("$2.00")
+    expect(page.get_by_test_id("amount-due")).to_have_text("$12.00")
+    page.get_by_role("button", name="Confirm and pay $12.00").click()
+    expect(page.locator(".flash")).to_be_visible()
+    assert _invoice(env, shopper.id).amount_paid == 1200

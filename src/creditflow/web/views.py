@@ -21,7 +21,9 @@ from creditflow.catalog.rules import classify_change
 from creditflow.credits.access import Standing, free_day, gets_free_credits, reset_timezone
 from creditflow.credits.models import CreditEntry, CreditLot
 from creditflow.customer.models import Customer
+from creditflow.customer.billing import bill_to
 from creditflow.invoicing.models import Invoice
+from creditflow.invoicing.tax import Priced, price, treatment_for
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import CreditflowError, NotFound
 from creditflow.kit.periods import Term
@@ -442,3 +444,8 @@ def _history_line(entry: CreditEntry, lot_kind: str | None, lot_reason: str | No
         description = "Reserved credits used"
     amount = Credits(entry.amount.milli * _SIGNS.get(entry.kind, 0)) if entry.kind != "settle" else entry.amount
     return HistoryLine(entry.seq, entry.created_at, entry.kind, lot_kind, description, amount, reference)
+
+
+def charge_preview(catalog: Catalog, customer: Customer, amount: int) -> Priced:
+    """A price as the customer will be charged it: with the tax of their billing details."""
+    return price([amount], treatment_for(catalog, bill_to(customer)))

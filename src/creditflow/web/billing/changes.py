@@ -152,6 +152,7 @@ def subscribe_review(visit: Visitor, plan: str = "", term: str = ""):
         "title": f"Subscribe to {target.name}", "target": target, "term": term_value,
         "term_label": views.TERM_LABELS[term_value], "unit": views.TERM_UNITS[term_value],
         "price": target.price(Term(term_value)), "now": now,
+        "charge": views.charge_preview(catalog, customer, target.price(Term(term_value))),
         "renews_at": add_months(now, Term(term_value).months), "has_payment_method": bool(customer.payment_method),
         "features": [catalog.features[f].label for f in sorted(target.features) if f in catalog.features],
     }, customer=customer)

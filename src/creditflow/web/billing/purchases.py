@@ -32,6 +32,7 @@ def topup_review(visit: Visitor, bundle: str = ""):
         return visit.go(HOME, "error", view.topup_blocked)
     return visit.render("billing/topup_review.html", {
         "title": "Review your purchase", "bundle": bundle_def, "page": view,
+        "charge": views.charge_preview(visit.ctx.catalog, view.customer, bundle_def.price),
         # The purchase's idempotency reference: a double submit buys once.
         "reference": f"web_{secrets.token_urlsafe(12)}",
     }, customer=view.customer)
