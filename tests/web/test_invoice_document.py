@@ -109,3 +109,11 @@ def test_the_review_screens_show_the_tax_and_charge_the_total(env: WebEnv, page:
     page.get_by_role("button", name="Confirm and pay $12.00").click()
     expect(page.locator(".flash")).to_be_visible()
     assert _invoice(env, shopper.id).amount_paid == 1200
+
+
+def test_the_next_renewal_shows_its_amount_with_tax(env: WebEnv, page: Page):
+    shopper = env.shopper(utc(2026, 1, 31, 10), plan=None)
+    _set_details(env, shopper.id, country="IE")
+    shopper.subscribe("standard", "monthly")
+    shopper.open(page)
+    expect(page.get_by_test_id("next-renewal")).to_contain_text("$36.90")  # 3000 and 23%

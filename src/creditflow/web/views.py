@@ -209,6 +209,7 @@ def billing_page(ctx, session: Session, customer_id: str, *, invoice_limit: int 
             renewal_amount = scheduled.amount
         else:
             renewal_amount = plan.price(Term(sub.term))
+        renewal_amount = charge_preview(catalog, customer, renewal_amount).total  # tax included
 
     actions = allowed_actions(sub, now)
     balances, total = credit_balances(ctx, session, customer, sub, now)
