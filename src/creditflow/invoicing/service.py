@@ -73,8 +73,8 @@ def create_invoice(
     if priced.discount:
         drafts.append(LineDraft("discount", discount_description or "Discount", -priced.discount))
     subtotal, total = priced.subtotal, priced.total
-    if total < 0:
-        drafts.append(LineDraft("account_balance", BALANCE_CREDIT, -total))
+    credit = LineDraft("account_balance", BALANCE_CREDIT, -total) if total < 0 else None
+    if credit is not None:
         subtotal, total = subtotal - total, 0
     invoice = Invoice(
         id=new_id("inv"), customer_id=customer_id, subscription_id=subscription_id, purpose=purpose,
@@ -92,6 +92,9 @@ def create_invoice(
         tax = priced.tax_line
         invoice.lines.append(InvoiceLine(position=len(invoice.lines), kind="tax", description=tax["description"],
                                          amount=tax["amount"], rate=tax["rate"], country=tax["country"]))
+    if credit is not None:  # last, as on the quote
+        invoice.lines.append(InvoiceLine(position=len(invoice.lines), kind=credit.kind,
+                                         description=credit.description, amount=credit.amount))
     # Numbered last, so the counter row is locked for as short a time as possible.
     invoice.number = next_number(session)
     session.add(invoice)
