@@ -5,13 +5,12 @@ an excess credit reaches the account balance tax included."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from conftest import Story, utc
 from creditflow.catalog.loader import load_catalog_text
 from creditflow.customer.billing import update_billing_details
 from creditflow.invoicing.models import Invoice
@@ -19,7 +18,7 @@ from creditflow.purchase.change import change_subscription
 from creditflow.purchase.subscribe import subscribe
 from creditflow.subscription.change import preview_change
 
-START = utc(2026, 1, 31, 10)
+START = datetime(2026, 1, 31, 10, tzinfo=timezone.utc)
 
 
 def _catalog(low: int, high: int, rate: str, inclusive: bool) -> str:
@@ -38,8 +37,9 @@ taxes: {{prices: {"inclusive" if inclusive else "exclusive"}, unions: {{EU: [DE,
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(low=st.integers(0, 100_000), high=st.integers(1, 100_000), rate=st.decimals(0, 30, places=2),
        inclusive=st.booleans(), seconds=st.integers(1, 28 * 86400 - 1), downgrade=st.booleans())
-def test_an_immediate_change_adds_up_at_any_instant(sqlite_db, low, high, rate, inclusive, seconds, downgrade):
-    story = Story(sqlite_db, START)
+def test_an_immediate_change_adds_up_at_any_instant(sqlite_db, sqlite_story, low, high, rate, inclusive, seconds,
+                                                   downgrade):
+    story = sqlite_story(START)
     story.ctx = dataclasses.replace(story.ctx, catalog=load_catalog_text(_catalog(low, high, rate, inclusive)))
     with sqlite_db.transaction() as session:
         update_billing_details(story.ctx, session, story.customer_id, {"country": "DE"})
