@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import secrets
 import sys
@@ -34,8 +33,16 @@ def _database_url(url: str | None) -> str:
     return url or default_database_url()
 
 
-def _log_to_stderr() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+def _log_to_stderr(level: str = "info") -> None:
+    """Structured log lines on stderr (kit/logs.py): JSON unless stderr is a terminal, or as
+    CREDITFLOW_LOG_FORMAT says."""
+    from creditflow.kit.logs import configure_logging
+
+    try:
+        configure_logging(level)
+    except ValueError as exc:
+        typer.echo(f"configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -122,7 +129,8 @@ def serve(
     workers: int = typer.Option(1, help="API processes (uvicorn workers)"),
     database_url: DatabaseUrl = None,
     log_level: str = typer.Option("info", help="uvicorn log level"),
-    access_log: bool = typer.Option(True, "--access-log/--no-access-log", help="Log every request"),
+    access_log: bool = typer.Option(True, "--access-log/--no-access-log",
+                                    help="Log every request (one line each; default: CREDITFLOW_ACCESS_LOG, on)"),
 ):
     """Serve the HTTP API (and run the worker in the background unless --no-worker)."""
     from creditflow.api.server import serve as run_server
@@ -131,7 +139,7 @@ def serve(
     from creditflow.kit.db import Database
     from creditflow.migrations.runner import upgrade
 
-    _log_to_stderr()
+    _log_to_stderr(log_level)
     url = _database_url(database_url)
     if not no_migrate:
         upgrade(url)
@@ -147,7 +155,7 @@ def serve(
 
 @keys_app.command("create")
 def keys_create(
-    scope: str = typer.Option(..., "--scope", help="server, support or admin"),
+    scope: str = typer.Option(..., "--scope", help="server, support, admin or metrics (reads GET /metrics only)"),
     database_url: DatabaseUrl = None,
 ):
     """Create an API key and print its secret (shown this once; only its hash is stored)."""

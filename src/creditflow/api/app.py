@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from creditflow.api import errors
+from creditflow.api import errors, observe
 from creditflow.api.fastpath import SpendPath
 from creditflow.api.gate import Gate
 from creditflow.api.routes import api_keys
@@ -59,6 +59,7 @@ def create_app(ctx: Context, settings: Settings | None = None) -> FastAPI:
     # Middleware added last runs first: the gate, then the spend's own path (api/fastpath.py).
     app.add_middleware(SpendPath, ctx=ctx, prefix=API_PREFIX)
     app.add_middleware(Gate, ctx=ctx, settings=settings, prefix=API_PREFIX)
+    observe.install(app, ctx, settings)  # Request-Id, the request's log line and metrics; GET /metrics
     _describe_gate(app)
     return app
 

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditflow.api.errors import exception_response
 from creditflow.api.gate import replaying
+from creditflow.api.observe import ROUTE
 from creditflow.api.schemas.credits import SpendCreate, SpendRead
 from creditflow.credits.spend import spend_credits
 
@@ -31,6 +32,7 @@ class SpendPath:
     def __init__(self, app: ASGIApp, *, ctx, prefix: str = "/v1"):
         self.app, self.ctx = app, ctx
         self.customers = prefix + "/customers/"
+        self.route = self.customers + "{customer_id}" + SPEND_SUFFIX  # for api/observe.py's labels
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         customer_id = self._customer(scope) if scope["type"] == "http" else None
@@ -43,6 +45,7 @@ class SpendPath:
             await self.app(scope, replaying(body, receive), send)
             return
         ctx = self.ctx
+        scope[ROUTE], scope["path_params"] = self.route, {"customer_id": customer_id}
         try:
             result = await to_thread.run_sync(lambda: spend_credits(
                 ctx, customer_id, amount=spend.amount, feature=spend.feature, reference=spend.reference))

@@ -96,6 +96,9 @@ class Gate:
                                                 "(Authorization: Bearer <secret key>)"),
                          {"www-authenticate": "Bearer"})
             return
+        if not principal.can("server"):  # a metrics key reads GET /metrics and nothing else
+            await _reply(send, 403, error_bytes("forbidden", f"a {principal.scope} key can't use the /v1 API"))
+            return
 
         wait = self.buckets.take(principal.key_id)
         if wait > 0:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import replace
 
 import uvicorn
 
@@ -18,8 +19,10 @@ def build_server_app(ctx, settings: Settings):
 
 def app_from_env():
     """The app for one uvicorn worker process, configured by the environment alone."""
+    from creditflow.kit.logs import configure_logging
     from creditflow.wiring import build_context
 
+    configure_logging()  # a new process: its records go through the same renderer
     return build_server_app(build_context(), Settings.from_env())
 
 
@@ -36,7 +39,11 @@ def start_worker(ctx, *, interval: float = 1.0) -> tuple[threading.Thread, threa
 def serve(ctx, settings: Settings, *, host: str, port: int, worker: bool = True, workers: int = 1,
           log_level: str = "info", access_log: bool = True) -> None:
     """Serve until interrupted. With `workers` > 1, uvicorn runs that many processes, each
-    building its app from the environment (the database URL and secret key are passed on)."""
+    building its app from the environment (the database URL and secret key are passed on).
+
+    uvicorn leaves logging alone (`log_config=None`): its records go through the handler the
+    command configured (kit/logs.py), and the app's own line per request is the access log."""
+    settings = replace(settings, access_log=settings.access_log and access_log)
     background = start_worker(ctx) if worker else None
     try:
         if workers > 1:
@@ -44,10 +51,12 @@ def serve(ctx, settings: Settings, *, host: str, port: int, worker: bool = True,
             # Every process must sign and check portal links with the same key.
             os.environ["CREDITFLOW_SECRET_KEY"] = settings.secret_key
             os.environ.setdefault("CREDITFLOW_TEST_CLOCKS", "1" if settings.test_clocks else "0")
+            os.environ["CREDITFLOW_ACCESS_LOG"] = "1" if settings.access_log else "0"
             uvicorn.run("creditflow.api.server:app_from_env", factory=True, host=host, port=port, workers=workers,
-                        log_level=log_level, access_log=access_log)
+                        log_level=log_level, access_log=False, log_config=None)
         else:
-            uvicorn.run(build_server_app(ctx, settings), host=host, port=port, log_level=log_level, access_log=access_log)
+            uvicorn.run(build_server_app(ctx, settings), host=host, port=port, log_level=log_level, access_log=False,
+                        log_config=None)
     finally:
         if background is not None:
             background[1].set()

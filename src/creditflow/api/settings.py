@@ -41,6 +41,8 @@ class Settings:
     # Absolute base of links (portal sessions); by default the one the request came in on.
     public_url: str | None = None
     webhook_deny: tuple = ()
+    # One log line per request (api/observe.py); `serve --no-access-log` turns it off.
+    access_log: bool = True
 
     @property
     def burst(self) -> float:
@@ -67,4 +69,5 @@ class Settings:
             max_body_bytes=_number(env, "CREDITFLOW_MAX_BODY_BYTES", cls.max_body_bytes, int),
             public_url=env.get("CREDITFLOW_PUBLIC_URL") or None,
             webhook_deny=denied_ranges(env.get("CREDITFLOW_WEBHOOK_DENY")),
+            access_log=env.get("CREDITFLOW_ACCESS_LOG", "1").strip().lower() not in ("0", "false", "no", "off"),
         )

@@ -18,6 +18,6 @@ class ApiKey(Base):
     key_hash: Mapped[str] = mapped_column(String(64), unique=True)
     # The first characters of the secret, to tell keys apart in listings and logs.
     prefix: Mapped[str] = mapped_column(String(16))
-    scope: Mapped[str] = mapped_column(String(16))  # server | support
+    scope: Mapped[str] = mapped_column(String(16))  # server | support | admin | metrics
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

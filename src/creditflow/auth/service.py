@@ -5,6 +5,9 @@ A key has a scope: `server` (the host app's backend); `support`, which can do ev
 `server` can and the support actions besides; or `admin`, which can do everything `support` can
 and manage the API keys themselves (list and revoke them). Managing keys is kept out of
 `support` so that a support key that leaks can't revoke every other key, nor list them.
+
+A `metrics` key reads `GET /metrics` and nothing else (it has no rank: the /v1 API refuses it),
+so that the monitoring system holds a key that can't touch billing.
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from creditflow.kit.ids import new_id
 from creditflow.kit.settings import comma_separated
 
-SCOPES = ("server", "support", "admin")
+SCOPES = ("server", "support", "admin", "metrics")
 # Each of these scopes can do what the ones ranked below it can; a scope without a rank is
 # granted nothing by `Principal.can`.
 _RANK = {"server": 0, "support": 1, "admin": 2}
-SUPPORT, ADMIN = "support", "admin"
+SUPPORT, ADMIN, METRICS = "support", "admin", "metrics"
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ def parse_bootstrap_keys(spec: str | None) -> list[tuple[str, str]]:
         if not sep or not secret:
             raise ValueError(f"CREDITFLOW_BOOTSTRAP_KEYS: expected SECRET:SCOPE, got {item!r}")
         if scope not in SCOPES:
-            raise ValueError(f"CREDITFLOW_BOOTSTRAP_KEYS: unknown scope {scope!r} (use {' or '.join(SCOPES)})")
+            raise ValueError(f"CREDITFLOW_BOOTSTRAP_KEYS: unknown scope {scope!r} (use {', '.join(SCOPES)})")
         pairs.append((secret, scope))
     return pairs
 

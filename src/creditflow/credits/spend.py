@@ -16,6 +16,7 @@ from creditflow.credits.access import (ALL_KINDS, PAID_KINDS, Standing, free_day
                                        reset_timezone)
 from creditflow.credits.book import Book, run, run_statement
 from creditflow.credits.ledger import Draw, allocate, draws_from_json, draws_to_json, split_settlement
+from creditflow.kit import metrics
 from creditflow.kit.clock import format_instant, utc
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, NotFound
@@ -56,8 +57,19 @@ def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str
 
     Errors: InvalidRequest (amount, reference, `unknown_feature`), NotFound (customer),
     Forbidden `subscription_required` / `feature_not_in_plan`, Conflict `reference_reused`,
-    InsufficientCredits `insufficient_credits`. On any error nothing changes.
+    InsufficientCredits `insufficient_credits`. On any error nothing changes. Each outcome is
+    counted (`creditflow_spends_total`).
     """
+    try:
+        result = _spend_credits(ctx, customer_id, amount, feature, reference)
+    except Exception as exc:
+        metrics.count_spend(exc)
+        raise
+    metrics.count_spend(result)
+    return result
+
+
+def _spend_credits(ctx, customer_id: str, amount, feature: str, reference: str) -> SpendResult:
     amount = inputs.positive_amount(amount)
     feature_def = ctx.catalog.feature(feature)
     reference = inputs.reference(reference)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from creditflow.kit import metrics
 from creditflow.kit.ids import new_id
 from creditflow.payment.gateway import ChargeRequest, ChargeResult, Gateway
 from creditflow.payment.models import PaymentAttempt
@@ -47,9 +48,10 @@ def new_attempt(session: Session, *, invoice_id: str, customer_id: str, test_clo
 def charge(gateway: Gateway, ticket: Ticket) -> ChargeResult:
     """Send a committed attempt to the gateway. Never inside a transaction."""
     try:
-        return gateway.charge(ticket.request)
+        result = gateway.charge(ticket.request)
     except Exception as exc:  # network trouble: we can't know whether it charged
-        return ChargeResult("unknown", failure_code="gateway_error", failure_message=str(exc)[:500])
+        result = ChargeResult("unknown", failure_code="gateway_error", failure_message=str(exc)[:500])
+    return metrics.count_payment(result)
 
 
 def fail(attempt: PaymentAttempt, code: str, message: str, now: datetime) -> None:

@@ -32,6 +32,7 @@ from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import get_invoice
 from creditflow.payment import attempts
 from creditflow.payment.attempts import STALE_PENDING, Ticket
+from creditflow.kit import metrics
 from creditflow.kit.faults import fault_point
 from creditflow.payment.gateway import ChargeResult
 from creditflow.purchase import checkout
@@ -90,6 +91,7 @@ def _run_group(ctx: Context, ids: list[str], now: datetime, owner: str | None, *
                 # It comes back once its lease is over: the claim leased it, and a failed round
                 # commits nothing (a round that committed moved it forward).
                 log.exception("due work on subscription %s failed", ids[0])
+                metrics.RENEWALS.labels("error").inc()
                 return steps
             log.exception("a round over %d subscriptions failed; running them one by one", len(ids))
             return steps + sum(_run_alone(ctx, sub_id, now, owner) for sub_id in ids)
@@ -167,6 +169,7 @@ def _step(ctx: Context, session: Session, sub: Subscription, now: datetime,
     if term_end_due(sub, now):
         if sub.cancel_at_period_end:
             end_cancelled_term(ctx, session, sub, now)
+            metrics.count_renewal(session, "ended")
             return "ended"
         return _collect(ctx, session, open_renewal(ctx, session, sub, now), now)
     release(sub)
@@ -175,6 +178,7 @@ def _step(ctx: Context, session: Session, sub: Subscription, now: datetime,
 
 def _collect(ctx: Context, session: Session, invoice: Invoice, now: datetime) -> Ticket | str:
     begin = checkout.open_collection(ctx, session, invoice, now)
+    metrics.count_renewal(session, None if isinstance(begin, Ticket) else begin.status)  # a charge: once answered
     return begin if isinstance(begin, Ticket) else "settled"
 
 
@@ -205,6 +209,7 @@ def _settle_one(ctx: Context, session: Session, sub_id: str, ticket: Ticket, res
                 now: datetime, owner: str | None) -> bool:
     """Settle one answer; whether its subscription has more work due now."""
     settled = checkout.settle(ctx, session, ticket.attempt_id, result, now)
+    metrics.count_renewal(session, settled.status)  # counted when this transaction commits
     fault_point("renewal.before_outcome_commit")
     if settled.status == "unknown":
         return False  # the lease expires and a later visit asks the gateway

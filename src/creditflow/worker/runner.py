@@ -20,12 +20,14 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from creditflow.context import Context
+from creditflow.kit import metrics
 from creditflow.kit.ids import new_id
 from creditflow.purchase.checkout import reconcile_due
 from creditflow.purchase.renewal import renew_batch
 from creditflow.subscription.calendar import LEASE
 from creditflow.subscription.models import Subscription
 from creditflow.worker.jobs import JOBS
+from creditflow.worker.observe import run_job
 
 log = logging.getLogger("creditflow.worker")
 
@@ -35,13 +37,15 @@ def worker_id() -> str:
 
 
 def claim_due_subscriptions(session: Session, now: datetime, owner: str, batch: int) -> list[str]:
-    ids = list(session.scalars(
-        select(Subscription.id)
+    rows = session.execute(
+        select(Subscription.id, Subscription.due_at)
         .where(Subscription.due_at <= now, Subscription.test_clock_id.is_(None))
         .order_by(Subscription.due_at)
         .limit(batch)
         .with_for_update(skip_locked=True)
-    ))
+    ).all()
+    ids = [row.id for row in rows]
+    metrics.observe_lag("renewals", now, [row.due_at for row in rows])
     if ids:
         session.execute(
             update(Subscription).where(Subscription.id.in_(ids)).values(due_at=now + LEASE, lease_owner=owner)
@@ -56,21 +60,27 @@ def tick(ctx: Context, now: datetime | None = None, *, owner: str | None = None,
     claimed batch together (see purchase/renewal.py)."""
     now = now or ctx.clock.now()
     owner = owner or worker_id()
+    done = run_job("payment_reconcile", reconcile_due, ctx, now)
+    done += run_job("renewals", renew_due, ctx, now, owner, batch)
+    for job in JOBS:
+        done += run_job(job.name, job.run, ctx, now, None)
+    return done
+
+
+def renew_due(ctx: Context, now: datetime, owner: str, batch: int) -> int:
+    """Claim due subscriptions, `batch` at a time, and run their due steps until none is left."""
     done = 0
-    done += reconcile_due(ctx, now)
     while True:
         ids = ctx.db.run(lambda session: claim_due_subscriptions(session, now, owner, batch))
         if not ids:
-            break
+            return done
         done += renew_batch(ctx, ids, now, owner)
-    for job in JOBS:
-        done += job.run(ctx, now, None)
-    return done
 
 
 def run_forever(ctx: Context, *, interval: float = 1.0, stop: threading.Event | None = None, batch: int = 100) -> None:
     stop = stop or threading.Event()
     owner = worker_id()
+    metrics.watch_pool(ctx.db.engine)
     log.info("worker %s started", owner)
     while not stop.is_set():
         try:
