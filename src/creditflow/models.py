@@ -1,6 +1,7 @@
 """Every mapped table, imported in one place for Alembic and for `create_all` in tests."""
 
 from creditflow.auth.models import ApiKey
+from creditflow.coupon.models import Coupon, CouponRedemption, SubscriptionDiscount
 from creditflow.credits.models import CreditAccount, CreditEntry, CreditLot, CreditSpend
 from creditflow.customer.models import Customer, TestClock
 from creditflow.events.models import Event, WebhookDelivery, WebhookEndpoint
@@ -17,5 +18,5 @@ __all__ = [
     "Base", "CreditAccount", "CreditEntry", "CreditLot", "CreditSpend", "Customer", "TestClock", "Event",
     "Counter", "Invoice", "InvoiceLine", "PaymentAttempt", "SandboxCharge", "SandboxRefund", "Subscription", "Quote",
     "ApiKey", "IdempotencyRecord", "PortalSession", "Refund", "WebhookDelivery", "WebhookEndpoint",
-    "AuditRecord", "ConsoleSession", "SupportUser",
+    "AuditRecord", "ConsoleSession", "SupportUser", "Coupon", "CouponRedemption", "SubscriptionDiscount",
 ]
