@@ -151,12 +151,13 @@ def render(*scraped) -> bytes:
     return output
 
 
-def _forget_this_process() -> None:
-    """Drop this process's live gauges (the pool's) from the directory as it exits."""
+def forget_this_process() -> None:
+    """Drop this process's live gauges (the pool's) from the directory: at the API's shutdown,
+    and at exit (a process killed by a signal skips exit handlers, hence both)."""
     directory = multiprocess_dir()
     if directory:
         multiprocess.mark_process_dead(os.getpid(), directory)
 
 
 if multiprocess_dir():
-    atexit.register(_forget_this_process)
+    atexit.register(forget_this_process)
