@@ -29,7 +29,8 @@ def build_context(db: Database | None = None, catalog_path: str | None = None, g
 
 def gateway_from_env(db: Database, env: Mapping[str, str] | None = None) -> Gateway:
     """The gateway named by `CREDITFLOW_GATEWAY` (sandbox unless set). The Stripe gateway needs
-    `CREDITFLOW_STRIPE_API_KEY`; `CREDITFLOW_STRIPE_API_BASE` points it elsewhere (localstripe)."""
+    `CREDITFLOW_STRIPE_API_KEY`; `CREDITFLOW_STRIPE_API_BASE` points it elsewhere (localstripe);
+    `CREDITFLOW_STRIPE_PUBLISHABLE_KEY` is what the billing page's Stripe.js uses."""
     env = os.environ if env is None else env
     name = (env.get("CREDITFLOW_GATEWAY") or "sandbox").strip().lower()
     if name == "sandbox":
@@ -39,7 +40,8 @@ def gateway_from_env(db: Database, env: Mapping[str, str] | None = None) -> Gate
         if not api_key:
             raise ValueError("CREDITFLOW_GATEWAY=stripe needs CREDITFLOW_STRIPE_API_KEY")
         return StripeGateway(api_key, api_base=(env.get("CREDITFLOW_STRIPE_API_BASE") or "").strip() or None,
-                             customer_for_key=stripe_customer_of_attempt(db))
+                             customer_for_key=stripe_customer_of_attempt(db),
+                             publishable_key=(env.get("CREDITFLOW_STRIPE_PUBLISHABLE_KEY") or "").strip() or None)
     raise ValueError(f"CREDITFLOW_GATEWAY: unknown gateway {name!r} (use {' or '.join(GATEWAYS)})")
 
 

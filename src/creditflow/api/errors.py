@@ -66,11 +66,15 @@ def http_status(exc: CreditflowError) -> int:
     return STATUS_BY_CATEGORY.get(exc.category, 400)
 
 
-def domain_error_response(exc: CreditflowError) -> JSONResponse:
+def domain_error_response(exc: CreditflowError, base: str = "") -> JSONResponse:
     status = http_status(exc)
     if status == 422 and exc.code != "invalid_request":
         # Every 422 has the code `invalid_request`; the service's finer code goes in `reason`.
         return error_response(422, "invalid_request", exc.message, exc.param, reason=exc.code)
+    if exc.extra:  # fields beside `error`; a link (`url`) as a path is made absolute with `base`
+        extra = {key: f"{base}{value}" if key == "url" and str(value).startswith("/") else value
+                 for key, value in exc.extra.items()}
+        return JSONResponse({**error_body(exc.code, exc.message, exc.param), **extra}, status_code=status)
     return error_response(status, exc.code, exc.message, exc.param)
 
 
@@ -166,11 +170,11 @@ def validation_error_response(exc: RequestValidationError, content_type: str | N
     return error_response(422, "invalid_request", _validation_message(first), _param(tuple(first.get("loc", ()))))
 
 
-def exception_response(exc: Exception, method: str, path: str) -> JSONResponse:
+def exception_response(exc: Exception, method: str, path: str, base: str = "") -> JSONResponse:
     """The answer to an exception a route raised (other than a validation error); the one
     mapping for FastAPI's handlers below and for the credit spend's own path (`api.spend`)."""
     if isinstance(exc, CreditflowError):
-        return domain_error_response(exc)
+        return domain_error_response(exc, base)
     if isinstance(exc, IntegrityError):
         log.warning("uniqueness conflict surfaced to the API: %s", exc.orig)
         return error_response(409, "conflict", "the request conflicts with a concurrent change; retry it")
@@ -187,7 +191,9 @@ def exception_response(exc: Exception, method: str, path: str) -> JSONResponse:
 
 def install(app: FastAPI) -> None:
     async def _mapped(request: Request, exc: Exception):
-        return exception_response(exc, request.method, request.url.path)
+        settings = getattr(request.app.state, "settings", None)
+        base = (getattr(settings, "public_url", None) or str(request.base_url)).rstrip("/")
+        return exception_response(exc, request.method, request.url.path, base)
 
     for kind in (CreditflowError, IntegrityError, DataError, OperationalError, Exception):
         app.add_exception_handler(kind, _mapped)

@@ -13,11 +13,14 @@ class CreditflowError(Exception):
     category = "invalid"
     default_code = "invalid_request"
 
-    def __init__(self, message: str, *, code: str | None = None, param: str | None = None):
+    def __init__(self, message: str, *, code: str | None = None, param: str | None = None,
+                 extra: dict | None = None):
         super().__init__(message)
         self.message = message
         self.code = code or self.default_code
         self.param = param
+        # More fields for the caller, answered beside the error (an `invoice` and its `url`, say).
+        self.extra = extra or {}
 
 
 class InvalidRequest(CreditflowError):

@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-ChargeStatus = Literal["succeeded", "failed", "unknown", "not_found"]
+# `requires_action`: the card asks for the cardholder's authentication (3-D Secure), which only
+# an on-session charge can get; nothing is charged until it is completed.
+ChargeStatus = Literal["succeeded", "failed", "unknown", "not_found", "requires_action"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,19 @@ class ChargeRequest:
     currency: str
     idempotency_key: str
     description: str
+    # On-session: the customer is at hand to authenticate (a purchase); off-session (a renewal)
+    # a card that needs authentication fails with `authentication_required`.
+    on_session: bool = False
+
+
+@dataclass(frozen=True)
+class CardSetup:
+    """What the browser needs to collect a card straight into the gateway (Stripe.js)."""
+
+    client_secret: str
+    publishable_key: str
+    js_url: str  # the Stripe.js to load
+    api_origin: str  # where Stripe.js talks to (the page's Content-Security-Policy allows it)
 
 
 class Gateway(Protocol):
@@ -73,3 +88,7 @@ class Gateway(Protocol):
         """What became of an earlier charge; `not_found` if the gateway never saw it."""
 
     def refund(self, *, reference: str, amount: int, idempotency_key: str) -> RefundResult: ...
+
+    # Optional, by gateway: the sandbox authenticates on its own page (`authenticate`); Stripe
+    # collects cards with a SetupIntent and authenticates in the browser with Stripe.js
+    # (`start_card_setup`, `finish_card_setup`, `authentication_secret`).

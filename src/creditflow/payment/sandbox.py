@@ -5,7 +5,10 @@ Test payment methods (API.md):
 - `pm_card_declined` declines every charge;
 - `pm_card_timeout` charges, then times out before answering: the outcome is unknown until
   reconciled with `lookup`, which reports the charge;
-- `pm_card_ok_then_declined` succeeds once, then declines.
+- `pm_card_ok_then_declined` succeeds once, then declines;
+- `pm_card_authenticate` needs 3-D Secure for every payment: on-session the charge waits for
+  the cardholder (`requires_action`) until the sandbox's own authentication step completes or
+  fails it (`authenticate`); off-session it fails with `authentication_required`.
 
 Its book of charges lives in the database, in transactions of its own (as a remote service
 would), so every process sees the same sandbox and idempotency keys hold across them.
@@ -30,7 +33,9 @@ CARDS = {
     "pm_card_declined": Card("visa", "0002", 12, 2034),
     "pm_card_timeout": Card("visa", "0341", 12, 2034),
     "pm_card_ok_then_declined": Card("mastercard", "4444", 12, 2034),
+    "pm_card_authenticate": Card("visa", "3155", 12, 2034),
 }
+AUTHENTICATE = "pm_card_authenticate"
 TOKENS = tuple(CARDS)
 
 
@@ -53,6 +58,18 @@ class SandboxGateway:
             # The charge went through but the answer never came back.
             return ChargeResult("unknown", failure_code="timeout", failure_message="gateway timed out")
         return _result(existing)
+
+    def authenticate(self, reference: str, *, succeeded: bool) -> ChargeResult:
+        """The cardholder completed (or failed) the 3-D Secure step of a charge waiting for it.
+        Asking again answers as the first time."""
+        with self.db.transaction() as session:
+            charge = session.get(SandboxCharge, reference, with_for_update=True)
+            if charge is None:
+                return ChargeResult("not_found")
+            if charge.status == "requires_action":
+                charge.status = "succeeded" if succeeded else "failed"
+                charge.failure_code = None if succeeded else "authentication_failed"
+            return _result(charge)
 
     def lookup(self, idempotency_key: str, reference: str | None) -> ChargeResult:
         found = self._find(idempotency_key)
@@ -91,6 +108,10 @@ class SandboxGateway:
                 if recorded is not None:
                     return recorded
                 declined = request.payment_method == "pm_card_declined"
+                status, failure = ("failed", "card_declined") if declined else ("succeeded", None)
+                if request.payment_method == AUTHENTICATE:
+                    status, failure = (("requires_action", "authentication_required") if request.on_session
+                                       else ("failed", "authentication_required"))
                 if request.payment_method == "pm_card_ok_then_declined":
                     earlier = session.scalar(
                         select(func.count()).select_from(SandboxCharge).where(
@@ -99,13 +120,13 @@ class SandboxGateway:
                             SandboxCharge.status == "succeeded",
                         )
                     )
-                    declined = earlier > 0
+                    if earlier > 0:
+                        status, failure = "failed", "card_declined"
                 charge = SandboxCharge(
                     id=new_id("sbch"), idempotency_key=request.idempotency_key,
                     customer_ref=request.customer_id, payment_method=request.payment_method,
                     amount=request.amount, currency=request.currency,
-                    status="failed" if declined else "succeeded",
-                    failure_code="card_declined" if declined else None,
+                    status=status, failure_code=failure,
                     created_at=datetime.now(timezone.utc),
                 )
                 session.add(charge)
@@ -117,8 +138,17 @@ class SandboxGateway:
             return found
 
 
+_FAILURE_MESSAGES = {
+    "authentication_required": "The card needs the cardholder's authentication (3-D Secure).",
+    "authentication_failed": "The card's authentication (3-D Secure) failed.",
+}
+
+
 def _result(charge: SandboxCharge) -> ChargeResult:
     if charge.status == "succeeded":
         return ChargeResult("succeeded", reference=charge.id)
+    if charge.status == "requires_action":
+        return ChargeResult("requires_action", reference=charge.id, failure_code="authentication_required",
+                            failure_message=_FAILURE_MESSAGES["authentication_required"])
     return ChargeResult("failed", reference=charge.id, failure_code=charge.failure_code,
-                        failure_message="Your card was declined.")
+                        failure_message=_FAILURE_MESSAGES.get(charge.failure_code, "Your card was declined."))

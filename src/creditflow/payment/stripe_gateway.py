@@ -3,8 +3,14 @@
 - One Stripe customer per creditflow customer, created on the first attach; its id is stored as
   the customer's `gateway_customer_id`.
 - The token is a Stripe PaymentMethod id (`pm_...`); it is attached to that Stripe customer.
-- A charge is an off-session PaymentIntent confirmed on creation, with the payment attempt's id
-  as idempotency key and as metadata `creditflow_attempt`.
+- A charge is a PaymentIntent confirmed on creation, with the payment attempt's id as
+  idempotency key and as metadata `creditflow_attempt`. Off-session (renewals) a card that needs
+  3-D Secure fails with `authentication_required`; on-session (purchases) the PaymentIntent
+  waits in `requires_action` until the browser completes it with Stripe.js
+  (`confirmCardPayment` with `authentication_secret`), then `lookup` finds it paid.
+- Cards are added with a SetupIntent confirmed in the browser by Stripe.js (`start_card_setup`),
+  so the card number goes to Stripe only; `finish_card_setup` reads back the PaymentMethod it
+  made, which is then attached like any token.
 - Declines are `failed` with Stripe's decline code; network trouble, timeouts and Stripe's own
   errors are `unknown`: we cannot tell whether Stripe charged.
 - `lookup` never creates anything: it retrieves the PaymentIntent by its id when we know it,
@@ -23,10 +29,13 @@ from typing import Any
 import stripe
 
 from creditflow.kit.errors import InvalidRequest, PaymentFailed
-from creditflow.payment.gateway import AttachedMethod, Card, ChargeRequest, ChargeResult, RefundResult
+from creditflow.payment.gateway import AttachedMethod, Card, CardSetup, ChargeRequest, ChargeResult, RefundResult
 
 ATTEMPT_KEY = "creditflow_attempt"
 CUSTOMER_KEY = "creditflow_customer"
+ON_SESSION_KEY = "creditflow_on_session"
+STRIPE_API = "https://api.stripe.com"
+STRIPE_JS = "https://js.stripe.com/v3/"
 
 # Errors that say nothing about the card: Stripe may have acted on the request (a lost answer,
 # a 5xx, an idempotency key reused by an earlier request that did go through) or the fault is
@@ -41,7 +50,7 @@ class StripeGateway:
     def __init__(self, api_key: str, *, api_base: str | None = None,
                  customer_for_key: Callable[[str], str | None] | None = None,
                  timeout: float = 30.0, max_network_retries: int = 0,
-                 http_client: stripe.HTTPClient | None = None):
+                 http_client: stripe.HTTPClient | None = None, publishable_key: str | None = None):
         """`customer_for_key(idempotency_key)` names the Stripe customer an attempt was charged to;
         `lookup` needs it to find a PaymentIntent whose id never came back (see `context`)."""
         if not api_key:
@@ -53,6 +62,10 @@ class StripeGateway:
             http_client=http_client or stripe.RequestsClient(timeout=timeout),
         )
         self.customer_for_key = customer_for_key
+        # The browser's Stripe.js: localstripe serves its own at `<api base>/js.stripe.com/v3/`.
+        self.api_origin = (api_base or STRIPE_API).rstrip("/")
+        self.js_url = f"{self.api_origin}/js.stripe.com/v3/" if api_base else STRIPE_JS
+        self.publishable_key = publishable_key or "pk_test_creditflow"
 
     # -- payment methods ------------------------------------------------------------------------
 
@@ -81,6 +94,51 @@ class StripeGateway:
                                 code="gateway_unavailable", param="token") from exc
         return AttachedMethod(gateway_customer_id, token, _card(method))
 
+    def start_card_setup(self, *, customer_id: str, gateway_customer_id: str | None,
+                         email: str) -> tuple[str, CardSetup]:
+        """A SetupIntent for the browser to confirm with the card; returns the Stripe customer
+        (created if need be) and what the page needs."""
+        try:
+            if gateway_customer_id is None:
+                gateway_customer_id = self._find_or_create_customer(customer_id, email)
+            intent = self.client.v1.setup_intents.create(params={
+                "customer": gateway_customer_id, "usage": "off_session", "payment_method_types": ["card"],
+                "metadata": {CUSTOMER_KEY: customer_id}})
+        except stripe.StripeError as exc:
+            raise PaymentFailed(f"The payment processor could not be reached ({_message(exc)}); try again.",
+                                code="gateway_unavailable") from exc
+        return gateway_customer_id, CardSetup(intent.client_secret, self.publishable_key, self.js_url,
+                                              self.api_origin)
+
+    def finish_card_setup(self, *, setup_intent: str, gateway_customer_id: str | None) -> str:
+        """The PaymentMethod a SetupIntent of this customer set up in the browser (its token)."""
+        if not isinstance(setup_intent, str) or not setup_intent.startswith("seti_"):
+            raise InvalidRequest("setup_intent must be a Stripe SetupIntent id (seti_...)", param="setup_intent")
+        try:
+            intent = self.client.v1.setup_intents.retrieve(setup_intent)
+        except stripe.InvalidRequestError as exc:
+            raise InvalidRequest(f"Stripe doesn't know this card setup: {_message(exc)}",
+                                 param="setup_intent") from exc
+        except stripe.StripeError as exc:
+            raise PaymentFailed(f"The payment processor could not be reached ({_message(exc)}); try again.",
+                                code="gateway_unavailable") from exc
+        if gateway_customer_id is None or _id_of(_field(intent, "customer")) != gateway_customer_id:
+            raise InvalidRequest("this card setup belongs to another customer", param="setup_intent")
+        method = _id_of(_field(intent, "payment_method"))
+        if _field(intent, "status") != "succeeded" or method is None:
+            raise PaymentFailed("The card was not set up (its authentication failed or was cancelled).",
+                                code="payment_failed", param="setup_intent")
+        return method
+
+    def authentication_secret(self, reference: str) -> str | None:
+        """The client secret Stripe.js completes a PaymentIntent waiting for 3-D Secure with;
+        None when it no longer waits."""
+        try:
+            intent = self.client.v1.payment_intents.retrieve(reference)
+        except stripe.StripeError:
+            return None
+        return intent.client_secret if _field(intent, "status") == "requires_action" else None
+
     def _find_or_create_customer(self, customer_id: str, email: str) -> str:
         """The Stripe customer of a creditflow customer. Its id is stored only once a card is
         attached, so a first attach that failed (a declined card) left one behind: reuse it."""
@@ -101,11 +159,15 @@ class StripeGateway:
             "currency": request.currency.lower(),
             "payment_method": request.payment_method,
             "confirm": True,
-            "off_session": True,
             # The description goes in metadata: localstripe refuses `description`.
             "metadata": {ATTEMPT_KEY: request.idempotency_key, CUSTOMER_KEY: request.customer_id,
                          "creditflow_description": request.description[:500]},
         }
+        if request.on_session:  # the customer can authenticate: 3-D Secure waits for them
+            params["payment_method_types"] = ["card"]
+            params["metadata"][ON_SESSION_KEY] = "1"
+        else:
+            params["off_session"] = True
         if request.gateway_customer_id:
             params["customer"] = request.gateway_customer_id
         try:
@@ -178,9 +240,15 @@ def _result_of(intent: Any) -> ChargeResult:
         return ChargeResult("unknown", reference=intent.id, failure_code="processing",
                             failure_message="Stripe is still processing the payment.")
     error = _field(intent, "last_payment_error") or {}
+    if status == "requires_action" and _field(_field(intent, "metadata"), ON_SESSION_KEY) == "1":
+        return ChargeResult("requires_action", reference=intent.id, failure_code="authentication_required",
+                            failure_message="The card needs the customer's authentication (3-D Secure).")
     if status == "requires_action":
         return ChargeResult("failed", reference=intent.id, failure_code="authentication_required",
                             failure_message="The card needs the customer's authentication.")
+    if _field(error, "code") == "payment_intent_authentication_failure":  # 3-D Secure failed: may try again
+        return ChargeResult("failed", reference=intent.id, failure_code="authentication_failed",
+                            failure_message=_field(error, "message") or "The card's authentication failed.")
     return ChargeResult("failed", reference=intent.id,
                         failure_code=_field(error, "decline_code") or _field(error, "code") or status,
                         failure_message=_field(error, "message") or f"The payment is {status}.")

@@ -8,13 +8,25 @@
 
 An `unknown` outcome (a timeout) stays `unknown` until `reconcile` asks the gateway what
 happened to that idempotency key.
+
+A purchase's payment may need the cardholder's authentication (3-D Secure): the gateway answers
+`requires_action`, the attempt waits in that status, nothing is fulfilled and the invoice stays
+`open`; `collect` raises `AuthenticationRequired` with a one-time link to where the customer
+authenticates. `finish_authentication` then settles the same attempt with the gateway's answer
+(never a second charge). A failed or abandoned authentication leaves the invoice open:
+`pay_open_invoice` charges it again later, through these same steps. Renewals are charged
+off-session: a card that needs authentication fails there (`authentication_required`) and is
+dunned like a decline, with an `invoice.payment_action_required` event.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, lazyload
 
 from creditflow.context import Context
@@ -22,21 +34,46 @@ from creditflow.customer.models import Customer
 from creditflow.events.outbox import record_event
 from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import get_invoice
-from creditflow.kit.errors import PaymentFailed
+from creditflow.kit.errors import Conflict, NotFound, PaymentFailed
 from creditflow.kit.faults import fault_point
 from creditflow.payment import attempts
 from creditflow.payment.attempts import Ticket
 from creditflow.payment.gateway import ChargeRequest, ChargeResult
 from creditflow.payment.models import PaymentAttempt
 from creditflow.purchase.fulfilment import FULFILMENT
+from creditflow.subscription.models import Subscription
+from creditflow.subscription.options import top_up_refusal
+from creditflow.subscription.repository import live_subscription
+
+# Where the one-time link of a payment awaiting authentication opens (the billing page's).
+AUTHENTICATION_PATH = "/billing/authenticate/"
+AUTHENTICATION_LINK_TTL = timedelta(hours=24)
+# Failures after which the customer may simply try again: the invoice stays open, nothing of
+# the purchase is undone (the authentication failed or was abandoned; a newer attempt replaced it).
+_RETRYABLE = ("authentication_failed", "superseded")
+AWAITING = "requires_action"
+
+
+class AuthenticationRequired(PaymentFailed):
+    """The payment needs the cardholder's authentication: nothing is granted yet, the invoice
+    is open, and `link` (a path) opens the page where the customer authenticates."""
+
+    def __init__(self, invoice_id: str, link: str | None):
+        super().__init__("The card needs your authentication (3-D Secure) before the payment can go through; "
+                         "nothing is granted until it does.", code="authentication_required",
+                         extra={"invoice": invoice_id, "url": link})
+        self.invoice_id = invoice_id
+        self.link = link
 
 
 @dataclass(frozen=True)
 class Outcome:
     invoice_id: str
-    status: str  # paid, failed, unknown
+    status: str  # paid, failed, unknown, requires_action
     failure_code: str | None = None
     failure_message: str | None = None
+    attempt_id: str | None = None
+    link: str | None = None  # requires_action: the one-time link's path (new links only)
 
     def raise_unless_paid(self, pending: str) -> None:
         """The purchase's answer to its caller: nothing when paid; `payment_failed`, or
@@ -48,9 +85,16 @@ class Outcome:
                                 code="payment_pending")
 
 
-def open_collection(ctx: Context, session: Session, invoice: Invoice, now: datetime) -> Ticket | Outcome:
-    """Start collecting an open invoice. Returns an Outcome when no gateway call is needed."""
+def open_collection(ctx: Context, session: Session, invoice: Invoice, now: datetime, *,
+                    on_session: bool | None = None) -> Ticket | Outcome:
+    """Start collecting an open invoice. Returns an Outcome when no gateway call is needed.
+
+    Purchases are charged on-session (the customer is there to authenticate), renewals
+    off-session, unless `on_session` says otherwise (the customer paying a renewal on the page)."""
     customer = session.get(Customer, invoice.customer_id, with_for_update=True, populate_existing=True)
+    if on_session is None:
+        on_session = invoice.purpose != "renewal"
+    _supersede_waiting(session, invoice.id, now)
     if invoice.balance_applied == 0 and customer.balance > 0 and invoice.total > 0:
         applied = min(customer.balance, invoice.total)
         customer.balance -= applied
@@ -70,8 +114,16 @@ def open_collection(ctx: Context, session: Session, invoice: Invoice, now: datet
     return Ticket(attempt.id, invoice.id, ChargeRequest(
         customer_id=customer.id, gateway_customer_id=customer.gateway_customer_id,
         payment_method=customer.payment_method, amount=due, currency=invoice.currency,
-        idempotency_key=attempt.id, description=f"creditflow invoice {invoice.number}",
+        idempotency_key=attempt.id, description=f"creditflow invoice {invoice.number}", on_session=on_session,
     ))
+
+
+def _supersede_waiting(session: Session, invoice_id: str, now: datetime) -> None:
+    """A new attempt replaces one still waiting for authentication: that one can no longer
+    complete (its link and page refuse it), so the invoice is paid at most once."""
+    for waiting in session.scalars(select(PaymentAttempt).where(
+            PaymentAttempt.invoice_id == invoice_id, PaymentAttempt.status == AWAITING).with_for_update()):
+        attempts.fail(waiting, "superseded", "A newer payment attempt replaced this one.", now)
 
 
 def settle(ctx: Context, session: Session, attempt_id: str, result: ChargeResult, now: datetime) -> Outcome:
@@ -82,6 +134,8 @@ def settle(ctx: Context, session: Session, attempt_id: str, result: ChargeResult
                           options=[lazyload(Invoice.lines)])
     if attempts.is_settled(attempt):  # settled by someone else meanwhile
         return _outcome_of(invoice, attempt)
+    if result.status == AWAITING:
+        return _await_authentication(ctx, session, invoice, attempt, result, now)
     attempts.record_result(attempt, result, now)
     if attempt.status == "succeeded":
         _mark_paid(ctx, session, invoice, attempt, now)
@@ -108,7 +162,145 @@ def collect(ctx: Context, invoice_id: str, now: datetime, begin: Ticket | Outcom
 
     outcome = ctx.db.run(record)
     fault_point("checkout.after_outcome_commit")
+    if outcome.status == AWAITING:
+        raise AuthenticationRequired(outcome.invoice_id, outcome.link)
     return outcome
+
+
+def _await_authentication(ctx: Context, session: Session, invoice: Invoice, attempt: PaymentAttempt,
+                          result: ChargeResult, now: datetime) -> Outcome:
+    """The charge waits for the cardholder: nothing is fulfilled, the invoice stays open, and a
+    one-time link (stored hashed in the invoice's details) leads to the authentication."""
+    first = attempt.status != AWAITING
+    attempt.status = AWAITING
+    attempt.gateway_reference = result.reference or attempt.gateway_reference
+    attempt.failure_code = "authentication_required"
+    attempt.failure_message = result.failure_message
+    link = None
+    if first:
+        secret = secrets.token_urlsafe(24)
+        invoice.details = {**invoice.details, "authentication": {
+            "attempt": attempt.id, "link": _digest(secret),
+            "until": (ctx.clock.now() + AUTHENTICATION_LINK_TTL).isoformat()}}
+        link = f"{AUTHENTICATION_PATH}{invoice.id}.{secret}"
+        _action_required(session, invoice, attempt, now, on_session=True)
+    return Outcome(invoice.id, AWAITING, attempt.failure_code, attempt.failure_message, attempt.id, link)
+
+
+def _action_required(session: Session, invoice: Invoice, attempt: PaymentAttempt, now: datetime, *,
+                     on_session: bool) -> None:
+    record_event(session, "invoice.payment_action_required", customer_id=invoice.customer_id, now=now, data={
+        "invoice": invoice.id, "attempt": attempt.id, "purpose": invoice.purpose, "amount": attempt.amount,
+        "currency": attempt.currency, "off_session": not on_session})
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def redeem_authentication_link(ctx: Context, session: Session, token: str) -> Invoice:
+    """Use a one-time link (`<invoice>.<secret>`): once, while its invoice is open, for a day.
+    Returns the invoice, whose customer the browser then acts for."""
+    invoice_id, _, secret = token.partition(".")
+    invoice = session.get(Invoice, invoice_id, with_for_update=True) if invoice_id and secret else None
+    stored = (invoice.details or {}).get("authentication") or {} if invoice is not None else {}
+    if (invoice is None or invoice.status != "open" or not stored.get("link")
+            or not secrets.compare_digest(stored["link"], _digest(secret))
+            or ctx.clock.now() >= datetime.fromisoformat(stored["until"])):
+        raise NotFound("this link has expired, was already used, or its invoice is no longer open", param="token")
+    invoice.details = {**invoice.details, "authentication": {**stored, "link": None}}
+    return invoice
+
+
+def waiting_attempt(session: Session, invoice_id: str) -> PaymentAttempt | None:
+    """The invoice's attempt waiting for the cardholder's authentication, if any."""
+    return session.scalar(select(PaymentAttempt).where(
+        PaymentAttempt.invoice_id == invoice_id, PaymentAttempt.status == AWAITING)
+        .order_by(PaymentAttempt.created_at.desc()).limit(1))
+
+
+def finish_authentication(ctx: Context, attempt_id: str, now: datetime, *, succeeded: bool | None = None) -> Outcome:
+    """Settle an attempt that waited for authentication with the gateway's answer: the
+    sandbox's own step says `succeeded`; with Stripe.js the browser already did it and the
+    gateway is asked (`succeeded` None). Never charges again."""
+    with ctx.db.transaction(readonly=True) as session:
+        attempt = session.get(PaymentAttempt, attempt_id)
+        if attempt is None:
+            raise NotFound("no such payment", param="attempt")
+        session.expunge(attempt)
+    if attempt.status != AWAITING:
+        return ctx.db.read(lambda session: _outcome_of(session.get(Invoice, attempt.invoice_id), attempt))
+    authenticate = getattr(ctx.gateway, "authenticate", None)
+    if succeeded is not None and authenticate is not None:
+        result = authenticate(attempt.gateway_reference, succeeded=succeeded)
+    else:
+        result = attempts.find_out(ctx.gateway, attempt, now) or ChargeResult(AWAITING)
+    if result.status == "not_found":
+        result = ChargeResult("failed", failure_code="authentication_failed", failure_message="The payment is gone.")
+    return ctx.db.run(lambda session: settle(ctx, session, attempt_id, result, now))
+
+
+def payable_refusal(session: Session, invoice: Invoice) -> str | None:
+    """Why an open invoice can't be paid any more (what it would buy no longer applies), or None."""
+    if invoice.status != "open":
+        return "This invoice is no longer open."
+    sub = session.get(Subscription, invoice.subscription_id) if invoice.subscription_id else None
+    if invoice.purpose == "plan_change" and (sub is None or sub.status != "active"
+                                             or sub.version != invoice.details.get("version")):
+        return "Your subscription changed since this plan change was priced. Preview the change again."
+    if invoice.purpose == "renewal" and (sub is None or sub.pending_invoice_id != invoice.id):
+        return "This renewal is no longer due."
+    if invoice.purpose == "top_up" and top_up_refusal(live_subscription(session, invoice.customer_id)):
+        return top_up_refusal(live_subscription(session, invoice.customer_id)).sentence
+    return None
+
+
+def payable_invoices(session: Session, customer_id: str) -> list[tuple[Invoice, PaymentAttempt | None]]:
+    """The customer's open invoices that wait for them to pay (an abandoned authentication, a
+    renewal in dunning), with the attempt waiting for authentication if there is one. A renewal
+    the worker is still collecting, or an invoice with a payment on its way, is not listed."""
+    found = []
+    for invoice in session.scalars(select(Invoice).where(
+            Invoice.customer_id == customer_id, Invoice.status == "open").order_by(Invoice.number)):
+        if attempts.pending_attempt(session, invoice.id) is not None or payable_refusal(session, invoice):
+            continue
+        if invoice.purpose == "renewal" and session.get(Subscription, invoice.subscription_id).status != "past_due":
+            continue
+        found.append((invoice, waiting_attempt(session, invoice.id)))
+    return found
+
+
+def pay_open_invoice(ctx: Context, invoice_id: str, now: datetime) -> Outcome:
+    """The customer pays an open invoice from the page (a purchase whose authentication was
+    abandoned, a renewal in dunning): a new on-session attempt through the same steps. An
+    invoice that no longer applies is voided instead (what it would buy is undone, as for a
+    declined payment). Raises AuthenticationRequired when the card asks for it again."""
+    def begin(session: Session) -> Ticket | Outcome:
+        invoice = get_invoice(session, invoice_id, for_update=True)
+        if invoice.status != "open":
+            raise Conflict("This invoice is no longer open.", code="invoice_not_open")
+        if attempts.pending_attempt(session, invoice.id) is not None:
+            raise Conflict("A payment of this invoice is already on its way.", code="payment_pending")
+        refusal = payable_refusal(session, invoice)
+        if refusal is not None:
+            void_open_invoice(ctx, session, invoice, now)
+            return Outcome(invoice.id, "void", "not_payable", refusal)
+        return open_collection(ctx, session, invoice, now, on_session=True)
+
+    return collect(ctx, invoice_id, now, ctx.db.run(begin))
+
+
+def void_open_invoice(ctx: Context, session: Session, invoice: Invoice, now: datetime) -> None:
+    """An open invoice that will not be paid: undone as after a declined payment (an incomplete
+    subscription removed, a leased change released), the account balance it held given back."""
+    _supersede_waiting(session, invoice.id, now)
+    if invoice.balance_applied:
+        customer = session.get(Customer, invoice.customer_id, with_for_update=True, populate_existing=True)
+        customer.balance += invoice.balance_applied
+        invoice.balance_applied = 0
+    if invoice.purpose != "renewal":  # a renewal no longer due has nothing to undo
+        FULFILMENT[invoice.purpose].on_failed(ctx, session, invoice, None, now)
+    invoice.status = "void"
 
 
 def reconcile(ctx: Context, attempt_id: str, now: datetime) -> Outcome:
@@ -152,12 +344,18 @@ def _apply_failure(ctx: Context, session: Session, invoice: Invoice, attempt: Pa
         "invoice": invoice.id, "attempt": attempt.id, "failure_code": attempt.failure_code,
         "failure_message": attempt.failure_message,
     })
+    if attempt.failure_code == "authentication_required":  # off-session: the customer must act
+        _action_required(session, invoice, attempt, now, on_session=False)
+    if attempt.failure_code in _RETRYABLE:
+        return  # nothing is undone: the invoice stays open, to be paid from the page
     FULFILMENT[invoice.purpose].on_failed(ctx, session, invoice, attempt, now)
 
 
 def _outcome_of(invoice: Invoice, attempt: PaymentAttempt) -> Outcome:
     if attempt.status == "succeeded":
-        return Outcome(invoice.id, "paid")
+        return Outcome(invoice.id, "paid", attempt_id=attempt.id)
     if attempt.status == "failed":
-        return Outcome(invoice.id, "failed", attempt.failure_code, attempt.failure_message)
-    return Outcome(invoice.id, "unknown", attempt.failure_code, attempt.failure_message)
+        return Outcome(invoice.id, "failed", attempt.failure_code, attempt.failure_message, attempt.id)
+    if attempt.status == AWAITING:
+        return Outcome(invoice.id, AWAITING, attempt.failure_code, attempt.failure_message, attempt.id)
+    return Outcome(invoice.id, "unknown", attempt.failure_code, attempt.failure_message, attempt.id)

@@ -14,6 +14,7 @@ from creditflow.customer.models import Customer
 from creditflow.customer.service import customer_now, get_customer
 from creditflow.events.outbox import record_event
 from creditflow.kit.errors import InvalidRequest
+from creditflow.payment.gateway import CardSetup
 
 
 def set_payment_method(ctx: Context, customer_id: str, token: str) -> Customer:
@@ -52,3 +53,29 @@ def set_payment_method(ctx: Context, customer_id: str, token: str) -> Customer:
     if in_dunning is not None:
         renewal.run_due(ctx, in_dunning, now)
     return customer
+
+
+def start_card_setup(ctx: Context, customer_id: str) -> CardSetup:
+    """With a gateway that collects cards in the browser (Stripe.js): what the page needs to
+    set one up. The gateway's customer is created first if need be, and kept."""
+    with ctx.db.transaction(readonly=True) as session:
+        customer = get_customer(session, customer_id)
+        gateway_customer_id, email = customer.gateway_customer_id, customer.email
+    gateway_customer_id, setup = ctx.gateway.start_card_setup(
+        customer_id=customer_id, gateway_customer_id=gateway_customer_id, email=email)
+
+    def keep(session) -> None:
+        customer = get_customer(session, customer_id, for_update=True)
+        customer.gateway_customer_id = customer.gateway_customer_id or gateway_customer_id
+
+    ctx.db.run(keep)
+    return setup
+
+
+def set_card_from_setup(ctx: Context, customer_id: str, setup_intent: str) -> Customer:
+    """The card the browser set up (`start_card_setup`) becomes the customer's payment method,
+    as `set_payment_method` makes it (a subscription in dunning is retried at once)."""
+    with ctx.db.transaction(readonly=True) as session:
+        gateway_customer_id = get_customer(session, customer_id).gateway_customer_id
+    token = ctx.gateway.finish_card_setup(setup_intent=setup_intent, gateway_customer_id=gateway_customer_id)
+    return set_payment_method(ctx, customer_id, token)

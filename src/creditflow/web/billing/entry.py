@@ -9,13 +9,18 @@ from starlette.requests import Request
 from starlette.responses import FileResponse
 
 from creditflow.portal.service import redeem_portal_token
+from creditflow.purchase.checkout import payable_invoices
+from creditflow.payment.attempts import last_failure
 from creditflow.kit.errors import NotFound
 from creditflow.web import views
 from creditflow.web.site import Web, current_web
+from creditflow.web.billing import cards, details
 from creditflow.web.billing.pages import HOME, Visit, Visitor
 from creditflow.web.rendering import STATIC_DIR, HTMLErrorRoute, error_page
 
 router = APIRouter(route_class=HTMLErrorRoute, include_in_schema=False)
+for _part in (cards, details):  # the card on file and paying (3-D Secure), the billing details
+    router.include_router(_part.router)
 
 
 # --- entering ----------------------------------------------------------------------------------
@@ -43,6 +48,13 @@ async def stylesheet():
                         headers={"Cache-Control": "public, max-age=3600"})
 
 
+@router.get("/billing/static/card.js")
+async def card_script():
+    """Stripe.js glue for the card and authentication pages (no inline script: the CSP forbids it)."""
+    return FileResponse(STATIC_DIR / "card.js", media_type="text/javascript",
+                        headers={"Cache-Control": "public, max-age=3600"})
+
+
 # --- the page ----------------------------------------------------------------------------------
 
 
@@ -50,5 +62,10 @@ async def stylesheet():
 def overview(visit: Visitor):
     with visit.ctx.db.transaction(readonly=True) as db:
         view = views.billing_page(visit.ctx, db, visit.customer_id)
-    return visit.render("billing/overview.html", {"page": view, "title": "Billing and subscription"},
-                        customer=view.customer)
+        to_pay = [(invoice, waiting is not None, views.invoice_title(invoice))
+                  for invoice, waiting in payable_invoices(db, visit.customer_id)]
+        failure = last_failure(db, visit.customer_id) if view.status == "past_due" else None
+    return visit.render("billing/overview.html", {
+        "page": view, "title": "Billing and subscription", "to_pay": to_pay,
+        "needs_authentication": getattr(failure, "failure_code", None) == "authentication_required",
+    }, customer=view.customer)

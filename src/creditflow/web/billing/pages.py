@@ -59,7 +59,8 @@ class Visit:
                 customer = views.get_customer(db, self.customer_id)
         response = render(template, {
             "area": "billing", "csrf": self.session.csrf, "flash": flash, "return_url": self.session.return_url,
-            "customer": customer, "fmt": Formatter(customer.currency, customer.timezone), **data,
+            "customer": customer, "fmt": Formatter(customer.currency, customer.timezone),
+            "here": self.here, **data,
         }, status=status)
         if flash is not None:  # shown once: write the session back without it
             self.codec.save(response, self.request, self.session)
@@ -73,8 +74,17 @@ class Visit:
         """Back to the page, saying what was done."""
         return self.go(HOME, "success", text)
 
+    @property
+    def here(self) -> str:
+        """This page's address (path and query): where adding a card comes back to."""
+        query = self.request.url.query
+        return self.request.url.path + (f"?{query}" if query else "")
+
     def failed(self, exc: CreditflowError) -> Response:
-        """Back to the page, saying in plain words why the action failed."""
+        """Back to the page, saying in plain words why the action failed; a payment that needs
+        the cardholder's authentication goes on to it instead."""
+        if exc.code == "authentication_required" and exc.extra.get("invoice"):
+            return self.go(f"/billing/invoices/{exc.extra['invoice']}/pay")
         return self.go(HOME, "error", plain(exc))
 
     def live_sub(self):
