@@ -290,3 +290,21 @@ def test_a_worker_job_run_is_logged(api, json_log):
 def test_an_unknown_log_format_is_refused():
     with pytest.raises(ValueError, match="CREDITFLOW_LOG_FORMAT"):
         configure_logging(fmt="xml")
+
+
+def test_lines_logged_while_serving_a_request_carry_its_id(api, json_log, monkeypatch):
+    from creditflow.api.routes import credits as credit_routes
+    from creditflow.kit.errors import NotFound
+
+    def logging_balance(ctx, session, customer_id):
+        logging.getLogger("creditflow.credits").warning("looking up %s", customer_id)
+        raise NotFound(f"no such customer: {customer_id}")
+
+    monkeypatch.setattr(credit_routes, "get_balance", logging_balance)
+    response = api.get("/v1/customers/cus_traced/credits", headers={"Request-Id": "support-ticket-9"})
+    assert response.status_code == 404
+    inside = [line for line in _lines(json_log) if line["event"] == "looking up cus_traced"]
+    assert len(inside) == 1 and inside[0]["request_id"] == "support-ticket-9"
+    after = logging.getLogger("creditflow.credits")
+    after.warning("outside any request")
+    assert "request_id" not in _lines(json_log)[-1]
