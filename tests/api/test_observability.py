@@ -308,3 +308,19 @@ def test_lines_logged_while_serving_a_request_carry_its_id(api, json_log, monkey
     after = logging.getLogger("creditflow.credits")
     after.warning("outside any request")
     assert "request_id" not in _lines(json_log)[-1]
+
+
+def test_a_failing_job_run_is_counted_and_logged_as_an_error(api, json_log, monkeypatch):
+    from creditflow.worker import runner
+    from creditflow.worker.jobs import Job
+
+    def broken(ctx, now, test_clock_id):
+        raise RuntimeError("the job broke")
+
+    monkeypatch.setattr(runner, "JOBS", (Job("broken_job", broken),))
+    failed = local("creditflow_worker_job_runs_total", job="broken_job", outcome="error")
+    with pytest.raises(RuntimeError, match="the job broke"):
+        tick(api.ctx)
+    assert local("creditflow_worker_job_runs_total", job="broken_job", outcome="error") == failed + 1
+    line = [line for line in _lines(json_log) if line.get("job") == "broken_job"][-1]
+    assert (line["outcome"], line["level"], line["items"]) == ("error", "error", 0)

@@ -2,7 +2,8 @@
 duration_ms, outcome).
 
 A run that did nothing is logged at DEBUG (the worker looks for work every second); one that did
-something, or failed, at INFO (ERROR with the traceback for a failure, which still propagates).
+something at INFO; one that failed at ERROR, and the failure propagates (the worker's loop logs
+its traceback once, as before).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def _record(job: str, done: int, seconds: float, outcome: str) -> None:
         metrics.JOB_ITEMS.labels(job).inc(done)
     fields = {"job": job, "items": done, "duration_ms": round(seconds * 1000, 2), "outcome": outcome}
     if outcome == "error":
-        log.error("job", **fields, exc_info=True)
+        log.error("job", **fields)
     elif done:
         log.info("job", **fields)
     else:
