@@ -171,7 +171,7 @@ def pay_page(visit: Visitor, invoice_id: str):
     if waiting is None and refusal is None and not customer.payment_method:
         return visit.go(card_page_for(_pay_page(invoice_id)), "error", "Add a card to pay this invoice.")
     data = {"title": "Confirm your payment" if waiting else "Pay invoice", "invoice": invoice,
-            "invoice_title": title, "waiting": waiting, "refusal": refusal, "secret": None, "setup": None}
+            "invoice_title": title, "waiting": waiting, "refusal": refusal, "secret": None, "stripe": None}
     if waiting is not None and hasattr(visit.ctx.gateway, "authentication_secret"):
         data["secret"] = visit.ctx.gateway.authentication_secret(waiting.gateway_reference)
         data["stripe"] = {"key": visit.ctx.gateway.publishable_key, "js_url": visit.ctx.gateway.js_url}
