@@ -16,6 +16,8 @@ class Event(Base):
         # The worker's fan-out to webhook endpoints looks for these only.
         Index("ix_events_undispatched", "seq", sqlite_where=text("dispatched = 0"),
               postgresql_where=text("dispatched = false")),
+        Index("ix_events_unnotified", "seq", sqlite_where=text("notified = 0"),
+              postgresql_where=text("notified = false")),
     )
 
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
@@ -27,6 +29,8 @@ class Event(Base):
     # Set once the event has a delivery row for every webhook endpoint that wants it. A flag
     # rather than a cursor on `seq`: PostgreSQL transactions commit out of `seq` order.
     dispatched: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Set once the worker has queued the emails the event calls for (notify/service.py).
+    notified: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class WebhookEndpoint(Base):

@@ -28,15 +28,16 @@ def _signature(secret_key: str, session_id: str) -> str:
 
 
 def create_portal_session(session: Session, *, customer_id: str, return_url: str | None, secret_key: str,
-                          now: datetime) -> tuple[PortalSession, str]:
-    """A new link for the customer; returns the session and its token."""
+                          now: datetime, ttl: timedelta = LINK_TTL) -> tuple[PortalSession, str]:
+    """A new link for the customer; returns the session and its token. Links handed to the
+    host app live `LINK_TTL`; a link in an email lives longer (the customer reads it later)."""
     get_customer(session, customer_id)
     if return_url is not None:
         parts = urlsplit(return_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise InvalidRequest("return_url must be an http or https URL", param="return_url")
     # Whole seconds, so the instant shown to the caller is exactly when the link stops working.
-    expires_at = (now + LINK_TTL).replace(microsecond=0)
+    expires_at = (now + ttl).replace(microsecond=0)
     portal = PortalSession(id=new_id("ps"), customer_id=customer_id, return_url=return_url,
                            expires_at=expires_at, created_at=now)
     session.add(portal)

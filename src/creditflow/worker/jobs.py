@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from creditflow.credits import jobs as credit_jobs
 from creditflow.events import delivery
+from creditflow.notify import service as emails
 from creditflow.purchase.refund import retry_pending_refunds
 
 
@@ -31,4 +32,5 @@ JOBS: tuple[Job, ...] = (
     Job("webhook_delivery", delivery.run),
     Job("webhook_purge", delivery.run_purge),
     Job("refund_retry", retry_pending_refunds),
+    Job("emails", emails.run, emails.next_reminder_due),
 )
