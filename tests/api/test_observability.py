@@ -22,11 +22,15 @@ SPEND_ROUTE = "/v1/customers/{customer_id}/credits/spend"
 CUSTOMER_ROUTE = "/v1/customers/{customer_id}"
 
 
-@pytest.fixture
-def metrics_key(api) -> str:
+def new_metrics_key(api) -> str:
     with api.ctx.db.transaction() as session:
         _, secret = create_api_key(session, "metrics", now=api.ctx.clock.now())
     return secret
+
+
+@pytest.fixture
+def metrics_key(api) -> str:
+    return new_metrics_key(api)
 
 
 def scrape(api, key: str) -> dict:
@@ -209,7 +213,8 @@ def test_a_declined_renewal_is_counted_as_failed(api):
     assert local("creditflow_payment_attempts_total", outcome="failed") == declined + 1
 
 
-def test_the_outbox_backlog_is_read_when_scraped(api, metrics_key):
+def test_the_outbox_backlog_is_read_when_scraped(any_api):
+    api, metrics_key = any_api, new_metrics_key(any_api)
     samples = scrape(api, metrics_key)
     waiting = value(samples, "creditflow_outbox_pending", queue="events")
     api.customer()  # writes customer.created (and more) to the outbox; no worker runs here
@@ -221,6 +226,19 @@ def test_the_outbox_backlog_is_read_when_scraped(api, metrics_key):
     samples = scrape(api, metrics_key)
     assert value(samples, "creditflow_outbox_pending", queue="events") == 0
     assert value(samples, "creditflow_outbox_oldest_pending_age_seconds", queue="events") == 0
+
+
+def test_undelivered_webhooks_are_the_webhook_backlog(api, metrics_key):
+    api.ok("POST", "/v1/webhook_endpoints", {"url": "http://localhost:9/hook"})  # nothing listens there
+    api.customer()
+    tick(api.ctx)  # fanned out, sent, refused: the deliveries wait for their retry
+    samples = scrape(api, metrics_key)
+    assert value(samples, "creditflow_outbox_pending", queue="events") == 0
+    assert value(samples, "creditflow_outbox_pending", queue="webhook_deliveries") >= 1
+    tick(api.ctx, api.ctx.clock.now() + timedelta(days=4))  # given up after three days
+    samples = scrape(api, metrics_key)
+    assert value(samples, "creditflow_outbox_pending", queue="webhook_deliveries") == 0
+    assert value(samples, "creditflow_outbox_oldest_pending_age_seconds", queue="webhook_deliveries") == 0
 
 
 def test_database_pool_use_is_reported(api, metrics_key):
