@@ -85,6 +85,12 @@ class Subscriptions(_Area[M]):
     cancel_scheduled_change = _Endpoint(calls.cancel_scheduled_change)
     cancel = _Endpoint(calls.cancel_subscription)
     resume = _Endpoint(calls.resume_subscription)
+    apply_discount = _Endpoint(calls.apply_discount)
+
+
+class Coupons(_Area[M]):
+    create = _Endpoint(calls.create_coupon)
+    get = _Endpoint(calls.get_coupon)
 
 
 class Credits(_Area[M]):
@@ -133,6 +139,7 @@ class _Base(Generic[M]):
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         self.customers: Customers[M] = Customers(send)
         self.subscriptions: Subscriptions[M] = Subscriptions(send)
+        self.coupons: Coupons[M] = Coupons(send)
         self.credits: Credits[M] = Credits(send)
         self.invoices: Invoices[M] = Invoices(send)
         self.events: Events[M] = Events(send)

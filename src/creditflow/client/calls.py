@@ -76,9 +76,9 @@ def get_payment_method(customer: str) -> Call[t.PaymentMethod]:
 
 # -- subscriptions ----------------------------------------------------------------------------
 
-def create_subscription(*, customer: str, plan: str, term: str,
+def create_subscription(*, customer: str, plan: str, term: str, coupon: str | None = None,
                         idempotency_key: str | None = None) -> Call[t.Subscription]:
-    return Call("POST", "/v1/subscriptions", {"customer": customer, "plan": plan, "term": term}, {},
+    return Call("POST", "/v1/subscriptions", _body(customer=customer, plan=plan, term=term, coupon=coupon), {},
                 idempotency_key)
 
 
@@ -91,17 +91,17 @@ def customer_subscription(customer: str) -> Call[t.Subscription]:
 
 
 def preview_change(subscription: str, *, plan: str, term: str, timing: str = "immediate",
-                   idempotency_key: str | None = None) -> Call[t.Quote]:
+                   coupon: str | None = None, idempotency_key: str | None = None) -> Call[t.Quote]:
     return Call("POST", f"/v1/subscriptions/{_p(subscription)}/preview_change",
-                {"plan": plan, "term": term, "timing": timing}, {}, idempotency_key)
+                _body(plan=plan, term=term, timing=timing, coupon=coupon), {}, idempotency_key)
 
 
 def change_subscription(subscription: str, *, plan: str, term: str, timing: str = "immediate",
                         quote: str | None = None, unused_value: str | None = None, reason: str | None = None,
-                        idempotency_key: str | None = None) -> Call[t.Subscription]:
+                        coupon: str | None = None, idempotency_key: str | None = None) -> Call[t.Subscription]:
     return Call("POST", f"/v1/subscriptions/{_p(subscription)}/change",
-                _body(plan=plan, term=term, timing=timing, quote=quote, unused_value=unused_value, reason=reason),
-                {}, idempotency_key)
+                _body(plan=plan, term=term, timing=timing, quote=quote, unused_value=unused_value, reason=reason,
+                      coupon=coupon), {}, idempotency_key)
 
 
 def cancel_scheduled_change(subscription: str, *, idempotency_key: str | None = None) -> Call[t.Subscription]:
@@ -116,6 +116,27 @@ def cancel_subscription(subscription: str, *, at_period_end: bool | None = None,
 
 def resume_subscription(subscription: str, *, idempotency_key: str | None = None) -> Call[t.Subscription]:
     return Call("POST", f"/v1/subscriptions/{_p(subscription)}/resume", {}, {}, idempotency_key)
+
+
+def apply_discount(subscription: str, *, coupon: str, idempotency_key: str | None = None) -> Call[t.Subscription]:
+    return Call("POST", f"/v1/subscriptions/{_p(subscription)}/discount", {"coupon": coupon}, {}, idempotency_key)
+
+
+# -- coupons ----------------------------------------------------------------------------------
+
+def create_coupon(*, code: str, duration: str, percent_off: int | str | None = None, amount_off: int | None = None,
+                  duration_periods: int | None = None, plans: list[str] | None = None, terms: list[str] | None = None,
+                  bundles: list[str] | None = None, redeem_by: str | None = None, max_redemptions: int | None = None,
+                  idempotency_key: str | None = None) -> Call[t.Coupon]:
+    """Support key only."""
+    return Call("POST", "/v1/coupons", _body(
+        code=code, duration=duration, percent_off=percent_off, amount_off=amount_off,
+        duration_periods=duration_periods, plans=plans, terms=terms, bundles=bundles, redeem_by=redeem_by,
+        max_redemptions=max_redemptions), {}, idempotency_key)
+
+
+def get_coupon(code: str) -> Call[t.Coupon]:
+    return Call("GET", f"/v1/coupons/{_p(code)}")
 
 
 # -- credits ----------------------------------------------------------------------------------
@@ -165,8 +186,10 @@ def ledger(customer: str, *, limit: int | None = None,
     return Call("GET", f"/v1/customers/{_p(customer)}/credits/ledger", query=_page(limit, starting_after))
 
 
-def top_up(customer: str, *, bundle: str, idempotency_key: str | None = None) -> Call[t.TopUp]:
-    return Call("POST", f"/v1/customers/{_p(customer)}/top_ups", {"bundle": bundle}, {}, idempotency_key)
+def top_up(customer: str, *, bundle: str, coupon: str | None = None,
+           idempotency_key: str | None = None) -> Call[t.TopUp]:
+    return Call("POST", f"/v1/customers/{_p(customer)}/top_ups", _body(bundle=bundle, coupon=coupon), {},
+                idempotency_key)
 
 
 # -- invoices and refunds ---------------------------------------------------------------------

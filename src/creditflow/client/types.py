@@ -58,6 +58,29 @@ class ReplacedChange(TypedDict):
     kind: Literal["upgrade", "downgrade"]
 
 
+class Discount(TypedDict):
+    coupon: str  # the coupon's code
+    ends_after_period: Instant | None  # the end of the last term it discounts; None: forever
+
+
+class Coupon(TypedDict):
+    id: str
+    object: Literal["coupon"]
+    code: str
+    percent_off: str | None  # a decimal string: "20", "12.5"
+    amount_off: int | None
+    currency: str | None  # of amount_off
+    duration: Literal["once", "repeating", "forever"]
+    duration_periods: int | None
+    plans: list[str]
+    terms: list[str]
+    bundles: list[str]
+    redeem_by: Instant | None
+    max_redemptions: int | None
+    times_redeemed: int
+    created_at: Instant
+
+
 class Subscription(TypedDict):
     id: str
     object: Literal["subscription"]
@@ -74,6 +97,7 @@ class Subscription(TypedDict):
     ended_at: Instant | None
     scheduled_change: ScheduledChange | None
     replaced_change: ReplacedChange | None
+    discount: Discount | None
     created_at: Instant
 
 

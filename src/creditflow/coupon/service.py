@@ -275,6 +275,28 @@ def discount_view(session: Session, sub) -> DiscountView | None:
     coupon = session.get(Coupon, held.coupon_id)
     ends = None
     if held.periods_left is not None:
-        months = Term(sub.term).months
+        # The terms after the current one are of the scheduled change's term, if one is scheduled.
+        months = Term(getattr(sub, "scheduled_term", None) or sub.term).months
         ends = month_boundary(sub.anchor, sub.term_end_offset + held.periods_left * months)
     return DiscountView(coupon.code, ends)
+
+
+def next_renewal_discount(session: Session, subscription_id: str, target: Target, amount: int, *,
+                          new_coupon: Coupon | None, used_now: bool) -> Discount | None:
+    """What the coupon (one given with a change, else the subscription's own) takes off the
+    renewal after a change: `used_now` when the change's own charge used up a period."""
+    if new_coupon is not None:
+        coupon = new_coupon
+        left = (rules.periods_after_first if used_now else rules.periods_from_next)(
+            coupon.duration, coupon.duration_periods)
+    else:
+        held = session.get(SubscriptionDiscount, subscription_id)
+        if held is None:
+            return None
+        coupon = session.get(Coupon, held.coupon_id)
+        if not rules.applies_to(coupon.plans, coupon.terms, coupon.bundles, target):
+            return None
+        left = None if held.periods_left is None else held.periods_left - (1 if used_now else 0)
+    if left is not None and left <= 0:
+        return None
+    return discount_on(coupon, amount, new=False)

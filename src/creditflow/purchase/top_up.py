@@ -5,6 +5,8 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from creditflow.context import Context
+from creditflow.coupon.rules import Target
+from creditflow.coupon.service import check_coupon, discount_on, redeem_on_invoice
 from creditflow.credits import inputs
 from creditflow.credits.topups import PURPOSE, TopUp, top_up_of
 from creditflow.customer.billing import bill_to
@@ -17,11 +19,14 @@ from creditflow.subscription.options import raise_if, top_up_refusal
 from creditflow.subscription.repository import live_subscription
 
 
-def purchase_top_up(ctx: Context, customer_id: str, *, bundle: str, reference: str | None = None) -> TopUp:
+def purchase_top_up(ctx: Context, customer_id: str, *, bundle: str, reference: str | None = None,
+                    coupon: str | None = None) -> TopUp:
     """Buy a bundle: charge its price, then grant its credits.
 
     A client `reference` (the API's Idempotency-Key) makes a retried purchase return the first
     one instead of charging again.
+
+    A `coupon` (a code) limited to the bundle, or to nothing, discounts the price.
 
     Errors: InvalidRequest `unknown_bundle`, NotFound (customer), Conflict
     `subscription_required` (Free or past_due: nothing charged), Conflict `reference_reused`
@@ -45,13 +50,19 @@ def purchase_top_up(ctx: Context, customer_id: str, *, bundle: str, reference: s
                 return top_up_of(session, earlier, replayed=True)
         sub = live_subscription(session, customer_id)
         raise_if(top_up_refusal(sub), param="customer")
+        target = Target(bundle=bundle_def.code)
+        found = check_coupon(session, coupon, target, now) if coupon is not None else None
+        discount = discount_on(found, bundle_def.price, new=True) if found is not None else None
         invoice = create_invoice(
             session, ctx.catalog, customer_id=customer_id, purpose=PURPOSE, now=now,
             bill_to=bill_to(customer),
+            discount=discount.amount if discount else 0, discount_description=discount and discount.description,
             subscription_id=sub.id, dedupe_key=dedupe_key,
             details={"bundle": bundle_def.code, "credits": str(bundle_def.credits), "reference": reference},
             lines=[LineDraft("top_up", bundle_def.name, bundle_def.price)],
         )
+        if found is not None:
+            redeem_on_invoice(session, found, discount, invoice, applied_to="top_up", target=target, now=now)
         invoice_id = invoice.id
         begin = open_collection(ctx, session, invoice, now)
     collect(ctx, invoice_id, now, begin)

@@ -16,6 +16,17 @@ from sqlalchemy.orm import Session
 
 from creditflow.catalog.rules import classify_change
 from creditflow.context import Context
+from creditflow.coupon.rules import Target
+from creditflow.coupon.service import (
+    Discount,
+    carried_discount,
+    check_coupon,
+    discount_on,
+    get_coupon,
+    next_renewal_discount,
+    note_on_invoice,
+    redeem_on_invoice,
+)
 from creditflow.credits.grants import PlanGrant, renew_plan_credits
 from creditflow.credits.models import CreditLot
 from creditflow.customer.billing import bill_to
@@ -63,6 +74,7 @@ class ChangeTerms:
     new_price: int
     unused_credit: int
     to_account_balance: int
+    discount: Discount | None = None  # a coupon's, on the charge made now
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,7 @@ class ChangeResult:
 
 def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, plan: str, term: str,
                  timing: str, now: datetime, *, support: bool, unused_value: str = "balance",
-                 priced_at: datetime | None = None) -> ChangeTerms:
+                 priced_at: datetime | None = None, coupon: str | None = None) -> ChangeTerms:
     """The change as it would be made at `now`, its unused time priced at `priced_at` (a
     quote's instant when one is confirmed: a quote fixes the amount while it lives)."""
     priced_at = priced_at or now
@@ -92,9 +104,12 @@ def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, p
     current = ctx.catalog.plan(sub.plan)
     other_credits = _available_outside_plan(session, sub, now)
     tax = treatment_for(ctx.catalog, bill_to(customer))
-    renewal_amount = price([new_price], tax).total
+    target_of = Target(plan=target.code, term=term_def.value)
+    new_coupon = check_coupon(session, coupon, target_of, now) if coupon is not None else None
 
     if timing == "end_of_period":
+        later = next_renewal_discount(session, sub.id, target_of, new_price, new_coupon=new_coupon, used_now=False)
+        renewal_amount = price([new_price], tax, discount=later.amount if later else 0).total
         return ChangeTerms(
             plan=target.code, term=term_def.value, kind=decision.kind, timing=timing, currency=currency,
             amount_due=0, lines=[], effective_at=sub.current_term_end, next_renewal_at=sub.current_term_end,
@@ -114,9 +129,17 @@ def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, p
                              "description": f"Unused time on {current.name} ({sub.term}) after "
                                             f"{priced_at.day} {priced_at:%b %Y, %H:%M} UTC",
                              "amount": -unused_for_charge})
-    priced = price((line["amount"] for line in charge_lines), tax)
+    subtotal = max(0, sum(line["amount"] for line in charge_lines))
+    discount = (discount_on(new_coupon, subtotal, new=True) if new_coupon is not None
+                else carried_discount(session, sub.id, target_of, subtotal, next_term=False))
+    priced = price((line["amount"] for line in charge_lines), tax, discount=discount.amount if discount else 0)
     charge = immediate_change_charge(priced.total, customer.balance)
-    lines = priced.lines(charge_lines)
+    lines = priced.lines(charge_lines, discount and discount.description)
+    if discount is not None and not (discount.new or discount.amount):
+        discount = None  # the subscription's coupon had nothing to take off: no period used
+    later = next_renewal_discount(session, sub.id, target_of, new_price, new_coupon=new_coupon,
+                                  used_now=discount is not None)
+    renewal_amount = price([new_price], tax, discount=later.amount if later else 0).total
     if charge.to_account_balance:
         lines.append({"kind": "account_balance", "description": BALANCE_CREDIT, "amount": charge.to_account_balance})
     if charge.balance_applied:
@@ -131,16 +154,17 @@ def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, p
         next_renewal_at=add_months(now, term_def.months), next_renewal_amount=renewal_amount,
         credits_after={"subscription": str(plan_credits), "total": str(plan_credits + other_credits)},
         new_price=new_price, unused_credit=unused, to_account_balance=charge.to_account_balance,
+        discount=discount,
     )
 
 
 def preview_change(ctx: Context, session: Session, subscription_id: str, *, plan: str, term: str,
-                   timing: str = "immediate", support: bool = False) -> Quote:
+                   timing: str = "immediate", support: bool = False, coupon: str | None = None) -> Quote:
     """Price a change without making it; the quote can be confirmed until it expires."""
     sub = get_subscription(session, subscription_id)
     customer = session.get(Customer, sub.customer_id)
     now = customer_now(ctx, session, sub.customer_id)
-    terms = _plan_change(ctx, session, sub, customer, plan, term, timing, now, support=support)
+    terms = _plan_change(ctx, session, sub, customer, plan, term, timing, now, support=support, coupon=coupon)
     quote = Quote(
         id=new_id("quo"), subscription_id=sub.id, customer_id=sub.customer_id, plan=terms.plan,
         term=terms.term, kind=terms.kind, timing=terms.timing, currency=terms.currency,
@@ -161,8 +185,8 @@ CUSTOMER_LOCK = {"key_share": True}
 
 
 def lock_for_change(ctx: Context, session: Session, subscription_id: str, *, plan: str, term: str, timing: str,
-                    quote: str | None, support: bool, unused_value: str, reason: str | None
-                    ) -> tuple[Subscription, ChangeTerms, datetime]:
+                    quote: str | None, support: bool, unused_value: str, reason: str | None,
+                    coupon: str | None = None) -> tuple[Subscription, ChangeTerms, datetime]:
     """Lock the subscription and its customer and price the change as it will be made, checking
     the quote it confirms (if any) and that the change may be made now."""
     sub = get_subscription(session, subscription_id, for_update=True)
@@ -170,7 +194,7 @@ def lock_for_change(ctx: Context, session: Session, subscription_id: str, *, pla
     now = customer_now(ctx, session, sub.customer_id)
     quoted = _quote_to_confirm(session, quote, sub, now) if quote is not None else None
     terms = _plan_change(ctx, session, sub, customer, plan, term, timing, now, support=support,
-                         unused_value=unused_value, priced_at=quoted.created_at if quoted else None)
+                         unused_value=unused_value, priced_at=quoted.created_at if quoted else None, coupon=coupon)
     if quoted is not None:
         _check_quote(quoted, sub, terms, now)
     if terms.kind == "downgrade" and timing == "immediate" and not (reason and reason.strip()):
@@ -183,8 +207,10 @@ def lock_for_change(ctx: Context, session: Session, subscription_id: str, *, pla
 def open_immediate_change(ctx: Context, session: Session, sub: Subscription, terms: ChangeTerms, now: datetime, *,
                           unused_value: str, reason: str | None) -> Invoice:
     """The invoice of an immediate change, the subscription leased to it until it is paid."""
+    discount = terms.discount
     invoice = create_invoice(
         session, ctx.catalog, customer_id=sub.customer_id, purpose="plan_change",
+        discount=discount.amount if discount else 0, discount_description=discount and discount.description,
         subscription_id=sub.id, now=now, bill_to=bill_to(get_customer(session, sub.customer_id)),
         period_start=now, period_end=terms.next_renewal_at,
         details={"subscription": sub.id, "plan": terms.plan, "term": terms.term, "kind": terms.kind,
@@ -196,6 +222,11 @@ def open_immediate_change(ctx: Context, session: Session, sub: Subscription, ter
                          terms.next_renewal_at if line["kind"] == "new_plan" else None)
                for line in terms.lines if line["kind"] in ("new_plan", "unused_time")],
     )
+    if discount is not None and discount.new:
+        redeem_on_invoice(session, get_coupon(session, discount.code), discount, invoice, applied_to="change",
+                          target=Target(plan=terms.plan, term=terms.term), now=now)
+    else:
+        note_on_invoice(invoice, discount)
     sub.lease_owner = f"change:{invoice.id}"
     sub.due_at = now + CHANGE_LEASE
     return invoice
@@ -281,7 +312,7 @@ def on_change_paid(ctx: Context, session: Session, invoice: Invoice, attempt: Pa
     sub.cancel_at_period_end = False
     sub.canceled_at = None
     sub.plan, sub.term = details["plan"], details["term"]
-    sub.term_price = details["new_price"]
+    sub.term_price = details["new_price"] - invoice.discount
     sub.anchor = now
     set_calendar(sub, term_start_offset=0, credit_offset=0)
     plan = ctx.catalog.plan(sub.plan)

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from creditflow.context import Context
+from creditflow.coupon.rules import Target
+from creditflow.coupon.service import carried_discount, note_on_invoice
 from creditflow.credits.grants import expire_plan_credits
 from creditflow.customer.billing import bill_to
 from creditflow.customer.service import get_customer
@@ -59,8 +61,12 @@ def open_renewal(ctx: Context, session: Session, sub: Subscription, now: datetim
     start_offset = sub.term_end_offset
     period_start = month_boundary(sub.anchor, start_offset)
     period_end = month_boundary(sub.anchor, start_offset + term.months)
+    # The subscription's coupon, while it has periods left (one used up is removed here).
+    discount = carried_discount(session, sub.id, Target(plan=plan.code, term=term.value), plan.price(term),
+                                next_term=True)
     invoice = create_invoice(
         session, ctx.catalog, customer_id=sub.customer_id, purpose="renewal",
+        discount=discount.amount if discount else 0, discount_description=discount and discount.description,
         subscription_id=sub.id, now=now, bill_to=bill_to(get_customer(session, sub.customer_id)),
         period_start=period_start, period_end=period_end,
         dedupe_key=f"renewal:{sub.id}:{sub.anchor.isoformat()}:{start_offset}",
@@ -68,6 +74,7 @@ def open_renewal(ctx: Context, session: Session, sub: Subscription, now: datetim
         lines=[LineDraft("subscription", f"{plan.name} plan, {term.value}", plan.price(term),
                          period_start, period_end)],
     )
+    note_on_invoice(invoice, discount)
     sub.pending_invoice_id = invoice.id
     sub.due_at = now + LEASE
     sub.updated_at = now
@@ -96,7 +103,7 @@ def on_renewal_paid(ctx: Context, session: Session, invoice: Invoice, attempt: P
         details = invoice.details
         was_past_due = sub.status == "past_due"
         sub.plan, sub.term = details["plan"], details["term"]
-        sub.term_price = invoice.subtotal
+        sub.term_price = invoice.subtotal - invoice.discount
         start = details["term_start_offset"]
         set_calendar(sub, term_start_offset=start, credit_offset=start)
         set_calendar(sub, term_start_offset=start, credit_offset=current_credit_offset(sub, now))

@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from creditflow.catalog.models import Plan
 from creditflow.context import Context
+from creditflow.coupon.rules import Target
+from creditflow.coupon.service import check_coupon, discount_on, redeem_on_invoice
 from creditflow.credits.grants import PlanGrant, expire_plan_credits, renew_plan_credits
 from creditflow.customer.billing import bill_to
 from creditflow.customer.models import Customer
@@ -28,9 +30,10 @@ from creditflow.subscription.repository import current_plan_code, get_subscripti
 from creditflow.subscription.status import record_change
 
 
-def open_subscription(ctx: Context, session: Session, customer: Customer, plan: Plan, term: Term, now: datetime
-                      ) -> tuple[Subscription, Invoice]:
-    """An `incomplete` subscription and the invoice for its first term; it starts once paid."""
+def open_subscription(ctx: Context, session: Session, customer: Customer, plan: Plan, term: Term, now: datetime,
+                      coupon: str | None = None) -> tuple[Subscription, Invoice]:
+    """An `incomplete` subscription and the invoice for its first term; it starts once paid.
+    A coupon discounts the first charge, and is redeemed with the invoice it discounts."""
     if live_subscription(session, customer.id, include_incomplete=True) is not None:
         raise Conflict("the customer already has a subscription", code="subscription_exists", param="customer")
     price = plan.price(term)
@@ -46,8 +49,12 @@ def open_subscription(ctx: Context, session: Session, customer: Customer, plan: 
     except IntegrityError:  # a concurrent purchase holds the one live slot
         raise Conflict("the customer already has a subscription", code="subscription_exists",
                        param="customer") from None
+    target = Target(plan=plan.code, term=term.value)
+    found = check_coupon(session, coupon, target, now) if coupon is not None else None
+    discount = discount_on(found, price, new=True) if found is not None else None
     invoice = create_invoice(
         session, ctx.catalog, customer_id=customer.id, purpose="subscription_create",
+        discount=discount.amount if discount else 0, discount_description=discount and discount.description,
         subscription_id=sub.id, now=now, bill_to=bill_to(customer), period_start=sub.current_term_start,
         period_end=sub.current_term_end, dedupe_key=f"subscribe:{sub.id}",
         details={"subscription": sub.id, "plan": plan.code, "term": term.value},
@@ -55,6 +62,9 @@ def open_subscription(ctx: Context, session: Session, customer: Customer, plan: 
                          sub.current_term_start, sub.current_term_end)],
     )
     sub.pending_invoice_id = invoice.id
+    if found is not None:
+        redeem_on_invoice(session, found, discount, invoice, applied_to="subscribe", target=target, now=now)
+        sub.term_price = price - invoice.discount  # what the term was bought for (its unused value)
     return sub, invoice
 
 

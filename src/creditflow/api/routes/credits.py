@@ -104,7 +104,10 @@ def ledger(customer_id: str, ctx: Ctx, _: Caller, limit: Limit = 20, starting_af
 
 
 @router.post("/customers/{customer_id}/top_ups", status_code=status.HTTP_201_CREATED, response_model=TopUpRead,
-             responses=errors(402, 404, 409, e409="`subscription_required` (Free or past_due)"))
+             responses=errors(402, 404, 409, e404="No such customer, or `coupon_not_found`",
+                              e409="`subscription_required` (Free or past_due), `coupon_not_applicable`, "
+                                   "`coupon_expired`, `coupon_exhausted`"))
 def top_up(customer_id: str, body: TopUpCreate, ctx: Ctx, _: Caller):
     """Buy a bundle of credits: charged first, granted only if the payment succeeded."""
-    return TopUpRead.of(purchase_top_up(ctx, customer_id, bundle=body.bundle, reference=body.reference))
+    return TopUpRead.of(purchase_top_up(ctx, customer_id, bundle=body.bundle, reference=body.reference,
+                                        coupon=body.coupon))

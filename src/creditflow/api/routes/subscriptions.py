@@ -13,6 +13,7 @@ from creditflow.api.schemas.subscription import (
     SubscriptionCreate,
     SubscriptionRead,
 )
+from creditflow.coupon.service import discount_view
 from creditflow.subscription.change import cancel_scheduled_change, preview_change
 from creditflow.purchase.change import change_subscription
 from creditflow.purchase.cancel import cancel_subscription
@@ -22,54 +23,67 @@ from creditflow.purchase.subscribe import subscribe
 router = APIRouter(tags=["subscriptions"])
 
 
+def _answer(ctx, sub, session=None, **extra) -> SubscriptionRead:
+    """A subscription as the API answers it, with the discount it carries (read in the
+    route's own unit of work when it has one)."""
+    view = discount_view(session, sub) if session is not None else ctx.db.read(
+        lambda session: discount_view(session, sub))
+    return SubscriptionRead.of(sub, ctx.catalog, discount=view, **extra)
+
+
 @router.post("/subscriptions", status_code=status.HTTP_201_CREATED, response_model=SubscriptionRead,
-             responses=errors(402, 404, 409, e409="`subscription_exists`"))
+             responses=errors(402, 404, 409, e404="No such customer, or `coupon_not_found`",
+                              e409="`subscription_exists`, `coupon_not_applicable`, `coupon_expired`, "
+                                   "`coupon_exhausted`"))
 def create(body: SubscriptionCreate, ctx: Ctx, _: Caller):
-    return SubscriptionRead.of(subscribe(ctx, body.customer, body.plan, body.term), ctx.catalog)
+    return _answer(ctx, subscribe(ctx, body.customer, body.plan, body.term, body.coupon))
 
 
 @router.get("/subscriptions/{subscription_id}", response_model=SubscriptionRead, responses=errors(404))
 def read(subscription_id: str, ctx: Ctx, _: Caller):
     with ctx.db.transaction(readonly=True) as session:
-        return SubscriptionRead.of(read_subscription(session, subscription_id), ctx.catalog)
+        return _answer(ctx, read_subscription(session, subscription_id), session)
 
 
 @router.get("/customers/{customer_id}/subscription", response_model=SubscriptionRead, responses=errors(404))
 def read_for_customer(customer_id: str, ctx: Ctx, _: Caller):
     with ctx.db.transaction(readonly=True) as session:
-        return SubscriptionRead.of(customer_subscription(session, customer_id), ctx.catalog)
+        return _answer(ctx, customer_subscription(session, customer_id), session)
 
 
 @router.post("/subscriptions/{subscription_id}/preview_change", response_model=QuoteRead,
-             responses=errors(403, 404, 409, e409="`same_plan`, `subscription_not_active`, `timing_not_allowed`"))
+             responses=errors(403, 404, 409, e404="No such subscription, or `coupon_not_found`",
+                              e409="`same_plan`, `subscription_not_active`, `timing_not_allowed`, "
+                                   "`coupon_not_applicable`, `coupon_expired`, `coupon_exhausted`"))
 def preview(subscription_id: str, body: ChangeRequest, ctx: Ctx, caller: Caller):
     quote = ctx.db.run(lambda session: preview_change(
         ctx, session, subscription_id, plan=body.plan, term=body.term, timing=body.timing,
-        support=caller.is_support))
+        support=caller.is_support, coupon=body.coupon))
     return QuoteRead.of(quote)
 
 
 @router.post("/subscriptions/{subscription_id}/change", response_model=SubscriptionRead,
              responses=errors(402, 403, 404, 409,
                               e403="`support_only`: an immediate downgrade, or `unused_value`, with a server key",
-                              e409="`same_plan`, `quote_expired`, `quote_stale`, `subscription_busy`, ..."))
+                              e409="`same_plan`, `quote_expired`, `quote_stale`, `subscription_busy`, "
+                                   "`coupon_not_applicable`, `coupon_expired`, `coupon_exhausted`, ..."))
 def change(subscription_id: str, body: ChangeConfirm, ctx: Ctx, caller: Caller):
     what = f"to {body.plan} ({body.term}), {body.timing.replace('_', ' ')}; unused value: {body.unused_value}"
     result = as_support(
         ctx, caller, lambda: change_subscription(
             ctx, subscription_id, plan=body.plan, term=body.term, timing=body.timing, quote=body.quote,
-            support=caller.is_support, unused_value=body.unused_value, reason=body.reason),
+            support=caller.is_support, unused_value=body.unused_value, reason=body.reason, coupon=body.coupon),
         action="subscription.change", summary=f"Change {what}", done=f"Changed {what}", reason=body.reason,
         customer_id=subscription_customer(ctx, subscription_id) if caller.is_support else None,
         details={"subscription": subscription_id, **body.model_dump(mode="json", exclude={"reason"})})
-    return SubscriptionRead.of(result.subscription, ctx.catalog, replaced=result.replaced)
+    return _answer(ctx, result.subscription, replaced=result.replaced)
 
 
 @router.delete("/subscriptions/{subscription_id}/scheduled_change", response_model=SubscriptionRead,
                responses=errors(404, 409, e409="`no_scheduled_change`"))
 def delete_scheduled_change(subscription_id: str, ctx: Ctx, _: Caller):
     with ctx.db.transaction() as session:
-        return SubscriptionRead.of(cancel_scheduled_change(ctx, session, subscription_id), ctx.catalog)
+        return _answer(ctx, cancel_scheduled_change(ctx, session, subscription_id), session)
 
 
 @router.post("/subscriptions/{subscription_id}/cancel", response_model=SubscriptionRead,
@@ -87,11 +101,11 @@ def cancel(subscription_id: str, ctx: Ctx, caller: Caller, body: CancelRequest |
         summary=f"Cancel the subscription {when}", done=f"Cancelled the subscription {when}", reason=body.reason,
         customer_id=subscription_customer(ctx, subscription_id) if caller.is_support else None,
         details={"subscription": subscription_id, "at_period_end": body.at_period_end, "refund": body.refund})
-    return SubscriptionRead.of(sub, ctx.catalog)
+    return _answer(ctx, sub)
 
 
 @router.post("/subscriptions/{subscription_id}/resume", response_model=SubscriptionRead,
              responses=errors(404, 409, e409="`not_cancelling`"))
 def resume(subscription_id: str, ctx: Ctx, _: Caller):
     with ctx.db.transaction() as session:
-        return SubscriptionRead.of(resume_subscription(ctx, session, subscription_id), ctx.catalog)
+        return _answer(ctx, resume_subscription(ctx, session, subscription_id), session)

@@ -45,6 +45,7 @@ class TopUpCreate(Request):
     bundle: Id
     reference: str | None = Field(default=None, min_length=1, max_length=MAX_REFERENCE,
                                   description="Makes a retried purchase return the first one")
+    coupon: Id | None = Field(default=None, description="A coupon's code: discounts the bundle's price")
 
 
 class LotRead(Read):

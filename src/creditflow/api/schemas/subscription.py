@@ -6,6 +6,7 @@ from pydantic import Field, StrictBool
 
 from creditflow.api.schemas.billing import MoneyLine
 from creditflow.api.schemas.common import CreditsOut, Id, InstantOut, Read, Request, Text
+from creditflow.api.schemas.coupon import DiscountRead
 
 Timing = Literal["immediate", "end_of_period"]
 
@@ -14,12 +15,16 @@ class SubscriptionCreate(Request):
     customer: Id
     plan: Id
     term: Id = Field(description="monthly, quarterly or yearly")
+    coupon: Id | None = Field(default=None, description="A coupon's code: discounts the first charge, and the "
+                                                        "next ones as its duration says")
 
 
 class ChangeRequest(Request):
     plan: Id
     term: Id
     timing: Timing = "immediate"
+    coupon: Id | None = Field(default=None, description="A coupon's code: discounts the change's charge (or, at "
+                                                        "the end of the period, the charges after it)")
 
 
 class ChangeConfirm(ChangeRequest):
@@ -68,10 +73,11 @@ class SubscriptionRead(Read):
     replaced_change: ReplacedChange | None = Field(
         default=None, description="In the answer to a change: the scheduled change it replaced, if any; "
                                   "otherwise null")
+    discount: DiscountRead | None = Field(default=None, description="The coupon discounting its charges, or null")
     created_at: InstantOut
 
     @classmethod
-    def of(cls, sub, catalog, *, replaced: dict | None = None) -> "SubscriptionRead":
+    def of(cls, sub, catalog, *, replaced: dict | None = None, discount=None) -> "SubscriptionRead":
         scheduled = None
         if sub.scheduled_plan is not None:
             plan = catalog.plan(sub.scheduled_plan)
@@ -82,7 +88,8 @@ class SubscriptionRead(Read):
                    current_term_start=sub.current_term_start, current_term_end=sub.current_term_end,
                    credit_period_start=sub.credit_period_start, credit_period_end=sub.credit_period_end,
                    cancel_at_period_end=sub.cancel_at_period_end, canceled_at=sub.canceled_at, ended_at=sub.ended_at,
-                   scheduled_change=scheduled, replaced_change=replaced, created_at=sub.created_at)
+                   scheduled_change=scheduled, replaced_change=replaced, discount=DiscountRead.of(discount),
+                   created_at=sub.created_at)
 
 
 
