@@ -144,8 +144,10 @@ def test_every_response_carries_a_request_id(api):
 # --- spends, renewals, payments -------------------------------------------------------------------
 
 
-def test_spend_outcomes_are_counted_through_the_spend_path(api, metrics_key, monkeypatch):
+def test_spend_outcomes_are_counted_through_the_spend_path(any_api, monkeypatch):
     from creditflow.api.routes import credits as credit_routes
+
+    api, metrics_key = any_api, new_metrics_key(any_api)
 
     def route_not_used(*args, **kwargs):
         raise AssertionError("the route served the spend")
@@ -342,3 +344,18 @@ def test_a_failing_job_run_is_counted_and_logged_as_an_error(api, json_log, monk
     assert local("creditflow_worker_job_runs_total", job="broken_job", outcome="error") == failed + 1
     line = [line for line in _lines(json_log) if line.get("job") == "broken_job"][-1]
     assert (line["outcome"], line["level"], line["items"]) == ("error", "error", 0)
+
+
+def test_a_spend_that_fails_unexpectedly_is_counted_as_an_error(api, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from creditflow.credits import spend
+
+    def database_gone(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("the database went away"))
+
+    customer = api.subscribed()[0]["id"]
+    monkeypatch.setattr(spend, "run", database_gone)
+    before = local("creditflow_spends_total", outcome="error")
+    assert _spend(api, customer, "1", "job-lost").status_code == 503
+    assert local("creditflow_spends_total", outcome="error") == before + 1

@@ -23,6 +23,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
+from creditflow.kit.errors import CreditflowError
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -68,7 +70,7 @@ def multiprocess_dir() -> str | None:
 def count_spend(outcome) -> None:
     """A spend's result (`replayed` or not) or the exception it raised."""
     if isinstance(outcome, BaseException):
-        SPENDS.labels(getattr(outcome, "code", None) or "error").inc()
+        SPENDS.labels(outcome.code if isinstance(outcome, CreditflowError) else "error").inc()
     else:
         SPENDS.labels("replayed" if outcome.replayed else "ok").inc()
 
