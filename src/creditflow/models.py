@@ -8,6 +8,7 @@ from creditflow.events.models import Event, WebhookDelivery, WebhookEndpoint
 from creditflow.idempotency.models import IdempotencyRecord
 from creditflow.invoicing.models import Counter, Invoice, InvoiceLine
 from creditflow.kit.db import Base
+from creditflow.kit.db.heartbeats import WorkerHeartbeat
 from creditflow.notify.models import Email
 from creditflow.payment.models import PaymentAttempt, SandboxCharge, SandboxRefund
 from creditflow.portal.models import PortalSession
@@ -20,5 +21,5 @@ __all__ = [
     "Counter", "Invoice", "InvoiceLine", "PaymentAttempt", "SandboxCharge", "SandboxRefund", "Subscription", "Quote",
     "ApiKey", "IdempotencyRecord", "PortalSession", "Refund", "WebhookDelivery", "WebhookEndpoint",
     "AuditRecord", "ConsoleSession", "SupportUser", "Coupon", "CouponRedemption", "SubscriptionDiscount",
-    "Email",
+    "Email", "WorkerHeartbeat",
 ]

@@ -7,6 +7,8 @@ the request and response schemas and the services, and never query the database 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -21,6 +23,8 @@ from creditflow.api.schemas.health import Health
 from creditflow.api.settings import Settings
 from creditflow.auth.service import ensure_keys, parse_bootstrap_keys
 from creditflow.context import Context
+from creditflow.kit.db.heartbeats import last_beat
+from creditflow.migrations.runner import head as migrations_head
 from creditflow.web.app import include_web
 
 API_PREFIX = "/v1"
@@ -58,12 +62,40 @@ def create_app(ctx: Context, settings: Settings | None = None) -> FastAPI:
             return JSONResponse(errors.error_body("unavailable", "the database does not answer"), status_code=503)
         return Health()
 
+    expected_revision = migrations_head()
+
+    @app.get("/readyz", response_model=Health, tags=["health"],
+             responses={503: {"model": errors.ErrorResponse,
+                              "description": "Not ready: the database does not answer, its migrations are not "
+                                             "current, or no worker ran within the last minute"}})
+    def readyz():
+        """Ready to serve traffic: for a load balancer's or an orchestrator's readiness probe."""
+        try:
+            with ctx.db.transaction(readonly=True) as session:
+                revision = session.scalar(text("SELECT version_num FROM alembic_version"))
+                last_worker = last_beat(session)
+        except Exception:  # noqa: BLE001 - any failure means "not ready"
+            return _not_ready("the database does not answer")
+        if revision != expected_revision:
+            return _not_ready(f"the database is at migration {revision}, this version needs {expected_revision}: "
+                              "run creditflow migrate")
+        if last_worker is None or ctx.clock.now() - last_worker > WORKER_SILENCE:
+            return _not_ready("no worker ran within the last minute: start creditflow worker")
+        return Health()
+
     # Middleware added last runs first: the gate, then the spend's own path (api/fastpath.py).
     app.add_middleware(SpendPath, ctx=ctx, prefix=API_PREFIX)
     app.add_middleware(Gate, ctx=ctx, settings=settings, prefix=API_PREFIX)
     observe.install(app, ctx, settings)  # Request-Id, the request's log line and metrics; GET /metrics
     _describe_gate(app)
     return app
+
+
+WORKER_SILENCE = timedelta(minutes=1)
+
+
+def _not_ready(reason: str) -> JSONResponse:
+    return JSONResponse(errors.error_body("not_ready", reason), status_code=503)
 
 
 IDEMPOTENCY_HEADER = {

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from creditflow.context import Context
 from creditflow.kit import metrics
+from creditflow.kit.db.heartbeats import beat
 from creditflow.kit.ids import new_id
 from creditflow.purchase.checkout import reconcile_due
 from creditflow.purchase.renewal import renew_batch
@@ -64,6 +65,7 @@ def tick(ctx: Context, now: datetime | None = None, *, owner: str | None = None,
     done += run_job("renewals", renew_due, ctx, now, owner, batch)
     for job in JOBS:
         done += run_job(job.name, job.run, ctx, now, None)
+    ctx.db.run(lambda session: beat(session, owner, now))  # for GET /readyz: a worker is alive
     return done
 
 
