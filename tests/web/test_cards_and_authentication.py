@@ -196,3 +196,23 @@ def test_billing_details_are_edited_on_the_page_with_errors_next_to_the_field(en
         "Ada Lovelace, 1 Main Street, 10115 Berlin, DE · Tax id DE136695976")
     customer = env.http.get(f"/v1/customers/{shopper.id}").json()
     assert customer["address"]["city"] == "Berlin" and customer["tax_id"] == "DE136695976"
+
+
+def test_a_subscription_left_unauthenticated_can_be_cancelled_and_another_chosen(env: WebEnv, page: Page):
+    shopper = env.shopper(plan=None, payment_method="pm_card_authenticate")
+    shopper.open(page)
+    page.get_by_role("link", name="Upgrade to Basic (monthly)").click()
+    page.get_by_role("button", name="Confirm and pay $9.00").click()
+    page.get_by_role("button", name="Fail").click()
+    expect(page.get_by_test_id("current-plan-name")).to_have_text("Free")
+    page.get_by_test_id("payment-waiting").get_by_role("link", name="Pay now").click()
+    page.get_by_role("button", name="Cancel this purchase").click()
+    expect(flash(page)).to_have_text("The purchase is cancelled. Nothing was charged.")
+    expect(page.get_by_test_id("payment-waiting")).to_have_count(0)
+    assert [status for _, status in _invoices(env, shopper.id, "subscription_create")] == ["void"]
+
+    page.get_by_role("link", name="Upgrade to Standard (monthly)").click()
+    page.get_by_role("button", name="Confirm and pay $30.00").click()
+    page.get_by_role("button", name="Complete").click()
+    expect(flash(page)).to_have_text("Payment received. Welcome to Standard! We charged $30.00.")
+    expect(page.get_by_test_id("current-plan-name")).to_have_text("Standard")

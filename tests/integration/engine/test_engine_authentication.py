@@ -11,7 +11,7 @@ from engine_kit import utc
 from sqlalchemy import select
 
 from creditflow.events.models import Event
-from creditflow.purchase import checkout
+from creditflow.purchase import checkout, open_invoice
 from creditflow.purchase.checkout import AuthenticationRequired
 from creditflow.purchase.subscribe import subscribe
 from creditflow.purchase.payment_method import set_payment_method
@@ -44,7 +44,7 @@ def test_an_off_session_renewal_needing_authentication_is_dunned_with_the_event(
     now = RENEWAL + timedelta(hours=2)
     engine.at(now)
     with pytest.raises(AuthenticationRequired) as waiting:
-        checkout.pay_open_invoice(engine.ctx, renewal.id, now)
+        open_invoice.pay_open_invoice(engine.ctx, renewal.id, now)
     assert waiting.value.invoice_id == renewal.id
     with engine.db.transaction(readonly=True) as session:
         attempt = checkout.waiting_attempt(session, renewal.id)

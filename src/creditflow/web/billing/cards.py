@@ -24,7 +24,7 @@ from starlette.responses import Response
 from creditflow.customer.service import customer_now
 from creditflow.kit.errors import CreditflowError, NotFound, PaymentFailed
 from creditflow.payment.attempts import last_failure
-from creditflow.purchase import checkout
+from creditflow.purchase import checkout, open_invoice
 from creditflow.purchase.checkout import AuthenticationRequired, Outcome
 from creditflow.purchase.payment_method import set_card_from_setup, set_payment_method, start_card_setup
 from creditflow.web import views
@@ -163,7 +163,7 @@ def pay_page(visit: Visitor, invoice_id: str):
         if invoice.status != "open":
             return visit.go(HOME, "success" if invoice.status == "paid" else "error",
                             "This invoice is paid." if invoice.status == "paid" else "This invoice is no longer open.")
-        refusal = checkout.payable_refusal(db, invoice)
+        refusal = open_invoice.payable_refusal(db, invoice)
         waiting = checkout.waiting_attempt(db, invoice.id)
         title = views.invoice_title(invoice)
     if waiting is not None and waiting.payment_method != customer.payment_method:
@@ -188,12 +188,27 @@ def pay(visit: Visitor, invoice_id: str, form: PostedForm):
         invoice = views.customer_invoice(db, visit.customer_id, invoice_id)
         now = customer_now(ctx, db, visit.customer_id)
     try:
-        outcome = checkout.pay_open_invoice(ctx, invoice.id, now)
+        outcome = open_invoice.pay_open_invoice(ctx, invoice.id, now)
     except AuthenticationRequired:
         return visit.go(_pay_page(invoice.id))
     except CreditflowError as exc:
         return visit.failed(exc)
     return _after(visit, outcome)
+
+
+@router.post("/billing/invoices/{invoice_id}/cancel")
+def cancel_purchase(visit: Visitor, invoice_id: str, form: PostedForm):
+    """Give up a purchase left unpaid (its authentication failed or was left): nothing of it
+    happens, its invoice is voided."""
+    ctx = visit.ctx
+    with ctx.db.transaction(readonly=True) as db:
+        invoice = views.customer_invoice(db, visit.customer_id, invoice_id)
+        now = customer_now(ctx, db, visit.customer_id)
+    try:
+        open_invoice.cancel_purchase(ctx, invoice.id, now)
+    except CreditflowError as exc:
+        return visit.failed(exc)
+    return visit.done("The purchase is cancelled. Nothing was charged.")
 
 
 @router.post("/billing/invoices/{invoice_id}/authenticate")

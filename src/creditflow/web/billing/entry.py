@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse
 
 from creditflow.portal.service import redeem_portal_token
-from creditflow.purchase.checkout import payable_invoices
+from creditflow.purchase.open_invoice import payable_invoices
 from creditflow.payment.attempts import last_failure
 from creditflow.kit.errors import NotFound
 from creditflow.web import views
