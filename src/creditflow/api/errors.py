@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -181,8 +182,10 @@ def exception_response(exc: Exception, method: str, path: str, base: str = "") -
     if isinstance(exc, DataError):
         # A value the database refuses (a NUL character in a path or query, say): bad input.
         return error_response(422, "invalid_request", "a value in the request is not valid")
-    if isinstance(exc, OperationalError):
-        log.error("database error: %s", exc.orig)
+    if isinstance(exc, (OperationalError, psycopg.OperationalError)):
+        # psycopg's own: a statement sent on the raw cursor (the credit ledger's) that found no
+        # database, or a deadlock that outlived its retries.
+        log.error("database error: %s", getattr(exc, "orig", exc))
         return error_response(503, "unavailable", "the database is busy or unreachable; retry shortly",
                               headers={"Retry-After": "1"})
     log.error("unexpected error on %s %s", method, path, exc_info=exc)
@@ -195,7 +198,7 @@ def install(app: FastAPI) -> None:
         base = (getattr(settings, "public_url", None) or str(request.base_url)).rstrip("/")
         return exception_response(exc, request.method, request.url.path, base)
 
-    for kind in (CreditflowError, IntegrityError, DataError, OperationalError, Exception):
+    for kind in (CreditflowError, IntegrityError, DataError, OperationalError, psycopg.OperationalError, Exception):
         app.add_exception_handler(kind, _mapped)
 
     @app.exception_handler(RequestValidationError)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import psycopg
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -131,7 +132,9 @@ class Database:
         """Run `work(session)` in a transaction, retrying PostgreSQL deadlocks/serialization
         failures, SQLite busy errors and a connection lost before the commit (a server
         restart), which are safe to retry because nothing committed. A connection lost during
-        the commit is not retried: the work may have been committed."""
+        the commit is not retried: the work may have been committed. The driver's own errors
+        (statements sent on the raw cursor, as the credit ledger does) are retried the same way
+        when they are a deadlock or a serialization failure."""
         for attempt in range(retries + 1):
             committing = False
             try:
@@ -139,8 +142,8 @@ class Database:
                     result = work(session)
                     committing = True
                 return result
-            except (OperationalError, DBAPIError) as exc:
-                lost = exc.connection_invalidated and not committing
+            except (OperationalError, DBAPIError, psycopg.Error) as exc:
+                lost = isinstance(exc, DBAPIError) and exc.connection_invalidated and not committing
                 if attempt == retries or not (lost or _is_retryable(exc)):
                     raise
                 time.sleep(0.01 * (2**attempt))
@@ -151,8 +154,8 @@ class Database:
             self.statements.close()
 
 
-def _is_retryable(exc: DBAPIError) -> bool:
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+def _is_retryable(exc: DBAPIError | psycopg.Error) -> bool:
+    code = getattr(exc.orig if isinstance(exc, DBAPIError) else exc, "sqlstate", None)
     if code in {"40001", "40P01"}:
         return True
     return "database is locked" in str(exc).lower()
