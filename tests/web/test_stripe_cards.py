@@ -172,3 +172,31 @@ def test_a_failed_3d_secure_on_stripe_changes_nothing(stripe_env: WebEnv, stripe
     with stripe_env.ctx.db.transaction(readonly=True) as session:
         invoice = session.query(Invoice).filter_by(customer_id=shopper.id, purpose="subscription_create").one()
         assert invoice.status == "open"
+
+
+def test_a_payment_authenticated_elsewhere_is_recorded_when_the_page_is_opened_again(
+        stripe_env: WebEnv, stripe_page: Page, localstripe):
+    page = stripe_page
+    shopper = stripe_env.shopper(plan=None, payment_method=None)
+    shopper.open(page)
+    page.get_by_role("link", name="Add a card").click()
+    _fill_card(page, "4000002500003155")
+    page.get_by_role("button", name="Save card").click()
+    page.get_by_role("button", name="Complete authentication").click()
+    expect(flash(page)).to_have_text("Your card ending in 3155 is saved.")
+    page.get_by_role("link", name="Upgrade to Basic (monthly)").click()
+    page.get_by_role("button", name="Confirm and pay $9.00").click()
+    secret = page.locator("#stripe-authenticate-form").get_attribute("data-secret")
+
+    # The cardholder completes 3-D Secure, but this page never hears of it (a closed tab)...
+    intent = secret.split("_secret_")[0]
+    answer = requests.post(f"{localstripe}/v1/payment_intents/{intent}/_authenticate?success=true",
+                           json={"key": "pk_test_creditflow_web", "client_secret": secret}, timeout=10)
+    assert answer.status_code == 200 and answer.json()["status"] == "succeeded"
+    # ...so nothing is granted yet; opening the payment page again asks Stripe and completes it, once.
+    with stripe_env.ctx.db.transaction(readonly=True) as session:
+        invoice = session.query(Invoice).filter_by(customer_id=shopper.id, purpose="subscription_create").one()
+        assert invoice.status == "open"
+    page.reload()
+    expect(flash(page)).to_have_text("Payment received. Welcome to Basic! We charged $9.00.")
+    expect(page.get_by_test_id("current-plan-name")).to_have_text("Basic")

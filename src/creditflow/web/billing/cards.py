@@ -166,6 +166,7 @@ def pay_page(visit: Visitor, invoice_id: str):
         refusal = open_invoice.payable_refusal(db, invoice)
         waiting = checkout.waiting_attempt(db, invoice.id)
         title = views.invoice_title(invoice)
+        now = customer_now(visit.ctx, db, visit.customer_id)
     if waiting is not None and waiting.payment_method != customer.payment_method:
         waiting = None  # the card changed since: paying charges the new one
     if waiting is None and refusal is None and not customer.payment_method:
@@ -174,6 +175,10 @@ def pay_page(visit: Visitor, invoice_id: str):
             "invoice_title": title, "waiting": waiting, "refusal": refusal, "secret": None, "stripe": None}
     if waiting is not None and hasattr(visit.ctx.gateway, "authentication_secret"):
         data["secret"] = visit.ctx.gateway.authentication_secret(waiting.gateway_reference)
+        if data["secret"] is None:  # no longer waiting (done in another tab, say): record what became of it
+            outcome = checkout.finish_authentication(visit.ctx, waiting.id, now)
+            if outcome.status != "requires_action":
+                return _after(visit, outcome)
         data["stripe"] = {"key": visit.ctx.gateway.publishable_key, "js_url": visit.ctx.gateway.js_url}
         response = visit.render("billing/pay.html", data, customer=customer)
         return _with_stripe_js(response, visit.ctx.gateway.js_url, visit.ctx.gateway.api_origin)
