@@ -4,6 +4,8 @@ end of the period and resuming."""
 
 from __future__ import annotations
 
+from urllib.parse import quote as quote_path, urlencode
+
 from fastapi import APIRouter
 from starlette.responses import Response
 
@@ -18,6 +20,8 @@ from creditflow.purchase.subscribe import subscribe
 from creditflow.kit.errors import Conflict, CreditflowError, NotFound
 from creditflow.kit.periods import Term, add_months
 from creditflow.web import views
+from creditflow.coupon.rules import Target
+from creditflow.web.billing.coupons import promotion, sentence
 from creditflow.web.billing.pages import CSRF_CHECKED, HOME, PostedForm, Visit, Visitor
 from creditflow.web.messages import plain
 from creditflow.web.rendering import Formatter, HTMLErrorRoute
@@ -49,19 +53,24 @@ def change_start(visit: Visitor, plan: str = "", term: str = ""):
 
 @router.post("/billing/change/quote")
 def change_quote(visit: Visitor, form: PostedForm):
-    """Price the change (a quote) and show it for review."""
+    """Price the change (a quote) and show it for review; with a promotion code typed on the
+    review, price it again with the code (a code that can't be used is shown by the field)."""
+    coupon = (form.get("coupon") or "").strip()[:64]
     try:
         sub = visit.live_sub()
         quote = visit.ctx.db.run(lambda db: preview_change(
             visit.ctx, db, sub.id, plan=form.get("plan", ""), term=form.get("term", ""),
-            timing=form.get("timing") or "immediate"))
+            timing=form.get("timing") or "immediate", coupon=coupon or None))
     except CreditflowError as exc:
+        if coupon and exc.code.startswith("coupon_") and form.get("quote"):
+            return visit.go(f"/billing/change/review/{quote_path(form.get('quote'))}?"
+                            + urlencode({"coupon": coupon, "coupon_error": exc.code}))
         return visit.failed(exc)
-    return visit.go(f"/billing/change/review/{quote.id}")
+    return visit.go(f"/billing/change/review/{quote.id}" + (f"?{urlencode({'coupon': coupon})}" if coupon else ""))
 
 
 @router.get("/billing/change/review/{quote_id}")
-def change_review(visit: Visitor, quote_id: str):
+def change_review(visit: Visitor, quote_id: str, coupon: str = "", coupon_error: str = ""):
     catalog = visit.ctx.catalog
     with visit.ctx.db.transaction(readonly=True) as db:
         quote = views.customer_quote(db, visit.customer_id, quote_id)
@@ -78,6 +87,10 @@ def change_review(visit: Visitor, quote_id: str):
         "current": catalog.plan(sub.plan), "current_term_label": views.TERM_LABELS[sub.term],
         "features": [catalog.features[f].label for f in sorted(target.features) if f in catalog.features],
         "replaces": replaces, "used": quote.used_at is not None,
+        "promo": {"code": coupon[:64], "error": sentence(coupon_error) if coupon_error else None,
+                  "applied": "" if coupon_error else coupon[:64]},
+        "promo_form": {"method": "post", "action": "/billing/change/quote",
+                       "hidden": {"plan": quote.plan, "term": quote.term, "timing": quote.timing, "quote": quote.id}},
     })
 
 
@@ -90,10 +103,10 @@ def change_confirm(visit: Visitor, form: PostedForm):
     what = f"{catalog.plan(quote.plan).name} ({views.TERM_LABELS[quote.term].lower()})"
     try:
         result = change_subscription(visit.ctx, quote.subscription_id, plan=quote.plan, term=quote.term,
-                                     timing=quote.timing, quote=quote.id)
+                                     timing=quote.timing, quote=quote.id, coupon=form.get("coupon") or None)
     except CreditflowError as exc:
         if exc.code in ("quote_expired", "quote_stale"):
-            return _requote(visit, quote, exc)
+            return _requote(visit, quote, exc, coupon=form.get("coupon") or None)
         return visit.failed(exc)
     fmt = visit.formatter()
     if quote.timing == "immediate":
@@ -109,17 +122,19 @@ def change_confirm(visit: Visitor, form: PostedForm):
     return visit.done(text)
 
 
-def _requote(visit: Visit, quote, stale: CreditflowError) -> Response:
+def _requote(visit: Visit, quote, stale: CreditflowError, *, coupon: str | None = None) -> Response:
     """The quote went stale: price the same change again and show it, saying why."""
     try:
         fresh = visit.ctx.db.run(lambda db: preview_change(
-            visit.ctx, db, quote.subscription_id, plan=quote.plan, term=quote.term, timing=quote.timing))
+            visit.ctx, db, quote.subscription_id, plan=quote.plan, term=quote.term, timing=quote.timing,
+            coupon=coupon))
     except CreditflowError as exc:
         return visit.failed(exc)
     # A scheduled change charges nothing now: its review has no price to expire, only details
     # that may have moved on.
     text = plain(stale) if quote.timing == "immediate" else REVIEW_AGAIN
-    return visit.go(f"/billing/change/review/{fresh.id}", "error", text)
+    return visit.go(f"/billing/change/review/{fresh.id}" + (f"?{urlencode({'coupon': coupon})}" if coupon else ""),
+                    "error", text)
 
 
 @router.post("/billing/scheduled-change/cancel", dependencies=CSRF_CHECKED)
@@ -139,7 +154,7 @@ def scheduled_change_cancel(visit: Visitor):
 
 
 @router.get("/billing/subscribe")
-def subscribe_review(visit: Visitor, plan: str = "", term: str = ""):
+def subscribe_review(visit: Visitor, plan: str = "", term: str = "", coupon: str = ""):
     ctx, catalog = visit.ctx, visit.ctx.catalog
     target, term_value = catalog.plan(plan), catalog.term(term).value
     with ctx.db.transaction(readonly=True) as db:
@@ -148,11 +163,15 @@ def subscribe_review(visit: Visitor, plan: str = "", term: str = ""):
                            code="subscription_exists")
         customer = views.get_customer(db, visit.customer_id)
         now = customer_now(ctx, db, visit.customer_id)
+        promo = promotion(ctx, db, customer, coupon, Target(plan=target.code, term=term_value),
+                          target.price(Term(term_value)))
     return visit.render("billing/subscribe_review.html", {
         "title": f"Subscribe to {target.name}", "target": target, "term": term_value,
         "term_label": views.TERM_LABELS[term_value], "unit": views.TERM_UNITS[term_value],
         "price": target.price(Term(term_value)), "now": now,
-        "charge": views.charge_preview(catalog, customer, target.price(Term(term_value))),
+        "charge": promo.charge, "promo": promo,
+        "promo_form": {"method": "get", "action": "/billing/subscribe",
+                       "hidden": {"plan": target.code, "term": term_value}},
         "renews_at": add_months(now, Term(term_value).months), "has_payment_method": bool(customer.payment_method),
         "features": [catalog.features[f].label for f in sorted(target.features) if f in catalog.features],
     }, customer=customer)
@@ -162,7 +181,8 @@ def subscribe_review(visit: Visitor, plan: str = "", term: str = ""):
 def subscribe_confirm(visit: Visitor, form: PostedForm):
     catalog = visit.ctx.catalog
     try:
-        sub = subscribe(visit.ctx, visit.customer_id, form.get("plan", ""), form.get("term", ""))
+        sub = subscribe(visit.ctx, visit.customer_id, form.get("plan", ""), form.get("term", ""),
+                        form.get("coupon") or None)
     except CreditflowError as exc:
         return visit.failed(exc)
     plan = catalog.plan(sub.plan)

@@ -9,6 +9,8 @@ from creditflow.payment.attempts import last_failure
 from creditflow.purchase.top_up import purchase_top_up
 from creditflow.kit.errors import CreditflowError, PaymentFailed
 from creditflow.web import views
+from creditflow.coupon.rules import Target
+from creditflow.web.billing.coupons import promotion
 from creditflow.web.billing.pages import HOME, PostedForm, Visitor
 from creditflow.web.rendering import HTMLErrorRoute
 
@@ -24,15 +26,17 @@ def topup_choose(visit: Visitor, bundle: str | None = None):
 
 
 @router.get("/billing/credits/buy/review")
-def topup_review(visit: Visitor, bundle: str = ""):
+def topup_review(visit: Visitor, bundle: str = "", coupon: str = ""):
     bundle_def = visit.ctx.catalog.bundle(bundle)
     with visit.ctx.db.transaction(readonly=True) as db:
         view = views.billing_page(visit.ctx, db, visit.customer_id, invoice_limit=0, history_limit=0)
+        promo = promotion(visit.ctx, db, view.customer, coupon, Target(bundle=bundle_def.code), bundle_def.price)
     if view.topup_blocked:
         return visit.go(HOME, "error", view.topup_blocked)
     return visit.render("billing/topup_review.html", {
         "title": "Review your purchase", "bundle": bundle_def, "page": view,
-        "charge": views.charge_preview(visit.ctx.catalog, view.customer, bundle_def.price),
+        "charge": promo.charge, "promo": promo,
+        "promo_form": {"method": "get", "action": "/billing/credits/buy/review", "hidden": {"bundle": bundle_def.code}},
         # The purchase's idempotency reference: a double submit buys once.
         "reference": f"web_{secrets.token_urlsafe(12)}",
     }, customer=view.customer)
@@ -43,7 +47,7 @@ def topup_buy(visit: Visitor, form: PostedForm):
     """Charge for the bundle and add its credits (the gateway is called from this thread)."""
     try:
         topup = purchase_top_up(visit.ctx, visit.customer_id, bundle=form.get("bundle", ""),
-                                reference=form.get("reference") or None)
+                                reference=form.get("reference") or None, coupon=form.get("coupon") or None)
     except PaymentFailed as exc:
         return visit.failed(_with_decline_reason(visit.ctx, exc, visit.customer_id))
     except CreditflowError as exc:

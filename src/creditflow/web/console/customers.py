@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter
 
+from creditflow.coupon.service import discount_view
 from creditflow.customer.billing import bill_to
 from creditflow.invoicing.tax import treatment_for
 from creditflow.customer.service import customer_now
@@ -45,10 +46,11 @@ def customer(visit: SignedIn, customer_id: str):
         audit = support.list_audit(db, customer_id=customer_id, limit=20)
         events = queries.recent_events(db, customer_id, Formatter(view.customer.currency, view.customer.timezone),
                                        limit=20)
+        discount = discount_view(db, view.sub) if view.sub is not None else None
     sub = view.sub
     return visit.render("console/customer.html", {
         "title": view.customer.email, "page": view, "sub": sub, "audit": audit, "events": events,
-        "nav": "customers",
+        "nav": "customers", "discount": discount,
         "customer_fmt": Formatter(view.customer.currency, view.customer.timezone),
         "titles": {inv.id: views.invoice_title(inv) for inv in view.invoices},
         "downgrades": queries.downgrade_options(ctx.catalog, sub),
