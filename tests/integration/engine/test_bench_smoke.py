@@ -1,4 +1,5 @@
-"""The renewal benchmark runs end to end at a tiny size and writes the JSON the README reads."""
+"""The renewal benchmark and the soak run end to end at a tiny size and write the JSON their
+READMEs read."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 BENCH = Path(__file__).resolve().parents[3] / "bench" / "renewals.py"
+SOAK = Path(__file__).resolve().parents[3] / "bench" / "soak.py"
 MODES = {"postgres-1": ("postgresql", 1), "postgres-2": ("postgresql", 2), "sqlite-1": ("sqlite", 1)}
 
 
@@ -82,3 +84,23 @@ def test_bench_with_a_time_limit_measures_what_was_finished(tmp_path):
     assert engine["renewals"] == engine["verified"]["found"]["renewal_invoices_paid"]
     assert engine["drained"] is (engine["renewals"] == 400)
     assert engine["renewals_per_second"] == pytest.approx(engine["renewals"] / engine["seconds"], rel=0.01)
+
+
+def test_bench_soak_tiny_checks_every_invariant(tmp_path):
+    out = tmp_path / "soak.json"
+
+    done = subprocess.run([sys.executable, str(SOAK), "--tiny", "--out", str(out)], capture_output=True, text=True,
+                          timeout=300)
+
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert (report["benchmark"], report["database"], report["ok"], report["failed_during"]) == (
+        "soak", "sqlite", True, [])
+    assert set(report["invariants_at_end"]) == {
+        "ledger_check", "at_most_one_charge_per_invoice", "no_5xx_or_broken_connection",
+        "payments_and_refunds_settled", "paid_equals_charged", "credits_only_for_paid_invoices",
+        "webhooks_all_delivered"}
+    assert all(check["ok"] for check in report["invariants_at_end"].values())
+    assert report["requests"] > 0 and report["answers"]["spend"]
+    assert report["webhooks"]["acknowledged"] == report["webhooks"]["events"] > 0
+    assert "soak passed" in done.stdout and "ledger_check" in done.stdout
