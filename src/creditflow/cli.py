@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -239,19 +240,29 @@ def demo(
     print_only: bool = typer.Option(False, "--print-only", help="Set up and print, but don't start the server"),
 ):
     """Start the server on SQLite with a demo customer subscribed to Standard monthly, and print
-    a server API key and a link to the customer's billing page."""
+    where to look: the customer's billing page, the support console (a demo support user) and
+    the metrics, with API keys for each. Running it again reuses the customer and replaces the
+    demo's keys and password (they don't pile up)."""
+    from sqlalchemy import delete, select
+
     from creditflow.api.server import serve as run_server
     from creditflow.api.settings import Settings
+    from creditflow.auth.models import ApiKey
     from creditflow.auth.service import create_api_key
-    from creditflow.wiring import build_context
     from creditflow.customer.service import create_customer, list_customers
-    from creditflow.purchase.payment_method import set_payment_method
     from creditflow.kit.db import Database
     from creditflow.migrations.runner import upgrade
     from creditflow.portal.service import PAGE_PATH, create_portal_session
-    from creditflow.subscription.service import customer_plan
+    from creditflow.purchase.payment_method import set_payment_method
     from creditflow.purchase.subscribe import subscribe
+    from creditflow.subscription.service import customer_plan
+    from creditflow.support.models import SupportUser
+    from creditflow.support.passwords import hash_password
+    from creditflow.support.service import create_support_user
+    from creditflow.wiring import build_context
 
+    if not print_only:  # before anything is created: a busy port is the commonest first stumble
+        _refuse_busy_port(host, port)
     url = database_url or "sqlite:///creditflow.db"
     upgrade(url)
     # The link printed below must verify in the server that checks it.
@@ -259,8 +270,18 @@ def demo(
     settings = Settings.from_env()
     ctx = build_context(Database(url))
     now = ctx.clock.now()
+    password = secrets.token_urlsafe(12)
     with ctx.db.transaction() as session:
-        _, secret = create_api_key(session, "server", now=now)
+        # The demo's own keys are marked by their secret's prefix: last run's are replaced.
+        session.execute(delete(ApiKey).where(ApiKey.prefix.like(f"{DEMO_KEY_PREFIX}%")))
+        keys = {scope: create_api_key(session, scope, now=now,
+                                      secret=f"{DEMO_KEY_PREFIX}{scope}_{secrets.token_urlsafe(24)}")[1]
+                for scope in ("server", "metrics")}
+        staff = session.scalar(select(SupportUser).where(SupportUser.username == DEMO_SUPPORT_USER))
+        if staff is None:
+            create_support_user(session, username=DEMO_SUPPORT_USER, password=password, role="support", now=now)
+        else:
+            staff.password_hash, staff.disabled_at = hash_password(password), None
         found, _ = list_customers(session, external_id=DEMO_EXTERNAL_ID, limit=1)
         customer = found[0] if found else create_customer(
             ctx, session, external_id=DEMO_EXTERNAL_ID, email="demo@example.com", name="Demo Customer")
@@ -274,16 +295,34 @@ def demo(
         _, token = create_portal_session(session, customer_id=customer_id, return_url=None,
                                          secret_key=settings.secret_key, now=ctx.clock.now())
     base = f"http://{host}:{port}"
+    server_key = keys["server"]
     typer.echo(f"demo customer:   {customer_id} (Standard monthly) in {url}")
-    typer.echo(f"server API key:  {secret}")
     typer.echo(f"billing page:    {base}{PAGE_PATH}{token}   (one-time link, valid 5 minutes)")
-    typer.echo(f"try:             curl -H 'Authorization: Bearer {secret}' {base}/v1/customers/{customer_id}/credits")
+    typer.echo(f"support console: {base}/console   user {DEMO_SUPPORT_USER}, password {password}")
+    typer.echo(f"server API key:  {server_key}")
+    typer.echo(f"try:             curl -H 'Authorization: Bearer {server_key}' {base}/v1/customers/{customer_id}/credits")
+    typer.echo(f"metrics:         curl -H 'Authorization: Bearer {keys['metrics']}' {base}/metrics")
+    typer.echo(f"API reference:   {base}/docs")
     if print_only:
         typer.echo(f"serve it with:   CREDITFLOW_SECRET_KEY={settings.secret_key} creditflow serve --port {port}")
         ctx.db.dispose()
         return
     _log_to_stderr()
     run_server(ctx, settings, host=host, port=port)
+
+
+DEMO_KEY_PREFIX = "sk_demo_"
+DEMO_SUPPORT_USER = "demo"
+
+
+def _refuse_busy_port(host: str, port: int) -> None:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            typer.echo(f"error: can't listen on {host}:{port} ({exc.strerror or exc}); is another server running "
+                       f"there? Choose another with --port.", err=True)
+            raise typer.Exit(1) from None
 
 
 def main() -> None:  # pragma: no cover

@@ -27,7 +27,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait_healthy(url: str, process: subprocess.Popen, seconds: float = 30) -> None:
+def _wait_healthy(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -96,7 +96,11 @@ def test_demo_print_only_sets_up_a_subscribed_customer_a_key_and_a_link(tmp_path
     run = _run(["demo", "--print-only", "--port", "8123"], tmp_path)
     assert run.returncode == 0, run.stderr
     assert (tmp_path / "creditflow.db").exists()
-    key = re.search(r"server API key:\s+(sk_server_\S+)", run.stdout).group(1)
+    key = re.search(r"server API key:\s+(sk_demo_server_\S+)", run.stdout).group(1)
+    metrics_key = re.search(r"metrics:\s+curl -H 'Authorization: Bearer (sk_demo_metrics_\S+)' \S+/metrics",
+                            run.stdout).group(1)
+    password = re.search(r"support console:\s+http://127.0.0.1:8123/console\s+user demo, password (\S+)",
+                         run.stdout).group(1)
     customer = re.search(r"demo customer:\s+(cus_\S+)", run.stdout).group(1)
     link = re.search(r"billing page:\s+(\S+)", run.stdout).group(1)
     assert link.startswith("http://127.0.0.1:8123/billing/session/ps_")
@@ -110,10 +114,34 @@ def test_demo_print_only_sets_up_a_subscribed_customer_a_key_and_a_link(tmp_path
         api = make_api(db)
         sub = api.ok("GET", f"/v1/customers/{customer}/subscription", key=key)
         assert (sub["plan"], sub["term"], sub["status"]) == ("standard", "monthly", "active")
+        assert api.get("/metrics", key=metrics_key).status_code == 200
+        with db.transaction(readonly=True) as session:
+            from creditflow.support.service import authenticate_staff
+
+            assert authenticate_staff(session, "demo", password) is not None
     finally:
         db.dispose()
     again = _run(["demo", "--print-only"], tmp_path)  # a second run reuses the customer
     assert again.returncode == 0 and customer in again.stdout
+    db = Database(f"sqlite:///{tmp_path / 'creditflow.db'}")
+    try:  # ... and replaces the demo's keys instead of adding two more each time
+        with db.transaction(readonly=True) as session:
+            from sqlalchemy import text
+
+            assert session.scalar(text("SELECT count(*) FROM api_keys WHERE prefix LIKE 'sk_demo%'")) == 2
+        assert make_api(db).get(f"/v1/customers/{customer}", key=key).status_code == 401
+    finally:
+        db.dispose()
+
+
+def test_demo_refuses_a_busy_port_before_creating_anything(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        run = _run(["demo", "--port", str(busy.getsockname()[1])], tmp_path)
+    assert run.returncode == 1
+    assert "Choose another with --port" in run.stderr
+    assert not (tmp_path / "creditflow.db").exists()
 
 
 def test_demo_serves(tmp_path):
@@ -125,5 +153,5 @@ def test_demo_serves(tmp_path):
     finally:
         process.terminate()
         output = process.communicate(timeout=20)[0]
-    key = re.search(r"server API key:\s+(sk_server_\S+)", output)
+    key = re.search(r"server API key:\s+(sk_demo_server_\S+)", output)
     assert key, output
