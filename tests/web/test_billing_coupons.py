@@ -95,3 +95,6 @@ def test_the_console_shows_a_customers_discount(env: WebEnv, page: Page):
     page.goto(f"{env.base_url}/console/customers/{shopper.id}")
     # The next two charges: the terms from 28 Feb and from 31 Mar, which ends on 30 Apr.
     expect(page.get_by_test_id("discount")).to_contain_text(f"{code}, until the period ending 30 Apr 2026")
+    # The billing page's next renewal is the discounted price.
+    shopper.open(page)
+    expect(page.get_by_test_id("next-renewal")).to_have_text("28 Feb 2026 · $25.50")

@@ -30,6 +30,7 @@ from creditflow.kit.periods import Term, month_boundary
 
 CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 MAX_REDEMPTIONS = 10**9
+MAX_PERIODS = 1200  # a hundred years of monthly charges
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,8 @@ def create_coupon(ctx, session: Session, data: CouponInput, now: datetime) -> Co
     if data.duration not in rules.DURATIONS:
         raise InvalidRequest(f"duration must be one of {', '.join(rules.DURATIONS)}", param="duration")
     if data.duration == "repeating":
-        if data.duration_periods is None or data.duration_periods < 1:
-            raise InvalidRequest("duration_periods (at least 1) is required for a repeating coupon",
+        if data.duration_periods is None or not 1 <= data.duration_periods <= MAX_PERIODS:
+            raise InvalidRequest(f"duration_periods (1 to {MAX_PERIODS}) is required for a repeating coupon",
                                  param="duration_periods")
     elif data.duration_periods is not None:
         raise InvalidRequest("duration_periods is only for a repeating coupon", param="duration_periods")

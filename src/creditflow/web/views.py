@@ -18,6 +18,8 @@ from sqlalchemy.orm import Session
 from creditflow.customer.service import customer_now
 from creditflow.catalog.models import Catalog, Plan
 from creditflow.catalog.rules import classify_change
+from creditflow.coupon.rules import Target
+from creditflow.coupon.service import next_renewal_discount
 from creditflow.credits.access import Standing, free_day, gets_free_credits, reset_timezone
 from creditflow.credits.models import CreditEntry, CreditLot
 from creditflow.customer.models import Customer
@@ -209,7 +211,11 @@ def billing_page(ctx, session: Session, customer_id: str, *, invoice_limit: int 
             renewal_amount = scheduled.amount
         else:
             renewal_amount = plan.price(Term(sub.term))
-        renewal_amount = charge_preview(catalog, customer, renewal_amount).total  # tax included
+        # Less the subscription's coupon, if it still discounts the next charge; tax included.
+        later = next_renewal_discount(session, sub.id, Target(plan=sub.scheduled_plan or sub.plan,
+                                                              term=sub.scheduled_term or sub.term),
+                                      renewal_amount, new_coupon=None, used_now=False)
+        renewal_amount = charge_preview(catalog, customer, renewal_amount, discount=later.amount if later else 0).total
 
     actions = allowed_actions(sub, now)
     balances, total = credit_balances(ctx, session, customer, sub, now)
@@ -447,6 +453,6 @@ def _history_line(entry: CreditEntry, lot_kind: str | None, lot_reason: str | No
     return HistoryLine(entry.seq, entry.created_at, entry.kind, lot_kind, description, amount, reference)
 
 
-def charge_preview(catalog: Catalog, customer: Customer, amount: int) -> Priced:
-    """A price as the customer will be charged it: with the tax of their billing details."""
-    return price([amount], treatment_for(catalog, bill_to(customer)))
+def charge_preview(catalog: Catalog, customer: Customer, amount: int, *, discount: int = 0) -> Priced:
+    """A price as the customer will be charged it: less a discount, with the tax of their billing details."""
+    return price([amount], treatment_for(catalog, bill_to(customer)), discount=discount)
