@@ -28,6 +28,10 @@ from creditflow.kit.errors import CreditflowError
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
+if os.environ.get(MULTIPROCESS_ENV) and not os.path.isdir(os.environ[MULTIPROCESS_ENV]):
+    raise RuntimeError(f"{MULTIPROCESS_ENV}={os.environ[MULTIPROCESS_ENV]!r} is not a directory: "
+                       "create it, empty, before starting creditflow")
+
 # A spend is a few milliseconds; a renewal round with a gateway call, up to seconds.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 LAG_BUCKETS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 21600.0)
