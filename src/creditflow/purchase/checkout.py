@@ -91,7 +91,8 @@ def open_collection(ctx: Context, session: Session, invoice: Invoice, now: datet
     customer = session.get(Customer, invoice.customer_id, with_for_update=True, populate_existing=True)
     if on_session is None:
         on_session = invoice.purpose != "renewal"
-    supersede_waiting(session, invoice.id, now)
+    if "authentication" in (invoice.details or {}):  # an attempt of it once waited for the cardholder
+        supersede_waiting(session, invoice.id, now)
     if invoice.balance_applied == 0 and customer.balance > 0 and invoice.total > 0:
         applied = min(customer.balance, invoice.total)
         customer.balance -= applied
