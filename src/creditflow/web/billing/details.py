@@ -24,13 +24,16 @@ def _form_of(customer) -> dict[str, str]:
 
 def _changes(form: dict[str, str]) -> dict:
     """The form as the service's changes: an empty field clears it (an address with no field
-    filled in is no address)."""
+    filled in is no address), except the name, which can't be cleared: left empty, it stays."""
     def value(name: str) -> str | None:
         return form.get(name, "").strip() or None
 
     address = {field: value(f"address.{field}") for field in ADDRESS_FIELDS}
-    return {"name": value("name"), "country": value("country"), "tax_id": value("tax_id"),
-            "address": address if any(address.values()) else None}
+    changes = {"country": value("country"), "tax_id": value("tax_id"),
+               "address": address if any(address.values()) else None}
+    if value("name") is not None:
+        changes["name"] = value("name")
+    return changes
 
 
 @router.get(PAGE)
