@@ -66,3 +66,24 @@ def test_a_purchase_waiting_for_authentication_is_never_charged_twice(engine):
     assert checkout.finish_authentication(engine.ctx, attempt.id, START, succeeded=True).status == "paid"
     assert engine.charged(customer) == [900]
     assert engine.event_count("subscription.created", customer) == 1
+
+
+def test_a_plan_change_left_unauthenticated_is_closed_once_the_subscription_changed(engine):
+    from creditflow.purchase.change import change_subscription
+
+    customer = engine.customer("pm_card_ok")
+    sub_id = subscribe(engine.ctx, customer, "standard", "monthly").id
+    set_payment_method(engine.ctx, customer, "pm_card_authenticate")
+    with pytest.raises(AuthenticationRequired) as waiting:
+        change_subscription(engine.ctx, sub_id, plan="ultimate", term="monthly", timing="immediate")
+    invoice_id = waiting.value.invoice_id
+    assert engine.sub(sub_id).lease_owner == f"change:{invoice_id}"
+    # The subscription changes meanwhile (a downgrade scheduled): the priced change no longer applies.
+    change_subscription(engine.ctx, sub_id, plan="basic", term="monthly", timing="end_of_period")
+
+    outcome = open_invoice.pay_open_invoice(engine.ctx, invoice_id, START)
+    assert outcome.status == "void"
+    sub = engine.sub(sub_id)
+    assert (sub.plan, sub.lease_owner, sub.scheduled_plan) == ("standard", None, "basic")
+    assert [i.status for i in engine.invoices(customer) if i.id == invoice_id] == ["void"]
+    assert engine.charged(customer) == [3000]

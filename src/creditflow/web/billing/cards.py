@@ -167,8 +167,8 @@ def pay_page(visit: Visitor, invoice_id: str):
         waiting = checkout.waiting_attempt(db, invoice.id)
         title = views.invoice_title(invoice)
         now = customer_now(visit.ctx, db, visit.customer_id)
-    if waiting is not None and waiting.payment_method != customer.payment_method:
-        waiting = None  # the card changed since: paying charges the new one
+    if waiting is not None and (waiting.payment_method != customer.payment_method or refusal is not None):
+        waiting = None  # the card changed since (paying charges the new one), or it no longer applies
     if waiting is None and refusal is None and not customer.payment_method:
         return visit.go(card_page_for(_pay_page(invoice_id)), "error", "Add a card to pay this invoice.")
     data = {"title": "Confirm your payment" if waiting else "Pay invoice", "invoice": invoice,
@@ -225,8 +225,11 @@ def authenticate(visit: Visitor, invoice_id: str, form: PostedForm):
         invoice = views.customer_invoice(db, visit.customer_id, invoice_id)
         waiting = checkout.waiting_attempt(db, invoice.id)
         now = customer_now(ctx, db, visit.customer_id)
+        refusal = open_invoice.payable_refusal(db, invoice)
     if waiting is None:
         return visit.go(HOME, "error", "This payment is no longer waiting for authentication.")
+    if refusal is not None:  # what it would buy no longer applies: its page says so, and closes it
+        return visit.go(_pay_page(invoice.id))
     succeeded = {"complete": True, "fail": False}.get(form.get("result", ""))
     outcome = checkout.finish_authentication(ctx, waiting.id, now, succeeded=succeeded)
     return _after(visit, outcome)
