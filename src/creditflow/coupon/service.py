@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from creditflow.catalog.models import Catalog
+from creditflow.context import Context
 from creditflow.coupon import rules
 from creditflow.coupon.models import Coupon, CouponRedemption, SubscriptionDiscount
 from creditflow.coupon.rules import Target
@@ -68,7 +69,7 @@ class DiscountView:
     ends_after_period: datetime | None  # the end of the last discounted term; None: forever
 
 
-def create_coupon(ctx, session: Session, data: CouponInput, now: datetime) -> Coupon:
+def create_coupon(ctx: Context, session: Session, data: CouponInput, now: datetime) -> Coupon:
     """A new coupon. Every field is checked against the rules and the catalog (422 naming it)."""
     catalog: Catalog = ctx.catalog
     if not CODE.match(data.code or ""):
