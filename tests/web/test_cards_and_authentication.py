@@ -220,3 +220,21 @@ def test_a_subscription_left_unauthenticated_can_be_cancelled_and_another_chosen
     page.get_by_role("button", name="Complete").click()
     expect(flash(page)).to_have_text("Payment received. Welcome to Standard! We charged $30.00.")
     expect(page.get_by_test_id("current-plan-name")).to_have_text("Standard")
+
+
+def test_a_top_up_whose_card_asks_for_3d_secure_grants_the_credits_once_authenticated(env: WebEnv, page: Page):
+    shopper = env.shopper(EARLIER)
+    shopper.pay_with("pm_card_authenticate")
+    shopper.open(page)
+    page.get_by_role("link", name="Buy credits").click()
+    page.get_by_role("radio", name="1,000 credits").check()
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Confirm and pay $10.00").click()
+    expect(page.get_by_role("heading", name="Confirm your payment")).to_be_visible()
+    page.goto("/billing")
+    expect(page.get_by_test_id("total-credits")).to_have_text("8,000")  # nothing granted before the money is in
+    page.get_by_role("link", name="Authenticate the payment").click()
+    page.get_by_role("button", name="Complete").click()
+    expect(flash(page)).to_have_text("Payment received. Added 1,000 credits. We charged $10.00.")
+    expect(page.get_by_test_id("balance-top_up")).to_contain_text("1,000")
+    expect(page.get_by_test_id("total-credits")).to_have_text("9,000")
