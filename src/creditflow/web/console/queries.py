@@ -40,7 +40,7 @@ def find_customers(session: Session, query: str, *, limit: int = 25) -> list[Cus
 
 def recent_customers(session: Session, *, limit: int = 10) -> list[Customer]:
     """The newest customers, for the console's home page."""
-    return list(session.scalars(select(Customer).order_by(Customer.created_at.desc(), Customer.id).limit(limit)))
+    return list(session.scalars(select(Customer).order_by(Customer.created_at.desc(), Customer.id.desc()).limit(limit)))
 
 
 @dataclass(frozen=True)
