@@ -530,10 +530,11 @@ class Measure:
     workers: int
 
     def as_dict(self) -> dict:
-        rps = self.renewals / self.seconds
+        rps = self.renewals / self.seconds if self.seconds else 0.0
+        # Nothing finished within a time limit (a busy machine): a rate of 0, no cost per renewal.
+        cost = round(1000 * self.seconds * self.workers / self.renewals, 3) if self.renewals else None
         return {"seconds": round(self.seconds, 3), "renewals_per_second": round(rps, 1),
-                "renewals_per_second_per_worker": round(rps / self.workers, 1),
-                "cost_ms_per_renewal": round(1000 * self.seconds * self.workers / self.renewals, 3)}
+                "renewals_per_second_per_worker": round(rps / self.workers, 1), "cost_ms_per_renewal": cost}
 
 
 def log(message: str) -> None:
@@ -569,11 +570,12 @@ def run(sizes: list[int], modes: list[str], batch: int, out: Path, max_seconds: 
                                           "load_average_1min": {"before": load_before, "after": _load_average()},
                                           "verified": checked}
                     backend.drop(url)
-                    log(f"{mode:>10} N={size:>7,} {contestant:>8}: {done / seconds:8.1f} renewals/s "
+                    log(f"{mode:>10} N={size:>7,} {contestant:>8}: {done / max(seconds, 1e-9):8.1f} renewals/s "
                         f"({done:,} in {seconds:.2f}s{', time limit' if partial else ''}; last charge at "
                         f"{charged_by:.2f}s) verified={checked['ok']}")
-                result["ratio_to_baseline"] = round(result["engine"]["renewals_per_second"]
-                                                    / result["baseline"]["renewals_per_second"], 3)
+                baseline_rate = result["baseline"]["renewals_per_second"]
+                result["ratio_to_baseline"] = (round(result["engine"]["renewals_per_second"] / baseline_rate, 3)
+                                               if baseline_rate else None)
                 runs.append(result)
     finally:
         pool.close()
@@ -610,12 +612,12 @@ def summarise(runs: list[dict], sizes: list[int]) -> dict:
         if one and two:
             summary["two_workers_vs_one"][str(size)] = {
                 contestant: round(two[contestant]["renewals_per_second"] / one[contestant]["renewals_per_second"], 3)
-                for contestant in ("engine", "baseline")}
+                for contestant in ("engine", "baseline") if one[contestant]["renewals_per_second"]}
     smallest, largest = min(sizes), max(sizes)
     if smallest != largest:
         for mode in summary["cost_ms_per_renewal"]:
             costs = summary["cost_ms_per_renewal"][mode]
-            if str(smallest) in costs and str(largest) in costs:
+            if costs.get(str(smallest)) and costs.get(str(largest)):
                 summary["cost_growth"][mode] = {"from": smallest, "to": largest,
                                                 "ratio": round(costs[str(largest)] / costs[str(smallest)], 3)}
     summary["goals"] = goals(runs, summary)

@@ -74,7 +74,7 @@ def test_bench_refuses_an_unknown_mode(tmp_path):
 def test_bench_with_a_time_limit_measures_what_was_finished(tmp_path):
     """--max-seconds stops the contestants dead; what they finished is whole and is measured."""
     out = tmp_path / "limited.json"
-    done = subprocess.run([sys.executable, str(BENCH), "--sizes", "400", "--modes", "sqlite-1", "--max-seconds", "1",
+    done = subprocess.run([sys.executable, str(BENCH), "--sizes", "400", "--modes", "sqlite-1", "--max-seconds", "3",
                            "--out", str(out)], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     [run] = json.loads(out.read_text())["runs"]
