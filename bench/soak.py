@@ -10,7 +10,7 @@ One `creditflow serve` process (sandbox gateway, test clocks on, its worker thre
 fresh database, and a flaky webhook receiver (a thread) that answers 500 to the first delivery
 of some events. Customers are made through the API, each on its own test clock, with a card, a
 monthly Basic subscription and promo credits. Then `--threads` clients, each with its own
-seeded random stream, send for `--seconds`:
+seeded random stream, send for `--seconds` (one of each kind first, then as `MIX` weighs them):
 
 - spends (half of all requests) and holds, settled or released, to any customer, so that
   clients meet on the same customer's credits;
@@ -261,10 +261,12 @@ def change_plan(client: Client, customer: Customer) -> None:
 def client_loop(client: Client, rng: random.Random, customers: list[Customer], own: list[Customer],
                 deadline: float, name: str) -> None:
     ops, weights = zip(*MIX.items())
+    first = list(ops)  # every kind once, in a random order, then as the mix says: even a short run has them all
+    rng.shuffle(first)
     n = 0
     while time.monotonic() < deadline:
         n += 1
-        op = rng.choices(ops, weights)[0]
+        op = first.pop() if first else rng.choices(ops, weights)[0]
         reference = f"{name}-{n}"
         if op in ("spend", "hold", "read"):
             customer = rng.choice(customers)
