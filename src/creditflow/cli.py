@@ -13,6 +13,19 @@ import typer
 
 from creditflow.kit.errors import CreditflowError
 
+def _flags_without_a_type(option_class) -> None:
+    """Typer's help labels every option with its type, flags included (`--no-worker <bool>`,
+    `--help <bool>`); a flag takes no value, so its help shows none."""
+    show_type = option_class.display_type_rich
+
+    def display_type_rich(self, ctx):
+        return None if self.is_flag else show_type(self, ctx)
+
+    option_class.display_type_rich = display_type_rich
+
+
+_flags_without_a_type(typer.core.TyperOption)
+
 app = typer.Typer(help="creditflow: subscriptions-and-credits billing engine", no_args_is_help=True)
 catalog_app = typer.Typer(help="Work with catalog files", no_args_is_help=True)
 ledger_app = typer.Typer(help="Check the credit ledger", no_args_is_help=True)
