@@ -11,12 +11,11 @@ import re
 import time
 
 import httpx
+from api_kit import SERVER_KEY
 
 from creditflow.client import Client
 from creditflow.events.service import sign
 from creditflow.worker.runner import tick
-
-SERVER_KEY = "sk_test_server_0123456789"  # bootstrapped by api_kit's settings
 
 
 def balance_on_page(page: httpx.Response) -> str:
