@@ -381,12 +381,14 @@ def check_at_end(db_url: str, workdir: str, tally: Tally, receiver: Receiver, en
 
 
 def wait_for_deliveries(db_url: str, receiver: Receiver, after_seq: int, seconds: float) -> float:
-    """Wait until every event is acknowledged and nothing is pending (the worker retries a
-    refused delivery 10 s later); returns how long it took."""
-    started = time.monotonic()
+    """Wait until every event is acknowledged and nothing is pending, for as long as deliveries
+    keep coming (at most `seconds`; a refused one is retried 10 s later, so 45 s without any
+    progress means they stopped); returns how long it took."""
+    started = last_progress = time.monotonic()
+    acknowledged = -1
     engine = create_engine(db_url, poolclass=NullPool)
     try:
-        while time.monotonic() - started < seconds:
+        while time.monotonic() - started < seconds and time.monotonic() - last_progress < 45:
             with engine.connect() as conn:
                 events = set(conn.scalars(text("SELECT id FROM events WHERE seq > :after"), {"after": after_seq}))
                 pending = conn.execute(text("SELECT COUNT(*) FROM webhook_deliveries WHERE status = 'pending'"
@@ -394,6 +396,8 @@ def wait_for_deliveries(db_url: str, receiver: Receiver, after_seq: int, seconds
             with receiver.lock:
                 if pending == 0 and events <= receiver.acknowledged:
                     break
+                if len(receiver.acknowledged) > acknowledged:
+                    acknowledged, last_progress = len(receiver.acknowledged), time.monotonic()
             time.sleep(0.5)
     finally:
         engine.dispose()
@@ -484,8 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check-every", type=float, default=20.0, help="seconds between checks during the traffic")
     parser.add_argument("--fail-one-in", type=int, default=5, help="the receiver refuses the first delivery of "
                                                                    "one event in N")
-    parser.add_argument("--drain-seconds", type=float, default=60.0,
-                        help="how long to wait for the last webhook deliveries after the traffic")
+    parser.add_argument("--drain-seconds", type=float, default=900.0,
+                        help="at most how long to wait for the last webhook deliveries after the traffic")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--tiny", action="store_true", help="a few seconds: what the test suite runs")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
