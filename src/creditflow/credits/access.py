@@ -1,6 +1,6 @@
 """Pure rules: what a customer may spend on a feature, and when their free credits reset.
 
-Who can use a feature and with which lots (F1, F2, T2):
+Who can use a feature and with which lots:
 - a `requires_subscription` feature needs an active paid subscription, and free credits never
   pay for it;
 - a feature must be in the customer's plan, or in Free's features when they have no active
@@ -74,7 +74,7 @@ _last_day: dict[str, FreeDay] = {}  # per time zone, the day last asked for: eve
 
 
 def free_day(now: datetime, timezone: str) -> FreeDay:
-    """F1: free credits reset at 00:00 local time. A midnight that a DST jump skips maps to the
+    """Free credits reset at 00:00 local time. A midnight that a DST jump skips maps to the
     first instant of the new day, as zoneinfo resolves non-existent local times forward."""
     now = utc(now)
     cached = _last_day.get(timezone)

@@ -4,7 +4,7 @@ A `Book` is opened by locking the customer's credit account row; every change (d
 grants, expiries) is applied in memory, then `flush()` writes it in a handful of statements:
 the lots, the ledger entries, the events and one update of the account totals. Because every
 change of a lot goes through the totals here (or through `grants`, under the same lock), the
-totals always equal the sums of the entries (K6).
+totals always equal the sums of the entries.
 
 Time-driven effects that are due (a hold past its expiry, a lot past its expiry) are applied
 when the book is loaded, stamped with the instant they became due, so the ledger reads the
@@ -224,7 +224,7 @@ class Book:
         return lot_id
 
     def ensure_free_credits(self, daily: Credits, day: FreeDay) -> str | None:
-        """F1: today's free lot, created on first need; yesterday's has expired at midnight."""
+        """Today's free lot, created on first need; yesterday's has expired at midnight."""
         if self.free_day == day.key or not daily:
             return None
         self.free_day = day.key
@@ -245,7 +245,7 @@ class Book:
 
     def give_back(self, draws: Sequence[Draw], kind: str, reference: str, *, at: datetime | None = None) -> int:
         """Return credits to the lots they came from: `refund` (from spent) or `release` (from
-        held). What returns to a lot that has expired meanwhile is recorded as expired (K4).
+        held). What returns to a lot that has expired meanwhile is recorded as expired.
         Returns the amount that expired that way."""
         source = {"refund": "spent", "release": "held"}[kind]
         lost = 0

@@ -1,4 +1,4 @@
-"""The conservation check behind `creditflow ledger check` (K6), over the whole database.
+"""The conservation check behind `creditflow ledger check`, over the whole database.
 
 For every customer:
 - the stored account totals equal the sums of the ledger entries, and

@@ -1,4 +1,4 @@
-"""Holds (K5): reserve credits before a long job, then settle the actual amount or release.
+"""Holds: reserve credits before a long job, then settle the actual amount or release.
 
 A hold draws from the lots at once (so held credits can't be spent elsewhere) and keeps the
 draws; settling spends the soonest-expiring part of them and returns the rest; a hold neither

@@ -1,4 +1,4 @@
-"""Pure ledger arithmetic: which lots pay for a spend (K2), and how a settled hold splits.
+"""Pure ledger arithmetic: which lots pay for a spend, and how a settled hold splits.
 
 No database and no clock: callers pass the lots that are eligible at their `now`.
 """
@@ -34,7 +34,7 @@ class Draw:
 
 
 def spend_order(lot: Lot) -> tuple:
-    """K2: soonest-expiring first, never-expiring last, the oldest first among equals (the id
+    """Soonest-expiring first, never-expiring last, the oldest first among equals (the id
     breaks exact ties, so the order is total and repeatable)."""
     return (lot.expires_at is None, lot.expires_at or lot.created_at, lot.created_at, lot.id)
 

@@ -117,7 +117,7 @@ class CreditEntry(Base):
 
 
 class CreditSpend(Base):
-    """A spend (K1-K4) or a hold (K5), named by the host app's reference.
+    """A spend or a hold, named by the host app's reference.
 
     Spends and holds share one table so that a reference means one thing per customer: a
     repeat returns the first result, whichever kind it was. `draws` records which lots paid,

@@ -1,4 +1,4 @@
-"""Spending credits (K1-K3) and refunding a spend (K4)."""
+"""Spending credits and refunding a spend."""
 
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def get_spend(session: Session, customer_id: str, reference: str) -> SpendResult
 
 
 def refund_spend(ctx, customer_id: str, *, reference: str) -> RefundResult:
-    """Give a spend's credits back to the lots they came from (K4); what belonged to a lot that
+    """Give a spend's credits back to the lots they came from; what belonged to a lot that
     has expired since is recorded as expired. A settled hold is refunded for what it settled.
 
     Errors: NotFound (customer, reference), Conflict `already_refunded`, Conflict

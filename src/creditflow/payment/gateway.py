@@ -1,6 +1,6 @@
-"""The payment gateway interface (SPEC P2).
+"""The payment gateway interface.
 
-A gateway call is never made inside an open database transaction (SPEC P3). Every charge
+A gateway call is never made inside an open database transaction. Every charge
 carries an idempotency key (the payment attempt's id), so asking again, after a crash or a
 timeout, returns the first outcome instead of charging twice.
 """

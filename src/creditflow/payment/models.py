@@ -11,7 +11,7 @@ from creditflow.kit.db import Base, UTCDateTime
 class PaymentAttempt(Base):
     """One try at collecting an invoice.
 
-    Written and committed as `pending` before the gateway is called (SPEC P3), then moved to
+    Written and committed as `pending` before the gateway is called, then moved to
     `succeeded`, `failed` or `unknown`. Its id is the gateway idempotency key, so asking the
     gateway again for the same attempt can never charge twice.
     """

@@ -1,6 +1,6 @@
 """The sandbox gateway: a product feature for trying every payment path without a processor.
 
-Test payment methods (API.md):
+Test payment methods:
 - `pm_card_ok` succeeds;
 - `pm_card_declined` declines every charge;
 - `pm_card_timeout` charges, then times out before answering: the outcome is unknown until

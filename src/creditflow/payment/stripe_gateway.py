@@ -1,4 +1,4 @@
-"""The Stripe gateway (SPEC P2, P3), with the official `stripe` SDK.
+"""The Stripe gateway, with the official `stripe` SDK.
 
 - One Stripe customer per creditflow customer, created on the first attach; its id is stored as
   the customer's `gateway_customer_id`.

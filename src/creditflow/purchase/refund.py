@@ -119,7 +119,7 @@ def retry_refund(ctx: Context, refund_id: str) -> Refund:
 
 def _send(ctx: Context, refund_id: str, charge_reference: str, amount: int, now: datetime,
           end_subscription: bool | None) -> Refund:
-    """Call the gateway outside any transaction, then record the outcome (SPEC P3)."""
+    """Call the gateway outside any transaction, then record the outcome."""
     fault_point("refund.after_attempt_commit")
     try:
         result = ctx.gateway.refund(reference=charge_reference, amount=amount, idempotency_key=refund_id)

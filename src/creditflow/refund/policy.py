@@ -1,4 +1,4 @@
-"""The refund policy (SPEC M1), pure: is this charge refundable on the customer's request?
+"""The refund policy, pure: is this charge refundable on the customer's request?
 
 Default, as ImagineArt's: the first purchase of a plan is refundable within 3 days (monthly,
 quarterly) or 5 days (yearly) if at most 300 credits were spent since. Support can refund any

@@ -80,7 +80,7 @@ class ChangeTerms:
 @dataclass(frozen=True)
 class ChangeResult:
     subscription: Subscription
-    replaced: dict | None = None  # the scheduled change this one replaced (C1)
+    replaced: dict | None = None  # the scheduled change this one replaced
 
 
 def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, plan: str, term: str,

@@ -40,7 +40,7 @@ class Subscription(Base):
     test_clock_id: Mapped[str | None] = mapped_column(String(40), index=True)
     plan: Mapped[str] = mapped_column(String(64))
     term: Mapped[str] = mapped_column(String(16))
-    # What the current term was bought for (minor units): the base of time proration (U3).
+    # What the current term was bought for (minor units): the base of time proration.
     term_price: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str] = mapped_column(String(16))
     anchor: Mapped[datetime] = mapped_column(UTCDateTime)
@@ -58,7 +58,7 @@ class Subscription(Base):
     scheduled_plan: Mapped[str | None] = mapped_column(String(64))
     scheduled_term: Mapped[str | None] = mapped_column(String(16))
     scheduled_kind: Mapped[str | None] = mapped_column(String(16))
-    # Dunning (SPEC S5): failures so far and when the next retry is due.
+    # Dunning: failures so far and when the next retry is due.
     past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     next_retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -75,7 +75,7 @@ class Subscription(Base):
 
 
 class Quote(Base):
-    """A previewed change (SPEC U6). Confirming with it charges exactly `amount_due`, or is
+    """A previewed change. Confirming with it charges exactly `amount_due`, or is
     refused once it expired or the subscription changed (its `version` moved on)."""
 
     __tablename__ = "quotes"

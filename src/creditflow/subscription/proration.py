@@ -1,4 +1,4 @@
-"""Time proration (SPEC U3), pure: what the unused part of a paid term is worth, to the second."""
+"""Time proration, pure: what the unused part of a paid term is worth, to the second."""
 
 from __future__ import annotations
 
