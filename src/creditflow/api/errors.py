@@ -229,6 +229,12 @@ COMMON_ERRORS = {
 }
 
 
+PURCHASE_402 = ("`payment_failed` (declined, nothing changed), `payment_pending` (the gateway's answer was lost: "
+                "the worker finds out, never charging twice) or `authentication_required` (the card needs 3-D "
+                "Secure: `invoice` names the open invoice and `url` a one-time page where the customer "
+                "authenticates and the purchase completes)")
+
+
 def errors(*statuses: int, **descriptions: str) -> dict:
     """`responses=` for an operation: the common errors plus its own statuses."""
     defaults = {

@@ -4,7 +4,7 @@ from fastapi import APIRouter, status
 
 from creditflow.api.audit import as_support, credits_text
 from creditflow.api.deps import Caller, Ctx, Limit, StartingAfter, Support
-from creditflow.api.errors import errors
+from creditflow.api.errors import PURCHASE_402, errors
 from creditflow.api.schemas.common import ListOf, page
 from creditflow.api.schemas.credits import (
     BalanceRead,
@@ -104,7 +104,7 @@ def ledger(customer_id: str, ctx: Ctx, _: Caller, limit: Limit = 20, starting_af
 
 
 @router.post("/customers/{customer_id}/top_ups", status_code=status.HTTP_201_CREATED, response_model=TopUpRead,
-             responses=errors(402, 404, 409, e404="No such customer, or `coupon_not_found`",
+             responses=errors(402, 404, 409, e402=PURCHASE_402, e404="No such customer, or `coupon_not_found`",
                               e409="`subscription_required` (Free or past_due), `coupon_not_applicable`, "
                                    "`coupon_expired`, `coupon_exhausted`"))
 def top_up(customer_id: str, body: TopUpCreate, ctx: Ctx, _: Caller):

@@ -4,7 +4,7 @@ from fastapi import APIRouter, status
 
 from creditflow.api.audit import as_support, subscription_customer
 from creditflow.api.deps import Caller, Ctx
-from creditflow.api.errors import errors
+from creditflow.api.errors import PURCHASE_402, errors
 from creditflow.api.schemas.subscription import (
     CancelRequest,
     ChangeConfirm,
@@ -32,7 +32,7 @@ def _answer(ctx, sub, session=None, **extra) -> SubscriptionRead:
 
 
 @router.post("/subscriptions", status_code=status.HTTP_201_CREATED, response_model=SubscriptionRead,
-             responses=errors(402, 404, 409, e404="No such customer, or `coupon_not_found`",
+             responses=errors(402, 404, 409, e402=PURCHASE_402, e404="No such customer, or `coupon_not_found`",
                               e409="`subscription_exists`, `coupon_not_applicable`, `coupon_expired`, "
                                    "`coupon_exhausted`"))
 def create(body: SubscriptionCreate, ctx: Ctx, _: Caller):
@@ -63,7 +63,7 @@ def preview(subscription_id: str, body: ChangeRequest, ctx: Ctx, caller: Caller)
 
 
 @router.post("/subscriptions/{subscription_id}/change", response_model=SubscriptionRead,
-             responses=errors(402, 403, 404, 409,
+             responses=errors(402, 403, 404, 409, e402=PURCHASE_402,
                               e403="`support_only`: an immediate downgrade, or `unused_value`, with a server key",
                               e409="`same_plan`, `quote_expired`, `quote_stale`, `subscription_busy`, "
                                    "`coupon_not_applicable`, `coupon_expired`, `coupon_exhausted`, ..."))
