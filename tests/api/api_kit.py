@@ -87,16 +87,19 @@ def make_api(db, **settings) -> Api:
 
 
 class LiveServer:
-    """The app served by a real uvicorn server on a free local port, in a thread."""
+    """The app served by a real uvicorn server on a local port (a free one unless given), in a
+    thread."""
 
-    def __init__(self, app):
+    def __init__(self, app, port: int | None = None):
         import socket
 
         import uvicorn
 
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
+        if port is None:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                port = probe.getsockname()[1]
+        self.port = port
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
 

@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -48,7 +46,7 @@ def image_generator(server):
     with Client(server.url, SERVER_KEY) as cf:
         endpoint = cf.events.create_webhook_endpoint(url=f"http://127.0.0.1:{port}/webhooks/creditflow")
     settings = Settings(creditflow_url=server.url, api_key=SERVER_KEY, webhook_secret=endpoint["secret"])
-    with _Served(create_example(settings), port) as example:
+    with LiveServer(create_example(settings), port) as example:  # the port is known first: the webhook URL names it
         yield example.url, endpoint
 
 
@@ -73,28 +71,3 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-class _Served:
-    """An ASGI app served by uvicorn on `port`, in a thread (api_kit's LiveServer picks its
-    port itself; here the port is known first, to register the webhook endpoint's URL)."""
-
-    def __init__(self, app, port: int):
-        import uvicorn
-
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-
-    def __enter__(self) -> "_Served":
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
