@@ -8,7 +8,7 @@ import io
 import pdfplumber
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
-from web_kit import WebEnv, utc
+from web_kit import WebEnv, shot, utc
 
 from creditflow.customer.billing import update_billing_details
 from creditflow.invoicing.models import Invoice
@@ -45,6 +45,7 @@ def test_the_invoice_page_and_pdf_show_seller_bill_to_and_tax(env: WebEnv, page:
     expect(bill_to).not_to_contain_text("Renamed Later")
     expect(page.get_by_test_id("invoice-tax")).to_have_text("Tax (19%, DE)$5.70")
     expect(page.get_by_test_id("invoice-total")).to_have_text("$35.70")
+    shot(page, "invoice-with-tax")
 
     with page.expect_download() as download_info:
         page.get_by_role("link", name="Download PDF").click()
