@@ -1,0 +1,25 @@
+"""Teams: members, invitations, per-member limits, auto top-up
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-11-29 06:45:00
+
+Tables for teams (filled in as the feature lands).
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa  # noqa: F401
+from alembic import op  # noqa: F401
+
+revision: str = '0011'
+down_revision: str | Sequence[str] | None = '0010'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
