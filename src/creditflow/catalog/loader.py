@@ -35,6 +35,7 @@ from creditflow.catalog.models import (
     FREE_PLAN_CODE,
     PLAN_CREDIT_MODES,
     PRORATIONS,
+    SEAT_DOWNGRADE_POLICIES,
     TAX_PRICE_MODES,
     TIMINGS,
     Bundle,
@@ -351,7 +352,7 @@ def _term(node: _Node) -> Term:
 # -- sections -------------------------------------------------------------------------------
 
 _TOP_KEYS = ("currency", "free", "plans", "bundles", "features", "policies", "seller", "taxes")
-_PLAN_KEYS = ("code", "name", "rank", "monthly_credits", "features", "prices")
+_PLAN_KEYS = ("code", "name", "rank", "monthly_credits", "features", "prices", "seats")
 _BUNDLE_KEYS = ("code", "name", "credits", "price")
 _POLICY_KEYS = (
     "change_rules",
@@ -362,6 +363,7 @@ _POLICY_KEYS = (
     "free_credits_for_subscribers",
     "quote_ttl_seconds",
     "free_reset_timezone",
+    "seats_on_downgrade",
 )
 _REFUND_KEYS = ("monthly_days", "quarterly_days", "yearly_days", "max_credits_spent")
 _RULE_CONDITIONS = ("from_plan", "to_plan", "from_rank", "to_rank", "from_term", "to_term")
@@ -475,6 +477,7 @@ def _read_plans(node: _Node, features: dict[str, Feature]) -> dict[str, Plan]:
                 monthly_credits=_credits(_required(item, fields, "monthly_credits")),
                 features=_feature_set(fields["features"], features) if "features" in fields else frozenset(),
                 prices=_read_prices(_required(item, fields, "prices")),
+                seats=_integer(fields["seats"], "seats", minimum=1) if "seats" in fields else 1,
             )
     return plans
 
@@ -534,6 +537,8 @@ def _read_policies(node: _Node, plans: dict[str, Plan]) -> Policies:
         settings["quote_ttl_seconds"] = _integer(fields["quote_ttl_seconds"], "quote_ttl_seconds", minimum=1)
     if "free_reset_timezone" in fields:
         settings["free_reset_timezone"] = _read_timezone(fields["free_reset_timezone"])
+    if "seats_on_downgrade" in fields:
+        settings["seats_on_downgrade"] = _choice(fields["seats_on_downgrade"], SEAT_DOWNGRADE_POLICIES, "policy")
     return Policies(**settings)
 
 

@@ -32,6 +32,9 @@ A change request itself only ever says `immediate` or `end_of_period`; see
 PRORATIONS: tuple[str, ...] = ("time", "none")
 TAX_PRICE_MODES: tuple[str, ...] = ("exclusive", "inclusive")
 PLAN_CREDIT_MODES: tuple[str, ...] = ("reset", "carry_over")
+SEAT_DOWNGRADE_POLICIES: tuple[str, ...] = ("refuse", "suspend_newest")
+"""A change to a plan with fewer seats than the team fills: refused until members are removed,
+or made with the newest members suspended."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,8 @@ class Plan:
     features: frozenset[str]
     prices: dict[Term, int] = field(hash=False)
     """Minor units per charge of each term the plan is sold on (not per month)."""
+    seats: int = 1
+    """Team seats, the owner's included."""
 
     def price(self, term: Term) -> int:
         try:
@@ -155,6 +160,7 @@ class Policies:
     free_reset_timezone: str | None = None
     """None: each customer's own time zone (UTC when unset), so free credits reset at the
     customer's midnight. A zone name overrides it for every customer."""
+    seats_on_downgrade: Literal["refuse", "suspend_newest"] = "refuse"
 
     @property
     def rules(self) -> tuple[ChangeRule, ...]:

@@ -14,6 +14,7 @@ class PlanRead(Read):
     monthly_credits: CreditsOut
     features: list[str]
     prices: dict[str, int]
+    seats: int = 1
 
 
 class BundleRead(Read):
@@ -47,7 +48,7 @@ class CatalogRead(Read):
         return cls(
             currency=catalog.currency,
             plans=[PlanRead(code=p.code, name=p.name, rank=p.rank, monthly_credits=p.monthly_credits,
-                            features=sorted(p.features), prices={t.value: p.prices[t] for t in p.terms})
+                            features=sorted(p.features), prices={t.value: p.prices[t] for t in p.terms}, seats=p.seats)
                    for p in catalog.plans_by_rank()],
             bundles=[BundleRead(code=b.code, name=b.name, credits=b.credits, price=b.price)
                      for b in catalog.bundles.values()],
