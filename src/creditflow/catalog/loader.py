@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from creditflow.catalog import pricing
 from creditflow.catalog.models import (
     CHANGE_KINDS,
     FREE_PLAN_CODE,
@@ -352,8 +353,9 @@ def _term(node: _Node) -> Term:
 # -- sections -------------------------------------------------------------------------------
 
 _TOP_KEYS = ("currency", "free", "plans", "bundles", "features", "policies", "seller", "taxes")
-_PLAN_KEYS = ("code", "name", "rank", "monthly_credits", "features", "prices", "seats")
-_BUNDLE_KEYS = ("code", "name", "credits", "price")
+_PLAN_KEYS = ("code", "name", "rank", "monthly_credits", "features", "prices", "seats", "on_sale", "unlimited",
+              "limits")
+_BUNDLE_KEYS = ("code", "name", "credits", "price", "on_sale")
 _POLICY_KEYS = (
     "change_rules",
     "proration",
@@ -415,10 +417,11 @@ def _read_features(node: _Node) -> dict[str, Feature]:
         with _collecting():
             if not _CODE.match(code):
                 _fail(entry, f"feature codes are lowercase letters, digits and '_', got {code!r}", at_key=True)
-            fields = _mapping(entry, ("requires_subscription", "name"), null_is_empty=True)
+            fields = _mapping(entry, ("requires_subscription", "name", "cost"), null_is_empty=True)
             requires_subscription = "requires_subscription" in fields and _boolean(fields["requires_subscription"])
             name = _text(fields["name"]) if "name" in fields else ""
-            features[code] = Feature(code=code, requires_subscription=requires_subscription, name=name)
+            cost = pricing.read_cost(fields["cost"], _fail) if "cost" in fields else None
+            features[code] = Feature(code=code, requires_subscription=requires_subscription, name=name, cost=cost)
     return features
 
 
@@ -478,8 +481,21 @@ def _read_plans(node: _Node, features: dict[str, Feature]) -> dict[str, Plan]:
                 features=_feature_set(fields["features"], features) if "features" in fields else frozenset(),
                 prices=_read_prices(_required(item, fields, "prices")),
                 seats=_integer(fields["seats"], "seats", minimum=1) if "seats" in fields else 1,
+                on_sale=_boolean(fields["on_sale"]) if "on_sale" in fields else True,
+                **_generation_rules(fields, features),
             )
     return plans
+
+
+def _generation_rules(fields: dict[str, _Node], features: dict[str, Feature]) -> dict:
+    """A plan's unlimited windows and limits (read by catalog/pricing.py)."""
+    plan_features = _feature_set(fields["features"], features) if "features" in fields else frozenset()
+    rules: dict = {}
+    if "unlimited" in fields:
+        rules["unlimited"] = pricing.read_unlimited(fields["unlimited"], plan_features, features, _fail)
+    if "limits" in fields:
+        rules["limits"] = pricing.read_limits(fields["limits"], plan_features, features, _fail)
+    return rules
 
 
 def _read_prices(node: _Node) -> dict[Term, int]:
@@ -512,6 +528,7 @@ def _read_bundles(node: _Node) -> dict[str, Bundle]:
                 name=_text(_required(item, fields, "name")),
                 credits=_credits(_required(item, fields, "credits"), positive=True),
                 price=_price(_required(item, fields, "price")),
+                on_sale=_boolean(fields["on_sale"]) if "on_sale" in fields else True,
             )
     return bundles
 

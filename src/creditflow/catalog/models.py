@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Literal
 
+from creditflow.catalog.pricing import Cost, FeatureLimits
 from creditflow.kit.credits import Credits
-from creditflow.kit.errors import InvalidRequest
+from creditflow.kit.errors import Conflict, InvalidRequest
 from creditflow.kit.periods import Term
 
 FREE_PLAN_CODE = "free"
@@ -44,6 +45,8 @@ class Feature:
     code: str
     requires_subscription: bool = False
     name: str = ""
+    cost: Cost | None = field(default=None, hash=False)
+    """Its price by options (catalog/pricing.py); None: the host app names each spend's amount."""
 
     @property
     def label(self) -> str:
@@ -69,6 +72,13 @@ class Plan:
     """Minor units per charge of each term the plan is sold on (not per month)."""
     seats: int = 1
     """Team seats, the owner's included."""
+    unlimited: dict[str, int] = field(default_factory=dict, hash=False)
+    """Feature -> days free from the start of each billing period (an unlimited window)."""
+    limits: dict[str, FeatureLimits] = field(default_factory=dict, hash=False)
+    """Feature -> its concurrency and daily limits on this plan."""
+    on_sale: bool = True
+    """False: kept for the customers already on it (it renews and serves them as before), but
+    no longer sold: nobody can subscribe or change to it."""
 
     def price(self, term: Term) -> int:
         try:
@@ -92,6 +102,8 @@ class Bundle:
     name: str
     credits: Credits
     price: int
+    on_sale: bool = True
+    """False: no longer sold (kept in the file for the record of past purchases)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,6 +241,19 @@ class Catalog:
             return self.plans[code]
         except (KeyError, TypeError):
             raise InvalidRequest(f"unknown plan {code!r}", code="unknown_plan", param="plan") from None
+
+    def plan_for_sale(self, code: str) -> Plan:
+        """The plan to sell (a subscription or a change to it), refused when taken off sale."""
+        plan = self.plan(code)
+        if not plan.on_sale:
+            raise Conflict(f"plan {code!r} is no longer sold", code="plan_not_on_sale", param="plan")
+        return plan
+
+    def bundle_for_sale(self, code: str) -> Bundle:
+        bundle = self.bundle(code)
+        if not bundle.on_sale:
+            raise Conflict(f"bundle {code!r} is no longer sold", code="bundle_not_on_sale", param="bundle")
+        return bundle
 
     def bundle(self, code: str) -> Bundle:
         try:
