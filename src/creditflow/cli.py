@@ -1,4 +1,4 @@
-"""The `creditflow` command: serve, worker, migrate, catalog check, ledger check, demo."""
+"""The `creditflow` command: serve, worker, migrate, catalog check, diff and migrate, ledger check, demo."""
 
 from __future__ import annotations
 
@@ -86,6 +86,108 @@ def catalog_check(path: Path = typer.Argument(..., help="Catalog YAML file")):
                f"{len(catalog.features)} features)")
 
 
+@catalog_app.command("diff")
+def catalog_diff(
+    old: Path = typer.Argument(..., help="The catalog file in use"),
+    new: Path = typer.Argument(..., help="The catalog file to compare with it"),
+    database_url: DatabaseUrl = None,
+):
+    """Say what NEW changes compared with OLD (plans, terms, prices, sale, credits, features,
+    bundles, policies) and how many live subscriptions each change concerns; exit 1 if NEW drops
+    a plan or term someone is still on (the service would refuse to start on it), 2 if a file is
+    invalid."""
+    from creditflow.catalog.diff import diff_catalogs, report_lines, stranded
+    from creditflow.catalog.loader import CatalogError, load_catalog
+    from creditflow.kit.db import Database
+    from creditflow.subscription.cohorts import live_counts, scheduled_counts
+
+    try:
+        before, after = load_catalog(old), load_catalog(new)
+    except CatalogError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    from sqlalchemy.exc import DBAPIError
+
+    db = Database(_database_url(database_url))
+    try:
+        with db.transaction(readonly=True) as session:
+            on, scheduled = live_counts(session), scheduled_counts(session)
+    except DBAPIError as exc:
+        typer.echo(f"error: could not count the subscriptions ({exc.orig}); has `creditflow migrate` run?", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        db.dispose()
+    changes = diff_catalogs(before, after)
+    typer.echo(f"{old} -> {new}: {len(changes) or 'no'} change{'s' if len(changes) != 1 else ''}")
+    for line in report_lines(changes, on, after.currency):
+        typer.echo(f"  {line}")
+    blocking = stranded(after, on + scheduled)
+    if blocking:
+        for item in blocking:
+            typer.echo(f"error: {item.sentence()}", err=True)
+        typer.echo(f"error: the service refuses to start on {new}: keep those plans and terms in it "
+                   f"(with on_sale: false to stop selling them)", err=True)
+        raise typer.Exit(1)
+
+
+@catalog_app.command("migrate")
+def catalog_migrate(
+    plan: str = typer.Option(..., "--plan", help="The plan whose subscriptions move"),
+    term: str = typer.Option(..., "--term", help="Their term: monthly, quarterly or yearly"),
+    price: int | None = typer.Option(None, "--price", min=0,
+                                     help="The new price per charge, in minor units (default: the catalog's)"),
+    notice_days: int = typer.Option(30, "--notice-days", min=0,
+                                    help="The new price applies from the first renewal at least this many days "
+                                         "ahead"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would happen, change nothing"),
+    catalog: Path | None = typer.Option(None, "--catalog", help="Catalog file (default: CREDITFLOW_CATALOG)"),
+    database_url: DatabaseUrl = None,
+):
+    """Move the live subscriptions of one plan and term to a new price, from each one's first
+    renewal at least --notice-days ahead (a sooner renewal charges the old price once more),
+    recording a subscription.price_changing event for each (the worker emails the notice).
+    Running it again changes nothing more."""
+    from creditflow.kit.db import Database
+    from creditflow.kit.money import format_money
+    from creditflow.subscription.reprice import cohort, move_to_price, price_move
+    from creditflow.wiring import build_context
+
+    ctx = build_context(Database(_database_url(database_url)), catalog_path=str(catalog) if catalog else None)
+    try:
+        move = price_move(ctx.catalog, plan, term, price, notice_days)
+        with ctx.db.transaction(readonly=True) as session:
+            ids = cohort(session, move.plan, move.term)
+        outcomes: dict[str, int] = {}
+        for sub_id in ids:
+            try:
+                with ctx.db.transaction() as session:
+                    outcome = move_to_price(ctx, session, sub_id, move)
+                    if dry_run:
+                        raise _DryRun(outcome)
+            except _DryRun as done:
+                outcome = done.args[0]
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    except CreditflowError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    finally:
+        ctx.db.dispose()
+    would = "would be " if dry_run else ""
+    typer.echo(f"{move.plan} ({move.term}) to {format_money(move.price, ctx.catalog.currency)} with "
+               f"{move.notice_days} days' notice: {len(ids)} live subscription{'s' if len(ids) != 1 else ''}")
+    for outcome, label in (("moved", f"{would}moved, each notified (subscription.price_changing)"),
+                           ("already", "already at that price or moved to it: left alone"),
+                           ("ending", "cancelled at the end of their term: left alone"),
+                           ("leaving", "changing plan or term at their renewal: left alone"),
+                           ("gone", "no longer on that plan and term")):
+        if outcomes.get(outcome):
+            typer.echo(f"  {outcomes[outcome]} {label}")
+
+
+class _DryRun(Exception):
+    """Rolls a dry run's unit of work back, carrying what it would have done."""
+
+
 @ledger_app.command("check")
 def ledger_check(database_url: DatabaseUrl = None):
     """Verify that granted = spent + expired + held + available and that stored balances equal
@@ -125,6 +227,7 @@ def worker(
 
     _log_to_stderr()
     ctx = build_context(Database(_database_url(database_url)))
+    _refuse_stranding_catalog(ctx)
     if once:
         typer.echo(f"ran {tick(ctx, batch=batch)} piece(s) of work")
         return
@@ -163,8 +266,22 @@ def serve(
         typer.echo(f"configuration error: {exc}", err=True)
         raise typer.Exit(2) from None
     ctx = build_context(Database(url))
+    _refuse_stranding_catalog(ctx)
     run_server(ctx, settings, host=host, port=port, worker=not no_worker, workers=workers, log_level=log_level,
                access_log=access_log)
+
+
+def _refuse_stranding_catalog(ctx) -> None:
+    """Don't start on a catalog that drops a plan someone is still on (it could not renew them)."""
+    from creditflow.subscription.cohorts import CatalogStrandsSubscribers
+    from creditflow.wiring import check_catalog_in_use
+
+    try:
+        check_catalog_in_use(ctx)
+    except CatalogStrandsSubscribers as exc:
+        typer.echo(f"error: refusing to start: {exc.message}", err=True)
+        ctx.db.dispose()
+        raise typer.Exit(1) from None
 
 
 @keys_app.command("create")

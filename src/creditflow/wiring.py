@@ -16,6 +16,7 @@ from creditflow.payment.gateway import Gateway
 from creditflow.payment.models import PaymentAttempt
 from creditflow.payment.sandbox import SandboxGateway
 from creditflow.payment.stripe_gateway import StripeGateway
+from creditflow.subscription.cohorts import check_catalog_serves, fill_unset_prices
 
 GATEWAYS = ("sandbox", "stripe")
 
@@ -25,6 +26,16 @@ def build_context(db: Database | None = None, catalog_path: str | None = None, g
     db = db or Database()
     return Context(db=db, catalog=load_catalog(catalog_path), gateway=gateway or gateway_from_env(db),
                    clock=clock or SystemClock())
+
+
+def check_catalog_in_use(ctx: Context) -> int:
+    """Before serving or working: refuse a catalog that drops a plan (or a plan's term) live
+    subscriptions are still on (`CatalogStrandsSubscribers`, naming each and how many), then
+    give the subscriptions from before prices were kept the price of the catalog they start
+    with. Returns how many prices it filled in."""
+    with ctx.db.transaction() as session:
+        check_catalog_serves(session, ctx.catalog)
+        return fill_unset_prices(session, ctx.catalog)
 
 
 def gateway_from_env(db: Database, env: Mapping[str, str] | None = None) -> Gateway:

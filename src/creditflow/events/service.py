@@ -40,6 +40,7 @@ EVENT_TYPES = (
     "subscription.resumed",
     "subscription.past_due",
     "subscription.ended",
+    "subscription.price_changing",
     "credits.granted",
     "credits.expired",
     "credits.spent",

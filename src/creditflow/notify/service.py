@@ -2,7 +2,7 @@
 
 Queueing. Each event is looked at once (`events.notified`): the ones a customer must hear about
 (a payment received, a renewal that failed, a payment to authenticate, a scheduled change, a
-cancellation, a refund) become an `emails` row in the transaction that marks the event, keyed
+cancellation, a refund, a price moved by the operator) become an `emails` row in the transaction that marks the event, keyed
 by the event, so nothing is queued twice. A yearly plan gets a reminder 7 days before it
 renews, keyed by the subscription and the end of the term.
 
@@ -42,10 +42,10 @@ from creditflow.invoicing.pdf import invoice_filename, render_invoice_pdf
 from creditflow.invoicing.tax import price, treatment_for
 from creditflow.kit.ids import new_id
 from creditflow.kit.money import format_money
-from creditflow.kit.periods import Term
 from creditflow.notify.models import Email
 from creditflow.portal.service import PAGE_PATH, create_portal_session
 from creditflow.subscription.models import Subscription
+from creditflow.subscription.price import next_renewal_price
 
 log = logging.getLogger("creditflow.emails")
 
@@ -112,7 +112,7 @@ def _kind_of(event: Event) -> str | None:
     if event.type == "invoice.payment_action_required":
         return "action_required"
     return {"subscription.change_scheduled": "change_scheduled", "subscription.canceled": "cancellation",
-            "refund.created": "refund"}.get(event.type)
+            "refund.created": "refund", "subscription.price_changing": "price_changing"}.get(event.type)
 
 
 def queue_from_events(session: Session, now: datetime, *, enabled: bool, batch: int = 500) -> int:
@@ -235,8 +235,8 @@ def compose(ctx: Context, session: Session, email: Email, mailer: Mailer, now: d
         context["link_label"] = "Confirm the payment"
     elif email.kind == "renewal_reminder":
         sub = session.get(Subscription, data["subscription"])
-        plan = ctx.catalog.plan(sub.plan)
-        renewal = price([plan.price(Term(sub.term))], treatment_for(ctx.catalog, bill_to(customer)))
+        plan = ctx.catalog.plan(sub.plan)  # the price as sold, not the catalog's today
+        renewal = price([next_renewal_price(sub, ctx.catalog)], treatment_for(ctx.catalog, bill_to(customer)))
         context.update(plan=plan.name, renews_on=_day(datetime.fromisoformat(data["renews_at"])), amount=renewal.total)
     elif email.kind == "change_scheduled":
         context.update(plan=ctx.catalog.plan(data["plan"]).name, term=data["term"],
@@ -248,7 +248,12 @@ def compose(ctx: Context, session: Session, email: Email, mailer: Mailer, now: d
                        ends_on=_day(datetime.fromisoformat(data["ends_at"].replace("Z", "+00:00"))))
     elif email.kind == "refund":
         context["amount"] = data["amount"]
-    if email.kind in ("payment_failed", "action_required", "renewal_reminder", "change_scheduled", "cancellation") \
+    elif email.kind == "price_changing":
+        context.update(plan=ctx.catalog.plan(data["plan"]).name, term=data["term"], old_price=data["old_price"],
+                       new_price=data["new_price"],
+                       effective_on=_day(datetime.fromisoformat(data["effective_at"].replace("Z", "+00:00"))))
+    if email.kind in ("payment_failed", "action_required", "renewal_reminder", "change_scheduled", "cancellation",
+                      "price_changing") \
             and mailer.public_url and mailer.secret_key:
         portal, token = create_portal_session(session, customer_id=customer.id, return_url=None,
                                               secret_key=mailer.secret_key, now=now, ttl=LINK_TTL)

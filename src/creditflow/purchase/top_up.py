@@ -28,7 +28,7 @@ def purchase_top_up(ctx: Context, customer_id: str, *, bundle: str, reference: s
 
     A `coupon` (a code) limited to the bundle, or to nothing, discounts the price.
 
-    Errors: InvalidRequest `unknown_bundle`, NotFound (customer), Conflict
+    Errors: InvalidRequest `unknown_bundle`, Conflict `bundle_not_on_sale`, NotFound (customer), Conflict
     `subscription_required` (Free or past_due: nothing charged), Conflict `reference_reused`
     (the reference bought another bundle), PaymentFailed `payment_failed` (nothing granted) or
     `payment_pending` (the gateway's answer is unknown; reconciled later, never charged twice).
@@ -48,6 +48,7 @@ def purchase_top_up(ctx: Context, customer_id: str, *, bundle: str, reference: s
                     raise Conflict(f"reference {reference!r} was used to buy {earlier.details.get('bundle')}",
                                    code="reference_reused", param="reference")
                 return top_up_of(session, earlier, replayed=True)
+        ctx.catalog.bundle_for_sale(bundle_def.code)  # a replayed purchase above is answered still
         sub = live_subscription(session, customer_id)
         raise_if(top_up_refusal(sub), param="customer")
         target = Target(bundle=bundle_def.code)

@@ -45,6 +45,7 @@ from creditflow.payment.models import PaymentAttempt
 from creditflow.subscription.calendar import next_due, set_calendar
 from creditflow.subscription.models import Quote, Subscription
 from creditflow.subscription.options import change_refusal, raise_if, schedule_refusal
+from creditflow.subscription.price import sell
 from creditflow.subscription.proration import immediate_change_charge, split_term
 from creditflow.subscription.repository import get_subscription
 from creditflow.subscription.service import drop_scheduled_change
@@ -90,7 +91,7 @@ def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, p
     quote's instant when one is confirmed: a quote fixes the amount while it lives)."""
     priced_at = priced_at or now
     raise_if(change_refusal(sub))
-    target = ctx.catalog.plan(plan)
+    target = ctx.catalog.plan_for_sale(plan)
     term_def = ctx.catalog.term(term)
     new_price = target.price(term_def)
     decision = classify_change(ctx.catalog, sub.plan, Term(sub.term), target.code, term_def)
@@ -248,6 +249,7 @@ def schedule_change(ctx: Context, session: Session, sub: Subscription, terms: Ch
     if sub.scheduled_plan is not None:
         replaced = {"plan": sub.scheduled_plan, "term": sub.scheduled_term, "kind": sub.scheduled_kind}
     sub.scheduled_plan, sub.scheduled_term, sub.scheduled_kind = terms.plan, terms.term, terms.kind
+    sub.scheduled_price = terms.new_price  # sold now, at today's price, for its renewal
     record_change(ctx, session, sub, now=now, event="subscription.change_scheduled", data={
         "subscription": sub.id, "plan": terms.plan, "term": terms.term, "kind": terms.kind,
         "effective_at": format_instant(terms.effective_at), "amount_due_then": terms.next_renewal_amount,
@@ -308,11 +310,12 @@ def on_change_paid(ctx: Context, session: Session, invoice: Invoice, attempt: Pa
     replaced = None
     if sub.scheduled_plan is not None:  # an immediate change removes any scheduled change
         replaced = {"plan": sub.scheduled_plan, "term": sub.scheduled_term, "kind": sub.scheduled_kind}
-    sub.scheduled_plan = sub.scheduled_term = sub.scheduled_kind = None
+    sub.scheduled_plan = sub.scheduled_term = sub.scheduled_kind = sub.scheduled_price = None
     sub.cancel_at_period_end = False
     sub.canceled_at = None
     sub.plan, sub.term = details["plan"], details["term"]
     sub.term_price = details["new_price"] - invoice.discount
+    sell(sub, details["new_price"])
     sub.anchor = now
     set_calendar(sub, term_start_offset=0, credit_offset=0)
     plan = ctx.catalog.plan(sub.plan)

@@ -42,6 +42,15 @@ class Subscription(Base):
     term: Mapped[str] = mapped_column(String(16))
     # What the current term was bought for (minor units): the base of time proration.
     term_price: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The price it was sold at, per charge of its plan and term (minor units, before tax and
+    # discounts): what each renewal charges, whatever the catalog file says today. NULL on rows
+    # from before prices were kept, meaning "the catalog's current price" until it is filled in
+    # (at the service's start, the next renewal, or `catalog migrate`). See subscription/price.py.
+    price: Mapped[int | None] = mapped_column(BigInteger)
+    # A new price the operator moved it to (`catalog migrate`), charged from the renewal that
+    # starts at or after `next_price_from`; until then `price` still applies.
+    next_price: Mapped[int | None] = mapped_column(BigInteger)
+    next_price_from: Mapped[datetime | None] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(String(16))
     anchor: Mapped[datetime] = mapped_column(UTCDateTime)
     term_start_offset: Mapped[int] = mapped_column(Integer, default=0)
@@ -58,6 +67,8 @@ class Subscription(Base):
     scheduled_plan: Mapped[str | None] = mapped_column(String(64))
     scheduled_term: Mapped[str | None] = mapped_column(String(16))
     scheduled_kind: Mapped[str | None] = mapped_column(String(16))
+    # The price the scheduled change was sold at (what its renewal charges); NULL: the catalog's.
+    scheduled_price: Mapped[int | None] = mapped_column(BigInteger)
     # Dunning: failures so far and when the next retry is due.
     past_due_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     retry_count: Mapped[int] = mapped_column(Integer, default=0)

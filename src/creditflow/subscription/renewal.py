@@ -23,6 +23,7 @@ from creditflow.kit.periods import Term, month_boundary
 from creditflow.payment.models import PaymentAttempt
 from creditflow.subscription.calendar import LEASE, current_credit_offset, next_due, set_calendar
 from creditflow.subscription.models import Subscription
+from creditflow.subscription.price import apply_scheduled_price, charge_term_from
 from creditflow.subscription.service import end_subscription, grant_plan_credits
 from creditflow.subscription.status import record_change
 
@@ -53,6 +54,7 @@ def open_renewal(ctx: Context, session: Session, sub: Subscription, now: datetim
         sub.plan, sub.term = sub.scheduled_plan, sub.scheduled_term
         kind = sub.scheduled_kind
         sub.scheduled_plan = sub.scheduled_term = sub.scheduled_kind = None
+        apply_scheduled_price(sub)
         record_change(ctx, session, sub, now=now, event="subscription.changed", data={
             "subscription": sub.id, "from": before, "to": {"plan": sub.plan, "term": sub.term},
             "kind": kind, "timing": "end_of_period"})
@@ -61,8 +63,9 @@ def open_renewal(ctx: Context, session: Session, sub: Subscription, now: datetim
     start_offset = sub.term_end_offset
     period_start = month_boundary(sub.anchor, start_offset)
     period_end = month_boundary(sub.anchor, start_offset + term.months)
+    amount = charge_term_from(sub, ctx.catalog, period_start)  # as sold, not the catalog's price today
     # The subscription's coupon, while it has periods left (one used up is removed here).
-    discount = carried_discount(session, sub.id, Target(plan=plan.code, term=term.value), plan.price(term),
+    discount = carried_discount(session, sub.id, Target(plan=plan.code, term=term.value), amount,
                                 next_term=True)
     invoice = create_invoice(
         session, ctx.catalog, customer_id=sub.customer_id, purpose="renewal",
@@ -71,7 +74,7 @@ def open_renewal(ctx: Context, session: Session, sub: Subscription, now: datetim
         period_start=period_start, period_end=period_end,
         dedupe_key=f"renewal:{sub.id}:{sub.anchor.isoformat()}:{start_offset}",
         details={"subscription": sub.id, "plan": sub.plan, "term": sub.term, "term_start_offset": start_offset},
-        lines=[LineDraft("subscription", f"{plan.name} plan, {term.value}", plan.price(term),
+        lines=[LineDraft("subscription", f"{plan.name} plan, {term.value}", amount,
                          period_start, period_end)],
     )
     note_on_invoice(invoice, discount)

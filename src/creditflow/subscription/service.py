@@ -36,10 +36,11 @@ def open_subscription(ctx: Context, session: Session, customer: Customer, plan: 
     A coupon discounts the first charge, and is redeemed with the invoice it discounts."""
     if live_subscription(session, customer.id, include_incomplete=True) is not None:
         raise Conflict("the customer already has a subscription", code="subscription_exists", param="customer")
+    plan = ctx.catalog.plan_for_sale(plan.code)  # a plan taken off sale keeps its subscribers only
     price = plan.price(term)
     sub = Subscription(
         id=new_id("sub"), customer_id=customer.id, test_clock_id=customer.test_clock_id,
-        plan=plan.code, term=term.value, term_price=price, status="incomplete", anchor=now,
+        plan=plan.code, term=term.value, term_price=price, price=price, status="incomplete", anchor=now,
         cancel_at_period_end=False, retry_count=0, version=0, created_at=now, updated_at=now,
     )
     set_calendar(sub, term_start_offset=0, credit_offset=0)
@@ -142,7 +143,7 @@ def end_subscription(ctx: Context, session: Session, sub: Subscription, *, now: 
             pending.status = "void"
     sub.ended_at = at or now
     sub.ended_reason = reason
-    sub.scheduled_plan = sub.scheduled_term = sub.scheduled_kind = None
+    sub.scheduled_plan = sub.scheduled_term = sub.scheduled_kind = sub.scheduled_price = None
     sub.next_retry_at = None
     sub.pending_invoice_id = None
     sub.due_at = None
@@ -164,5 +165,5 @@ def grant_plan_credits(ctx: Context, session: Session, subs: list[Subscription],
 def drop_scheduled_change(ctx: Context, session: Session, sub: Subscription, now: datetime, *, reason: str) -> None:
     data = {"subscription": sub.id, "plan": sub.scheduled_plan, "term": sub.scheduled_term,
             "kind": sub.scheduled_kind, "reason": reason}
-    sub.scheduled_plan = sub.scheduled_term = sub.scheduled_kind = None
+    sub.scheduled_plan = sub.scheduled_term = sub.scheduled_kind = sub.scheduled_price = None
     record_change(ctx, session, sub, now=now, event="subscription.change_canceled", data=data)

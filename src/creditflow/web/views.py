@@ -32,6 +32,7 @@ from creditflow.kit.periods import Term
 from creditflow.payment.attempts import attempts_by_invoice
 from creditflow.subscription.models import Quote, Subscription
 from creditflow.subscription.options import AllowedActions, allowed_actions, next_plan_grant
+from creditflow.subscription.price import next_renewal_price, sold_price
 
 TERM_LABELS = {"monthly": "Monthly", "quarterly": "Quarterly", "yearly": "Yearly"}
 TERM_UNITS = {"monthly": "month", "quarterly": "quarter", "yearly": "year"}
@@ -112,6 +113,7 @@ class BillingPage:
     actions: AllowedActions
     ended: Subscription | None = None  # the last subscription, if it has ended and none is live
     bundles: list = field(default_factory=list)
+    sold_price: int | None = None  # what its plan and term were sold at, per charge (before tax)
 
     @property
     def status(self) -> str:
@@ -207,10 +209,9 @@ def billing_page(ctx, session: Session, customer_id: str, *, invoice_limit: int 
         if sub.scheduled_plan:
             target = catalog.plan(sub.scheduled_plan)
             scheduled = ScheduledChange(target, sub.scheduled_term, sub.scheduled_kind, sub.current_term_end,
-                                        target.price(Term(sub.scheduled_term)))
-            renewal_amount = scheduled.amount
-        else:
-            renewal_amount = plan.price(Term(sub.term))
+                                        next_renewal_price(sub, catalog))
+        # The price it was sold at (or a moved price from this renewal on), not today's catalog price.
+        renewal_amount = next_renewal_price(sub, catalog)
         # Less the subscription's coupon, if it still discounts the next charge; tax included.
         later = next_renewal_discount(session, sub.id, Target(plan=sub.scheduled_plan or sub.plan,
                                                               term=sub.scheduled_term or sub.term),
@@ -223,12 +224,13 @@ def billing_page(ctx, session: Session, customer_id: str, *, invoice_limit: int 
     return BillingPage(
         customer=customer, now=now, sub=sub, plan=plan,
         term_groups=plan_cards(catalog, sub, actions),
+        sold_price=sold_price(sub, catalog) if sub is not None else None,
         balances=balances, total_credits=total, scheduled=scheduled, renewal_amount=renewal_amount,
         invoices=invoices[:invoice_limit], more_invoices=len(invoices) > invoice_limit,
         history=credit_history(session, customer_id, limit=history_limit),
         actions=actions,
         ended=last_ended_subscription(session, customer_id) if sub is None else None,
-        bundles=sorted(catalog.bundles.values(), key=lambda b: b.price),
+        bundles=sorted((b for b in catalog.bundles.values() if b.on_sale), key=lambda b: b.price),
     )
 
 
@@ -242,8 +244,12 @@ def plan_cards(catalog: Catalog, sub: Subscription | None, actions: AllowedActio
             if term not in plan.prices:
                 continue
             price = plan.price(term)
-            per_month = price // term.months
             current = sub is not None and (sub.plan, sub.term) == (plan.code, term.value)
+            if not plan.on_sale and not current:  # kept for its subscribers only: not offered
+                continue
+            if current:
+                price = sold_price(sub, catalog)  # what this customer pays, as sold
+            per_month = price // term.months
             scheduled = sub is not None and (sub.scheduled_plan, sub.scheduled_term) == (plan.code, term.value)
             action, unavailable = None, None
             if current:
@@ -274,7 +280,7 @@ def _saving(catalog: Catalog, term: Term) -> str | None:
     if term == Term.monthly:
         return None
     for plan in catalog.plans_by_rank():
-        if Term.monthly in plan.prices and term in plan.prices:
+        if plan.on_sale and Term.monthly in plan.prices and term in plan.prices:
             full = plan.price(Term.monthly) * term.months
             if full > 0 and plan.price(term) < full:
                 percent = round((full - plan.price(term)) * 100 / full)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from pydantic import Field
+
 from creditflow.api.schemas.common import CreditsOut, Read
 
 
@@ -15,6 +17,8 @@ class PlanRead(Read):
     features: list[str]
     prices: dict[str, int]
     seats: int = 1
+    on_sale: bool = Field(default=True, description="False: kept for its subscribers (it renews and serves them), "
+                                                    "but no longer sold")
 
 
 class BundleRead(Read):
@@ -22,6 +26,7 @@ class BundleRead(Read):
     name: str
     credits: CreditsOut
     price: int
+    on_sale: bool = Field(default=True, description="False: no longer sold")
 
 
 class FreeRead(Read):
@@ -48,9 +53,10 @@ class CatalogRead(Read):
         return cls(
             currency=catalog.currency,
             plans=[PlanRead(code=p.code, name=p.name, rank=p.rank, monthly_credits=p.monthly_credits,
-                            features=sorted(p.features), prices={t.value: p.prices[t] for t in p.terms}, seats=p.seats)
+                            features=sorted(p.features), prices={t.value: p.prices[t] for t in p.terms}, seats=p.seats,
+                            on_sale=p.on_sale)
                    for p in catalog.plans_by_rank()],
-            bundles=[BundleRead(code=b.code, name=b.name, credits=b.credits, price=b.price)
+            bundles=[BundleRead(code=b.code, name=b.name, credits=b.credits, price=b.price, on_sale=b.on_sale)
                      for b in catalog.bundles.values()],
             free=FreeRead(daily_credits=catalog.free.daily_credits, features=sorted(catalog.free.features)),
             features=[FeatureRead(code=f.code, name=f.label, requires_subscription=f.requires_subscription)

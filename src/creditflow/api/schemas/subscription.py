@@ -7,6 +7,7 @@ from pydantic import Field, StrictBool
 from creditflow.api.schemas.billing import MoneyLine
 from creditflow.api.schemas.common import CreditsOut, Id, InstantOut, Read, Request, Text
 from creditflow.api.schemas.coupon import DiscountRead
+from creditflow.subscription.price import next_renewal_price
 
 Timing = Literal["immediate", "end_of_period"]
 
@@ -80,10 +81,9 @@ class SubscriptionRead(Read):
     def of(cls, sub, catalog, *, replaced: dict | None = None, discount=None) -> "SubscriptionRead":
         scheduled = None
         if sub.scheduled_plan is not None:
-            plan = catalog.plan(sub.scheduled_plan)
             scheduled = ScheduledChangeRead(
                 plan=sub.scheduled_plan, term=sub.scheduled_term, kind=sub.scheduled_kind,
-                effective_at=sub.current_term_end, amount_due_then=plan.price(catalog.term(sub.scheduled_term)))
+                effective_at=sub.current_term_end, amount_due_then=next_renewal_price(sub, catalog))
         return cls(id=sub.id, customer=sub.customer_id, plan=sub.plan, term=sub.term, status=sub.status,
                    current_term_start=sub.current_term_start, current_term_end=sub.current_term_end,
                    credit_period_start=sub.credit_period_start, credit_period_end=sub.credit_period_end,

@@ -41,7 +41,7 @@ def change_start(visit: Visitor, plan: str = "", term: str = ""):
     sub = visit.live_sub()
     if (refused := change_refusal(sub)) is not None:  # e.g. past due: the page says why, as the cards do
         return visit.go(HOME, "error", refused.sentence)
-    target, term_value = catalog.plan(plan), catalog.term(term).value
+    target, term_value = catalog.plan_for_sale(plan), catalog.term(term).value
     decision = classify_change(catalog, sub.plan, sub.term, target.code, term_value)
     return visit.render("billing/change_timing.html", {
         "title": f"{decision.kind.capitalize()} to {target.name}", "sub": sub, "kind": decision.kind,
@@ -156,7 +156,7 @@ def scheduled_change_cancel(visit: Visitor):
 @router.get("/billing/subscribe")
 def subscribe_review(visit: Visitor, plan: str = "", term: str = "", coupon: str = ""):
     ctx, catalog = visit.ctx, visit.ctx.catalog
-    target, term_value = catalog.plan(plan), catalog.term(term).value
+    target, term_value = catalog.plan_for_sale(plan), catalog.term(term).value
     with ctx.db.transaction(readonly=True) as db:
         if views.live_subscription(db, visit.customer_id) is not None:
             raise Conflict("You already have a subscription; change it from the billing page.",

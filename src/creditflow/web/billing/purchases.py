@@ -27,7 +27,7 @@ def topup_choose(visit: Visitor, bundle: str | None = None):
 
 @router.get("/billing/credits/buy/review")
 def topup_review(visit: Visitor, bundle: str = "", coupon: str = ""):
-    bundle_def = visit.ctx.catalog.bundle(bundle)
+    bundle_def = visit.ctx.catalog.bundle_for_sale(bundle)
     with visit.ctx.db.transaction(readonly=True) as db:
         view = views.billing_page(visit.ctx, db, visit.customer_id, invoice_limit=0, history_limit=0)
         promo = promotion(visit.ctx, db, view.customer, coupon, Target(bundle=bundle_def.code), bundle_def.price)

@@ -112,7 +112,7 @@ def downgrade_options(catalog: Catalog, sub: Subscription | None) -> list[Downgr
     options = []
     for plan in catalog.plans_by_rank():
         for term in plan.terms:
-            if (plan.code, term.value) == (sub.plan, sub.term):
+            if (plan.code, term.value) == (sub.plan, sub.term) or not plan.on_sale:  # off sale: not sold
                 continue
             try:
                 decision = classify_change(catalog, sub.plan, sub.term, plan.code, term)
