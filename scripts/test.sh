@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/install-browser.sh
-.venv/bin/python -m pytest -q "$@"
+# Tests run in parallel processes (pytest-xdist), one per core by default: most of them wait on
+# servers, browsers and databases, so two processes on two cores take well under half the
+# time of one. CREDITFLOW_TEST_PROCESSES=0 runs them in this process, in order.
+.venv/bin/python -m pytest -q -n "${CREDITFLOW_TEST_PROCESSES:-auto}" "$@"

@@ -15,6 +15,7 @@ from creditflow.portal.models import PortalSession
 from creditflow.refund.models import Refund
 from creditflow.subscription.models import Quote, Subscription
 from creditflow.support.models import AuditRecord, ConsoleSession, SupportUser
+from creditflow.team.models import AutoTopUp, Team, TeamMember, TeamSpend
 
 __all__ = [
     "Base", "CreditAccount", "CreditEntry", "CreditLot", "CreditSpend", "Customer", "TestClock", "Event",
@@ -22,4 +23,5 @@ __all__ = [
     "ApiKey", "IdempotencyRecord", "PortalSession", "Refund", "WebhookDelivery", "WebhookEndpoint",
     "AuditRecord", "ConsoleSession", "SupportUser", "Coupon", "CouponRedemption", "SubscriptionDiscount",
     "Email", "WorkerHeartbeat",
+    "Team", "TeamMember", "TeamSpend", "AutoTopUp",
 ]

@@ -67,11 +67,18 @@ def http_status(exc: CreditflowError) -> int:
     return STATUS_BY_CATEGORY.get(exc.category, 400)
 
 
+# 422s whose own code the HTTP contract names (a team's spend without its member, a member on a
+# customer that is not a team): they answer with it, and with `reason` as the others do.
+OWN_422_CODES = frozenset({"member_required", "not_a_team"})
+
+
 def domain_error_response(exc: CreditflowError, base: str = "") -> JSONResponse:
     status = http_status(exc)
-    if status == 422 and exc.code != "invalid_request":
+    if status == 422 and exc.code != "invalid_request" and exc.code not in OWN_422_CODES:
         # Every 422 has the code `invalid_request`; the service's finer code goes in `reason`.
         return error_response(422, "invalid_request", exc.message, exc.param, reason=exc.code)
+    if exc.code in OWN_422_CODES:
+        return error_response(422, exc.code, exc.message, exc.param, reason=exc.code)
     if exc.extra:  # fields beside `error`; a link (`url`) as a path is made absolute with `base`
         extra = {key: f"{base}{value}" if key == "url" and str(value).startswith("/") else value
                  for key, value in exc.extra.items()}

@@ -48,7 +48,8 @@ class SpendPath:
         scope[ROUTE], scope["path_params"] = self.route, {"customer_id": customer_id}
         try:
             result = await to_thread.run_sync(lambda: spend_credits(
-                ctx, customer_id, amount=spend.amount, feature=spend.feature, reference=spend.reference))
+                ctx, customer_id, amount=spend.amount, feature=spend.feature, reference=spend.reference,
+                member=spend.member))
         except Exception as exc:  # noqa: BLE001 - mapped exactly as the route's handlers map it
             response = exception_response(exc, "POST", scope["path"])
             await response(scope, receive, send)

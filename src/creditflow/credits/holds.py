@@ -24,6 +24,8 @@ from creditflow.credits.spend import draw_for, take_and_record
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, InvalidRequest, NotFound
 from creditflow.kit.ids import new_id
+from creditflow.team.usage import charge_member
+from creditflow.team.usage import give_back as give_back_usage
 
 DEFAULT_TTL_SECONDS = 3600
 
@@ -46,7 +48,7 @@ class Hold:
 
 
 def hold_credits(ctx, customer_id: str, *, amount, feature: str, reference: str,
-                 ttl_seconds: int = DEFAULT_TTL_SECONDS) -> Hold:
+                 ttl_seconds: int = DEFAULT_TTL_SECONDS, member: str | None = None) -> Hold:
     """Reserve `amount` for `feature` until now + `ttl_seconds`. Idempotent by reference: a repeat
     returns the first hold. Errors as `spend_credits`."""
     amount = inputs.positive_amount(amount)
@@ -54,11 +56,12 @@ def hold_credits(ctx, customer_id: str, *, amount, feature: str, reference: str,
     reference = inputs.reference(reference)
     ttl = inputs.ttl_seconds(ttl_seconds)
     customer_id = inputs.identifier(customer_id, "customer")
-    return run(ctx, lambda cursor: _hold(ctx, cursor, customer_id, amount, feature_def, reference, ttl))
+    return run(ctx, lambda cursor: _hold(ctx, cursor, customer_id, amount, feature_def, reference, ttl,
+                                         member=member))
 
 
 def _hold(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feature: Feature, reference: str,
-          ttl: int) -> Hold:
+          ttl: int, *, member: str | None = None) -> Hold:
     book = Book.lock(ctx, cursor, customer_id)
     existing, plan, open_lots = repo.spend_plan_and_lots(cursor, customer_id, reference)
     if existing is not None:
@@ -69,6 +72,7 @@ def _hold(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, featu
     draws = draw_for(ctx, book, Standing(plan), feature, amount)
     hold_id = new_id("hold")
     expires_at = book.now + timedelta(seconds=ttl)
+    charge_member(cursor, customer_id, member, amount, spend_id=hold_id, reference=reference, now=book.now)
     take_and_record(book, draws, "hold", hold_id, reference, feature, amount, expires_at=expires_at)
     return Hold(hold_id, customer_id, reference, amount, feature.code, "held", expires_at, None, tuple(draws),
                 book.available, book.now, None)
@@ -101,6 +105,7 @@ def _settle(ctx, cursor: repo.UnitCursor, hold_id: str, amount: Credits) -> Hold
     book.give_back(returned, "release", row.reference)
     book.resolve_hold(hold_id, "settled", settled=amount, at=book.now, reference=row.reference, amount=row.amount)
     book.flush()
+    give_back_usage(cursor, book.customer_id, row.reference, row.amount - amount, now=book.now)
     return _hold_view(repo.spend_by_id(cursor, hold_id), book.customer_id, now=book.now)
 
 
@@ -122,6 +127,7 @@ def _release(ctx, cursor: repo.UnitCursor, hold_id: str) -> Hold:
         book.ensure_lots(d["lot"] for d in row.draws)
         book.give_back(draws_from_json(row.draws), "release", row.reference)
         book.resolve_hold(hold_id, "released", at=book.now, reference=row.reference, amount=row.amount)
+        give_back_usage(cursor, book.customer_id, row.reference, None, now=book.now)
     book.flush()
     return _hold_view(repo.spend_by_id(cursor, hold_id), book.customer_id, now=book.now)
 

@@ -21,6 +21,8 @@ from creditflow.kit.clock import format_instant, utc
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, NotFound
 from creditflow.kit.ids import new_id
+from creditflow.team.usage import charge_member
+from creditflow.team.usage import give_back as give_back_usage
 
 
 @dataclass(frozen=True)
@@ -52,16 +54,20 @@ class RefundResult:
     refunded_at: datetime
 
 
-def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str) -> SpendResult:
+def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str,
+                  member: str | None = None) -> SpendResult:
     """Spend `amount` on `feature` for the host app's job `reference`, atomically.
 
     Errors: InvalidRequest (amount, reference, `unknown_feature`), NotFound (customer),
     Forbidden `subscription_required` / `feature_not_in_plan`, Conflict `reference_reused`,
     InsufficientCredits `insufficient_credits`. On any error nothing changes. Each outcome is
     counted (`creditflow_spends_total`).
+
+    On a team `member` names who spends (see `team.usage.charge_member` for its errors: a team
+    needs it, any other customer refuses it, and a member's monthly limit is enforced).
     """
     try:
-        result = _spend_credits(ctx, customer_id, amount, feature, reference)
+        result = _spend_credits(ctx, customer_id, amount, feature, reference, member)
     except Exception as exc:
         metrics.count_spend(exc)
         raise
@@ -69,19 +75,21 @@ def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str
     return result
 
 
-def _spend_credits(ctx, customer_id: str, amount, feature: str, reference: str) -> SpendResult:
+def _spend_credits(ctx, customer_id: str, amount, feature: str, reference: str,
+                   member: str | None = None) -> SpendResult:
     amount = inputs.positive_amount(amount)
     feature_def = ctx.catalog.feature(feature)
     reference = inputs.reference(reference)
     customer_id = inputs.identifier(customer_id, "customer")
-    if ctx.db.is_postgres:
+    if ctx.db.is_postgres and member is None:  # a team's spend (with its member) takes the general path
         done = run_statement(ctx, lambda cursor: _spend_in_database(ctx, cursor, customer_id, amount, feature_def, reference))
         if done is not None:
             return done
-    return run(ctx, lambda cursor: _spend(ctx, cursor, customer_id, amount, feature_def, reference))
+    return run(ctx, lambda cursor: _spend(ctx, cursor, customer_id, amount, feature_def, reference, member=member))
 
 
-def _spend(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feature: Feature, reference: str) -> SpendResult:
+def _spend(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feature: Feature, reference: str, *,
+           member: str | None = None) -> SpendResult:
     book = Book.lock(ctx, cursor, customer_id)
     existing, plan, open_lots = repo.spend_plan_and_lots(cursor, customer_id, reference)
     if existing is not None:
@@ -89,6 +97,7 @@ def _spend(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feat
     book.load(open_lots)
     draws = draw_for(ctx, book, Standing(plan), feature, amount)
     spend_id = new_id("spd")
+    charge_member(cursor, customer_id, member, amount, spend_id=spend_id, reference=reference, now=book.now)
     take_and_record(book, draws, "spend", spend_id, reference, feature, amount)
     return SpendResult(spend_id, customer_id, reference, amount, feature.code, tuple(draws), book.available,
                        "spent", book.now)
@@ -127,7 +136,10 @@ def _spend_statement(catalog: Catalog, feature: Feature) -> str:
     plans = [code for code, plan in catalog.plans.items() if feature.code in plan.features]
     call = sql.SQL(
         "SELECT outcome, spent_at, balance, draws FROM creditflow_spend(%s::text, %s::text, {}::text, %s::bigint, "
-        "{}::text[], {}::boolean, {}::text[], {}::boolean, {}::boolean, {}::text, %s::timestamptz, %s::text)"
+        "{}::text[], {}::boolean, {}::text[], {}::boolean, {}::boolean, {}::text, %s::timestamptz, %s::text) "
+        # A team's spend names its member, which the general path checks: for a team the function
+        # is not called at all (an uncorrelated condition is tested once, before the scan).
+        "WHERE NOT EXISTS (SELECT FROM teams WHERE customer_id = %s::text)"
     ).format(*map(sql.Literal, (
         feature.code, sorted(kinds), free_allowed, sorted(plans), bool(catalog.free.daily_credits),
         catalog.policies.free_credits_for_subscribers, catalog.policies.free_reset_timezone,
@@ -141,8 +153,11 @@ def _spend_in_database(ctx, cursor: repo.UnitCursor, customer_id: str, amount: C
     when the case needs the general path: a replay, a refusal, expiries or free credits due."""
     spend_id = new_id("spd")
     cursor.raw.execute(_spend_statement(ctx.catalog, feature),
-                       (customer_id, reference, amount.milli, ctx.clock.now(), spend_id))
-    outcome, spent_at, balance, draws = cursor.raw.fetchone()
+                       (customer_id, reference, amount.milli, ctx.clock.now(), spend_id, customer_id))
+    row = cursor.raw.fetchone()
+    if row is None:  # a team: the general path
+        return None
+    outcome, spent_at, balance, draws = row
     if outcome != "spent":
         return None
     # Draws come back as 'lot kind amount,...' (ids and kinds hold neither spaces nor commas):
@@ -217,5 +232,6 @@ def _refund(ctx, cursor: repo.UnitCursor, customer_id: str, reference: str) -> R
         "expired": str(Credits(lost)), "balance": str(book.available)})
     book.flush()
     repo.mark_refunded(cursor, row.id, status="refunded" if row.kind == "spend" else row.status, at=book.now)
+    give_back_usage(cursor, customer_id, reference, None, now=book.now)
     return RefundResult(customer_id, reference, Credits(sum(d.amount.milli for d in draws)), tuple(draws),
                         Credits(lost), book.available, book.now)

@@ -55,6 +55,12 @@ EVENT_TYPES = (
     "invoice.payment_failed",
     "invoice.payment_action_required",
     "refund.created",
+    "member.invited",
+    "member.joined",
+    "member.removed",
+    "member.suspended",
+    "auto_top_up.succeeded",
+    "auto_top_up.failed",
 )
 
 

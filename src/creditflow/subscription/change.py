@@ -50,6 +50,7 @@ from creditflow.subscription.proration import immediate_change_charge, split_ter
 from creditflow.subscription.repository import get_subscription
 from creditflow.subscription.service import drop_scheduled_change
 from creditflow.subscription.status import record_change
+from creditflow.team.service import refuse_too_many_members
 
 # An immediate change leases the subscription while its payment is in flight; longer than the
 # time after which an abandoned payment is reconciled, so the worker never renews under it.
@@ -92,6 +93,7 @@ def _plan_change(ctx, session: Session, sub: Subscription, customer: Customer, p
     priced_at = priced_at or now
     raise_if(change_refusal(sub))
     target = ctx.catalog.plan_for_sale(plan)
+    refuse_too_many_members(ctx, session, sub.customer_id, target.code, now)  # fewer seats than the team fills
     term_def = ctx.catalog.term(term)
     new_price = target.price(term_def)
     decision = classify_change(ctx.catalog, sub.plan, Term(sub.term), target.code, term_def)

@@ -23,6 +23,7 @@ from creditflow.credits.grants import set_active_plan
 from creditflow.events.outbox import record_event
 from creditflow.kit.errors import Conflict
 from creditflow.subscription.models import Subscription
+from creditflow.team.service import on_subscription_change
 
 TRANSITIONS: dict[str, frozenset[str]] = {
     "incomplete": frozenset({"active"}),
@@ -54,5 +55,6 @@ def record_change(ctx: Context, session: Session, sub: Subscription, *, now: dat
         sub.version += 1
     sub.updated_at = now
     set_active_plan(ctx, session, sub.customer_id, sub.plan if sub.status == "active" else None)
+    on_subscription_change(ctx, session, sub.customer_id, status=sub.status, plan=sub.plan, anchor=sub.anchor, now=now)
     if event is not None:
         record_event(session, event, customer_id=sub.customer_id, now=now, data=data or {})

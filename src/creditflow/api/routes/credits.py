@@ -27,6 +27,7 @@ from creditflow.credits.promo import grant_promo_credits
 from creditflow.credits.spend import refund_spend, spend_credits
 from creditflow.kit.clock import format_instant
 from creditflow.purchase.top_up import purchase_top_up
+from creditflow.team.service import members_by_reference
 
 router = APIRouter(tags=["credits"])
 
@@ -38,13 +39,14 @@ def balance(customer_id: str, ctx: Ctx, _: Caller):
 
 
 @router.post("/customers/{customer_id}/credits/spend", response_model=SpendRead,
-             responses=errors(402, 403, 404, 409, e402="`insufficient_credits`: nothing spent",
-                              e403="`subscription_required` or `feature_not_in_plan`",
+             responses=errors(402, 403, 404, 409, e402="`insufficient_credits` or `member_limit_reached` (the "
+                                                        "member's monthly limit): nothing spent",
+                              e403="`subscription_required`, `feature_not_in_plan` or `member_inactive`",
                               e409="`reference_reused`: same reference, different amount or feature"))
 def spend(customer_id: str, body: SpendCreate, ctx: Ctx, _: Caller):
     """Spend credits on a feature; a repeat with the same reference returns the first result."""
     return SpendRead.of(spend_credits(ctx, customer_id, amount=body.amount, feature=body.feature,
-                                      reference=body.reference))
+                                      reference=body.reference, member=body.member))
 
 
 @router.post("/customers/{customer_id}/credits/refund", response_model=SpendRefundRead,
@@ -59,7 +61,7 @@ def refund(customer_id: str, body: SpendRefundCreate, ctx: Ctx, _: Caller):
              response_model=HoldRead, responses=errors(402, 403, 404, 409))
 def hold(customer_id: str, body: HoldCreate, ctx: Ctx, _: Caller):
     return HoldRead.of(hold_credits(ctx, customer_id, amount=body.amount, feature=body.feature,
-                                    reference=body.reference, ttl_seconds=body.ttl_seconds))
+                                    reference=body.reference, ttl_seconds=body.ttl_seconds, member=body.member))
 
 
 @router.get("/holds/{hold_id}", response_model=HoldRead, responses=errors(404))
@@ -98,9 +100,12 @@ def grant(customer_id: str, body: GrantCreate, ctx: Ctx, caller: Support):
 @router.get("/customers/{customer_id}/credits/ledger", response_model=ListOf[EntryRead], responses=errors(404))
 def ledger(customer_id: str, ctx: Ctx, _: Caller, limit: Limit = 20, starting_after: StartingAfter = None):
     """Ledger entries, oldest first."""
-    result = ctx.db.read(lambda session: list_entries(session, customer_id, limit=limit,
-                                                      starting_after=starting_after))
-    return page(list(result.data), result.has_more, EntryRead.of)
+    def read(session):
+        entries = list_entries(session, customer_id, limit=limit, starting_after=starting_after)
+        return entries, members_by_reference(session, customer_id, [e.reference for e in entries.data if e.reference])
+
+    result, members = ctx.db.read(read)
+    return page(list(result.data), result.has_more, lambda entry: EntryRead.of(entry, members))
 
 
 @router.post("/customers/{customer_id}/top_ups", status_code=status.HTTP_201_CREATED, response_model=TopUpRead,

@@ -11,10 +11,14 @@ from creditflow.credits.inputs import MAX_REFERENCE, MAX_TTL_SECONDS
 Reference = Field(min_length=1, max_length=MAX_REFERENCE, description="The host app's id for this job")
 
 
+Member = Field(default=None, description="On a team: the member who spends (required there, refused elsewhere)")
+
+
 class SpendCreate(Request):
     amount: CreditsIn
     feature: Id
     reference: str = Reference
+    member: Id | None = Member
 
 
 class SpendRefundCreate(Request):
@@ -26,6 +30,7 @@ class HoldCreate(Request):
     feature: Id
     reference: str = Reference
     ttl_seconds: StrictInt = Field(default=DEFAULT_TTL_SECONDS, ge=1, le=MAX_TTL_SECONDS)
+    member: Id | None = Member
 
 
 class HoldSettle(Request):
@@ -168,12 +173,13 @@ class EntryRead(Read):
     amount: CreditsOut
     lot: str | None
     reference: str | None
+    member: str | None = Field(default=None, description="On a team: the member whose spend or hold it is")
     created_at: InstantOut
 
     @classmethod
-    def of(cls, entry) -> "EntryRead":
+    def of(cls, entry, members: dict[str, str] | None = None) -> "EntryRead":
         return cls(id=entry.id, kind=entry.kind, amount=entry.amount, lot=entry.lot_id, reference=entry.reference,
-                   created_at=entry.created_at)
+                   member=(members or {}).get(entry.reference), created_at=entry.created_at)
 
 
 class TopUpRead(Read):
