@@ -98,8 +98,11 @@ def claim(session: Session, settings: AutoTopUp, *, period: datetime, now: datet
 
 
 def succeeded(session: Session, customer_id: str, *, period: datetime, bundle: str, credits: Credits,
-              invoice_id: str, now: datetime) -> None:
+              invoice_id: str, available: Credits, now: datetime) -> None:
+    """Count the purchase; armed again at once if it lifted the pool to the threshold (the next
+    spend below it is a new crossing)."""
     settings = session.get(AutoTopUp, customer_id, with_for_update=True, populate_existing=True)
+    settings.armed = available >= settings.threshold
     if settings.period_start != period:
         settings.period_start, settings.purchases = period, 0
     settings.purchases += 1

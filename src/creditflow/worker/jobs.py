@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from creditflow.credits import jobs as credit_jobs
 from creditflow.events import delivery
 from creditflow.notify import service as emails
+from creditflow.purchase import auto_top_up
 from creditflow.purchase.refund import retry_pending_refunds
 
 
@@ -33,4 +34,5 @@ JOBS: tuple[Job, ...] = (
     Job("webhook_purge", delivery.run_purge),
     Job("refund_retry", retry_pending_refunds),
     Job("emails", emails.run, emails.next_reminder_due),
+    Job("auto_top_up", auto_top_up.run),
 )
