@@ -39,29 +39,30 @@ class CatalogChange:
         def money(amount: int | None) -> str:
             return "-" if amount is None else format_money(amount, currency)
 
-        return {
-            "plan_added": f"{self.what}: added",
-            "plan_removed": f"{self.what}: removed",
-            "term_added": f"{self.what}: now sold at {money(self.new)}",
-            "term_removed": f"{self.what}: no longer sold on this term (was {money(self.old)})",
-            "repriced": f"{self.what}: price {money(self.old)} -> {money(self.new)}",
-            "off_sale": f"{self.what}: taken off sale",
-            "on_sale": f"{self.what}: back on sale",
-            "credits_changed": f"{self.what}: credits {self.old} -> {self.new}",
-            "features_changed": f"{self.what}: features {self.old} -> {self.new}",
-            "renamed": f"{self.what}: name {self.old!r} -> {self.new!r}",
-            "rank_changed": f"{self.what}: rank {self.old} -> {self.new}",
-            "seats_changed": f"{self.what}: seats {self.old} -> {self.new}",
-            "bundle_added": f"{self.what}: added ({self.new})",
-            "bundle_removed": f"{self.what}: removed",
-            "bundle_repriced": f"{self.what}: price {money(self.old)} -> {money(self.new)}",
-            "feature_added": f"{self.what}: added",
-            "feature_removed": f"{self.what}: removed",
-            "feature_changed": f"{self.what}: {self.old} -> {self.new}",
-            "currency_changed": f"{self.what}: {self.old} -> {self.new}",
-            "free_changed": f"{self.what}: {self.old} -> {self.new}",
-            "policy_changed": f"{self.what}: {self.old} -> {self.new}",
-        }.get(self.kind, f"{self.what}: {self.kind}")
+        says = {
+            "plan_added": lambda: f"{self.what}: added",
+            "plan_removed": lambda: f"{self.what}: removed",
+            "term_added": lambda: f"{self.what}: now sold at {money(self.new)}",
+            "term_removed": lambda: f"{self.what}: no longer sold on this term (was {money(self.old)})",
+            "repriced": lambda: f"{self.what}: price {money(self.old)} -> {money(self.new)}",
+            "off_sale": lambda: f"{self.what}: taken off sale",
+            "on_sale": lambda: f"{self.what}: back on sale",
+            "credits_changed": lambda: f"{self.what}: credits {self.old} -> {self.new}",
+            "features_changed": lambda: f"{self.what}: features {self.old} -> {self.new}",
+            "renamed": lambda: f"{self.what}: name {self.old!r} -> {self.new!r}",
+            "rank_changed": lambda: f"{self.what}: rank {self.old} -> {self.new}",
+            "seats_changed": lambda: f"{self.what}: seats {self.old} -> {self.new}",
+            "bundle_added": lambda: f"{self.what}: added ({self.new})",
+            "bundle_removed": lambda: f"{self.what}: removed",
+            "bundle_repriced": lambda: f"{self.what}: price {money(self.old)} -> {money(self.new)}",
+            "feature_added": lambda: f"{self.what}: added",
+            "feature_removed": lambda: f"{self.what}: removed",
+            "feature_changed": lambda: f"{self.what}: {self.old} -> {self.new}",
+            "currency_changed": lambda: f"{self.what}: {self.old} -> {self.new}",
+            "free_changed": lambda: f"{self.what}: {self.old} -> {self.new}",
+            "policy_changed": lambda: f"{self.what}: {self.old} -> {self.new}",
+        }
+        return says[self.kind]() if self.kind in says else f"{self.what}: {self.kind}"
 
 
 @dataclass(frozen=True)

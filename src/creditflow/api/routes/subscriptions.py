@@ -33,8 +33,8 @@ def _answer(ctx, sub, session=None, **extra) -> SubscriptionRead:
 
 @router.post("/subscriptions", status_code=status.HTTP_201_CREATED, response_model=SubscriptionRead,
              responses=errors(402, 404, 409, e402=PURCHASE_402, e404="No such customer, or `coupon_not_found`",
-                              e409="`subscription_exists`, `coupon_not_applicable`, `coupon_expired`, "
-                                   "`coupon_exhausted`"))
+                              e409="`subscription_exists`, `plan_not_on_sale`, `coupon_not_applicable`, "
+                                   "`coupon_expired`, `coupon_exhausted`"))
 def create(body: SubscriptionCreate, ctx: Ctx, _: Caller):
     return _answer(ctx, subscribe(ctx, body.customer, body.plan, body.term, body.coupon))
 
@@ -53,8 +53,9 @@ def read_for_customer(customer_id: str, ctx: Ctx, _: Caller):
 
 @router.post("/subscriptions/{subscription_id}/preview_change", response_model=QuoteRead,
              responses=errors(403, 404, 409, e404="No such subscription, or `coupon_not_found`",
-                              e409="`same_plan`, `subscription_not_active`, `timing_not_allowed`, "
-                                   "`coupon_not_applicable`, `coupon_expired`, `coupon_exhausted`"))
+                              e409="`same_plan`, `plan_not_on_sale`, `subscription_not_active`, "
+                                   "`timing_not_allowed`, `coupon_not_applicable`, `coupon_expired`, "
+                                   "`coupon_exhausted`"))
 def preview(subscription_id: str, body: ChangeRequest, ctx: Ctx, caller: Caller):
     quote = ctx.db.run(lambda session: preview_change(
         ctx, session, subscription_id, plan=body.plan, term=body.term, timing=body.timing,
@@ -65,7 +66,8 @@ def preview(subscription_id: str, body: ChangeRequest, ctx: Ctx, caller: Caller)
 @router.post("/subscriptions/{subscription_id}/change", response_model=SubscriptionRead,
              responses=errors(402, 403, 404, 409, e402=PURCHASE_402,
                               e403="`support_only`: an immediate downgrade, or `unused_value`, with a server key",
-                              e409="`same_plan`, `quote_expired`, `quote_stale`, `subscription_busy`, "
+                              e409="`same_plan`, `plan_not_on_sale`, `quote_expired`, `quote_stale`, "
+                                   "`subscription_busy`, "
                                    "`coupon_not_applicable`, `coupon_expired`, `coupon_exhausted`, ..."))
 def change(subscription_id: str, body: ChangeConfirm, ctx: Ctx, caller: Caller):
     what = f"to {body.plan} ({body.term}), {body.timing.replace('_', ' ')}; unused value: {body.unused_value}"
