@@ -3,6 +3,7 @@
 from creditflow.auth.models import ApiKey
 from creditflow.coupon.models import Coupon, CouponRedemption, SubscriptionDiscount
 from creditflow.credits.models import CreditAccount, CreditEntry, CreditLot, CreditSpend
+from creditflow.credits.generation_models import CreditTransfer, CreditUsage
 from creditflow.customer.models import Customer, TestClock
 from creditflow.events.models import Event, WebhookDelivery, WebhookEndpoint
 from creditflow.idempotency.models import IdempotencyRecord
@@ -22,6 +23,6 @@ __all__ = [
     "Counter", "Invoice", "InvoiceLine", "PaymentAttempt", "SandboxCharge", "SandboxRefund", "Subscription", "Quote",
     "ApiKey", "IdempotencyRecord", "PortalSession", "Refund", "WebhookDelivery", "WebhookEndpoint",
     "AuditRecord", "ConsoleSession", "SupportUser", "Coupon", "CouponRedemption", "SubscriptionDiscount",
-    "Email", "WorkerHeartbeat",
+    "Email", "WorkerHeartbeat", "CreditTransfer", "CreditUsage",
     "Team", "TeamMember", "TeamSpend", "AutoTopUp",
 ]

@@ -153,7 +153,7 @@ def test_spend_outcomes_are_counted_through_the_spend_path(any_api, monkeypatch)
         raise AssertionError("the route served the spend")
 
     customer = api.subscribed()[0]["id"]
-    monkeypatch.setattr(credit_routes, "spend_credits", route_not_used)  # the fast path serves these
+    monkeypatch.setattr(credit_routes, "spend_job", route_not_used)  # the fast path serves these
     before = scrape(api, metrics_key)
     assert _spend(api, customer, "1.5", "job-1").status_code == 200
     assert _spend(api, customer, "2", "job-2").status_code == 200

@@ -34,7 +34,7 @@ def test_the_spend_path_serves_a_spend_without_the_route(api, customer, monkeypa
     def route_not_used(*args, **kwargs):
         raise AssertionError("the route served the spend")
 
-    monkeypatch.setattr(credit_routes, "spend_credits", route_not_used)
+    monkeypatch.setattr(credit_routes, "spend_job", route_not_used)
     response = _spend(api, customer, {"amount": "73.5", "feature": "pro_models", "reference": "job-1"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
@@ -94,7 +94,7 @@ def test_database_errors_map_as_on_every_route(api, customer, monkeypatch):
     def busy(*args, **kwargs):
         raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
 
-    monkeypatch.setattr(fastpath, "spend_credits", busy)
+    monkeypatch.setattr(fastpath, "spend_job", busy)
     response = _spend(api, customer, {"amount": "1", "feature": "pro_models", "reference": "r"})
     assert_error(response, 503, "unavailable")
     assert response.headers["retry-after"] == "1"
@@ -102,7 +102,7 @@ def test_database_errors_map_as_on_every_route(api, customer, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(fastpath, "spend_credits", broken)
+    monkeypatch.setattr(fastpath, "spend_job", broken)
     assert_error(_spend(api, customer, {"amount": "1", "feature": "pro_models", "reference": "r"}), 500,
                  "internal_error")
 

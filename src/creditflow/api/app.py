@@ -20,6 +20,7 @@ from creditflow.api.routes import api_keys
 from creditflow.api.routes import catalog, credits, customers, events, invoices, portal, subscriptions, test_clocks
 from creditflow.api.routes import coupons
 from creditflow.api.routes import teams
+from creditflow.api.routes import pricing
 from creditflow.api.schemas.health import Health
 from creditflow.api.settings import Settings
 from creditflow.auth.service import ensure_keys, parse_bootstrap_keys
@@ -49,7 +50,7 @@ def create_app(ctx: Context, settings: Settings | None = None) -> FastAPI:
     # The credit routes first: a spend is the request the host app makes most, and routes are
     # matched in order.
     for module in (credits, customers, catalog, subscriptions, coupons, invoices, events, portal, test_clocks,
-                   api_keys, teams):
+                   api_keys, teams, pricing):
         app.include_router(module.router, prefix=API_PREFIX)
     include_web(app, ctx, secret_key=settings.secret_key)  # the billing page and the support console
 

@@ -58,6 +58,7 @@ STATUS_BY_CATEGORY = {
     "forbidden": 403,
     "not_found": 404,
     "conflict": 409,
+    "limited": 429,  # a plan's limit on a feature's jobs (`concurrency_limit`, `daily_limit`, with `resets_at`)
 }
 
 

@@ -22,7 +22,7 @@ from creditflow.api.errors import exception_response
 from creditflow.api.gate import replaying
 from creditflow.api.observe import ROUTE
 from creditflow.api.schemas.credits import SpendCreate, SpendRead
-from creditflow.credits.spend import spend_credits
+from creditflow.generation.service import spend_job
 
 SPEND_SUFFIX = "/credits/spend"
 _SPEND_RESPONSE = SpendRead.__pydantic_serializer__
@@ -47,9 +47,9 @@ class SpendPath:
         ctx = self.ctx
         scope[ROUTE], scope["path_params"] = self.route, {"customer_id": customer_id}
         try:
-            result = await to_thread.run_sync(lambda: spend_credits(
-                ctx, customer_id, amount=spend.amount, feature=spend.feature, reference=spend.reference,
-                member=spend.member))
+            result = await to_thread.run_sync(lambda: spend_job(
+                ctx, customer_id, amount=spend.amount, options=spend.options, feature=spend.feature,
+                reference=spend.reference, member=spend.member))
         except Exception as exc:  # noqa: BLE001 - mapped exactly as the route's handlers map it
             response = exception_response(exc, "POST", scope["path"])
             await response(scope, receive, send)

@@ -69,7 +69,9 @@ def get_balance(ctx: Context, session: Session, customer_id: str) -> Balance:
             lots.append(LotBalance(day.lot_id(customer_id), "free", daily, daily, day.ends_at))
     lots.sort(key=lambda lot: spend_order(Lot(lot.id, lot.kind, lot.remaining, lot.expires_at,
                                               rows[lot.id].created_at if lot.id in rows else now)))
-    by_kind = {kind: Credits(sum(lot.remaining.milli for lot in lots if lot.kind == kind)) for kind in LOT_KINDS}
+    # `earned` (credits received by a transfer) shows only for a customer who has some.
+    by_kind = {kind: Credits(sum(lot.remaining.milli for lot in lots if lot.kind == kind)) for kind in LOT_KINDS
+               if kind != "earned" or any(lot.kind == kind for lot in lots)}
     return Balance(customer_id, Credits(sum(lot.remaining.milli for lot in lots)), Credits(held), by_kind,
                    tuple(lots), now)
 

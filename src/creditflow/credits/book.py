@@ -266,6 +266,11 @@ class Book:
                 lost += amount  # expire_overdue() takes it with the rest of the lot
         return lost
 
+    def take_nothing(self, kind: str, reference: str) -> None:
+        """A spend or a hold of 0 credits (inside an unlimited window): one ledger line of 0, no lot,
+        so the ledger shows it like any other while no total moves."""
+        self._entry(kind, 0, None, reference)
+
     def settle(self, draws: Sequence[Draw], reference: str) -> None:
         """Held credits become spent."""
         for draw in draws:

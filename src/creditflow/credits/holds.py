@@ -20,6 +20,7 @@ from creditflow.credits import repository as repo
 from creditflow.credits.access import Standing
 from creditflow.credits.book import Book, run
 from creditflow.credits.ledger import Draw, draws_from_json, split_settlement
+from creditflow.credits.limits import admit, settled
 from creditflow.credits.spend import draw_for, take_and_record
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import Conflict, InvalidRequest, NotFound
@@ -45,37 +46,43 @@ class Hold:
     created_at: datetime
     resolved_at: datetime | None
     replayed: bool = False
+    queue: str | None = None  # fast | relaxed, for a feature the plan limits (credits/limits.py)
 
 
 def hold_credits(ctx, customer_id: str, *, amount, feature: str, reference: str,
-                 ttl_seconds: int = DEFAULT_TTL_SECONDS, member: str | None = None) -> Hold:
+                 ttl_seconds: int = DEFAULT_TTL_SECONDS, member: str | None = None,
+                 free_until: datetime | None = None) -> Hold:
     """Reserve `amount` for `feature` until now + `ttl_seconds`. Idempotent by reference: a repeat
-    returns the first hold. Errors as `spend_credits`."""
+    returns the first hold. Errors as `spend_credits` (a hold is a running job for the plan's
+    limits; before `free_until` it reserves 0)."""
     amount = inputs.positive_amount(amount)
     feature_def = ctx.catalog.feature(feature)
     reference = inputs.reference(reference)
     ttl = inputs.ttl_seconds(ttl_seconds)
     customer_id = inputs.identifier(customer_id, "customer")
     return run(ctx, lambda cursor: _hold(ctx, cursor, customer_id, amount, feature_def, reference, ttl,
-                                         member=member))
+                                         member=member, free_until=free_until))
 
 
 def _hold(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feature: Feature, reference: str,
-          ttl: int, *, member: str | None = None) -> Hold:
+          ttl: int, *, member: str | None = None, free_until: datetime | None = None) -> Hold:
     book = Book.lock(ctx, cursor, customer_id)
     existing, plan, open_lots = repo.spend_plan_and_lots(cursor, customer_id, reference)
     if existing is not None:
-        if existing.kind != "hold" or existing.amount != amount or existing.feature != feature.code:
+        if existing.kind != "hold" or (existing.amount != amount and existing.amount) or existing.feature != feature.code:
             raise Conflict(f"reference {reference!r} was already used", code="reference_reused", param="reference")
         return _hold_view(existing, customer_id, now=book.now, replayed=True)
     book.load(open_lots)
-    draws = draw_for(ctx, book, Standing(plan), feature, amount)
+    admitted = admit(ctx, book, plan, feature, amount, kind="hold", reference=reference, free_until=free_until)
+    amount = admitted.amount  # 0 inside an unlimited window
+    draws = draw_for(ctx, book, Standing(plan), feature, amount) if amount else []
     hold_id = new_id("hold")
     expires_at = book.now + timedelta(seconds=ttl)
     charge_member(cursor, customer_id, member, amount, spend_id=hold_id, reference=reference, now=book.now)
-    take_and_record(book, draws, "hold", hold_id, reference, feature, amount, expires_at=expires_at)
+    take_and_record(book, draws, "hold", hold_id, reference, feature, amount, expires_at=expires_at,
+                    queue=admitted.queue)
     return Hold(hold_id, customer_id, reference, amount, feature.code, "held", expires_at, None, tuple(draws),
-                book.available, book.now, None)
+                book.available, book.now, None, queue=admitted.queue)
 
 
 def settle_hold(ctx, hold_id: str, *, amount) -> Hold:
@@ -91,6 +98,8 @@ def settle_hold(ctx, hold_id: str, *, amount) -> Hold:
 
 def _settle(ctx, cursor: repo.UnitCursor, hold_id: str, amount: Credits) -> Hold:
     book, row = _lock_hold(ctx, cursor, hold_id)
+    if not row.amount:  # placed inside an unlimited window: the job is free whatever it cost
+        amount = row.amount
     if amount > row.amount:
         raise InvalidRequest(f"amount {amount} is more than the {row.amount} held", param="amount")
     status = _status(row, book.now)
@@ -104,6 +113,7 @@ def _settle(ctx, cursor: repo.UnitCursor, hold_id: str, amount: Credits) -> Hold
     book.settle(spent, row.reference)
     book.give_back(returned, "release", row.reference)
     book.resolve_hold(hold_id, "settled", settled=amount, at=book.now, reference=row.reference, amount=row.amount)
+    settled(ctx, book, row.feature)  # a fast job of the plan's daily limit
     book.flush()
     give_back_usage(cursor, book.customer_id, row.reference, row.amount - amount, now=book.now)
     return _hold_view(repo.spend_by_id(cursor, hold_id), book.customer_id, now=book.now)
@@ -159,4 +169,4 @@ def _status(row, now: datetime) -> str:
 def _hold_view(row, customer_id: str, *, now: datetime, replayed: bool = False) -> Hold:
     return Hold(row.id, customer_id, row.reference, row.amount, row.feature, _status(row, now), row.expires_at,
                 row.settled, tuple(draws_from_json(row.draws)), row.balance_after, row.created_at,
-                row.resolved_at or (row.expires_at if _status(row, now) == "expired" else None), replayed)
+                row.resolved_at or (row.expires_at if _status(row, now) == "expired" else None), replayed, row.queue)

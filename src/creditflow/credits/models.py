@@ -8,9 +8,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from creditflow.kit.credits import Credits
 from creditflow.kit.db import Base, CreditsColumn, UTCDateTime
 
-LOT_KINDS = ("free", "subscription", "top_up", "promo")
+LOT_KINDS = ("free", "subscription", "top_up", "promo", "earned")  # earned: received by a transfer
 ENTRY_KINDS = ("grant", "spend", "expire", "refund", "hold", "release", "settle")
-SPEND_KINDS = ("spend", "hold")
+SPEND_KINDS = ("spend", "hold", "transfer")  # transfer: credits sent to another customer
 SPEND_STATUSES = ("spent", "refunded", "held", "settled", "released", "expired")
 
 
@@ -137,7 +137,8 @@ class CreditSpend(Base):
             sqlite_where=text("status = 'held'"),
             postgresql_where=text("status = 'held'"),
         ),
-        CheckConstraint("amount > 0", name="amount_positive"),
+        # 0: a spend inside an unlimited window, recorded like any other.
+        CheckConstraint("amount >= 0", name="amount_not_negative"),
         CheckConstraint("settled IS NULL OR (settled >= 0 AND settled <= amount)", name="settled_within_amount"),
         CheckConstraint(_in("kind", SPEND_KINDS), name="kind"),
         CheckConstraint(_in("status", SPEND_STATUSES), name="status"),
@@ -158,3 +159,5 @@ class CreditSpend(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # fast | relaxed, for a feature the plan limits (credits/limits.py); replays answer it too.
+    queue: Mapped[str | None] = mapped_column(String(8))

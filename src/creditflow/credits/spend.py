@@ -16,6 +16,7 @@ from creditflow.credits.access import (ALL_KINDS, PAID_KINDS, Standing, free_day
                                        reset_timezone)
 from creditflow.credits.book import Book, run, run_statement
 from creditflow.credits.ledger import Draw, allocate, draws_from_json, draws_to_json, split_settlement
+from creditflow.credits.limits import admit, governed
 from creditflow.kit import metrics
 from creditflow.kit.clock import format_instant, utc
 from creditflow.kit.credits import Credits
@@ -41,6 +42,7 @@ class SpendResult:
     status: str  # spent | refunded
     created_at: datetime
     replayed: bool = False
+    queue: str | None = None  # fast | relaxed, for a feature the plan limits (credits/limits.py)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ class RefundResult:
 
 
 def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str,
-                  member: str | None = None) -> SpendResult:
+                  member: str | None = None, free_until: datetime | None = None) -> SpendResult:
     """Spend `amount` on `feature` for the host app's job `reference`, atomically.
 
     Errors: InvalidRequest (amount, reference, `unknown_feature`), NotFound (customer),
@@ -65,9 +67,12 @@ def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str
 
     On a team `member` names who spends (see `team.usage.charge_member` for its errors: a team
     needs it, any other customer refuses it, and a member's monthly limit is enforced).
+
+    A plan's limits and unlimited windows apply (credits/limits.py): LimitReached past a limit;
+    before `free_until` (the end of the customer's unlimited window) the spend costs 0.
     """
     try:
-        result = _spend_credits(ctx, customer_id, amount, feature, reference, member)
+        result = _spend_credits(ctx, customer_id, amount, feature, reference, member, free_until)
     except Exception as exc:
         metrics.count_spend(exc)
         raise
@@ -76,35 +81,39 @@ def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str
 
 
 def _spend_credits(ctx, customer_id: str, amount, feature: str, reference: str,
-                   member: str | None = None) -> SpendResult:
+                   member: str | None = None, free_until: datetime | None = None) -> SpendResult:
     amount = inputs.positive_amount(amount)
     feature_def = ctx.catalog.feature(feature)
     reference = inputs.reference(reference)
     customer_id = inputs.identifier(customer_id, "customer")
-    if ctx.db.is_postgres and member is None:  # a team's spend (with its member) takes the general path
+    # A team's spend (with its member), and a feature with limits or windows, take the general path.
+    if ctx.db.is_postgres and member is None and free_until is None and feature_def.code not in governed(ctx.catalog):
         done = run_statement(ctx, lambda cursor: _spend_in_database(ctx, cursor, customer_id, amount, feature_def, reference))
         if done is not None:
             return done
-    return run(ctx, lambda cursor: _spend(ctx, cursor, customer_id, amount, feature_def, reference, member=member))
+    return run(ctx, lambda cursor: _spend(ctx, cursor, customer_id, amount, feature_def, reference, member=member,
+                                          free_until=free_until))
 
 
 def _spend(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feature: Feature, reference: str, *,
-           member: str | None = None) -> SpendResult:
+           member: str | None = None, free_until: datetime | None = None) -> SpendResult:
     book = Book.lock(ctx, cursor, customer_id)
     existing, plan, open_lots = repo.spend_plan_and_lots(cursor, customer_id, reference)
     if existing is not None:
         return _replay(existing, customer_id, amount, feature.code)
     book.load(open_lots)
-    draws = draw_for(ctx, book, Standing(plan), feature, amount)
+    admitted = admit(ctx, book, plan, feature, amount, kind="spend", reference=reference, free_until=free_until)
+    amount = admitted.amount  # 0 inside an unlimited window
+    draws = draw_for(ctx, book, Standing(plan), feature, amount) if amount else []
     spend_id = new_id("spd")
     charge_member(cursor, customer_id, member, amount, spend_id=spend_id, reference=reference, now=book.now)
-    take_and_record(book, draws, "spend", spend_id, reference, feature, amount)
+    take_and_record(book, draws, "spend", spend_id, reference, feature, amount, queue=admitted.queue)
     return SpendResult(spend_id, customer_id, reference, amount, feature.code, tuple(draws), book.available,
-                       "spent", book.now)
+                       "spent", book.now, queue=admitted.queue)
 
 
 def take_and_record(book: Book, draws: list[Draw], kind: str, spend_id: str, reference: str, feature: Feature,
-                    amount: Credits, *, expires_at: datetime | None = None) -> None:
+                    amount: Credits, *, expires_at: datetime | None = None, queue: str | None = None) -> None:
     """Draw a spend or a hold out of its lots and write it with its row and its event."""
     book.take(draws, kind, reference)
     data = {"spend" if kind == "spend" else "hold": spend_id, "reference": reference, "feature": feature.code,
@@ -118,6 +127,7 @@ def take_and_record(book: Book, draws: list[Draw], kind: str, spend_id: str, ref
         id=spend_id, customer_id=book.customer_id, kind=kind, reference=reference, feature=feature.code,
         amount=amount, settled=None, status="spent" if kind == "spend" else "held", draws=draws_to_json(draws),
         balance_after=book.available, expires_at=expires_at, created_at=book.now, resolved_at=None, refunded_at=None,
+        queue=queue,
     )
 
 
@@ -179,7 +189,8 @@ def draw_for(ctx, book: Book, standing: Standing, feature: Feature, amount: Cred
 
 
 def _replay(row, customer_id: str, amount: Credits, feature: str) -> SpendResult:
-    if row.kind != "spend" or row.amount != amount or row.feature != feature:
+    # A spend recorded at 0 (inside an unlimited window) is replayed whatever amount it was asked for.
+    if row.kind != "spend" or (row.amount != amount and row.amount) or row.feature != feature:
         what = "a hold" if row.kind != "spend" else f"a spend of {row.amount} on {row.feature}"
         raise Conflict(f"reference {row.reference!r} was already used for {what}", code="reference_reused",
                        param="reference")
@@ -189,7 +200,7 @@ def _replay(row, customer_id: str, amount: Credits, feature: str) -> SpendResult
 def _result(row, customer_id: str, *, replayed: bool = False) -> SpendResult:
     return SpendResult(row.id, customer_id, row.reference, row.amount, row.feature,
                        tuple(draws_from_json(row.draws)), row.balance_after, row.status, row.created_at,
-                       replayed)
+                       replayed, row.queue)
 
 
 def get_spend(session: Session, customer_id: str, reference: str) -> SpendResult:

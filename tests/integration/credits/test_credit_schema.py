@@ -51,7 +51,7 @@ def test_truncate_is_refused_too_on_postgres(pg_db):
     "UPDATE credit_accounts SET available = -1",
     "UPDATE credit_accounts SET spent = spent - 1000000",
     "UPDATE credit_spends SET status = 'lost'",
-    "UPDATE credit_spends SET amount = 0",
+    "UPDATE credit_spends SET amount = -1",
 ])
 def test_check_constraints_refuse_impossible_balances(ctx, spent, sql):
     with pytest.raises(IntegrityError):

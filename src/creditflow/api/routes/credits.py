@@ -22,14 +22,20 @@ from creditflow.api.schemas.credits import (
     TopUpRead,
 )
 from creditflow.credits.balance import get_balance, list_entries
-from creditflow.credits.holds import get_hold, hold_credits, release_hold, settle_hold
+from creditflow.credits.holds import get_hold, release_hold, settle_hold
 from creditflow.credits.promo import grant_promo_credits
-from creditflow.credits.spend import refund_spend, spend_credits
+from creditflow.credits.spend import refund_spend
+from creditflow.generation.service import hold_job, spend_job
 from creditflow.kit.clock import format_instant
 from creditflow.purchase.top_up import purchase_top_up
 from creditflow.team.service import members_by_reference
 
 router = APIRouter(tags=["credits"])
+
+# A spend or a hold may name `options` instead of `amount` (charged exactly their estimate); a
+# plan's limits on the feature answer 429.
+LIMIT_ERRORS = {"e429": "`concurrency_limit` or `daily_limit` (a plan's limit on the feature; `resets_at` beside "
+                        "`error` says when it frees up), or `rate_limited`"}
 
 
 @router.get("/customers/{customer_id}/credits", response_model=BalanceRead, responses=errors(404))
@@ -39,14 +45,15 @@ def balance(customer_id: str, ctx: Ctx, _: Caller):
 
 
 @router.post("/customers/{customer_id}/credits/spend", response_model=SpendRead,
-             responses=errors(402, 403, 404, 409, e402="`insufficient_credits` or `member_limit_reached` (the "
+             responses=errors(402, 403, 404, 409, 429, e402="`insufficient_credits` or `member_limit_reached` (the "
                                                         "member's monthly limit): nothing spent",
                               e403="`subscription_required`, `feature_not_in_plan` or `member_inactive`",
-                              e409="`reference_reused`: same reference, different amount or feature"))
+                              e409="`reference_reused`: same reference, different amount or feature",
+                              **LIMIT_ERRORS))
 def spend(customer_id: str, body: SpendCreate, ctx: Ctx, _: Caller):
     """Spend credits on a feature; a repeat with the same reference returns the first result."""
-    return SpendRead.of(spend_credits(ctx, customer_id, amount=body.amount, feature=body.feature,
-                                      reference=body.reference, member=body.member))
+    return SpendRead.of(spend_job(ctx, customer_id, amount=body.amount, options=body.options, feature=body.feature,
+                                  reference=body.reference, member=body.member))
 
 
 @router.post("/customers/{customer_id}/credits/refund", response_model=SpendRefundRead,
@@ -58,10 +65,10 @@ def refund(customer_id: str, body: SpendRefundCreate, ctx: Ctx, _: Caller):
 
 
 @router.post("/customers/{customer_id}/credits/holds", status_code=status.HTTP_201_CREATED,
-             response_model=HoldRead, responses=errors(402, 403, 404, 409))
+             response_model=HoldRead, responses=errors(402, 403, 404, 409, 429, **LIMIT_ERRORS))
 def hold(customer_id: str, body: HoldCreate, ctx: Ctx, _: Caller):
-    return HoldRead.of(hold_credits(ctx, customer_id, amount=body.amount, feature=body.feature,
-                                    reference=body.reference, ttl_seconds=body.ttl_seconds, member=body.member))
+    return HoldRead.of(hold_job(ctx, customer_id, amount=body.amount, options=body.options, feature=body.feature,
+                                reference=body.reference, ttl_seconds=body.ttl_seconds, member=body.member))
 
 
 @router.get("/holds/{hold_id}", response_model=HoldRead, responses=errors(404))

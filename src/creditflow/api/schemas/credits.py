@@ -5,6 +5,7 @@ from typing import Literal
 from pydantic import Field, StrictInt
 
 from creditflow.api.schemas.common import CreditsIn, CreditsOut, Id, InstantIn, InstantOut, Read, Request, Text
+from creditflow.api.schemas.pricing import Options
 from creditflow.credits.holds import DEFAULT_TTL_SECONDS
 from creditflow.credits.inputs import MAX_REFERENCE, MAX_TTL_SECONDS
 
@@ -15,7 +16,8 @@ Member = Field(default=None, description="On a team: the member who spends (requ
 
 
 class SpendCreate(Request):
-    amount: CreditsIn
+    amount: CreditsIn | None = Field(default=None, description="Credits to spend; or `options` instead")
+    options: Options | None = None
     feature: Id
     reference: str = Reference
     member: Id | None = Member
@@ -26,7 +28,8 @@ class SpendRefundCreate(Request):
 
 
 class HoldCreate(Request):
-    amount: CreditsIn
+    amount: CreditsIn | None = Field(default=None, description="Credits to reserve; or `options` instead")
+    options: Options | None = None
     feature: Id
     reference: str = Reference
     ttl_seconds: StrictInt = Field(default=DEFAULT_TTL_SECONDS, ge=1, le=MAX_TTL_SECONDS)
@@ -105,12 +108,14 @@ class SpendRead(Read):
     draws: list[DrawRead]
     balance: CreditsOut = Field(description="Available credits right after the spend")
     created_at: InstantOut
+    queue: Literal["fast", "relaxed"] | None = Field(
+        default=None, description="For a feature the plan limits: `relaxed` past the daily fast jobs")
 
     @classmethod
     def of(cls, spend) -> "SpendRead":
         return cls(id=spend.id, customer=spend.customer_id, reference=spend.reference, amount=spend.amount,
                    feature=spend.feature, status=spend.status, draws=_draws(spend.draws), balance=spend.balance,
-                   created_at=spend.created_at)
+                   created_at=spend.created_at, queue=getattr(spend, "queue", None))
 
 
 class SpendRefundRead(Read):
@@ -141,12 +146,14 @@ class HoldRead(Read):
     settled_amount: CreditsOut | None
     expires_at: InstantOut
     created_at: InstantOut
+    queue: Literal["fast", "relaxed"] | None = Field(
+        default=None, description="For a feature the plan limits: `relaxed` past the daily fast jobs")
 
     @classmethod
     def of(cls, hold) -> "HoldRead":
         return cls(id=hold.id, customer=hold.customer_id, reference=hold.reference, amount=hold.amount,
                    feature=hold.feature, status=hold.status, settled_amount=hold.settled, expires_at=hold.expires_at,
-                   created_at=hold.created_at)
+                   created_at=hold.created_at, queue=getattr(hold, "queue", None))
 
 
 class GrantedLotRead(Read):
