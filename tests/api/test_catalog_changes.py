@@ -142,3 +142,20 @@ def test_a_start_fills_in_the_prices_of_subscriptions_from_before_prices_were_ke
     assert run.returncode == 0, run.stderr
     with api.ctx.db.transaction(readonly=True) as session:
         assert session.get(Subscription, sub["id"], populate_existing=True).price == 3000
+
+
+def test_the_subscription_shows_its_price_as_sold_and_a_moved_price(any_api):
+    api = any_api
+    customer, sub = api.subscribed("standard", "monthly")
+    assert (sub["price"], sub["price_change"]) == (3000, None)
+    api.ctx.catalog = load_catalog_text(edited(("prices: {monthly: 3000,", "prices: {monthly: 3500,")))
+    assert api.ok("GET", f"/v1/subscriptions/{sub['id']}")["price"] == 3000
+
+    from creditflow.subscription.reprice import MOVED, move_to_price, price_move
+
+    move = price_move(api.ctx.catalog, "standard", "monthly", None, 0)  # the catalog's $35, at the next renewal
+    with api.ctx.db.transaction() as session:
+        assert move_to_price(api.ctx, session, sub["id"], move) == MOVED
+    shown = api.ok("GET", f"/v1/customers/{customer['id']}/subscription")
+    assert shown["price"] == 3000
+    assert shown["price_change"] == {"price": 3500, "effective_at": sub["current_term_end"]}

@@ -52,6 +52,11 @@ class ScheduledChange(TypedDict):
     amount_due_then: int
 
 
+class PriceChange(TypedDict):
+    price: int
+    effective_at: Instant
+
+
 class ReplacedChange(TypedDict):
     plan: str
     term: str
@@ -96,6 +101,8 @@ class Subscription(TypedDict):
     canceled_at: Instant | None
     ended_at: Instant | None
     scheduled_change: ScheduledChange | None
+    price: int | None  # per charge of its term, as sold (kept when the catalog's price changes)
+    price_change: PriceChange | None  # a moved price and the renewal it starts at
     replaced_change: ReplacedChange | None
     discount: Discount | None
     created_at: Instant

@@ -7,7 +7,8 @@ from pydantic import Field, StrictBool
 from creditflow.api.schemas.billing import MoneyLine
 from creditflow.api.schemas.common import CreditsOut, Id, InstantOut, Read, Request, Text
 from creditflow.api.schemas.coupon import DiscountRead
-from creditflow.subscription.price import next_renewal_price
+from creditflow.kit.errors import CreditflowError
+from creditflow.subscription.price import next_renewal_price, sold_price
 
 Timing = Literal["immediate", "end_of_period"]
 
@@ -50,6 +51,11 @@ class ScheduledChangeRead(Read):
     amount_due_then: int
 
 
+class PriceChangeRead(Read):
+    price: int = Field(description="The new price per charge of the term, in minor units")
+    effective_at: InstantOut = Field(description="The renewal from which it is charged")
+
+
 class ReplacedChange(Read):
     plan: str
     term: str
@@ -71,6 +77,12 @@ class SubscriptionRead(Read):
     canceled_at: InstantOut | None
     ended_at: InstantOut | None
     scheduled_change: ScheduledChangeRead | None
+    price: int | None = Field(description="What each renewal of its plan and term charges (minor units, before "
+                                          "tax and discounts): the price it was sold at, kept when the catalog's "
+                                          "price changes. Null only for an ended subscription from before prices "
+                                          "were kept, on a plan no longer in the catalog")
+    price_change: PriceChangeRead | None = Field(
+        default=None, description="A new price the operator moved it to (`creditflow catalog migrate`), or null")
     replaced_change: ReplacedChange | None = Field(
         default=None, description="In the answer to a change: the scheduled change it replaced, if any; "
                                   "otherwise null")
@@ -88,10 +100,20 @@ class SubscriptionRead(Read):
                    current_term_start=sub.current_term_start, current_term_end=sub.current_term_end,
                    credit_period_start=sub.credit_period_start, credit_period_end=sub.credit_period_end,
                    cancel_at_period_end=sub.cancel_at_period_end, canceled_at=sub.canceled_at, ended_at=sub.ended_at,
-                   scheduled_change=scheduled, replaced_change=replaced, discount=DiscountRead.of(discount),
+                   scheduled_change=scheduled, price=_price_as_sold(sub, catalog),
+                   price_change=(PriceChangeRead(price=sub.next_price, effective_at=sub.next_price_from)
+                                 if sub.next_price is not None else None),
+                   replaced_change=replaced, discount=DiscountRead.of(discount),
                    created_at=sub.created_at)
 
 
+
+
+def _price_as_sold(sub, catalog) -> int | None:
+    try:
+        return sold_price(sub, catalog)
+    except CreditflowError:  # an old ended subscription whose plan or term left the catalog
+        return None
 
 
 class QuoteLine(MoneyLine):
