@@ -5,8 +5,8 @@ For every customer:
   granted = spent + expired + held + available;
 - the lots' remaining credits add up to `available`, and each lot's remaining equals its own
   entries (granted - spent - held - expired + refunded + released);
-- `held` equals what the open holds reserve, and `spent` what the unrefunded spends and
-  settled holds took;
+- `held` equals what the open holds reserve, and `spent` what the unrefunded spends, settled
+  holds and transfers sent took;
 - nothing is negative, no lot holds more than it was granted, and an expired lot holds nothing.
 
 Each check is one aggregate query that returns only the rows that are wrong, so a clean
@@ -20,18 +20,21 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-_ENTRY_SUMS = """
-    SELECT customer_id,
-           SUM(CASE WHEN kind = 'grant' THEN amount ELSE 0 END) AS granted,
-           SUM(CASE WHEN kind = 'spend' THEN amount WHEN kind = 'settle' THEN amount
-                    WHEN kind = 'refund' THEN -amount ELSE 0 END) AS spent,
-           SUM(CASE WHEN kind = 'expire' THEN amount ELSE 0 END) AS expired,
-           SUM(CASE WHEN kind = 'hold' THEN amount WHEN kind IN ('release', 'settle') THEN -amount
-                    ELSE 0 END) AS held,
-           SUM(CASE WHEN kind IN ('grant', 'refund', 'release') THEN amount
-                    WHEN kind IN ('spend', 'expire', 'hold') THEN -amount ELSE 0 END) AS available
-    FROM credit_entries GROUP BY customer_id
-"""
+# What one ledger entry adds to each account total (and to its lot's `granted` and `remaining`):
+# the only place the check says which way each kind of entry moves credits.
+GRANTED = "CASE WHEN kind = 'grant' THEN amount ELSE 0 END"
+SPENT = "CASE WHEN kind IN ('spend', 'settle') THEN amount WHEN kind = 'refund' THEN -amount ELSE 0 END"
+EXPIRED = "CASE WHEN kind = 'expire' THEN amount ELSE 0 END"
+HELD = "CASE WHEN kind = 'hold' THEN amount WHEN kind IN ('release', 'settle') THEN -amount ELSE 0 END"
+AVAILABLE = ("CASE WHEN kind IN ('grant', 'refund', 'release') THEN amount "
+             "WHEN kind IN ('spend', 'expire', 'hold') THEN -amount ELSE 0 END")
+TOTALS = ("granted", "spent", "expired", "held", "available")
+# Each total as `SUM(<expression>) AS <name>`, for a GROUP BY over entries.
+ENTRY_SUMS = ", ".join(f"SUM({expr}) AS {name}"
+                       for name, expr in zip(TOTALS, (GRANTED, SPENT, EXPIRED, HELD, AVAILABLE)))
+LOT_SUMS = f"SUM({GRANTED}) AS granted, SUM({AVAILABLE}) AS remaining"
+
+_ENTRY_SUMS = f"SELECT customer_id, {ENTRY_SUMS} FROM credit_entries GROUP BY customer_id"
 
 _ACCOUNT_VS_ENTRIES = f"""
     SELECT a.customer_id, a.granted, a.spent, a.expired, a.held, a.available,
@@ -63,14 +66,11 @@ _LOTS_VS_AVAILABLE = """
     WHERE a.available <> COALESCE(l.remaining, 0)
 """
 
-_LOTS_VS_ENTRIES = """
+_LOTS_VS_ENTRIES = f"""
     SELECT l.id, l.customer_id, l.granted, l.remaining, COALESCE(e.granted, 0), COALESCE(e.remaining, 0)
     FROM credit_lots l
     LEFT JOIN (
-        SELECT lot_id,
-               SUM(CASE WHEN kind = 'grant' THEN amount ELSE 0 END) AS granted,
-               SUM(CASE WHEN kind IN ('grant', 'refund', 'release') THEN amount
-                        WHEN kind IN ('spend', 'expire', 'hold') THEN -amount ELSE 0 END) AS remaining
+        SELECT lot_id, {LOT_SUMS}
         FROM credit_entries WHERE lot_id IS NOT NULL GROUP BY lot_id
     ) e ON e.lot_id = l.id
     WHERE l.granted <> COALESCE(e.granted, 0) OR l.remaining <> COALESCE(e.remaining, 0)
@@ -90,9 +90,9 @@ _SPENT_VS_SPENDS = """
     SELECT a.customer_id, a.spent, COALESCE(s.spent, 0)
     FROM credit_accounts a
     LEFT JOIN (SELECT customer_id,
-                      SUM(CASE WHEN kind = 'spend' THEN amount ELSE settled END) AS spent
+                      SUM(CASE WHEN kind IN ('spend', 'transfer') THEN amount ELSE settled END) AS spent
                FROM credit_spends
-               WHERE refunded_at IS NULL AND (kind = 'spend' OR status = 'settled')
+               WHERE refunded_at IS NULL AND (kind IN ('spend', 'transfer') OR status = 'settled')
                GROUP BY customer_id) s
            ON s.customer_id = a.customer_id
     WHERE a.spent <> COALESCE(s.spent, 0)
