@@ -16,6 +16,9 @@ class PortalSession(Base):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
     return_url: Mapped[str | None] = mapped_column(String(2048))
+    # A team member's link: the page shows the team's pool and the member's own usage, and no
+    # billing actions (see team.service). None: the customer's (the team owner's) own page.
+    member_id: Mapped[str | None] = mapped_column(String(40))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

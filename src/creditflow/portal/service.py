@@ -18,6 +18,7 @@ from creditflow.customer.service import get_customer
 from creditflow.kit.errors import InvalidRequest, NotFound
 from creditflow.kit.ids import new_id
 from creditflow.portal.models import PortalSession
+from creditflow.team.service import check_member_of
 
 LINK_TTL = timedelta(minutes=5)
 PAGE_PATH = "/billing/session/"
@@ -28,7 +29,8 @@ def _signature(secret_key: str, session_id: str) -> str:
 
 
 def create_portal_session(session: Session, *, customer_id: str, return_url: str | None, secret_key: str,
-                          now: datetime, ttl: timedelta = LINK_TTL) -> tuple[PortalSession, str]:
+                          now: datetime, ttl: timedelta = LINK_TTL,
+                          member: str | None = None) -> tuple[PortalSession, str]:
     """A new link for the customer; returns the session and its token. Links handed to the
     host app live `LINK_TTL`; a link in an email lives longer (the customer reads it later)."""
     get_customer(session, customer_id)
@@ -38,8 +40,10 @@ def create_portal_session(session: Session, *, customer_id: str, return_url: str
             raise InvalidRequest("return_url must be an http or https URL", param="return_url")
     # Whole seconds, so the instant shown to the caller is exactly when the link stops working.
     expires_at = (now + ttl).replace(microsecond=0)
+    if member is not None:
+        check_member_of(session, customer_id, member)
     portal = PortalSession(id=new_id("ps"), customer_id=customer_id, return_url=return_url,
-                           expires_at=expires_at, created_at=now)
+                           expires_at=expires_at, created_at=now, member_id=member)
     session.add(portal)
     return portal, f"{portal.id}.{_signature(secret_key, portal.id)}"
 

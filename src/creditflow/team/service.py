@@ -302,3 +302,11 @@ def on_subscription_change(ctx, session: Session, customer_id: str, *, status: s
         else:
             suspend(session, member, reason=reason, now=now)
         taken -= 1
+
+
+def check_member_of(session: Session, customer_id: str, member_id: str) -> TeamMember:
+    """`member_id` is an active member of the customer's team (NotFound otherwise)."""
+    member = session.get(TeamMember, member_id)
+    if member is None or member.customer_id != customer_id or member.status != "active":
+        raise NotFound(f"no active member {member_id} in this customer's team", param="member")
+    return member

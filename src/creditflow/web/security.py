@@ -46,13 +46,14 @@ class BrowserSession:
     csrf: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     customer: str | None = None  # billing: the customer this browser may see
     return_url: str | None = None  # billing: where "Back" goes
+    member: str | None = None  # billing: the team member the page was opened for (None: the customer)
     user: str | None = None  # console: the signed-in support user's id
     sid: str | None = None  # console: the server-side session's token (support/sessions.py)
     flash: dict | None = None  # one message for the next page: {"kind", "text"}
 
     def to_dict(self) -> dict:
         data = {"exp": self.expires, "csrf": self.csrf}
-        for key in ("customer", "return_url", "user", "sid", "flash"):
+        for key in ("customer", "return_url", "user", "sid", "flash", "member"):
             value = getattr(self, key)
             if value is not None:
                 data[key] = value
@@ -62,7 +63,7 @@ class BrowserSession:
     def from_dict(cls, data: dict) -> "BrowserSession":
         return cls(expires=data["exp"], csrf=str(data.get("csrf") or secrets.token_urlsafe(24)),
                    customer=data.get("customer"), return_url=data.get("return_url"), user=data.get("user"),
-                   sid=data.get("sid"), flash=data.get("flash"))
+                   sid=data.get("sid"), flash=data.get("flash"), member=data.get("member"))
 
     def take_flash(self) -> dict | None:
         flash, self.flash = self.flash, None

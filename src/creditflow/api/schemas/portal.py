@@ -12,6 +12,8 @@ from creditflow.api.schemas.common import Id, InstantOut, Read, Request
 class PortalSessionCreate(Request):
     customer: Id
     return_url: str | None = Field(default=None, max_length=2048)
+    member: Id | None = Field(default=None, description="A team member's id: their page shows the team's pool and "
+                                                        "their own usage and limit, with no billing actions")
 
 
 class PortalSessionRead(Read):
@@ -19,4 +21,5 @@ class PortalSessionRead(Read):
     object: Literal["portal_session"] = "portal_session"
     customer: str
     url: str
+    member: str | None = None
     expires_at: InstantOut

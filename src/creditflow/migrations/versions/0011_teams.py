@@ -8,7 +8,7 @@ A team is a customer with members (its owner's seat included). A member holds a 
 invited (until the invitation expires), active or suspended; `used` is their spending in the
 monthly period named by `used_period`. `team_spends` names the member of each team spend or
 hold by its reference. `auto_top_ups` keeps a customer's auto top-up settings and the claim a
-worker takes before buying.
+worker takes before buying. A portal session may be a team member's (`member_id`).
 """
 from collections.abc import Sequence
 
@@ -101,9 +101,13 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_auto_top_ups_customer_id_customers')),
     sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_auto_top_ups'))
     )
+    with op.batch_alter_table('portal_sessions', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('member_id', sa.String(length=40), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('portal_sessions', schema=None) as batch_op:
+        batch_op.drop_column('member_id')
     op.drop_table('auto_top_ups')
     with op.batch_alter_table('team_spends', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_team_spends_member_id'))

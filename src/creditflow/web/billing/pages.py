@@ -106,7 +106,15 @@ async def billing_visit(request: Request, web: Annotated[Web, Depends(current_we
     session = web.billing_sessions.load(request)
     if session is None or not session.customer:
         raise SessionEnded()
+    if session.member is not None and not _member_may_open(request.url.path):
+        raise PageRefused(error_page(403, "This page opened for a team member shows the team's credits and your own "
+                                          "usage; billing is the team owner's.", home=HOME))
     return Visit(web, request, session)
+
+
+def _member_may_open(path: str) -> bool:
+    """A team member's session opens the page itself, and (for an admin) the team's forms."""
+    return path == HOME or path.startswith(HOME + "/team/")
 
 
 posted_form = posted_form_of(billing_visit, CsrfFailed)
