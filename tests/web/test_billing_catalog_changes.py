@@ -71,3 +71,5 @@ def test_the_console_shows_the_price_as_sold_and_a_moved_price(env: WebEnv, page
         # 30 days' notice from 31 January: the 28 February renewal is too soon, 31 March is moved.
         expect(page.get_by_test_id("sold-price")).to_have_text(
             "$30.00 / monthly; $35.00 from the renewal on 31 Mar 2026")
+        notice = page.get_by_test_id("event-line").filter(has_text="subscription.price_changing")
+        expect(notice).to_contain_text("old_price: $30.00, new_price: $35.00")

@@ -59,7 +59,8 @@ def recent_events(session: Session, customer_id: str, fmt: Formatter, *, limit: 
 
 
 # Event fields that hold money (integer minor units of the catalog's currency) or credits.
-_MONEY = frozenset({"amount", "amount_charged", "amount_due_then", "amount_paid", "total", "to_account_balance"})
+_MONEY = frozenset({"amount", "amount_charged", "amount_due_then", "amount_paid", "total", "to_account_balance",
+                    "old_price", "new_price"})
 _CREDITS = frozenset({"credits", "amount", "balance", "available"})
 _INSTANT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 
