@@ -248,3 +248,61 @@ def test_entitlements_say_what_each_feature_allows(any_api):
             video["fast_used_today"], video["relaxed"]) == (True, 1, 0, 20, 0, True)
     assert video["resets_at"].endswith("T00:00:00Z")
     assert_error(api.get("/v1/customers/cus_nope/entitlements"), 404, "not_found")
+
+
+def _ledger_clean(api):
+    from creditflow.credits.check import check_ledger
+
+    assert api.ctx.db.read(check_ledger) == []
+
+
+def test_a_transfer_moves_credits_once_as_an_earned_lot_that_free_may_use(any_api):
+    api = any_api
+    creator = api.customer(payment_method=None)
+    buyer, _ = api.subscribed("standard")
+    body = {"from": buyer["id"], "to": creator["id"], "amount": "12.5", "feature": "standard_models",
+            "reference": "download-1"}
+    first = api.post("/v1/credits/transfers", body)
+    assert first.status_code == 201, first.text
+    sent = first.json()
+    assert (sent["object"], sent["from"], sent["to"], sent["amount"], sent["feature"]) == (
+        "credit_transfer", buyer["id"], creator["id"], "12.5", "standard_models")
+    replay = api.post("/v1/credits/transfers", body)
+    assert replay.status_code == 200 and replay.json() == sent
+    assert_error(api.post("/v1/credits/transfers", {**body, "amount": "13"}), 409, "reference_reused", "reference")
+
+    assert api.ok("GET", f"/v1/customers/{buyer['id']}/credits")["available"] == "7987.5"
+    balance = api.ok("GET", f"/v1/customers/{creator['id']}/credits")
+    assert balance["by_kind"]["earned"] == "12.5" and balance["available"] == "112.5"
+    lot = next(lot for lot in balance["lots"] if lot["kind"] == "earned")
+    assert (lot["id"], lot["expires_at"]) == (sent["lot"], None)
+    # Free may spend earned credits (after today's free ones, which expire first)
+    spent = api.ok("POST", f"/v1/customers/{creator['id']}/credits/spend",
+                   {"amount": "105", "feature": "standard_models", "reference": "use-earned"})
+    assert {draw["kind"] for draw in spent["draws"]} == {"free", "earned"}
+    # the sender's side can't be refunded
+    assert_error(api.post(f"/v1/customers/{buyer['id']}/credits/refund", {"reference": "download-1"}), 409,
+                 "transfer_not_refundable")
+    _ledger_clean(api)
+
+
+def test_a_transfer_refusals_move_nothing(any_api):
+    api = any_api
+    poor = api.customer(payment_method=None)
+    other = api.customer(payment_method=None)
+    body = {"from": poor["id"], "to": other["id"], "amount": "100.001", "feature": "standard_models",
+            "reference": "t-1"}
+    assert_error(api.post("/v1/credits/transfers", body), 402, "insufficient_credits")
+    assert_error(api.post("/v1/credits/transfers", {**body, "amount": "1", "feature": "pro_models"}), 403,
+                 "subscription_required")
+    assert_error(api.post("/v1/credits/transfers", {**body, "to": "cus_nope", "amount": "1"}), 404, "not_found", "to")
+    assert_error(api.post("/v1/credits/transfers", {**body, "to": poor["id"], "amount": "1"}), 422,
+                 "invalid_request", "to")
+    assert_error(api.post("/v1/credits/transfers", {**body, "amount": "-1"}), 422, "invalid_request", "amount")
+    missing = {key: value for key, value in body.items() if key != "from"}
+    assert_error(api.post("/v1/credits/transfers", missing), 422, "invalid_request", "from")
+    for customer in (poor, other):
+        assert api.ok("GET", f"/v1/customers/{customer['id']}/credits")["available"] == "100"
+        assert [e["kind"] for e in api.ok("GET", f"/v1/customers/{customer['id']}/credits/ledger")["data"]] in (
+            [], ["grant"])
+    _ledger_clean(api)

@@ -19,7 +19,7 @@ from creditflow.kit.clock import utc
 from creditflow.kit.errors import Forbidden
 from creditflow.kit.ids import derived_id
 
-ALL_KINDS = frozenset({"free", "subscription", "top_up", "promo"})
+ALL_KINDS = frozenset({"free", "subscription", "top_up", "promo", "earned"})  # earned: received by a transfer
 PAID_KINDS = ALL_KINDS - {"free"}
 
 

@@ -10,15 +10,26 @@ For every customer:
 - nothing is negative, no lot holds more than it was granted, and an expired lot holds nothing.
 
 Each check is one aggregate query that returns only the rows that are wrong, so a clean
-database of any size costs a few scans and no Python loops.
+database costs a few index scans per range of customers and no Python loops.
+
+Incremental: a clean check leaves a checkpoint, the sums of every entry up to the last one it
+verified, per customer and per lot (entries are append-only, so those sums never change). The
+next check looks only at the customers with entries after it, and proves their totals and lots
+equal the checkpoint's sums plus their new entries: its cost follows what changed, not how
+long the ledger is. A change made without a ledger entry (a row edited by hand) is found by
+the full check, which an operator runs on a schedule.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session
+
+from creditflow.kit.db import Database
 
 # What one ledger entry adds to each account total (and to its lot's `granted` and `remaining`):
 # the only place the check says which way each kind of entry moves credits.
@@ -34,69 +45,117 @@ ENTRY_SUMS = ", ".join(f"SUM({expr}) AS {name}"
                        for name, expr in zip(TOTALS, (GRANTED, SPENT, EXPIRED, HELD, AVAILABLE)))
 LOT_SUMS = f"SUM({GRANTED}) AS granted, SUM({AVAILABLE}) AS remaining"
 
-_ENTRY_SUMS = f"SELECT customer_id, {ENTRY_SUMS} FROM credit_entries GROUP BY customer_id"
 
-_ACCOUNT_VS_ENTRIES = f"""
-    SELECT a.customer_id, a.granted, a.spent, a.expired, a.held, a.available,
-           COALESCE(e.granted, 0), COALESCE(e.spent, 0), COALESCE(e.expired, 0), COALESCE(e.held, 0),
-           COALESCE(e.available, 0)
-    FROM credit_accounts a LEFT JOIN ({_ENTRY_SUMS}) e ON e.customer_id = a.customer_id
-    WHERE a.granted <> COALESCE(e.granted, 0) OR a.spent <> COALESCE(e.spent, 0)
-       OR a.expired <> COALESCE(e.expired, 0) OR a.held <> COALESCE(e.held, 0)
-       OR a.available <> COALESCE(e.available, 0)
-"""
+# A check runs over a scope of customers: every customer in one range of ids (the full check,
+# range by range), or those with ledger entries after the last checkpoint (the incremental
+# check). `expected` sums a customer's or a lot's entries in scope and, when incremental, adds
+# what the checkpoint summed before it.
 
-_ORPHAN_ENTRIES = """
-    SELECT e.customer_id, COUNT(*) FROM credit_entries e
-    LEFT JOIN credit_accounts a ON a.customer_id = e.customer_id
-    WHERE a.customer_id IS NULL GROUP BY e.customer_id
-"""
 
-_CONSERVATION = """
-    SELECT customer_id, granted, spent, expired, held, available FROM credit_accounts
-    WHERE granted <> spent + expired + held + available
-       OR granted < 0 OR spent < 0 OR expired < 0 OR held < 0 OR available < 0
-"""
+@dataclass(frozen=True)
+class _Scope:
+    incremental: bool
+    last_range: bool = False  # the full check's last range has no upper bound
 
-_LOTS_VS_AVAILABLE = """
-    SELECT a.customer_id, a.available, COALESCE(l.remaining, 0)
-    FROM credit_accounts a
-    LEFT JOIN (SELECT customer_id, SUM(remaining) AS remaining FROM credit_lots GROUP BY customer_id) l
-           ON l.customer_id = a.customer_id
-    WHERE a.available <> COALESCE(l.remaining, 0)
-"""
+    def customers(self, column: str) -> str:
+        if self.incremental:
+            return f"{column} IN (SELECT customer_id FROM credit_entries WHERE seq > :since)"
+        return f"{column} > :after" + ("" if self.last_range else f" AND {column} <= :upto")
 
-_LOTS_VS_ENTRIES = f"""
-    SELECT l.id, l.customer_id, l.granted, l.remaining, COALESCE(e.granted, 0), COALESCE(e.remaining, 0)
-    FROM credit_lots l
-    LEFT JOIN (
-        SELECT lot_id, {LOT_SUMS}
-        FROM credit_entries WHERE lot_id IS NOT NULL GROUP BY lot_id
-    ) e ON e.lot_id = l.id
-    WHERE l.granted <> COALESCE(e.granted, 0) OR l.remaining <> COALESCE(e.remaining, 0)
-       OR l.remaining < 0 OR l.remaining > l.granted OR (l.expired_at IS NOT NULL AND l.remaining <> 0)
-"""
+    @property
+    def entries(self) -> str:
+        """The entries to add up: after the checkpoint, or those of the range's customers."""
+        return "seq > :since" if self.incremental else self.customers("customer_id")
 
-_HELD_VS_HOLDS = """
-    SELECT a.customer_id, a.held, COALESCE(h.held, 0)
-    FROM credit_accounts a
-    LEFT JOIN (SELECT customer_id, SUM(amount) AS held FROM credit_spends
-               WHERE kind = 'hold' AND status = 'held' GROUP BY customer_id) h
-           ON h.customer_id = a.customer_id
-    WHERE a.held <> COALESCE(h.held, 0)
-"""
+    def expected(self, name: str, summed: str = "e", baseline: str = "c") -> str:
+        own = f"COALESCE({summed}.{name}, 0)"
+        return f"({own} + COALESCE({baseline}.{name}, 0))" if self.incremental else own
 
-_SPENT_VS_SPENDS = """
-    SELECT a.customer_id, a.spent, COALESCE(s.spent, 0)
-    FROM credit_accounts a
-    LEFT JOIN (SELECT customer_id,
-                      SUM(CASE WHEN kind IN ('spend', 'transfer') THEN amount ELSE settled END) AS spent
-               FROM credit_spends
-               WHERE refunded_at IS NULL AND (kind IN ('spend', 'transfer') OR status = 'settled')
-               GROUP BY customer_id) s
-           ON s.customer_id = a.customer_id
-    WHERE a.spent <> COALESCE(s.spent, 0)
-"""
+
+def _account_vs_entries(scope: _Scope) -> str:
+    baseline = ("LEFT JOIN ledger_checkpoint_accounts c ON c.customer_id = a.customer_id"
+                if scope.incremental else "")
+    expected = [scope.expected(name) for name in TOTALS]
+    differs = " OR ".join(f"a.{name} <> {exp}" for name, exp in zip(TOTALS, expected))
+    return f"""
+        SELECT a.customer_id, a.granted, a.spent, a.expired, a.held, a.available, {", ".join(expected)}
+        FROM credit_accounts a
+        LEFT JOIN (SELECT customer_id, {ENTRY_SUMS} FROM credit_entries WHERE {scope.entries}
+                   GROUP BY customer_id) e ON e.customer_id = a.customer_id
+        {baseline}
+        WHERE {scope.customers("a.customer_id")} AND ({differs})
+    """
+
+
+def _orphan_entries(scope: _Scope) -> str:
+    where = "e.seq > :since" if scope.incremental else scope.customers("e.customer_id")
+    return f"""
+        SELECT e.customer_id, COUNT(*) FROM credit_entries e
+        LEFT JOIN credit_accounts a ON a.customer_id = e.customer_id
+        WHERE {where} AND a.customer_id IS NULL GROUP BY e.customer_id
+    """
+
+
+def _conservation(scope: _Scope) -> str:
+    return f"""
+        SELECT customer_id, granted, spent, expired, held, available FROM credit_accounts
+        WHERE {scope.customers("customer_id")}
+          AND (granted <> spent + expired + held + available
+               OR granted < 0 OR spent < 0 OR expired < 0 OR held < 0 OR available < 0)
+    """
+
+
+def _lots_vs_available(scope: _Scope) -> str:
+    return f"""
+        SELECT a.customer_id, a.available, COALESCE(l.remaining, 0)
+        FROM credit_accounts a
+        LEFT JOIN (SELECT customer_id, SUM(remaining) AS remaining FROM credit_lots
+                   WHERE {scope.customers("customer_id")} GROUP BY customer_id) l
+               ON l.customer_id = a.customer_id
+        WHERE {scope.customers("a.customer_id")} AND a.available <> COALESCE(l.remaining, 0)
+    """
+
+
+def _lots_vs_entries(scope: _Scope) -> str:
+    baseline = "LEFT JOIN ledger_checkpoint_lots c ON c.lot_id = l.id" if scope.incremental else ""
+    granted, remaining = scope.expected("granted"), scope.expected("remaining")
+    return f"""
+        SELECT l.id, l.customer_id, l.granted, l.remaining, {granted}, {remaining}
+        FROM credit_lots l
+        LEFT JOIN (SELECT lot_id, {LOT_SUMS} FROM credit_entries
+                   WHERE {scope.entries} AND lot_id IS NOT NULL GROUP BY lot_id) e ON e.lot_id = l.id
+        {baseline}
+        WHERE {scope.customers("l.customer_id")}
+          AND (l.granted <> {granted} OR l.remaining <> {remaining} OR l.remaining < 0
+               OR l.remaining > l.granted OR (l.expired_at IS NOT NULL AND l.remaining <> 0))
+    """
+
+
+def _held_vs_holds(scope: _Scope) -> str:
+    return f"""
+        SELECT a.customer_id, a.held, COALESCE(h.held, 0)
+        FROM credit_accounts a
+        LEFT JOIN (SELECT customer_id, SUM(amount) AS held FROM credit_spends
+                   WHERE {scope.customers("customer_id")} AND kind = 'hold' AND status = 'held'
+                   GROUP BY customer_id) h
+               ON h.customer_id = a.customer_id
+        WHERE {scope.customers("a.customer_id")} AND a.held <> COALESCE(h.held, 0)
+    """
+
+
+def _spent_vs_spends(scope: _Scope) -> str:
+    return f"""
+        SELECT a.customer_id, a.spent, COALESCE(s.spent, 0)
+        FROM credit_accounts a
+        LEFT JOIN (SELECT customer_id,
+                          SUM(CASE WHEN kind IN ('spend', 'transfer') THEN amount ELSE settled END) AS spent
+                   FROM credit_spends
+                   WHERE {scope.customers("customer_id")} AND refunded_at IS NULL
+                     AND (kind IN ('spend', 'transfer') OR status = 'settled')
+                   GROUP BY customer_id) s
+               ON s.customer_id = a.customer_id
+        WHERE {scope.customers("a.customer_id")} AND a.spent <> COALESCE(s.spent, 0)
+    """
 
 
 def _credits(milli) -> str:
@@ -119,13 +178,17 @@ CHECKS = (
 
 @dataclass
 class LedgerReport:
-    """What `creditflow ledger check` looked at, and what it found wrong, check by check."""
+    """What `creditflow ledger check` looked at, and what it found wrong, check by check.
+
+    An incremental check counts what it looked at: the customers with new entries, their lots
+    and spends, and the new entries; `since` is the checkpoint it started from."""
 
     customers: int
     lots: int
     entries: int
     spends: int
     found: dict[str, list[str]] = field(default_factory=dict)  # check name -> its problems
+    since: int | None = None  # incremental: the last entry the checkpoint had summed
 
     @property
     def problems(self) -> list[str]:
@@ -137,39 +200,163 @@ def check_ledger(session: Session, *, limit: int = 1000) -> list[str]:
     return ledger_report(session, limit=limit).problems
 
 
-def ledger_report(session: Session, *, limit: int = 1000) -> LedgerReport:
-    """Runs every check (`CHECKS`); each lists at most `limit` problems."""
+def ledger_report(session: Session, *, limit: int = 1000, accounts_per_range: int = 10_000,
+                  progress: Callable[[int, int], None] | None = None) -> LedgerReport:
+    """The full check: every check (`CHECKS`) over every customer, each listing at most `limit`
+    problems. It runs range by range of customer ids (`accounts_per_range` accounts each), so
+    that each query touches one range's rows through the customer indexes and `progress(done,
+    total)` can be told after each range."""
     counts = [session.execute(text(f"SELECT COUNT(*) FROM {table}")).scalar_one()
               for table in ("credit_accounts", "credit_lots", "credit_entries", "credit_spends")]
     report = LedgerReport(*counts)
+    after, done = "", 0
+    while True:
+        upto = session.execute(text(
+            "SELECT customer_id FROM credit_accounts WHERE customer_id > :after ORDER BY customer_id "
+            "LIMIT 1 OFFSET :skip"), {"after": after, "skip": accounts_per_range - 1}).scalar()
+        scope = _Scope(incremental=False, last_range=upto is None)
+        _run_checks(session, scope, {"after": after, "upto": upto}, report, limit)
+        done = report.customers if upto is None else done + accounts_per_range
+        if progress is not None:
+            progress(done, report.customers)
+        if upto is None:
+            return report
+        after = upto
 
-    def run(sql: str):
-        return session.execute(text(sql + f" LIMIT {int(limit)}")).all()
+
+def incremental_report(session: Session, since: int, *, limit: int = 1000) -> LedgerReport:
+    """Every check, over the customers with ledger entries after `since` (a checkpoint's last
+    entry): their totals and lots must equal the checkpoint's sums plus their new entries."""
+    scope, params = _Scope(incremental=True), {"since": since}
+    customers, entries = session.execute(text(
+        "SELECT COUNT(DISTINCT customer_id), COUNT(*) FROM credit_entries WHERE seq > :since"), params).one()
+    lots, spends = (session.execute(text(f"SELECT COUNT(*) FROM {table} WHERE {scope.customers('customer_id')}"),
+                                    params).scalar_one() for table in ("credit_lots", "credit_spends"))
+    report = LedgerReport(customers, lots, entries, spends, since=since)
+    _run_checks(session, scope, params, report, limit)
+    return report
+
+
+def _run_checks(session: Session, scope: _Scope, params: dict, report: LedgerReport, limit: int) -> None:
+    def run(name: str, sql: str):
+        room = limit - len(report.found.get(name, []))
+        return session.execute(text(sql + f" LIMIT {max(room, 0)}"), params).all() if room > 0 else []
 
     def found(name: str) -> list[str]:
         return report.found.setdefault(name, [])
 
-    names = ("granted", "spent", "expired", "held", "available")
-    for row in run(_ACCOUNT_VS_ENTRIES):
+    for row in run("totals", _account_vs_entries(scope)):
         stored, summed = row[1:6], row[6:11]
         diffs = ", ".join(f"{name} {_credits(s)} but entries say {_credits(e)}"
-                          for name, s, e in zip(names, stored, summed) if s != e)
+                          for name, s, e in zip(TOTALS, stored, summed) if s != e)
         found("totals").append(f"{row[0]}: account totals disagree with the ledger entries: {diffs}")
-    for customer_id, count in run(_ORPHAN_ENTRIES):
+    for customer_id, count in run("orphans", _orphan_entries(scope)):
         found("orphans").append(f"{customer_id}: {count} ledger entries without a credit account")
-    for customer_id, granted, spent, expired, held, available in run(_CONSERVATION):
+    for customer_id, granted, spent, expired, held, available in run("conservation", _conservation(scope)):
         found("conservation").append(
             f"{customer_id}: granted {_credits(granted)} != spent {_credits(spent)} + expired "
             f"{_credits(expired)} + held {_credits(held)} + available {_credits(available)}"
             " (or a total is negative)")
-    for customer_id, available, remaining in run(_LOTS_VS_AVAILABLE):
+    for customer_id, available, remaining in run("lots", _lots_vs_available(scope)):
         found("lots").append(f"{customer_id}: available {_credits(available)} but the lots hold {_credits(remaining)}")
-    for lot_id, customer_id, granted, remaining, e_granted, e_remaining in run(_LOTS_VS_ENTRIES):
+    for lot_id, customer_id, granted, remaining, e_granted, e_remaining in run("lot_entries", _lots_vs_entries(scope)):
         found("lot_entries").append(
             f"{customer_id}: lot {lot_id} has granted {_credits(granted)}, remaining {_credits(remaining)}; "
             f"its entries say granted {_credits(e_granted)}, remaining {_credits(e_remaining)}")
-    for customer_id, held, holds in run(_HELD_VS_HOLDS):
+    for customer_id, held, holds in run("holds", _held_vs_holds(scope)):
         found("holds").append(f"{customer_id}: held {_credits(held)} but open holds reserve {_credits(holds)}")
-    for customer_id, spent, spends in run(_SPENT_VS_SPENDS):
+    for customer_id, spent, spends in run("spends", _spent_vs_spends(scope)):
         found("spends").append(f"{customer_id}: spent {_credits(spent)} but the spends add up to {_credits(spends)}")
-    return report
+
+
+# --- Checkpoints ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerCheck:
+    """One run of `creditflow ledger check`: its report, and the checkpoint it left."""
+
+    report: LedgerReport
+    through: int  # the last entry verified (every entry up to it was committed before the check)
+    saved: bool  # the checkpoint now stands at `through` (only a clean check moves it)
+
+
+def run_ledger_check(db: Database, *, full: bool = False, limit: int = 1000,
+                     progress: Callable[[int, int], None] | None = None) -> LedgerCheck:
+    """Check the ledger, incrementally from the last checkpoint unless `full` (or there is none),
+    and when nothing is wrong move the checkpoint to what was verified.
+
+    Three transactions, in this order: the high-water mark (every entry up to it committed),
+    the check in one snapshot taken after it, then the checkpoint's new sums. The sums need no
+    snapshot: they add up entries up to the mark, and entries never change."""
+    through = _high_water_mark(db)
+    with db.transaction(readonly=True) as session:
+        if db.is_postgres:  # one snapshot for every query of the check
+            session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+        since = None if full else session.execute(
+            text("SELECT through_seq FROM ledger_checkpoints WHERE id = 1")).scalar()
+        report = (ledger_report(session, limit=limit, progress=progress) if since is None
+                  else incremental_report(session, since, limit=limit))
+    saved = False
+    if not report.problems:
+        with db.transaction() as session:
+            saved = _save_checkpoint(session, since, through, now=datetime.now(timezone.utc))
+    return LedgerCheck(report, through, saved)
+
+
+def _high_water_mark(db: Database) -> int:
+    """The last ledger entry such that it and every entry before it are committed.
+
+    PostgreSQL hands out entry numbers before commit, so a transaction still open may hold a
+    lower number than one already committed: a SHARE lock on the table waits for every open
+    writer to finish (and holds new ones back only for that instant). SQLite has one writer at
+    a time, which numbers its entries above every committed one."""
+    with db.transaction(readonly=db.is_sqlite) as session:
+        if db.is_postgres:
+            session.execute(text("LOCK TABLE credit_entries IN SHARE MODE"))
+        return session.execute(text("SELECT COALESCE(MAX(seq), 0) FROM credit_entries")).scalar_one()
+
+
+def _save_checkpoint(session: Session, since: int | None, through: int, *, now: datetime) -> bool:
+    """Move the checkpoint from `since` (None: rebuild it whole) to `through`; False when another
+    check moved it meanwhile (its sums stand, and are as good)."""
+    lock = " FOR UPDATE" if session.bind.dialect.name == "postgresql" else ""
+    current = session.execute(text(f"SELECT through_seq FROM ledger_checkpoints WHERE id = 1{lock}")).scalar()
+    params = {"since": since or 0, "through": through, "now": now}
+    if since is None:
+        if current is not None and current > through:
+            return False
+        for table in ("ledger_checkpoint_accounts", "ledger_checkpoint_lots"):
+            session.execute(text(f"DELETE FROM {table}"))
+    elif current != since:
+        return False
+    if since is not None and through <= since:
+        session.execute(text("UPDATE ledger_checkpoints SET checked_at = :now WHERE id = 1"), params)
+        return True
+    new = "seq > :since AND seq <= :through"
+    session.execute(text(f"""
+        INSERT INTO ledger_checkpoint_accounts (customer_id, {", ".join(TOTALS)})
+        SELECT e.customer_id, {", ".join(f"e.{name} + COALESCE(c.{name}, 0)" for name in TOTALS)}
+        FROM (SELECT customer_id, {ENTRY_SUMS} FROM credit_entries WHERE {new} GROUP BY customer_id) e
+        LEFT JOIN ledger_checkpoint_accounts c ON c.customer_id = e.customer_id
+        WHERE 1 = 1
+        ON CONFLICT (customer_id) DO UPDATE SET {", ".join(f"{name} = excluded.{name}" for name in TOTALS)}
+    """), params)
+    session.execute(text(f"""
+        INSERT INTO ledger_checkpoint_lots (lot_id, granted, remaining)
+        SELECT e.lot_id, e.granted + COALESCE(c.granted, 0), e.remaining + COALESCE(c.remaining, 0)
+        FROM (SELECT lot_id, {LOT_SUMS} FROM credit_entries WHERE {new} AND lot_id IS NOT NULL
+              GROUP BY lot_id) e
+        LEFT JOIN ledger_checkpoint_lots c ON c.lot_id = e.lot_id
+        WHERE 1 = 1
+        ON CONFLICT (lot_id) DO UPDATE SET granted = excluded.granted, remaining = excluded.remaining
+    """), params)
+    added = session.execute(text(f"SELECT COUNT(*) FROM credit_entries WHERE {new}"), params).scalar_one()
+    if current is None:
+        session.execute(text("INSERT INTO ledger_checkpoints (id, through_seq, entries, checked_at) "
+                             "VALUES (1, :through, :added, :now)"), {**params, "added": added})
+    else:
+        session.execute(text(
+            "UPDATE ledger_checkpoints SET through_seq = :through, checked_at = :now, "
+            f"entries = {'entries + ' if since is not None else ''}:added WHERE id = 1"), {**params, "added": added})
+    return True

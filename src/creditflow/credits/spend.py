@@ -229,6 +229,9 @@ def _refund(ctx, cursor: repo.UnitCursor, customer_id: str, reference: str) -> R
     if row.refunded_at is not None:
         raise Conflict(f"the spend {reference!r} was already refunded", code="already_refunded",
                        param="reference")
+    if row.kind == "transfer":
+        raise Conflict("credits sent by a transfer belong to the receiver now: they can't be refunded",
+                       code="transfer_not_refundable", param="reference")
     if row.kind == "hold" and row.status != "settled":
         raise Conflict(f"the hold {row.id} is {row.status}: nothing was spent; release it instead",
                        code="hold_not_settled", param="reference")

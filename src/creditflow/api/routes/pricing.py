@@ -1,12 +1,14 @@
-"""Priced generations: what a job costs (estimate), what each feature allows (entitlements)."""
+"""Priced generations: what a job costs (estimate), what each feature allows (entitlements),
+credits moved between customers (transfers)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response, status
 
 from creditflow.api.deps import Caller, Ctx
 from creditflow.api.errors import errors
-from creditflow.api.schemas.pricing import EntitlementsRead, EstimateCreate, EstimateRead
+from creditflow.api.schemas.pricing import EntitlementsRead, EstimateCreate, EstimateRead, TransferCreate, TransferRead
+from creditflow.credits.transfers import transfer_credits
 from creditflow.generation.service import entitlements, estimate_job
 
 router = APIRouter(tags=["pricing"])
@@ -28,3 +30,21 @@ def customer_entitlements(customer_id: str, ctx: Ctx, _: Caller):
     """What each feature allows the customer now: whether the plan includes it, its unlimited
     window, its limits and how much of them is used."""
     return EntitlementsRead.of(customer_id, ctx.db.read(lambda session: entitlements(ctx, session, customer_id)))
+
+
+@router.post("/credits/transfers", status_code=status.HTTP_201_CREATED, response_model=TransferRead,
+             response_model_by_alias=True,
+             responses={200: {"model": TransferRead, "description": "A replay of the same transfer: the first one"},
+                        **errors(402, 403, 404, 409, e402="`insufficient_credits`: the sender is short, nothing moved",
+                                 e403="`subscription_required` or `feature_not_in_plan` (the sender's plan)",
+                                 e404="No such customer (`param`: `from` or `to`)",
+                                 e409="`reference_reused`: the reference was used for something else")})
+def transfer(body: TransferCreate, response: Response, ctx: Ctx, _: Caller):
+    """Move credits from one customer to another, atomically and once per reference: drawn from the
+    sender like a spend of `feature`, granted to the receiver as a lot of kind `earned` that never
+    expires."""
+    result = transfer_credits(ctx, sender=body.sender, receiver=body.receiver, amount=body.amount,
+                              feature=body.feature, reference=body.reference)
+    if result.replayed:
+        response.status_code = status.HTTP_200_OK
+    return TransferRead.of(result)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, StrictInt
+from pydantic import Field, StrictInt, model_serializer
 
 from creditflow.api.schemas.common import CreditsIn, CreditsOut, Id, InstantIn, InstantOut, Read, Request, Text
 from creditflow.api.schemas.pricing import Options
@@ -58,7 +58,7 @@ class TopUpCreate(Request):
 
 class LotRead(Read):
     id: str = Field(description="the lot's id; today's free credits have theirs before any of them is used")
-    kind: Literal["free", "subscription", "top_up", "promo"]
+    kind: Literal["free", "subscription", "top_up", "promo", "earned"]
     granted: CreditsOut
     remaining: CreditsOut
     expires_at: InstantOut | None
@@ -69,6 +69,15 @@ class ByKind(Read):
     subscription: CreditsOut
     top_up: CreditsOut
     promo: CreditsOut
+    earned: CreditsOut | None = Field(default=None, description="Credits received by transfers; only for a "
+                                                                "customer who has some")
+
+    @model_serializer(mode="wrap")
+    def _without_empty_earned(self, handler):
+        data = handler(self)
+        if data.get("earned") is None:
+            data.pop("earned", None)
+        return data
 
 
 class BalanceRead(Read):

@@ -77,3 +77,21 @@ class TransferCreate(Request):
     feature: Id = Field(description="What the credits pay for (drawn from the sender as a spend of it)")
     reference: str = Field(min_length=1, max_length=MAX_REFERENCE,
                            description="Makes the transfer happen once; a replay returns it")
+
+
+class TransferRead(Read):
+    id: str
+    object: Literal["credit_transfer"] = "credit_transfer"
+    reference: str
+    sender: str = Field(serialization_alias="from")
+    receiver: str = Field(serialization_alias="to")
+    amount: CreditsOut
+    feature: str
+    lot: str = Field(description="The receiver's lot of kind `earned` (never expires)")
+    created_at: InstantOut
+
+    @classmethod
+    def of(cls, transfer) -> "TransferRead":
+        return cls(id=transfer.id, reference=transfer.reference, sender=transfer.sender, receiver=transfer.receiver,
+                   amount=transfer.amount, feature=transfer.feature, lot=transfer.lot_id,
+                   created_at=transfer.created_at)
