@@ -8,7 +8,7 @@ from __future__ import annotations
 import uuid
 
 from playwright.sync_api import Page, expect
-from web_kit import WebEnv, flash, shot, utc
+from web_kit import WebEnv, flash, make_staff, shot, sign_in, utc
 
 
 def _member_link(env: WebEnv, customer_id: str, member_id: str) -> str:
@@ -75,3 +75,21 @@ def test_the_owner_invites_and_sets_a_limit_and_a_member_sees_no_billing(env: We
     refused = member_page.goto(env.base_url + "/billing/invoices")
     assert refused.status == 403
     member_page.context.close()
+
+
+def test_the_console_lists_a_customers_team_members(env: WebEnv, page: Page):
+    owner = env.shopper(utc(2026, 1, 31, 10), plan="standard")
+    invited = env.http.post(f"/v1/customers/{owner.id}/members", json={"email": "bo@example.com", "role": "admin"},
+                            headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert invited.status_code == 201, invited.text
+    username, password = make_staff(env)
+    sign_in(page, username, password)
+    page.goto(f"/console/customers/{owner.id}")
+    team = page.get_by_test_id("console-team")
+    expect(team).to_contain_text("2 of 3 seats used")
+    rows = team.get_by_test_id("console-team-member")
+    expect(rows).to_have_count(2)
+    expect(rows.nth(0)).to_contain_text(owner.email)
+    expect(rows.nth(0)).to_contain_text("Owner")
+    expect(rows.nth(1)).to_contain_text("bo@example.com")
+    expect(rows.nth(1)).to_contain_text("Invited")

@@ -22,6 +22,7 @@ from creditflow.subscription.options import unused_value
 from creditflow.support import service as support
 from creditflow.kit.errors import CreditflowError, InvalidRequest
 from creditflow.web import views
+from creditflow.web.billing.team import team_section
 from creditflow.web.console import queries
 from creditflow.web.console.pages import PostedForm, SignedIn, customer_url, minor_units, sentence
 from creditflow.web.rendering import Formatter, HTMLErrorRoute
@@ -47,10 +48,11 @@ def customer(visit: SignedIn, customer_id: str):
         events = queries.recent_events(db, customer_id, Formatter(view.customer.currency, view.customer.timezone),
                                        limit=20)
         discount = discount_view(db, view.sub) if view.sub is not None else None
+        team = team_section(ctx, db, customer_id)
     sub = view.sub
     return visit.render("console/customer.html", {
         "title": view.customer.email, "page": view, "sub": sub, "audit": audit, "events": events,
-        "nav": "customers", "discount": discount,
+        "nav": "customers", "discount": discount, "team": team,
         "customer_fmt": Formatter(view.customer.currency, view.customer.timezone),
         "titles": {inv.id: views.invoice_title(inv) for inv in view.invoices},
         "downgrades": queries.downgrade_options(ctx.catalog, sub),
