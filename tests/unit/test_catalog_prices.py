@@ -5,15 +5,17 @@ price starts at, month ends included)."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from creditflow.catalog.diff import diff_catalogs, stranded
 from creditflow.catalog.loader import CatalogError, default_catalog_path, load_catalog_text
 from creditflow.kit.errors import Conflict
-from creditflow.kit.periods import add_months
+from creditflow.kit.periods import Term, add_months
 from creditflow.subscription.models import Subscription
 from creditflow.subscription.price import (
     charge_term_from,
@@ -162,3 +164,24 @@ def test_a_scheduled_change_renews_at_the_price_it_was_sold_at():
     assert next_renewal_price(sub, CATALOG) == 4800
     sub.scheduled_price = None  # scheduled before prices were kept: the catalog's
     assert next_renewal_price(sub, CATALOG) == 5000
+
+
+@given(anchor=st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 12, 31),
+                           timezones=st.just(timezone.utc)),
+       term=st.sampled_from([t.value for t in Term]), terms_done=st.integers(1, 10),
+       notice_seconds=st.integers(0, 3 * 366 * 86400), pending=st.booleans())
+def test_the_moved_price_starts_at_the_earliest_renewal_the_notice_allows(anchor, term, terms_done, notice_seconds,
+                                                                          pending):
+    months = Term(term).months
+    sub = subscription(anchor, term, term_end_offset=terms_done * months)
+    sub.pending_invoice_id = "inv_1" if pending else None
+    now = add_months(anchor, (terms_done - 1) * months)  # somewhere in the current term
+    earliest = now + timedelta(seconds=notice_seconds)
+    start = first_renewal_from(sub, earliest)
+    renewals = [add_months(anchor, k * months) for k in range(terms_done, terms_done + 60)]
+    assert start in renewals and start >= earliest  # a renewal, with the notice given
+    if pending:
+        assert start != sub.current_term_end  # the renewal already invoiced keeps its price
+    previous = renewals[renewals.index(start) - 1] if renewals.index(start) else None
+    if previous is not None and not (pending and previous == sub.current_term_end):
+        assert previous < earliest  # and no earlier renewal would have done
