@@ -106,6 +106,19 @@ class Credits(_Area[M]):
     top_up = _Endpoint(calls.top_up)
 
 
+class Teams(_Area[M]):
+    """Members of a customer's team, and auto top-up."""
+
+    invite = _Endpoint(calls.invite_member)
+    list = _Endpoint(calls.list_members)
+    get = _Endpoint(calls.get_member)
+    accept = _Endpoint(calls.accept_member)
+    update = _Endpoint(calls.update_member)
+    remove = _Endpoint(calls.remove_member)
+    set_auto_top_up = _Endpoint(calls.set_auto_top_up)
+    get_auto_top_up = _Endpoint(calls.get_auto_top_up)
+
+
 class Invoices(_Area[M]):
     list = _Endpoint(calls.list_invoices)
     get = _Endpoint(calls.get_invoice)
@@ -142,6 +155,7 @@ class _Base(Generic[M]):
         self.coupons: Coupons[M] = Coupons(send)
         self.credits: Credits[M] = Credits(send)
         self.invoices: Invoices[M] = Invoices(send)
+        self.teams: Teams[M] = Teams(send)
         self.events: Events[M] = Events(send)
         self.operations: Operations[M] = Operations(send)
 

@@ -145,10 +145,12 @@ def get_balance(customer: str) -> Call[t.Balance]:
     return Call("GET", f"/v1/customers/{_p(customer)}/credits")
 
 
-def spend(customer: str, *, amount: Number, feature: str, reference: str,
+def spend(customer: str, *, amount: Number, feature: str, reference: str, member: str | None = None,
           idempotency_key: str | None = None) -> Call[t.Spend]:
+    """On a team, `member` names who spends (required there, refused elsewhere)."""
     return Call("POST", f"/v1/customers/{_p(customer)}/credits/spend",
-                {"amount": amount, "feature": feature, "reference": reference}, {}, idempotency_key)
+                {"amount": amount, "feature": feature, "reference": reference, **_body(member=member)}, {},
+                idempotency_key)
 
 
 def refund_spend(customer: str, *, reference: str, idempotency_key: str | None = None) -> Call[t.SpendRefund]:
@@ -157,10 +159,10 @@ def refund_spend(customer: str, *, reference: str, idempotency_key: str | None =
 
 
 def hold(customer: str, *, amount: Number, feature: str, reference: str, ttl_seconds: int | None = None,
-         idempotency_key: str | None = None) -> Call[t.Hold]:
+         member: str | None = None, idempotency_key: str | None = None) -> Call[t.Hold]:
     return Call("POST", f"/v1/customers/{_p(customer)}/credits/holds",
-                _body(amount=amount, feature=feature, reference=reference, ttl_seconds=ttl_seconds), {},
-                idempotency_key)
+                _body(amount=amount, feature=feature, reference=reference, ttl_seconds=ttl_seconds, member=member),
+                {}, idempotency_key)
 
 
 def get_hold(hold_id: str) -> Call[t.Hold]:
@@ -190,6 +192,58 @@ def top_up(customer: str, *, bundle: str, coupon: str | None = None,
            idempotency_key: str | None = None) -> Call[t.TopUp]:
     return Call("POST", f"/v1/customers/{_p(customer)}/top_ups", _body(bundle=bundle, coupon=coupon), {},
                 idempotency_key)
+
+
+# -- teams ------------------------------------------------------------------------------------
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Any = _Unset()  # a field left as it is (None means "no limit" for a monthly limit)
+
+
+def invite_member(customer: str, *, email: str, external_id: str | None = None, role: str | None = None,
+                  idempotency_key: str | None = None) -> Call[t.Member]:
+    return Call("POST", f"/v1/customers/{_p(customer)}/members", _body(email=email, external_id=external_id,
+                                                                         role=role), {}, idempotency_key)
+
+
+def list_members(customer: str) -> Call[t.MemberList]:
+    return Call("GET", f"/v1/customers/{_p(customer)}/members")
+
+
+def get_member(member: str) -> Call[t.Member]:
+    return Call("GET", f"/v1/members/{_p(member)}")
+
+
+def accept_member(member: str, *, external_id: str, idempotency_key: str | None = None) -> Call[t.Member]:
+    return Call("POST", f"/v1/members/{_p(member)}/accept", {"external_id": external_id}, {}, idempotency_key)
+
+
+def update_member(member: str, *, role: str | None = None, monthly_limit: Number | None = UNSET,
+                  status: str | None = None, idempotency_key: str | None = None) -> Call[t.Member]:
+    """Fields left out stay as they are; `monthly_limit=None` removes the limit."""
+    body = _body(role=role, status=status)
+    if monthly_limit is not UNSET:
+        body["monthly_limit"] = monthly_limit
+    return Call("POST", f"/v1/members/{_p(member)}", body, {}, idempotency_key)
+
+
+def remove_member(member: str, *, idempotency_key: str | None = None) -> Call[t.Member]:
+    return Call("DELETE", f"/v1/members/{_p(member)}", None, {}, idempotency_key)
+
+
+def set_auto_top_up(customer: str, *, enabled: bool, threshold: Number, bundle: str, monthly_max: int,
+                    idempotency_key: str | None = None) -> Call[t.AutoTopUp]:
+    return Call("POST", f"/v1/customers/{_p(customer)}/auto_top_up",
+                {"enabled": enabled, "threshold": threshold, "bundle": bundle, "monthly_max": monthly_max}, {},
+                idempotency_key)
+
+
+def get_auto_top_up(customer: str) -> Call[t.AutoTopUp]:
+    return Call("GET", f"/v1/customers/{_p(customer)}/auto_top_up")
 
 
 # -- invoices and refunds ---------------------------------------------------------------------
@@ -232,9 +286,11 @@ def delete_webhook_endpoint(endpoint: str, *, idempotency_key: str | None = None
     return Call("DELETE", f"/v1/webhook_endpoints/{_p(endpoint)}", None, {}, idempotency_key)
 
 
-def create_portal_session(*, customer: str, return_url: str | None = None,
+def create_portal_session(*, customer: str, return_url: str | None = None, member: str | None = None,
                           idempotency_key: str | None = None) -> Call[t.PortalSession]:
-    return Call("POST", "/v1/portal_sessions", _body(customer=customer, return_url=return_url), {}, idempotency_key)
+    """`member`: the link opens that team member's page (the pool, their usage; no billing)."""
+    return Call("POST", "/v1/portal_sessions", _body(customer=customer, return_url=return_url, member=member), {},
+                idempotency_key)
 
 
 def create_test_clock(*, frozen_time: str, idempotency_key: str | None = None) -> Call[t.TestClock]:

@@ -213,6 +213,7 @@ class LedgerEntry(TypedDict):
     amount: Credits
     lot: str | None
     reference: str | None
+    member: NotRequired[str | None]  # on a team: whose spend or hold it is
     created_at: Instant
 
 
@@ -334,7 +335,44 @@ class PortalSession(TypedDict):
     object: Literal["portal_session"]
     customer: str
     url: str
+    member: NotRequired[str | None]
     expires_at: Instant
+
+
+class Member(TypedDict):
+    id: str
+    object: Literal["member"]
+    customer: str
+    email: str
+    external_id: str | None
+    role: Literal["owner", "admin", "member"]
+    status: Literal["invited", "active", "suspended", "removed", "revoked"]
+    monthly_limit: Credits | None
+    used_this_month: Credits
+    invite_url: str | None
+    invite_expires_at: Instant | None
+    suspended_reason: str | None
+    created_at: Instant
+
+
+class MemberList(TypedDict):
+    object: Literal["list"]
+    data: list[Member]
+    has_more: bool
+    seats_used: int
+    seat_limit: int
+
+
+class AutoTopUp(TypedDict):
+    object: Literal["auto_top_up"]
+    customer: str
+    enabled: bool
+    threshold: Credits
+    bundle: str
+    monthly_max: int
+    purchases_this_month: int
+    in_flight: bool
+    last_failure: str | None
 
 
 class TestClock(TypedDict):
