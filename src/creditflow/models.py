@@ -2,6 +2,7 @@
 
 from creditflow.auth.models import ApiKey
 from creditflow.coupon.models import Coupon, CouponRedemption, SubscriptionDiscount
+from creditflow.credits.checkpoint_models import LedgerCheckpoint, LedgerCheckpointAccount, LedgerCheckpointLot
 from creditflow.credits.models import CreditAccount, CreditEntry, CreditLot, CreditSpend
 from creditflow.credits.generation_models import CreditTransfer, CreditUsage
 from creditflow.customer.models import Customer, TestClock
@@ -19,6 +20,7 @@ from creditflow.support.models import AuditRecord, ConsoleSession, SupportUser
 from creditflow.team.models import AutoTopUp, Team, TeamMember, TeamSpend
 
 __all__ = [
+    "LedgerCheckpoint", "LedgerCheckpointAccount", "LedgerCheckpointLot",
     "Base", "CreditAccount", "CreditEntry", "CreditLot", "CreditSpend", "Customer", "TestClock", "Event",
     "Counter", "Invoice", "InvoiceLine", "PaymentAttempt", "SandboxCharge", "SandboxRefund", "Subscription", "Quote",
     "ApiKey", "IdempotencyRecord", "PortalSession", "Refund", "WebhookDelivery", "WebhookEndpoint",

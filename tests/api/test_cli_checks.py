@@ -104,11 +104,21 @@ def test_ledger_check_says_what_it_checked_and_exits_1_on_a_problem(api):
     assert sum(line.strip().startswith("OK") for line in out) == 7
     assert out[-1] == "ledger check passed"
 
-    with api.ctx.db.transaction() as session:
-        session.execute(text("UPDATE credit_spends SET amount = amount + 1"))
+    api.ok("POST", f"/v1/customers/{customer['id']}/credits/spend",
+           {"amount": "2", "feature": "pro_models", "reference": "r2"})
     result = CliRunner().invoke(app, ["ledger", "check", "--database-url", url])
+    assert result.exit_code == 0, result.output
+    out = result.stdout.splitlines()
+    assert out[0].startswith("Checked what changed since the last check (ledger entry ")
+    assert "1 credit accounts" in out[0] and "1 new ledger entries" in out[0]
+    assert out[-2].startswith("Verified through ledger entry ") and out[-1] == "ledger check passed"
+
+    with api.ctx.db.transaction() as session:  # a change no ledger entry records: only --full sees it
+        session.execute(text("UPDATE credit_spends SET amount = amount + 1 WHERE reference = 'r1'"))
+    assert CliRunner().invoke(app, ["ledger", "check", "--database-url", url]).exit_code == 0
+    result = CliRunner().invoke(app, ["ledger", "check", "--full", "--database-url", url])
     assert result.exit_code == 1
     failed = [line for line in result.stdout.splitlines() if line.strip().startswith("FAIL")]
     assert failed == ["  FAIL  spent equals what the spends and settled holds took: 1 problem"]
-    assert f"{customer['id']}: spent 5 but the spends add up to 5.001" in result.stdout
+    assert f"{customer['id']}: spent 7 but the spends add up to 7.001" in result.stdout
     assert result.stderr.strip() == "ledger check FAILED: 1 problem(s)"

@@ -1,0 +1,51 @@
+"""Ledger checkpoints
+
+Revision ID: 0014
+Revises: 0013
+Create Date: 2026-11-29 07:05:00
+
+What `creditflow ledger check` last verified: the sums of every ledger entry up to a sequence
+number, per customer and per lot, so that the next check adds only the entries written since.
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0014'
+down_revision: str | Sequence[str] | None = '0013'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def _totals(*names: str) -> list[sa.Column]:
+    return [sa.Column(name, sa.BigInteger(), nullable=False) for name in names]
+
+
+def upgrade() -> None:
+    op.create_table(
+        'ledger_checkpoints',
+        sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column('through_seq', sa.BigInteger(), nullable=False),
+        sa.Column('entries', sa.BigInteger(), nullable=False),
+        sa.Column('checked_at', sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_checkpoints')),
+    )
+    op.create_table(
+        'ledger_checkpoint_accounts',
+        sa.Column('customer_id', sa.String(length=40), nullable=False),
+        *_totals('granted', 'spent', 'expired', 'held', 'available'),
+        sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_ledger_checkpoint_accounts')),
+    )
+    op.create_table(
+        'ledger_checkpoint_lots',
+        sa.Column('lot_id', sa.String(length=40), nullable=False),
+        *_totals('granted', 'remaining'),
+        sa.PrimaryKeyConstraint('lot_id', name=op.f('pk_ledger_checkpoint_lots')),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('ledger_checkpoint_lots')
+    op.drop_table('ledger_checkpoint_accounts')
+    op.drop_table('ledger_checkpoints')
