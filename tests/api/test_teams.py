@@ -158,3 +158,21 @@ def test_auto_top_up_needs_the_feature(api):
                  "invalid_request", "bundle")
     assert_error(api.post(f"/v1/customers/{top['id']}/auto_top_up", {**body, "monthly_max": 0}), 422,
                  "invalid_request", "monthly_max")
+
+
+def test_an_expired_hold_gives_the_members_usage_back(any_api):
+    api = any_api
+    clock = api.clock("2026-03-10T10:00:00Z")
+    customer = api.customer(test_clock=clock["id"])
+    api.ok("POST", "/v1/subscriptions", {"customer": customer["id"], "plan": "standard", "term": "monthly"},
+           status=201)
+    invited = api.ok("POST", f"/v1/customers/{customer['id']}/members", {"email": "hal@example.com"}, status=201)
+    member = api.ok("POST", f"/v1/members/{invited['id']}/accept", {"external_id": f"hal-{customer['id']}"})
+    api.ok("POST", f"/v1/members/{member['id']}", {"monthly_limit": 50})
+    api.ok("POST", f"/v1/customers/{customer['id']}/credits/holds",
+           {"amount": 50, "feature": "standard_models", "reference": "long", "ttl_seconds": 60, "member": member["id"]},
+           status=201)
+    assert api.ok("GET", f"/v1/members/{member['id']}")["used_this_month"] == "50"
+    api.advance(clock["id"], "2026-03-10T10:05:00Z")  # the worker releases the hold as expired
+    assert api.ok("GET", f"/v1/members/{member['id']}")["used_this_month"] == "0"
+    assert spend(api, customer["id"], 50, "after", member=member["id"]).status_code == 200

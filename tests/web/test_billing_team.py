@@ -93,3 +93,16 @@ def test_the_console_lists_a_customers_team_members(env: WebEnv, page: Page):
     expect(rows.nth(0)).to_contain_text("Owner")
     expect(rows.nth(1)).to_contain_text("bo@example.com")
     expect(rows.nth(1)).to_contain_text("Invited")
+
+
+def test_an_invitation_link_shows_the_invitation_once_and_not_after_it_is_used(env: WebEnv, page: Page):
+    owner = env.shopper(utc(2026, 1, 31, 10), plan="standard")
+    invited = env.http.post(f"/v1/customers/{owner.id}/members", json={"email": "dee@example.com"},
+                            headers={"Idempotency-Key": uuid.uuid4().hex}).json()
+    page.goto(invited["invite_url"])
+    expect(page.get_by_test_id("invitation")).to_contain_text("dee@example.com")
+    expect(page.get_by_test_id("invitation")).to_contain_text("valid until 07 Feb 2026, 10:00 UTC")
+    accepted = env.http.post(f"/v1/members/{invited['id']}/accept", json={"external_id": f"dee-{owner.id}"},
+                             headers={"Idempotency-Key": uuid.uuid4().hex})
+    assert accepted.status_code == 200
+    assert page.goto(invited["invite_url"]).status == 404

@@ -31,6 +31,7 @@ from creditflow.credits.ledger import Draw, Lot, draws_from_json
 from creditflow.kit.clock import format_instant
 from creditflow.kit.credits import Credits
 from creditflow.kit.ids import new_id
+from creditflow.team.usage import give_back as give_back_usage
 
 T = TypeVar("T")
 
@@ -173,6 +174,7 @@ class Book:
                 self.give_back(draws_from_json(hold.draws), "release", hold.reference, at=hold.expires_at)
                 self.resolve_hold(hold.id, "expired", at=hold.expires_at, reference=hold.reference,
                                   amount=hold.amount)
+                give_back_usage(self.cursor, self.customer_id, hold.reference, None, now=self.now)  # a member's usage
         self.expire_overdue()
         return self
 

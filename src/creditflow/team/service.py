@@ -141,8 +141,13 @@ def get_member(session: Session, member_id: str, *, for_update: bool = False) ->
     return member
 
 
+def find_by_token(session: Session, token: str) -> TeamMember | None:
+    return session.scalar(select(TeamMember).where(TeamMember.invite_token_hash == _hash(token)))
+
+
 def member_by_token(session: Session, token: str, now: datetime) -> TeamMember:
-    member = session.scalar(select(TeamMember).where(TeamMember.invite_token_hash == _hash(token)))
+    """The invitation a link's token names, while it may still be accepted."""
+    member = find_by_token(session, token)
     if member is None or not _holds_seat(member, now) or member.status != "invited":
         raise NotFound("this invitation is not valid: it was used, revoked or has expired", param="token")
     return member

@@ -10,18 +10,20 @@ actions: a member's session opens nothing else (see `pages.billing_visit`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 
 from creditflow.credits.balance import get_balance
 from creditflow.customer.service import customer_now, get_customer
 from creditflow.kit.credits import Credits
-from creditflow.kit.errors import CreditflowError, Forbidden
+from creditflow.kit.errors import CreditflowError, Forbidden, NotFound
 from creditflow.subscription.repository import live_subscription
 from creditflow.team import service as team
 from creditflow.web.billing.pages import HOME, PostedForm, Visitor
 from creditflow.web.messages import plain
-from creditflow.web.rendering import HTMLErrorRoute
+from creditflow.web.rendering import HTMLErrorRoute, error_page, render
+from creditflow.web.site import Web, current_web
 
 router = APIRouter(route_class=HTMLErrorRoute, include_in_schema=False)
 PREFIX = "/billing/team"
@@ -163,3 +165,25 @@ def update(visit: Visitor, member_id: str, form: PostedForm):
         team.update_member(visit.ctx, db, member_id, plan=plan, now=now, **changes)
 
     return _act(visit, work, "The member's settings are saved.")
+
+
+@router.get(team.INVITE_PATH + "{token}")
+def invitation(token: str, web: Annotated[Web, Depends(current_web)]):
+    """An invitation link: who invites, for which role and until when (joining is the host app's)."""
+    ctx = web.ctx
+    with ctx.db.transaction(readonly=True) as db:
+        try:
+            member = team.member_by_token(db, token, customer_now_of_token(ctx, db, token))
+        except NotFound:
+            return error_page(404, "This invitation is not valid any more: it was used, revoked or has expired. "
+                                   "Ask the team's owner for a new one.")
+        owner = get_customer(db, member.customer_id)
+        expires = f"{member.invite_expires_at:%d %b %Y, %H:%M} UTC"
+    return render("billing/invitation.html", {"area": "billing", "flash": None, "title": "Team invitation",
+                                              "member": member, "owner": owner, "expires": expires})
+
+
+def customer_now_of_token(ctx, db, token: str):
+    """The invitation's team's "now" (a test clock's, if it has one); the wall clock for an unknown token."""
+    member = team.find_by_token(db, token)
+    return customer_now(ctx, db, member.customer_id) if member is not None else ctx.clock.now()
