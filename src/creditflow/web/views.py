@@ -24,6 +24,7 @@ from creditflow.credits.access import Standing, free_day, gets_free_credits, res
 from creditflow.credits.models import CreditEntry, CreditLot
 from creditflow.customer.models import Customer
 from creditflow.customer.billing import bill_to
+from creditflow.generation.service import unlimited_windows
 from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.tax import Priced, price, treatment_for
 from creditflow.kit.credits import Credits
@@ -114,6 +115,7 @@ class BillingPage:
     ended: Subscription | None = None  # the last subscription, if it has ended and none is live
     bundles: list = field(default_factory=list)
     sold_price: int | None = None  # what its plan and term were sold at, per charge (before tax)
+    unlimited: list = field(default_factory=list)  # (feature, window): the plan's open unlimited windows
 
     @property
     def status(self) -> str:
@@ -231,6 +233,7 @@ def billing_page(ctx, session: Session, customer_id: str, *, invoice_limit: int 
         actions=actions,
         ended=last_ended_subscription(session, customer_id) if sub is None else None,
         bundles=sorted((b for b in catalog.bundles.values() if b.on_sale), key=lambda b: b.price),
+        unlimited=unlimited_windows(ctx, session, customer_id),
     )
 
 
@@ -331,6 +334,9 @@ def credit_balances(ctx, session: Session, customer: Customer, sub: Subscription
         expiries = [lot.expires_at for lot in balance.lots if lot.kind == "promo" and lot.expires_at is not None]
         balances.append(Balance("promo", KIND_LABELS["promo"], by_kind["promo"],
                                 f"Some expire on {fmt_date(min(expiries))}" if expiries else "Never expire"))
+
+    if by_kind.get("earned"):  # received from other customers by transfers
+        balances.append(Balance("earned", "Earned credits", by_kind["earned"], "Never expire"))
 
     return balances, balance.available
 
