@@ -22,6 +22,7 @@ from creditflow.client.errors import (
     ConflictError,
     CreditflowError,
     InvalidRequestError,
+    LimitReachedError,
     NotFoundError,
     PaymentRequiredError,
     PermissionDeniedError,
@@ -32,6 +33,6 @@ from creditflow.client.webhooks import WebhookSignatureError, verify_webhook
 
 __all__ = [
     "APIConnectionError", "APIError", "AsyncClient", "AuthenticationError", "BadRequestError", "Client",
-    "ConflictError", "CreditflowError", "InvalidRequestError", "NotFoundError", "PaymentRequiredError",
+    "ConflictError", "CreditflowError", "InvalidRequestError", "LimitReachedError", "NotFoundError", "PaymentRequiredError",
     "PermissionDeniedError", "RateLimitError", "ServerError", "WebhookSignatureError", "verify_webhook",
 ]

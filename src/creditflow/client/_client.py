@@ -22,7 +22,7 @@ import httpx
 
 from creditflow.client import calls
 from creditflow.client.calls import Call
-from creditflow.client.errors import APIConnectionError, error_for
+from creditflow.client.errors import LIMIT_CODES, APIConnectionError, error_for
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -104,6 +104,9 @@ class Credits(_Area[M]):
     grant = _Endpoint(calls.grant)
     ledger = _Endpoint(calls.ledger)
     top_up = _Endpoint(calls.top_up)
+    estimate = _Endpoint(calls.estimate)
+    entitlements = _Endpoint(calls.entitlements)
+    transfer = _Endpoint(calls.transfer)
 
 
 class Teams(_Area[M]):
@@ -173,6 +176,8 @@ class _Base(Generic[M]):
             return None
         if response is not None and response.status_code not in _RETRY_STATUSES:
             return None
+        if response is not None and response.status_code == 429 and _plan_limit(response):
+            return None  # a plan's limit on jobs frees up at `resets_at`, not in a moment
         hinted = response.headers.get("Retry-After") if response is not None else None
         if hinted and hinted.isdigit():
             return min(float(hinted), 30.0)
@@ -259,3 +264,12 @@ class AsyncClient(_Base[Async]):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+def _plan_limit(response: httpx.Response) -> bool:
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    error = body.get("error") if isinstance(body, dict) else None
+    return isinstance(error, dict) and error.get("code") in LIMIT_CODES

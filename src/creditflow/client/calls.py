@@ -145,12 +145,14 @@ def get_balance(customer: str) -> Call[t.Balance]:
     return Call("GET", f"/v1/customers/{_p(customer)}/credits")
 
 
-def spend(customer: str, *, amount: Number, feature: str, reference: str, member: str | None = None,
+def spend(customer: str, *, feature: str, reference: str, amount: Number | None = None,
+          options: dict[str, Any] | None = None, member: str | None = None,
           idempotency_key: str | None = None) -> Call[t.Spend]:
-    """On a team, `member` names who spends (required there, refused elsewhere)."""
+    """`amount`, or `options` for a feature the catalog prices (charged exactly their estimate).
+    On a team, `member` names who spends (required there, refused elsewhere)."""
     return Call("POST", f"/v1/customers/{_p(customer)}/credits/spend",
-                {"amount": amount, "feature": feature, "reference": reference, **_body(member=member)}, {},
-                idempotency_key)
+                {**_body(amount=amount, options=options), "feature": feature, "reference": reference,
+                 **_body(member=member)}, {}, idempotency_key)
 
 
 def refund_spend(customer: str, *, reference: str, idempotency_key: str | None = None) -> Call[t.SpendRefund]:
@@ -158,11 +160,33 @@ def refund_spend(customer: str, *, reference: str, idempotency_key: str | None =
                 idempotency_key)
 
 
-def hold(customer: str, *, amount: Number, feature: str, reference: str, ttl_seconds: int | None = None,
-         member: str | None = None, idempotency_key: str | None = None) -> Call[t.Hold]:
+def hold(customer: str, *, feature: str, reference: str, amount: Number | None = None,
+         options: dict[str, Any] | None = None, ttl_seconds: int | None = None, member: str | None = None,
+         idempotency_key: str | None = None) -> Call[t.Hold]:
+    """`amount`, or `options` for a feature the catalog prices. A hold is a running job for the
+    plan's limits."""
     return Call("POST", f"/v1/customers/{_p(customer)}/credits/holds",
-                _body(amount=amount, feature=feature, reference=reference, ttl_seconds=ttl_seconds, member=member),
+                _body(amount=amount, options=options, feature=feature, reference=reference, ttl_seconds=ttl_seconds,
+                      member=member),
                 {}, idempotency_key)
+
+
+def estimate(customer: str, *, feature: str, options: dict[str, Any] | None = None,
+             idempotency_key: str | None = None) -> Call[t.Estimate]:
+    """What one job costs the customer now ("0" inside an unlimited window), line by line."""
+    return Call("POST", f"/v1/customers/{_p(customer)}/credits/estimate",
+                {"feature": feature, "options": options or {}}, {}, idempotency_key)
+
+
+def entitlements(customer: str) -> Call[t.Entitlements]:
+    return Call("GET", f"/v1/customers/{_p(customer)}/entitlements")
+
+
+def transfer(*, from_customer: str, to_customer: str, amount: Number, feature: str, reference: str,
+             idempotency_key: str | None = None) -> Call[t.Transfer]:
+    """Move credits from one customer to another, once per reference (a replay returns it)."""
+    return Call("POST", "/v1/credits/transfers", {"from": from_customer, "to": to_customer, "amount": amount,
+                                                  "feature": feature, "reference": reference}, {}, idempotency_key)
 
 
 def get_hold(hold_id: str) -> Call[t.Hold]:

@@ -53,6 +53,18 @@ class RateLimitError(APIError):
     """429."""
 
 
+class LimitReachedError(RateLimitError):
+    """429 `concurrency_limit` or `daily_limit`: the customer's plan allows no more such jobs now.
+    Not retried; `resets_at` says when the limit frees up."""
+
+    @property
+    def resets_at(self) -> str | None:
+        return self.body.get("resets_at")
+
+
+LIMIT_CODES = ("concurrency_limit", "daily_limit")
+
+
 class ServerError(APIError):
     """5xx."""
 
@@ -67,5 +79,7 @@ def error_for(status: int, body: object) -> APIError:
     if not isinstance(envelope, dict):
         envelope = {"code": "http_error", "message": f"the server answered {status}"}
     kind = _BY_STATUS.get(status, ServerError if status >= 500 else APIError)
+    if status == 429 and envelope.get("code") in LIMIT_CODES:
+        kind = LimitReachedError
     return kind(status, str(envelope.get("code")), str(envelope.get("message")), envelope.get("param"),
                 body if isinstance(body, dict) else {})

@@ -136,7 +136,7 @@ class Quote(TypedDict):
 
 class Lot(TypedDict):
     id: str
-    kind: Literal["free", "subscription", "top_up", "promo"]
+    kind: Literal["free", "subscription", "top_up", "promo", "earned"]
     granted: Credits
     remaining: Credits
     expires_at: Instant | None
@@ -168,6 +168,45 @@ class Spend(TypedDict):
     draws: list[Draw]
     balance: Credits
     created_at: Instant
+    queue: Literal["fast", "relaxed"] | None  # for a feature the plan limits
+
+
+class EstimateLine(TypedDict):
+    what: str
+    amount: Credits  # the last line of a job inside an unlimited window is negative
+
+
+class Estimate(TypedDict):
+    object: Literal["credit_estimate"]
+    feature: str
+    amount: Credits
+    lines: list[EstimateLine]
+    unlimited: bool
+    options: dict[str, Any]
+
+
+class Entitlement(TypedDict):
+    feature: str
+    allowed: bool
+    reason: str | None
+    unlimited_until: Instant | None
+    concurrent_limit: int | None
+    running: int
+    fast_per_day: int | None
+    fast_used_today: int
+    resets_at: Instant | None
+    relaxed: bool
+
+
+class Entitlements(TypedDict):
+    object: Literal["entitlements"]
+    customer: str
+    features: list[Entitlement]
+
+
+Transfer = TypedDict("Transfer", {
+    "id": str, "object": Literal["credit_transfer"], "reference": str, "from": str, "to": str, "amount": Credits,
+    "feature": str, "lot": str, "created_at": Instant})
 
 
 class SpendRefund(TypedDict):
@@ -192,6 +231,7 @@ class Hold(TypedDict):
     settled_amount: Credits | None
     expires_at: Instant
     created_at: Instant
+    queue: Literal["fast", "relaxed"] | None  # for a feature the plan limits
 
 
 class GrantedLot(TypedDict):
