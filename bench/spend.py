@@ -11,6 +11,14 @@ Cases (issue 3):
 - `postgres-8`     PostgreSQL, 8 concurrent clients, random customers among 10,000;
 - `postgres-hot-8` PostgreSQL, 8 concurrent clients all spending from one customer.
 
+Team cases (issue 14): one team's pool, each client a member of the team with a monthly limit
+(never reached), so every spend also checks and moves that member's usage:
+- `sqlite-team-1`, `postgres-team-1`: one client (one member) spending from the pool;
+- `sqlite-team-8`, `postgres-team-8`: 8 clients as 8 members spending from the same pool.
+The baseline does the same writes by hand, the member's usage row (locked) and the row naming the
+member of the spend included. Goals: the service at least half of the baseline, and 8 members
+reach at least 0.8 of what one client spends from the same pool on the same backend.
+
 Two contestants run each case on the same seeded database:
 - `service`: `creditflow.credits.spend.spend_credits(ctx, ...)`, the public use case, each call
   its own transaction (retries, validation, the catalog's access rules, replays included);
@@ -72,8 +80,22 @@ CASES = {
     "postgres-1": ("postgresql", 1, False),
     "postgres-8": ("postgresql", 8, False),
     "postgres-hot-8": ("postgresql", 8, True),
+    "sqlite-team-1": ("sqlite", 1, True),
+    "sqlite-team-8": ("sqlite", 8, True),
+    "postgres-team-1": ("postgresql", 1, True),
+    "postgres-team-8": ("postgresql", 8, True),
 }
-GOALS = {"min_ratio_to_baseline": 0.5, "min_spends_per_second_postgres_8": 1500}
+TEAM_CASES = {"sqlite-team-1", "sqlite-team-8", "postgres-team-1", "postgres-team-8"}
+GOALS = {"min_ratio_to_baseline": 0.5, "min_spends_per_second_postgres_8": 1500, "min_team_8_to_team_1": 0.8}
+TEAM_CUSTOMER = "cus_steam00000"
+MEMBERS = 8
+TEAM_ANCHOR = NOW - timedelta(hours=1)
+TEAM_PERIOD = TEAM_ANCHOR.strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # the team's month that holds NOW
+MEMBER_LIMIT_MILLI = 10**15  # a limit each member has, never reached
+
+
+def member_id(k: int) -> str:
+    return f"mem_steam{k:05d}"
 
 
 def log(message: str) -> None:
@@ -198,6 +220,47 @@ def seed(url: str, n: int) -> None:
         database.dispose()
 
 
+def seed_team(url: str) -> None:
+    """One team (its own customer) with a big top-up lot and MEMBERS members, the owner first,
+    each with a monthly limit."""
+    from sqlalchemy import insert
+
+    from creditflow.kit.db import Database
+    from creditflow.models import CreditAccount, CreditEntry, CreditLot, Customer, Team, TeamMember
+
+    created = TEAM_ANCHOR
+    lot, key = "lot_steam00000", "topup:inv_steam00000"
+    database = Database(url)
+    try:
+        with database.engine.begin() as conn:
+            conn.execute(insert(Customer.__table__), [dict(
+                id=TEAM_CUSTOMER, external_id="spend-team", email="team@example.com", name=None, country=None,
+                timezone="UTC", test_clock_id=None, balance=0, currency="usd", payment_method=None,
+                gateway_customer_id=None, created_at=created)])
+            conn.execute(insert(CreditAccount.__table__), [dict(
+                customer_id=TEAM_CUSTOMER, granted=TOP_UP_MILLI, spent=0, expired=0, held=0, available=TOP_UP_MILLI,
+                free_day="2026-03-10")])
+            conn.execute(insert(CreditLot.__table__), [dict(
+                id=lot, customer_id=TEAM_CUSTOMER, kind="top_up", granted=TOP_UP_MILLI, remaining=TOP_UP_MILLI,
+                expires_at=None, expired_at=None, subscription_id=None, invoice_id="inv_steam00000", grant_key=key,
+                reason=None, created_at=created)])
+            conn.execute(insert(CreditEntry.__table__), [dict(
+                id="cre_steam00000", customer_id=TEAM_CUSTOMER, lot_id=lot, kind="grant", amount=TOP_UP_MILLI,
+                reference=key, created_at=created)])
+            conn.execute(insert(Team.__table__), [dict(customer_id=TEAM_CUSTOMER, anchor=TEAM_ANCHOR,
+                                                       created_at=created)])
+            conn.execute(insert(TeamMember.__table__), [dict(
+                id=member_id(k), customer_id=TEAM_CUSTOMER, email=f"member{k}@example.com", external_id=f"member-{k}",
+                role="owner" if k == 0 else "member", status="active", suspended_reason=None,
+                monthly_limit=MEMBER_LIMIT_MILLI, used=0, used_period=None, invite_token_hash=None,
+                invite_expires_at=None, joined_at=created, ended_at=None, created_at=created) for k in range(MEMBERS)])
+        if database.is_postgres:
+            with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("VACUUM ANALYZE")
+    finally:
+        database.dispose()
+
+
 def verify(url: str, customers: int, expected_spends: int) -> dict:
     from sqlalchemy import func, select
 
@@ -205,16 +268,26 @@ def verify(url: str, customers: int, expected_spends: int) -> dict:
     from creditflow.kit.db import Database
     from creditflow.models import CreditSpend
 
+    from creditflow.models import TeamMember, TeamSpend
+
     database = Database(url)
     try:
         with database.transaction(readonly=True) as session:
             problems = check_ledger(session)
             spends = session.scalar(select(func.count()).select_from(CreditSpend))
+            # A team's: every member's usage is the sum of what their spends counted, and every
+            # spend of the team counted (the pool's spent total).
+            usage = session.scalar(select(func.coalesce(func.sum(TeamMember.used), 0)))
+            counted = session.scalar(select(func.coalesce(func.sum(TeamSpend.counted), 0)))
+            team_spent = session.scalar(select(func.coalesce(func.sum(CreditSpend.amount), 0))
+                                        .where(CreditSpend.customer_id == TEAM_CUSTOMER))
     finally:
         database.dispose()
     spends -= customers * HISTORY
-    return {"ok": not problems and spends == expected_spends, "spends_recorded": spends,
-            "spends_counted": expected_spends, "ledger_problems": problems[:10]}
+    usage, counted, team_spent = (getattr(v, "milli", v) for v in (usage, counted, team_spent))
+    return {"ok": not problems and spends == expected_spends and usage == counted == team_spent,
+            "spends_recorded": spends, "spends_counted": expected_spends, "ledger_problems": problems[:10],
+            "team_usage": {"members_used": usage, "spends_counted": counted, "pool_spent": team_spent}}
 
 
 # ------------------------------------------------------------------------------------------
@@ -262,6 +335,13 @@ class Baseline:
             f"balance_after, created_at) VALUES ({p}, {p}, 'spend', {p}, {p}, {p}, 'spent', {p}, {p}, {p})")
         self.sql_totals = (f"UPDATE credit_accounts SET spent = spent + {p}, available = available - {p} "
                            f"WHERE customer_id = {p}")
+        member_lock = "" if self.sqlite else " FOR UPDATE OF m"
+        self.sql_member = (
+            "SELECT t.anchor, m.status, m.monthly_limit, m.used, m.used_period FROM teams t JOIN team_members m "
+            f"ON m.customer_id = t.customer_id WHERE m.id = {p} AND t.customer_id = {p}{member_lock}")
+        self.sql_usage = f"UPDATE team_members SET used = {p}, used_period = {p} WHERE id = {p}"
+        self.sql_team_spend = ("INSERT INTO team_spends (id, customer_id, reference, member_id, counted, period, "
+                               f"created_at) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})")
         self.now = NOW.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else NOW
         self.seq = 0
 
@@ -275,7 +355,7 @@ class Baseline:
         else:
             self.cur.executemany(sql, rows)
 
-    def spend(self, customer: str, amount: int, reference: str) -> bool:
+    def spend(self, customer: str, amount: int, reference: str, member: str | None = None) -> bool:
         cur = self.cur
         if self.sqlite:
             cur.execute("BEGIN IMMEDIATE")
@@ -298,11 +378,21 @@ class Baseline:
                     break
             if left:
                 raise RuntimeError("insufficient credits")  # the seeded balances never run out
+            if member is not None:  # the member's usage this month, checked and moved under its lock
+                _anchor, status, limit, used, period = cur.execute(self.sql_member, (member, customer)).fetchone()
+                used = used if period == TEAM_PERIOD else 0
+                if status != "active" or (limit is not None and used + amount > limit):
+                    raise RuntimeError("member refused")  # the seeded limits are never reached
+                cur.execute(self.sql_usage, (used + amount, TEAM_PERIOD, member))
             self._each(self.sql_lot, [(take, lot_id) for lot_id, _, take in draws])
             self._each(self.sql_entry, [(self._id("cre"), customer, lot_id, take, reference, self.now)
                                         for lot_id, _, take in draws])
             available_after = sum(r[2] for r in rows) - amount
-            cur.execute(self.sql_spend, (self._id("spd"), customer, reference, FEATURE, amount,
+            spend_id = self._id("spd")
+            if member is not None:
+                cur.execute(self.sql_team_spend, (spend_id, customer, reference, member, amount, TEAM_PERIOD,
+                                                  self.now))
+            cur.execute(self.sql_spend, (spend_id, customer, reference, FEATURE, amount,
                                          json.dumps([{"lot": l, "kind": k, "amount": t} for l, k, t in draws]),
                                          available_after, self.now))
             cur.execute(self.sql_totals, (amount, amount, customer))
@@ -345,8 +435,9 @@ class Service:
         with db.transaction(readonly=True) as session:  # connect before the clock starts
             session.connection()
 
-    def spend(self, customer: str, amount: int, reference: str) -> bool:
-        self.spend_credits(self.ctx, customer, amount=self.Credits(amount), feature=FEATURE, reference=reference)
+    def spend(self, customer: str, amount: int, reference: str, member: str | None = None) -> bool:
+        self.spend_credits(self.ctx, customer, amount=self.Credits(amount), feature=FEATURE, reference=reference,
+                           member=member)
         return True
 
     def close(self) -> None:
@@ -357,8 +448,9 @@ class Service:
 # Client processes
 # ------------------------------------------------------------------------------------------
 
-def client_main(conn, url: str, clients: int, index: int) -> None:
-    """A client process: connects both contestants, then runs one timed round per command."""
+def client_main(conn, url: str, clients: int, index: int, team: bool = False) -> None:
+    """A client process: connects both contestants, then runs one timed round per command. In a
+    team case it spends from the team's pool as member `index`."""
     contestants = {"service": Service(url, clients), "baseline": Baseline(url)}
     conn.send("ready")
     while True:
@@ -380,8 +472,12 @@ def client_main(conn, url: str, clients: int, index: int) -> None:
             t0 = time.perf_counter()
             if t0 >= deadline:
                 break
-            customer = customer_id(rng.randrange(customers))
-            contestant.spend(customer, rng.choice(AMOUNTS_MILLI), f"{label}-{index}-{n}")
+            if team:
+                contestant.spend(TEAM_CUSTOMER, rng.choice(AMOUNTS_MILLI), f"{label}-{index}-{n}",
+                                 member_id(index % MEMBERS))
+            else:
+                contestant.spend(customer_id(rng.randrange(customers)), rng.choice(AMOUNTS_MILLI),
+                                 f"{label}-{index}-{n}")
             latencies.append(time.perf_counter() - t0)
             n += 1
         conn.send({"spends": n, "seconds": time.perf_counter() - started, "latencies": latencies,
@@ -391,12 +487,12 @@ def client_main(conn, url: str, clients: int, index: int) -> None:
 
 
 class Clients:
-    def __init__(self, url: str, count: int):
+    def __init__(self, url: str, count: int, team: bool = False):
         context = mp.get_context("spawn")
         self.pipes, self.procs = [], []
         for index in range(count):
             parent, child = context.Pipe()
-            proc = context.Process(target=client_main, args=(child, url, count, index), daemon=True)
+            proc = context.Process(target=client_main, args=(child, url, count, index, team), daemon=True)
             proc.start()
             self.pipes.append(parent)
             self.procs.append(proc)
@@ -429,7 +525,7 @@ class Clients:
 def run_case(name: str, url: str, customers: int, seconds: float, rounds: int, warmup: float) -> dict:
     backend, clients, hot = CASES[name]
     load_before = _load()
-    pool = Clients(url, clients)
+    pool = Clients(url, clients, team=name in TEAM_CASES)
     totals = {c: {"spends": 0, "seconds": 0.0, "latencies": [], "cpu_seconds": 0.0} for c in ("service", "baseline")}
     warmed = 0
     try:
@@ -494,6 +590,8 @@ def run(cases: list[str], customers: int, seconds: float, rounds: int, warmup: f
             try:
                 t0 = time.perf_counter()
                 seed(url, customers)
+                if name in TEAM_CASES:
+                    seed_team(url)
                 log(f"{name:>15}: seeded {customers:,} customers in {time.perf_counter() - t0:.1f}s")
                 runs.append(run_case(name, url, customers, seconds, rounds, warmup))
             finally:
@@ -531,6 +629,12 @@ def summarise(runs: list[dict]) -> dict:
         "postgres_8_clients_at_least_1500_per_second": {
             "values": pg8, "met": all(v >= GOALS["min_spends_per_second_postgres_8"] for v in pg8) if pg8 else None},
     }
+    by_case = {r["case"]: r["service"]["spends_per_second"] for r in runs}
+    team = {backend: round(by_case[f"{backend}-team-8"] / by_case[f"{backend}-team-1"], 3)
+            for backend in ("sqlite", "postgres") if f"{backend}-team-8" in by_case and f"{backend}-team-1" in by_case}
+    if team:  # 8 members of one team against one client spending from the same pool
+        summary["goals"]["team_8_members_at_least_0.8_of_one_client"] = {
+            "values": team, "met": all(v >= GOALS["min_team_8_to_team_1"] for v in team.values())}
     return summary
 
 
