@@ -50,6 +50,9 @@ def test_invite_accept_and_the_seat_limit_counting_the_owner(any_api):
     types = [e["type"] for e in api.ok("GET", "/v1/events", params={"customer": customer["id"], "limit": 100})["data"]]
     assert types.count("member.invited") == 3 and types.count("member.joined") == 1
     assert types.count("member.removed") == 1
+    invited_events = api.ok("GET", "/v1/events", params={"customer": customer["id"], "type": "member.invited"})["data"]
+    token = invited["invite_url"].rsplit("/", 1)[1]
+    assert all(token not in str(event["data"]) for event in invited_events)  # kept only hashed
 
 
 def test_one_person_may_belong_to_several_teams(api):

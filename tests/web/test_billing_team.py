@@ -28,6 +28,7 @@ def test_the_owner_invites_and_sets_a_limit_and_a_member_sees_no_billing(env: We
     page.get_by_label("Invite by email").fill("ana@example.com")
     page.get_by_role("button", name="Invite").click()
     expect(flash(page)).to_contain_text("ana@example.com is invited")
+    expect(flash(page)).to_contain_text("/team/invitations/")  # the link, shown once to send
     expect(section.get_by_test_id("seats")).to_have_text("2 of 3 seats used")
     members = env.http.get(f"/v1/customers/{owner.id}/members").json()["data"]
     ana = next(m for m in members if m["email"] == "ana@example.com")

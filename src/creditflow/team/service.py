@@ -127,8 +127,9 @@ def invite_member(ctx, session: Session, customer_id: str, *, email: str, extern
                         invite_expires_at=now + INVITE_TTL, created_at=now)
     session.add(member)
     session.flush()
+    # The link itself is not in the event: its token is kept only hashed; the caller answers it once.
     record_event(session, "member.invited", customer_id=customer_id, now=now, data={
-        "member": member.id, "email": email, "role": role, "invite_url": INVITE_PATH + token,
+        "member": member.id, "email": email, "role": role,
         "expires_at": member.invite_expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")})
     return member, token
 

@@ -132,12 +132,19 @@ def _own(db, visit, member_id: str):
 def invite(visit: Visitor, form: PostedForm):
     email, role = form.get("email", "").strip(), form.get("role", "member")
 
+    link = []
+
     def work(db, now, plan):
         sub = live_subscription(db, visit.customer_id)
-        team.invite_member(visit.ctx, db, visit.customer_id, email=email, role=role, plan=plan,
-                           anchor=sub.anchor if sub is not None else None, now=now)
+        _member, token = team.invite_member(visit.ctx, db, visit.customer_id, email=email, role=role, plan=plan,
+                                            anchor=sub.anchor if sub is not None else None, now=now)
+        link.append(f"{str(visit.request.base_url).rstrip('/')}{team.INVITE_PATH}{token}")
 
-    return _act(visit, work, f"{email} is invited: the invitation holds a seat for 7 days.")
+    response = _act(visit, work, f"{email} is invited: the invitation holds a seat for 7 days.")
+    if link:  # shown once, for the owner to send: only its hash is kept
+        response = visit.go(HOME + "#team", "success", f"{email} is invited: the invitation holds a seat for 7 days. "
+                                                       f"Send them this link (shown once): {link[0]}")
+    return response
 
 
 @router.post(PREFIX + "/members/{member_id}/remove")
