@@ -306,3 +306,26 @@ def test_a_transfer_refusals_move_nothing(any_api):
         assert [e["kind"] for e in api.ok("GET", f"/v1/customers/{customer['id']}/credits/ledger")["data"]] in (
             [], ["grant"])
     _ledger_clean(api)
+
+
+def test_the_estimate_path_answers_as_the_route_does_without_it(any_api, monkeypatch):
+    import json
+
+    from creditflow.api.routes import pricing as pricing_routes
+
+    api = any_api
+    customer, _ = api.subscribed("standard")
+    path = f"/v1/customers/{customer['id']}/credits/estimate"
+    raw = json.dumps({"feature": "image_fast", "options": IMAGE_2K_X3_ENHANCED})
+    routed = api.request("POST", path, content=raw, headers={"Content-Type": "application/merge-patch+json"})
+
+    def route_not_used(*args, **kwargs):
+        raise AssertionError("the route served the estimate")
+
+    monkeypatch.setattr(pricing_routes, "estimate_job", route_not_used)
+    fast = api.request("POST", path, content=raw, headers={"Content-Type": "application/json"})
+    assert fast.status_code == routed.status_code == 200
+    assert fast.content == routed.content
+    bad = api.request("POST", path, content=json.dumps({"feature": "image_fast", "options": {"count": 99}}),
+                      headers={"Content-Type": "application/json"})
+    assert_error(bad, 422, "invalid_request", "options.count")

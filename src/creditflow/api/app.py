@@ -15,6 +15,7 @@ from sqlalchemy import text
 
 from creditflow.api import errors, observe
 from creditflow.api.fastpath import SpendPath
+from creditflow.api.pricing_path import EstimatePath
 from creditflow.api.gate import Gate
 from creditflow.api.routes import api_keys
 from creditflow.api.routes import catalog, credits, customers, events, invoices, portal, subscriptions, test_clocks
@@ -87,6 +88,7 @@ def create_app(ctx: Context, settings: Settings | None = None) -> FastAPI:
 
     # Middleware added last runs first: the gate, then the spend's own path (api/fastpath.py).
     app.add_middleware(SpendPath, ctx=ctx, prefix=API_PREFIX)
+    app.add_middleware(EstimatePath, ctx=ctx, prefix=API_PREFIX)  # the estimate's own path (api/pricing_path.py)
     app.add_middleware(Gate, ctx=ctx, settings=settings, prefix=API_PREFIX)
     observe.install(app, ctx, settings)  # Request-Id, the request's log line and metrics; GET /metrics
     _describe_gate(app)
