@@ -179,3 +179,16 @@ def test_an_expired_hold_gives_the_members_usage_back(any_api):
     api.advance(clock["id"], "2026-03-10T10:05:00Z")  # the worker releases the hold as expired
     assert api.ok("GET", f"/v1/members/{member['id']}")["used_this_month"] == "0"
     assert spend(api, customer["id"], 50, "after", member=member["id"]).status_code == 200
+
+
+def test_an_estimate_may_name_the_member_on_a_team_and_only_there(any_api):
+    api = any_api
+    customer, _sub, (member, _other) = team_of(api)
+    body = {"feature": "image_fast", "options": {"count": 2}}
+    url = f"/v1/customers/{customer['id']}/credits/estimate"
+    assert api.ok("POST", url, {**body, "member": member["id"]})["amount"] == "20"
+    loner, _s = api.subscribed("standard")
+    assert_error(api.post(f"/v1/customers/{loner['id']}/credits/estimate", {**body, "member": member["id"]}), 422,
+                 "not_a_team", "member")
+    other, _s, (stranger, _x) = team_of(api)
+    assert_error(api.post(url, {**body, "member": stranger["id"]}), 404, "not_found", "member")

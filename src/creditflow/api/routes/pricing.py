@@ -7,9 +7,11 @@ from fastapi import APIRouter, Response, status
 
 from creditflow.api.deps import Caller, Ctx
 from creditflow.api.errors import errors
-from creditflow.api.schemas.pricing import EntitlementsRead, EstimateCreate, EstimateRead, TransferCreate, TransferRead
+from creditflow.api.schemas.pricing import (EntitlementsRead, EstimateRead, MemberEstimateCreate, TransferCreate,
+                                            TransferRead)
 from creditflow.credits.transfers import transfer_credits
 from creditflow.generation.service import entitlements, estimate_job
+from creditflow.team.service import check_member_named
 
 router = APIRouter(tags=["pricing"])
 
@@ -19,9 +21,10 @@ router = APIRouter(tags=["pricing"])
                               e422="`invalid_request`: an unknown feature (`param: feature`), a feature without a "
                                    "price (`reason: feature_not_priced`), an option it doesn't have or a value it "
                                    "doesn't take (`param` names it: `options.resolution`)"))
-def estimate(customer_id: str, body: EstimateCreate, ctx: Ctx, _: Caller):
+def estimate(customer_id: str, body: MemberEstimateCreate, ctx: Ctx, _: Caller):
     """What one job costs this customer now, line by line: the catalog's price of its options, or
     "0" inside an unlimited window. Nothing is written."""
+    ctx.db.read(lambda session: check_member_named(session, customer_id, body.member))  # a team's names its member
     return EstimateRead.of(estimate_job(ctx, customer_id, feature=body.feature, options=body.options))
 
 
