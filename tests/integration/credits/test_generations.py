@@ -172,3 +172,21 @@ def test_inside_a_window_spends_are_recorded_with_amount_0(db):
     ctx.clock.set(ctx.clock.now() + timedelta(days=7))
     assert spend_job(ctx, customer, feature="image_fast", options={}, reference="paid").amount == c(10)
     assert_ledger_clean(db)
+
+
+def test_a_hold_of_0_inside_a_window_expires_by_the_worker(db):
+    from creditflow.credits.holds import get_hold
+    from creditflow.credits.jobs import expire_due
+
+    ctx = make_ctx(db)
+    customer = new_customer(ctx)
+    subscribed(ctx, customer, "ultimate")
+    hold = hold_job(ctx, customer, feature="image_fast", options={"count": 2}, reference="free-hold", ttl_seconds=60)
+    assert hold.amount == Credits(0)
+    later = ctx.clock.now() + timedelta(minutes=2)
+    assert expire_due(ctx, later) == 1
+    assert expire_due(ctx, later) == 0  # done once: nothing is found again
+    with db.transaction(readonly=True) as session:
+        assert session.scalar(select(CreditSpend.status).where(CreditSpend.id == hold.id)) == "expired"
+        assert get_hold(ctx, session, hold.id).status == "expired"
+    assert_ledger_clean(db)
