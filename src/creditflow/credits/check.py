@@ -106,11 +106,15 @@ def _conservation(scope: _Scope) -> str:
 
 
 def _lots_vs_available(scope: _Scope) -> str:
+    # Incremental: only open lots count, as every lot that expired is proven to hold nothing
+    # (by the lot check of the check that saw its expiry), which keeps a customer's years of
+    # expired daily lots out of it.
+    open_only = " AND expired_at IS NULL" if scope.incremental else ""
     return f"""
         SELECT a.customer_id, a.available, COALESCE(l.remaining, 0)
         FROM credit_accounts a
         LEFT JOIN (SELECT customer_id, SUM(remaining) AS remaining FROM credit_lots
-                   WHERE {scope.customers("customer_id")} GROUP BY customer_id) l
+                   WHERE {scope.customers("customer_id")}{open_only} GROUP BY customer_id) l
                ON l.customer_id = a.customer_id
         WHERE {scope.customers("a.customer_id")} AND a.available <> COALESCE(l.remaining, 0)
     """
@@ -119,24 +123,30 @@ def _lots_vs_available(scope: _Scope) -> str:
 def _lots_vs_entries(scope: _Scope) -> str:
     baseline = "LEFT JOIN ledger_checkpoint_lots c ON c.lot_id = l.id" if scope.incremental else ""
     granted, remaining = scope.expected("granted"), scope.expected("remaining")
+    # Incremental: the lots with new entries (a lot changes only through its entries).
+    lots = ("l.id IN (SELECT lot_id FROM credit_entries WHERE seq > :since)" if scope.incremental
+            else scope.customers("l.customer_id"))
     return f"""
         SELECT l.id, l.customer_id, l.granted, l.remaining, {granted}, {remaining}
         FROM credit_lots l
         LEFT JOIN (SELECT lot_id, {LOT_SUMS} FROM credit_entries
                    WHERE {scope.entries} AND lot_id IS NOT NULL GROUP BY lot_id) e ON e.lot_id = l.id
         {baseline}
-        WHERE {scope.customers("l.customer_id")}
+        WHERE {lots}
           AND (l.granted <> {granted} OR l.remaining <> {remaining} OR l.remaining < 0
                OR l.remaining > l.granted OR (l.expired_at IS NOT NULL AND l.remaining <> 0))
     """
 
 
 def _held_vs_holds(scope: _Scope) -> str:
+    # Incremental: every open hold, found through the index of open holds (they are few, and
+    # short-lived), rather than every spend row of each customer.
+    held = "1 = 1" if scope.incremental else scope.customers("customer_id")
     return f"""
         SELECT a.customer_id, a.held, COALESCE(h.held, 0)
         FROM credit_accounts a
         LEFT JOIN (SELECT customer_id, SUM(amount) AS held FROM credit_spends
-                   WHERE {scope.customers("customer_id")} AND kind = 'hold' AND status = 'held'
+                   WHERE {held} AND kind = 'hold' AND status = 'held'
                    GROUP BY customer_id) h
                ON h.customer_id = a.customer_id
         WHERE {scope.customers("a.customer_id")} AND a.held <> COALESCE(h.held, 0)
@@ -333,23 +343,21 @@ def _save_checkpoint(session: Session, since: int | None, through: int, *, now: 
     if since is not None and through <= since:
         session.execute(text("UPDATE ledger_checkpoints SET checked_at = :now WHERE id = 1"), params)
         return True
+    # The new entries' sums, added to what the checkpoint had (no join with the table being
+    # written: the upsert's own conflict adds them).
     new = "seq > :since AND seq <= :through"
     session.execute(text(f"""
         INSERT INTO ledger_checkpoint_accounts (customer_id, {", ".join(TOTALS)})
-        SELECT e.customer_id, {", ".join(f"e.{name} + COALESCE(c.{name}, 0)" for name in TOTALS)}
-        FROM (SELECT customer_id, {ENTRY_SUMS} FROM credit_entries WHERE {new} GROUP BY customer_id) e
-        LEFT JOIN ledger_checkpoint_accounts c ON c.customer_id = e.customer_id
-        WHERE 1 = 1
-        ON CONFLICT (customer_id) DO UPDATE SET {", ".join(f"{name} = excluded.{name}" for name in TOTALS)}
+        SELECT customer_id, {ENTRY_SUMS} FROM credit_entries WHERE {new} GROUP BY customer_id
+        ON CONFLICT (customer_id) DO UPDATE
+        SET {", ".join(f"{name} = ledger_checkpoint_accounts.{name} + excluded.{name}" for name in TOTALS)}
     """), params)
     session.execute(text(f"""
         INSERT INTO ledger_checkpoint_lots (lot_id, granted, remaining)
-        SELECT e.lot_id, e.granted + COALESCE(c.granted, 0), e.remaining + COALESCE(c.remaining, 0)
-        FROM (SELECT lot_id, {LOT_SUMS} FROM credit_entries WHERE {new} AND lot_id IS NOT NULL
-              GROUP BY lot_id) e
-        LEFT JOIN ledger_checkpoint_lots c ON c.lot_id = e.lot_id
-        WHERE 1 = 1
-        ON CONFLICT (lot_id) DO UPDATE SET granted = excluded.granted, remaining = excluded.remaining
+        SELECT lot_id, {LOT_SUMS} FROM credit_entries WHERE {new} AND lot_id IS NOT NULL GROUP BY lot_id
+        ON CONFLICT (lot_id) DO UPDATE
+        SET granted = ledger_checkpoint_lots.granted + excluded.granted,
+            remaining = ledger_checkpoint_lots.remaining + excluded.remaining
     """), params)
     added = session.execute(text(f"SELECT COUNT(*) FROM credit_entries WHERE {new}"), params).scalar_one()
     if current is None:
