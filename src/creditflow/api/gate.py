@@ -11,6 +11,7 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 
 from anyio import to_thread
 from sqlalchemy.exc import DBAPIError
@@ -31,24 +32,45 @@ IDEMPOTENT_METHODS = ("POST", "DELETE")
 
 
 class TokenBuckets:
-    """In-process token buckets, one per API key: `rate` tokens a second, at most `burst`."""
+    """In-process token buckets, one per API key: `rate` tokens a second, at most `burst`.
 
-    def __init__(self, rate: float, burst: float):
-        self.rate, self.burst = rate, burst
-        self._buckets: dict[str, tuple[float, float]] = {}
+    A bucket that has refilled to `burst` is the same as no bucket, so a long-lived process keeps
+    only the keys used lately: buckets are kept in order of last use, and those untouched for
+    `burst / rate` seconds (full again whatever they held) are dropped as requests come. At most
+    `max_keys` are kept whatever the traffic; beyond that the least recently used is dropped
+    (its key starts again from a full bucket)."""
+
+    def __init__(self, rate: float, burst: float, *, max_keys: int = 10_000):
+        self.rate, self.burst, self.max_keys = rate, burst, max_keys
+        self.refill_seconds = burst / rate
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
 
     def take(self, key: str, now: float | None = None) -> float:
         """0 if the request may go, else the seconds until a token is there."""
         now = time.monotonic() if now is None else now
         with self._lock:
-            tokens, last = self._buckets.get(key, (self.burst, now))
+            tokens, last = self._buckets.pop(key, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)
+            wait = 0.0
             if tokens >= 1:
-                self._buckets[key] = (tokens - 1, now)
-                return 0.0
-            self._buckets[key] = (tokens, now)
-            return (1 - tokens) / self.rate
+                tokens -= 1
+            else:
+                wait = (1 - tokens) / self.rate
+            self._buckets[key] = (tokens, now)  # last in the order: the most recently used
+            self._forget(now)
+            return wait
+
+    def _forget(self, now: float) -> None:
+        buckets = self._buckets
+        while buckets:
+            _, last = next(iter(buckets.values()))
+            if now - last < self.refill_seconds and len(buckets) <= self.max_keys:
+                return
+            buckets.popitem(last=False)
 
 
 class Gate:
