@@ -439,12 +439,13 @@ _SIGNS = {"grant": 1, "refund": 1, "release": 1, "spend": -1, "expire": -1, "hol
 def _history_line(entry: CreditEntry, lot_kind: str | None, lot_reason: str | None, *,
                   replaced: bool = False) -> HistoryLine:
     source = {"free": "daily free credits", "subscription": "plan credits", "top_up": "top-up credits",
-              "promo": "promotional credits"}.get(lot_kind or "", "credits")
+              "promo": "promotional credits", "earned": "earned credits"}.get(lot_kind or "", "credits")
     reference = entry.reference
     if entry.kind == "grant":
         description = {"free": "Daily free credits", "subscription": "Plan credits granted",
                        "top_up": "Top-up credits purchased",
-                       "promo": "Promotional credits" + (f": {lot_reason}" if lot_reason else "")}.get(
+                       "promo": "Promotional credits" + (f": {lot_reason}" if lot_reason else ""),
+                       "earned": "Credits received from another customer"}.get(
             lot_kind or "", "Credits granted")
         reference = None  # grant keys are internal
     elif entry.kind == "spend":
