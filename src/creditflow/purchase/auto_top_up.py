@@ -57,11 +57,12 @@ def _one(ctx: Context, customer_id: str, now: datetime) -> int:
         if exc.code == "payment_pending":  # the gateway's answer is unknown: the claim is taken up again later
             return 1
         with ctx.db.transaction() as session:
-            autotopup.failed(session, customer_id, code=exc.code, message=exc.message,
+            autotopup.failed(session, customer_id, reference=reference, code=exc.code, message=exc.message,
                              invoice_id=exc.extra.get("invoice"), now=now)
         return 1
     with ctx.db.transaction() as session:
-        autotopup.succeeded(session, customer_id, period=period, bundle=bundle, credits=top_up.credits,
+        autotopup.succeeded(session, customer_id, reference=reference, period=period, bundle=bundle,
+                            credits=top_up.credits,
                             invoice_id=top_up.invoice_id, available=get_balance(ctx, session, customer_id).available,
                             now=now)
     return 1

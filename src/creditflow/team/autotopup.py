@@ -79,7 +79,10 @@ def claim(session: Session, settings: AutoTopUp, *, period: datetime, now: datet
     """Take the purchase for this worker with one conditional UPDATE (so two workers never both
     buy): the reference it buys with, or None when another took it, the monthly maximum is
     reached or it is not armed. A claim left past its lease is taken again with its reference."""
-    if settings.in_flight_since is not None:  # a stale claim: its purchase is retried, by reference
+    if settings.in_flight_since is not None:
+        if settings.in_flight_since > now - CLAIM_LEASE:
+            return None  # another worker is buying it now
+        # A claim left past its lease (its worker died): its purchase is taken up again, by reference.
         stale = settings.in_flight_since
         done = session.execute(update(AutoTopUp).where(
             AutoTopUp.customer_id == settings.customer_id, AutoTopUp.in_flight_since == stale)
@@ -97,11 +100,14 @@ def claim(session: Session, settings: AutoTopUp, *, period: datetime, now: datet
     return reference if done.rowcount == 1 else None
 
 
-def succeeded(session: Session, customer_id: str, *, period: datetime, bundle: str, credits: Credits,
-              invoice_id: str, available: Credits, now: datetime) -> None:
-    """Count the purchase; armed again at once if it lifted the pool to the threshold (the next
-    spend below it is a new crossing)."""
+def succeeded(session: Session, customer_id: str, *, reference: str, period: datetime, bundle: str,
+              credits: Credits, invoice_id: str, available: Credits, now: datetime) -> None:
+    """Count the purchase (once: a worker that took up a stale claim and the slow one that held it
+    buy with the same reference, and the first to get here records it); armed again at once if it
+    lifted the pool to the threshold (the next spend below it is a new crossing)."""
     settings = session.get(AutoTopUp, customer_id, with_for_update=True, populate_existing=True)
+    if settings.in_flight_reference != reference:
+        return
     settings.armed = available >= settings.threshold
     if settings.period_start != period:
         settings.period_start, settings.purchases = period, 0
@@ -113,10 +119,12 @@ def succeeded(session: Session, customer_id: str, *, period: datetime, bundle: s
         "monthly_max": settings.monthly_max})
 
 
-def failed(session: Session, customer_id: str, *, code: str, message: str, invoice_id: str | None,
-           now: datetime) -> None:
-    """A declined or authentication-needing charge turns auto top-up off, with an event."""
+def failed(session: Session, customer_id: str, *, reference: str, code: str, message: str,
+           invoice_id: str | None, now: datetime) -> None:
+    """A declined or authentication-needing charge turns auto top-up off, with an event (once)."""
     settings = session.get(AutoTopUp, customer_id, with_for_update=True, populate_existing=True)
+    if settings.in_flight_reference != reference:
+        return
     settings.enabled = False
     settings.in_flight_since = settings.in_flight_reference = None
     settings.last_failure = f"{code}: {message}"[:500]
