@@ -192,3 +192,26 @@ def test_an_estimate_may_name_the_member_on_a_team_and_only_there(any_api):
                  "not_a_team", "member")
     other, _s, (stranger, _x) = team_of(api)
     assert_error(api.post(url, {**body, "member": stranger["id"]}), 404, "not_found", "member")
+
+
+def test_unknown_ids_and_bad_input_are_refused_naming_the_field(api):
+    assert_error(api.post("/v1/customers/cus_nope/members", {"email": "a@example.com"}), 404, "not_found")
+    assert_error(api.get("/v1/customers/cus_nope/members"), 404, "not_found")
+    assert_error(api.get("/v1/members/mem_nope"), 404, "not_found", "member")
+    assert_error(api.post("/v1/members/mem_nope/accept", {"external_id": "x"}), 404, "not_found", "member")
+    assert_error(api.post("/v1/members/mem_nope", {"monthly_limit": 5}), 404, "not_found", "member")
+    assert_error(api.delete("/v1/members/mem_nope"), 404, "not_found", "member")
+    customer, _sub = api.subscribed("standard")
+    url = f"/v1/customers/{customer['id']}/members"
+    assert_error(api.post(url, {"email": "not-an-email"}), 422, "invalid_request", "email")
+    assert_error(api.post(url, {"email": "a@example.com", "role": "owner"}), 422, "invalid_request", "role")
+    invited = api.ok("POST", url, {"email": "a@example.com"}, status=201)
+    assert_error(api.post(url, {"email": "A@example.com"}), 409, "member_exists", "email")
+    assert_error(api.post(f"/v1/members/{invited['id']}", {"monthly_limit": "-1"}), 422, "invalid_request",
+                 "monthly_limit")
+    assert_error(api.post(f"/v1/members/{invited['id']}", {"monthly_limit": "1.0001"}), 422, "invalid_request",
+                 "monthly_limit")
+    assert_error(api.post(f"/v1/members/{invited['id']}/accept", {}), 422, "invalid_request", "external_id")
+    assert api.ok("GET", f"/v1/members/{invited['id']}")["monthly_limit"] is None  # nothing changed
+    assert_error(api.post("/v1/portal_sessions", {"customer": customer["id"], "member": invited["id"]}), 404,
+                 "not_found", "member")  # an invitation is not yet a member who can open a page
