@@ -329,3 +329,19 @@ def test_the_estimate_path_answers_as_the_route_does_without_it(any_api, monkeyp
     bad = api.request("POST", path, content=json.dumps({"feature": "image_fast", "options": {"count": 99}}),
                       headers={"Content-Type": "application/json"})
     assert_error(bad, 422, "invalid_request", "options.count")
+
+
+def test_the_catalog_shows_costs_windows_and_limits(api):
+    catalog = api.ok("GET", "/v1/catalog")
+    image = next(feature for feature in catalog["features"] if feature["code"] == "image_fast")
+    assert image["cost"]["base"] == "10"
+    assert image["cost"]["options"] == [
+        {"name": "resolution", "kind": "choice", "choices": {"1k": "1", "2k": "1.5", "4k": "3"}, "default": "1k",
+         "min": None, "max": None, "add": None},
+        {"name": "count", "kind": "count", "choices": None, "default": 1, "min": 1, "max": 8, "add": None},
+        {"name": "enhancer", "kind": "add_on", "choices": None, "default": False, "min": None, "max": None,
+         "add": "0.5"}]
+    assert next(f for f in catalog["features"] if f["code"] == "standard_models")["cost"] is None
+    creator = next(plan for plan in catalog["plans"] if plan["code"] == "creator")
+    assert creator["unlimited"] == {"image_fast": 7, "video": 3}
+    assert creator["limits"]["video"] == {"concurrent": 2, "fast_per_day": 50, "relaxed": True}

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from creditflow.api.schemas.common import CreditsOut, Read
+from creditflow.api.schemas.pricing import CostRead, LimitsRead
 
 
 class PlanRead(Read):
@@ -19,6 +20,9 @@ class PlanRead(Read):
     seats: int = 1
     on_sale: bool = Field(default=True, description="False: kept for its subscribers (it renews and serves them), "
                                                     "but no longer sold")
+    unlimited: dict[str, int] = Field(default_factory=dict, description="feature: days free from the start of each "
+                                                                         "billing period")
+    limits: dict[str, LimitsRead] = Field(default_factory=dict, description="feature: its limits on this plan")
 
 
 class BundleRead(Read):
@@ -38,6 +42,7 @@ class FeatureRead(Read):
     code: str
     name: str
     requires_subscription: bool
+    cost: CostRead | None = Field(default=None, description="Its price by options; null: spends name an amount")
 
 
 class CatalogRead(Read):
@@ -54,11 +59,14 @@ class CatalogRead(Read):
             currency=catalog.currency,
             plans=[PlanRead(code=p.code, name=p.name, rank=p.rank, monthly_credits=p.monthly_credits,
                             features=sorted(p.features), prices={t.value: p.prices[t] for t in p.terms}, seats=p.seats,
-                            on_sale=p.on_sale)
+                            on_sale=p.on_sale, unlimited=dict(p.unlimited),
+                            limits={code: LimitsRead(concurrent=limit.concurrent, fast_per_day=limit.fast_per_day,
+                                                     relaxed=limit.relaxed) for code, limit in p.limits.items()})
                    for p in catalog.plans_by_rank()],
             bundles=[BundleRead(code=b.code, name=b.name, credits=b.credits, price=b.price, on_sale=b.on_sale)
                      for b in catalog.bundles.values()],
             free=FreeRead(daily_credits=catalog.free.daily_credits, features=sorted(catalog.free.features)),
-            features=[FeatureRead(code=f.code, name=f.label, requires_subscription=f.requires_subscription)
+            features=[FeatureRead(code=f.code, name=f.label, requires_subscription=f.requires_subscription,
+                                  cost=CostRead.of(f.cost))
                       for f in catalog.features.values()],
         )

@@ -102,3 +102,42 @@ class TransferRead(Read):
         return cls(id=transfer.id, reference=transfer.reference, sender=transfer.sender, receiver=transfer.receiver,
                    amount=transfer.amount, feature=transfer.feature, lot=transfer.lot_id,
                    created_at=transfer.created_at)
+
+
+class OptionRead(Read):
+    name: str
+    kind: Literal["choice", "count", "add_on"]
+    choices: dict[str, str] | None = Field(default=None, description="choice: each choice's multiplier")
+    default: str | int | bool | None = Field(default=None, description="choice or count: taken when left out")
+    min: int | None = None
+    max: int | None = None
+    add: CreditsOut | None = Field(default=None, description="add-on: credits added when asked for")
+
+
+class CostRead(Read):
+    base: CreditsOut
+    options: list[OptionRead]
+
+    @classmethod
+    def of(cls, cost) -> "CostRead | None":
+        from creditflow.catalog.pricing import Choice, Count
+
+        if cost is None:
+            return None
+        options = []
+        for option in cost.options:
+            if isinstance(option, Choice):
+                options.append(OptionRead(name=option.name, kind="choice", default=option.default,
+                                          choices={k: format(v.normalize(), "f") for k, v in option.choices.items()}))
+            elif isinstance(option, Count):
+                options.append(OptionRead(name=option.name, kind="count", default=option.default, min=option.min,
+                                          max=option.max))
+            else:
+                options.append(OptionRead(name=option.name, kind="add_on", default=False, add=option.add))
+        return cls(base=cost.base, options=options)
+
+
+class LimitsRead(Read):
+    concurrent: int | None
+    fast_per_day: int | None
+    relaxed: bool
