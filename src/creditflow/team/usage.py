@@ -82,16 +82,20 @@ def charge_member(cursor, customer_id: str, member: str | None, amount: Credits,
     `member_inactive` (invited, suspended or removed), InsufficientCredits
     `member_limit_reached`. Called after the spend's replay check and before it is written, in
     its transaction: a refusal leaves nothing changed."""
-    anchor = check_member_given(cursor, customer_id, member)
-    if anchor is None:
+    if member is None:
+        check_member_given(cursor, customer_id, member)  # refused on a team
         return None
-    lock = "" if cursor.dialect.name == "sqlite" else " FOR UPDATE"
-    cursor.raw.execute(_sql(cursor, "SELECT status, monthly_limit, used, used_period FROM team_members "
-                                    "WHERE id = %s AND customer_id = %s" + lock), (member, customer_id))
+    # The team's anchor and the member's row (locked) in one round trip; no row: not a team, or not
+    # this team's member (the error path tells which).
+    lock = "" if cursor.dialect.name == "sqlite" else " FOR UPDATE OF m"
+    cursor.raw.execute(_sql(cursor, "SELECT t.anchor, m.status, m.monthly_limit, m.used, m.used_period FROM teams t "
+                                    "JOIN team_members m ON m.customer_id = t.customer_id "
+                                    "WHERE m.id = %s AND t.customer_id = %s" + lock), (member, customer_id))
     row = cursor.raw.fetchone()
     if row is None:
+        check_member_given(cursor, customer_id, member)  # not a team
         raise NotFound(f"no member {member} in this team", param="member")
-    status, limit, used, used_period = row
+    anchor, status, limit, used, used_period = _read_instant(row[0]), *row[1:]
     if status != "active":
         raise Forbidden(f"the member is {status}: only active members spend", code="member_inactive",
                         param="member")
@@ -105,11 +109,15 @@ def charge_member(cursor, customer_id: str, member: str | None, amount: Credits,
             extra={"limit": str(Credits(limit)), "used": str(Credits(used)),
                    "resets_at": _next_boundary(anchor, now)})
     used += amount.milli
-    cursor.raw.execute(_sql(cursor, "UPDATE team_members SET used = %s, used_period = %s WHERE id = %s"),
-                       (used, period, member))
-    cursor.raw.execute(_sql(cursor, "INSERT INTO team_spends (id, customer_id, reference, member_id, counted, period, "
-                                    "created_at) VALUES (%s, %s, %s, %s, %s, %s, %s)"),
-                       (spend_id, customer_id, reference, member, amount.milli, period, _instant(cursor, now)))
+    update = "UPDATE team_members SET used = %s, used_period = %s WHERE id = %s"
+    insert = ("INSERT INTO team_spends (id, customer_id, reference, member_id, counted, period, created_at) "
+              "VALUES (%s, %s, %s, %s, %s, %s, %s)")
+    row = (spend_id, customer_id, reference, member, amount.milli, period, _instant(cursor, now))
+    if cursor.dialect.name == "sqlite":
+        cursor.raw.execute(_sql(cursor, update), (used, period, member))
+        cursor.raw.execute(_sql(cursor, insert), row)
+    else:  # one round trip
+        cursor.raw.execute(f"WITH counted AS ({update}) {insert}", (used, period, member, *row))
     return Charge(member, period, Credits(used))
 
 
