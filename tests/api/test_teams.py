@@ -215,3 +215,22 @@ def test_unknown_ids_and_bad_input_are_refused_naming_the_field(api):
     assert api.ok("GET", f"/v1/members/{invited['id']}")["monthly_limit"] is None  # nothing changed
     assert_error(api.post("/v1/portal_sessions", {"customer": customer["id"], "member": invited["id"]}), 404,
                  "not_found", "member")  # an invitation is not yet a member who can open a page
+
+
+def test_racing_invitations_never_pass_the_seat_limit(any_api):
+    api = any_api
+    customer, _sub = api.subscribed("standard")  # 3 seats: the owner and two more
+    answers = []
+    barrier = threading.Barrier(8)
+
+    def invite(n):
+        barrier.wait()
+        answers.append(api.post(f"/v1/customers/{customer['id']}/members", {"email": f"r{n}@example.com"}).status_code)
+
+    threads = [threading.Thread(target=invite, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [201, 201] + [409] * 6
+    assert api.ok("GET", f"/v1/customers/{customer['id']}/members")["seats_used"] == 3
