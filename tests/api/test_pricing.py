@@ -345,3 +345,21 @@ def test_the_catalog_shows_costs_windows_and_limits(api):
     creator = next(plan for plan in catalog["plans"] if plan["code"] == "creator")
     assert creator["unlimited"] == {"image_fast": 7, "video": 3}
     assert creator["limits"]["video"] == {"concurrent": 2, "fast_per_day": 50, "relaxed": True}
+
+
+def test_a_team_s_estimates_and_spends_by_options_name_the_member(any_api):
+    api = any_api
+    customer, _ = api.subscribed("standard")
+    invited = api.ok("POST", f"/v1/customers/{customer['id']}/members", {"email": "m@example.com"}, status=201)
+    member = api.ok("POST", f"/v1/members/{invited['id']}/accept", {"external_id": "m-1"})
+    cid = customer["id"]
+    assert_error(_estimate(api, cid, "image_fast"), 422, "member_required", "member")
+    answer = api.ok("POST", f"/v1/customers/{cid}/credits/estimate",
+                    {"feature": "image_fast", "options": {"count": 2}, "member": member["id"]})
+    assert answer["amount"] == "20"
+    spent = api.ok("POST", f"/v1/customers/{cid}/credits/spend",
+                   {"feature": "image_fast", "options": {"count": 2}, "reference": "team-1", "member": member["id"]})
+    assert spent["amount"] == "20"
+    loner, _ = api.subscribed("standard")
+    assert_error(api.post(f"/v1/customers/{loner['id']}/credits/estimate",
+                          {"feature": "image_fast", "member": member["id"]}), 422, "not_a_team", "member")

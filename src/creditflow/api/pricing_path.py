@@ -48,7 +48,7 @@ class EstimatePath:
         scope[ROUTE], scope["path_params"] = self.route, {"customer_id": customer_id}
         try:
             result = await to_thread.run_sync(lambda: estimate_job(
-                ctx, customer_id, feature=request.feature, options=request.options))
+                ctx, customer_id, feature=request.feature, options=request.options, member=request.member))
         except Exception as exc:  # noqa: BLE001 - mapped exactly as the route's handlers map it
             response = exception_response(exc, "POST", scope["path"])
             await response(scope, receive, send)

@@ -171,11 +171,12 @@ def hold(customer: str, *, feature: str, reference: str, amount: Number | None =
                 {}, idempotency_key)
 
 
-def estimate(customer: str, *, feature: str, options: dict[str, Any] | None = None,
+def estimate(customer: str, *, feature: str, options: dict[str, Any] | None = None, member: str | None = None,
              idempotency_key: str | None = None) -> Call[t.Estimate]:
-    """What one job costs the customer now ("0" inside an unlimited window), line by line."""
+    """What one job costs the customer now ("0" inside an unlimited window), line by line. On a
+    team, `member` names who would run it."""
     return Call("POST", f"/v1/customers/{_p(customer)}/credits/estimate",
-                {"feature": feature, "options": options or {}}, {}, idempotency_key)
+                {"feature": feature, "options": options or {}, **_body(member=member)}, {}, idempotency_key)
 
 
 def entitlements(customer: str) -> Call[t.Entitlements]:

@@ -25,6 +25,7 @@ from creditflow.generation.windows import Window, open_window
 from creditflow.kit.clock import format_instant
 from creditflow.kit.errors import CreditflowError, InvalidRequest, NotFound
 from creditflow.subscription.models import Subscription
+from creditflow.team.usage import check_member_given
 from creditflow.subscription.repository import live_subscription
 
 
@@ -63,13 +64,16 @@ _standing = credit_repo.CompiledStatement(
     .where(credit_repo.customers.c.id == bindparam("customer_id")))
 
 
-def standing_now(ctx: Context, customer_id: str) -> CustomerNow:
+def standing_now(ctx: Context, customer_id: str, *, member=...) -> CustomerNow:
     """`customer_standing` in one round trip on a pooled connection, without an ORM session
-    (an estimate is read far more often than anything is written)."""
+    (an estimate is read far more often than anything is written). With `member` (an estimate's),
+    a team's estimate must name its member and anyone else's must not, as for spends."""
     connection = ctx.db.engine.raw_connection()
     try:
-        row = _standing.first(credit_repo.UnitCursor(ctx.db.engine.dialect, connection.cursor()),
-                              {"customer_id": customer_id})
+        cursor = credit_repo.UnitCursor(ctx.db.engine.dialect, connection.cursor())
+        row = _standing.first(cursor, {"customer_id": customer_id})
+        if row is not None and member is not ...:
+            check_member_given(cursor, customer_id, member)
     finally:
         connection.rollback()
         connection.close()
@@ -100,13 +104,14 @@ def window_label(window: Window) -> str:
     return f"Unlimited until {format_instant(window.ends_at)}"
 
 
-def estimate_job(ctx: Context, customer_id: str, *, feature: str, options: dict | None) -> Estimate:
+def estimate_job(ctx: Context, customer_id: str, *, feature: str, options: dict | None,
+                 member: str | None = None) -> Estimate:
     """What one job of `feature` with `options` costs this customer now: the catalog's price,
     or 0 inside an unlimited window (its lines still say what it would cost, and a last line
     takes it off)."""
     feature_def = ctx.catalog.feature(feature)
     result = estimate(feature, priced(feature_def), options)
-    window = window_for(ctx, standing_now(ctx, customer_id), feature)
+    window = window_for(ctx, standing_now(ctx, customer_id, member=member), feature)
     return result.in_window(window_label(window)) if window else result
 
 

@@ -25,7 +25,8 @@ def estimate(customer_id: str, body: MemberEstimateCreate, ctx: Ctx, _: Caller):
     """What one job costs this customer now, line by line: the catalog's price of its options, or
     "0" inside an unlimited window. Nothing is written."""
     ctx.db.read(lambda session: check_member_named(session, customer_id, body.member))  # a team's names its member
-    return EstimateRead.of(estimate_job(ctx, customer_id, feature=body.feature, options=body.options))
+    return EstimateRead.of(estimate_job(ctx, customer_id, feature=body.feature, options=body.options,
+                                           member=body.member))
 
 
 @router.get("/customers/{customer_id}/entitlements", response_model=EntitlementsRead, responses=errors(404))

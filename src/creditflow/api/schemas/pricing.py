@@ -18,6 +18,8 @@ Options = Annotated[dict[str, Any], Field(
 class EstimateCreate(Request):
     feature: Id
     options: Options = Field(default_factory=dict)
+    member: Id | None = Field(default=None, description="On a team: the member who would run the job (required "
+                                                        "there, refused elsewhere)")
 
 
 class MemberEstimateCreate(EstimateCreate):
