@@ -51,6 +51,8 @@ class LimitReached(CreditflowError):
 
 
 _governed: dict[int, tuple[Catalog, frozenset[str]]] = {}
+# A process has one catalog; the few more of tests or a reload must not pile up (each is kept alive).
+_GOVERNED_KEPT = 8
 
 
 def governed(catalog: Catalog) -> frozenset[str]:
@@ -58,6 +60,8 @@ def governed(catalog: Catalog) -> frozenset[str]:
     cached = _governed.get(id(catalog))
     if cached is None or cached[0] is not catalog:
         codes = frozenset(code for plan in catalog.plans.values() for code in (*plan.unlimited, *plan.limits))
+        if len(_governed) >= _GOVERNED_KEPT:
+            _governed.pop(next(iter(_governed)))
         cached = _governed[id(catalog)] = (catalog, codes)
     return cached[1]
 
