@@ -23,8 +23,9 @@ from creditflow.credits.spend import SpendResult, spend_credits
 from creditflow.customer.service import customer_now, get_customer
 from creditflow.generation.windows import Window, open_window
 from creditflow.kit.clock import format_instant
-from creditflow.kit.errors import CreditflowError, InvalidRequest, NotFound
+from creditflow.kit.errors import CreditflowError, Forbidden, InvalidRequest, NotFound
 from creditflow.subscription.models import Subscription
+from creditflow.team.models import TeamMember
 from creditflow.team.usage import check_member_given
 from creditflow.subscription.repository import live_subscription
 
@@ -73,7 +74,7 @@ def standing_now(ctx: Context, customer_id: str, *, member=...) -> CustomerNow:
         cursor = credit_repo.UnitCursor(ctx.db.engine.dialect, connection.cursor())
         row = _standing.first(cursor, {"customer_id": customer_id})
         if row is not None and member is not ...:
-            check_member_given(cursor, customer_id, member)
+            _check_member(cursor, customer_id, member)
     finally:
         connection.rollback()
         connection.close()
@@ -83,6 +84,26 @@ def standing_now(ctx: Context, customer_id: str, *, member=...) -> CustomerNow:
     if row.plan is None:
         return CustomerNow(customer_id, now, None, None, row.timezone)
     return CustomerNow(customer_id, now, row.plan, (row.credit_period_start, row.credit_period_end), row.timezone)
+
+
+_members = TeamMember.__table__
+_member_status = credit_repo.CompiledStatement(
+    select(_members.c.status).where(_members.c.id == bindparam("member"),
+                                    _members.c.customer_id == bindparam("customer_id")))
+
+
+def _check_member(cursor, customer_id: str, member: str | None) -> None:
+    """As a team's spend checks its member, without counting anything: named on a team and only
+    there, of this team, and active."""
+    check_member_given(cursor, customer_id, member)
+    if member is None:
+        return
+    row = _member_status.first(cursor, {"member": member, "customer_id": customer_id})
+    if row is None:
+        raise NotFound(f"no member {member} in this team", param="member")
+    if row.status != "active":
+        raise Forbidden(f"the member is {row.status}: only active members spend", code="member_inactive",
+                        param="member")
 
 
 def window_for(ctx: Context, standing: CustomerNow, feature: str) -> Window | None:
