@@ -206,12 +206,24 @@ def test_past_the_daily_limit_a_relaxed_plan_queues_the_job_relaxed(any_api):
                      {"feature": "video", "options": {}, "reference": f"v{i}"})["queue"] for i in range(4)]
     assert queues == ["fast", "fast", "relaxed", "relaxed"]
     assert _entitlement(api, cid, "video")["fast_used_today"] == 2
-    # a settled hold counts as a fast job, an open one does not
+    # a hold placed on the relaxed queue doesn't count as a fast job when it settles either
     hold = api.ok("POST", f"/v1/customers/{cid}/credits/holds", {"feature": "video", "amount": "5", "reference": "h"})
     assert hold["queue"] == "relaxed"
-    assert _entitlement(api, cid, "video")["fast_used_today"] == 2
+    assert api.ok("GET", f"/v1/holds/{hold['id']}")["queue"] == "relaxed"
     api.ok("POST", f"/v1/holds/{hold['id']}/settle", {"amount": "5"})
-    assert _entitlement(api, cid, "video")["fast_used_today"] == 3
+    assert _entitlement(api, cid, "video")["fast_used_today"] == 2
+
+
+def test_a_settled_hold_counts_as_a_fast_job_an_open_one_does_not(any_api):
+    api = any_api
+    _tight(api)
+    customer, _ = api.subscribed("ultimate")
+    cid = customer["id"]
+    hold = api.ok("POST", f"/v1/customers/{cid}/credits/holds", {"feature": "video", "amount": "5", "reference": "h"})
+    assert hold["queue"] == "fast"
+    assert _entitlement(api, cid, "video")["fast_used_today"] == 0
+    api.ok("POST", f"/v1/holds/{hold['id']}/settle", {"amount": "3"})
+    assert _entitlement(api, cid, "video")["fast_used_today"] == 1
 
 
 def test_sixteen_racing_holds_leave_exactly_one_job_running(any_api):

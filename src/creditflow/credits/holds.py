@@ -113,7 +113,7 @@ def _settle(ctx, cursor: repo.UnitCursor, hold_id: str, amount: Credits) -> Hold
     book.settle(spent, row.reference)
     book.give_back(returned, "release", row.reference)
     book.resolve_hold(hold_id, "settled", settled=amount, at=book.now, reference=row.reference, amount=row.amount)
-    settled(ctx, book, row.feature)  # a fast job of the plan's daily limit
+    settled(ctx, book, row.feature, row.queue)  # a fast job of the plan's daily limit (unless relaxed)
     book.flush()
     give_back_usage(cursor, book.customer_id, row.reference, row.amount - amount, now=book.now)
     return _hold_view(repo.spend_by_id(cursor, hold_id), book.customer_id, now=book.now)

@@ -159,9 +159,10 @@ def admit(ctx, book, plan: str | None, feature: Feature, amount: Credits, *, kin
     return Admission(amount, queue)
 
 
-def settled(ctx, book, feature: str) -> None:
-    """A settled hold is a fast job of the day it settles on."""
-    if feature in governed(ctx.catalog):
+def settled(ctx, book, feature: str, queue: str | None = None) -> None:
+    """A settled hold is a fast job of the day it settles on, unless it was placed on the relaxed
+    queue."""
+    if feature in governed(ctx.catalog) and queue != RELAXED:
         _count_today(ctx, book, feature)
 
 
