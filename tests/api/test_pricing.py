@@ -375,3 +375,15 @@ def test_a_team_s_estimates_and_spends_by_options_name_the_member(any_api):
     loner, _ = api.subscribed("standard")
     assert_error(api.post(f"/v1/customers/{loner['id']}/credits/estimate",
                           {"feature": "image_fast", "member": member["id"]}), 422, "not_a_team", "member")
+
+
+def test_a_transfer_records_its_events(api):
+    sender, _ = api.subscribed("standard")
+    receiver = api.customer(payment_method=None)
+    sent = api.ok("POST", "/v1/credits/transfers", {"from": sender["id"], "to": receiver["id"], "amount": "3",
+                                                    "feature": "standard_models", "reference": "ev-1"}, status=201)
+    [out] = api.ok("GET", "/v1/events", params={"customer": sender["id"], "type": "credits.transferred"})["data"]
+    assert (out["data"]["transfer"], out["data"]["to"], out["data"]["amount"]) == (sent["id"], receiver["id"], "3")
+    granted = api.ok("GET", "/v1/events", params={"customer": receiver["id"], "type": "credits.granted"})["data"]
+    assert [(e["data"]["kind"], e["data"]["from"], e["data"]["lot"]) for e in granted] == [
+        ("earned", sender["id"], sent["lot"])]

@@ -49,6 +49,7 @@ EVENT_TYPES = (
     "credits.hold_settled",
     "credits.hold_released",
     "credits.hold_expired",
+    "credits.transferred",
     "top_up.purchased",
     "coupon.redeemed",
     "invoice.paid",
