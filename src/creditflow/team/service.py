@@ -316,19 +316,3 @@ def check_member_of(session: Session, customer_id: str, member_id: str) -> TeamM
     if member is None or member.customer_id != customer_id or member.status != "active":
         raise NotFound(f"no active member {member_id} in this customer's team", param="member")
     return member
-
-
-def check_member_named(session: Session, customer_id: str, member_id: str | None) -> None:
-    """What a request about a team's job (an estimate) must say: its member on a team (InvalidRequest
-    `member_required`), none elsewhere (`not_a_team`), and one of this team's (NotFound)."""
-    get_customer(session, customer_id)
-    is_team = session.get(Team, customer_id) is not None
-    if member_id is None and is_team:
-        raise InvalidRequest("this customer is a team: name the member", code="member_required", param="member")
-    if member_id is not None and not is_team:
-        raise InvalidRequest("member is only for a team: this customer has no members", code="not_a_team",
-                             param="member")
-    if member_id is not None:
-        member = session.get(TeamMember, member_id)
-        if member is None or member.customer_id != customer_id or member.status not in CURRENT_STATUSES:
-            raise NotFound(f"no member {member_id} in this team", param="member")

@@ -11,7 +11,6 @@ from creditflow.api.schemas.pricing import (EntitlementsRead, EstimateRead, Memb
                                             TransferRead)
 from creditflow.credits.transfers import transfer_credits
 from creditflow.generation.service import entitlements, estimate_job
-from creditflow.team.service import check_member_named
 
 router = APIRouter(tags=["pricing"])
 
@@ -24,7 +23,6 @@ router = APIRouter(tags=["pricing"])
 def estimate(customer_id: str, body: MemberEstimateCreate, ctx: Ctx, _: Caller):
     """What one job costs this customer now, line by line: the catalog's price of its options, or
     "0" inside an unlimited window. Nothing is written."""
-    ctx.db.read(lambda session: check_member_named(session, customer_id, body.member))  # a team's names its member
     return EstimateRead.of(estimate_job(ctx, customer_id, feature=body.feature, options=body.options,
                                            member=body.member))
 
