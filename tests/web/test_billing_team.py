@@ -107,3 +107,21 @@ def test_an_invitation_link_shows_the_invitation_once_and_not_after_it_is_used(e
                              headers={"Idempotency-Key": uuid.uuid4().hex})
     assert accepted.status_code == 200
     assert page.goto(invited["invite_url"]).status == 404
+
+
+def test_an_admins_page_manages_the_team_but_not_billing(env: WebEnv, page: Page):
+    owner = env.shopper(utc(2026, 1, 31, 10), plan="standard")
+    invited = env.http.post(f"/v1/customers/{owner.id}/members", json={"email": "ada@example.com", "role": "admin"},
+                            headers={"Idempotency-Key": uuid.uuid4().hex}).json()
+    env.http.post(f"/v1/members/{invited['id']}/accept", json={"external_id": f"ada-{owner.id}"},
+                  headers={"Idempotency-Key": uuid.uuid4().hex})
+    page.goto(_member_link(env, owner.id, invited["id"]))
+    expect(page.get_by_role("heading", name="Your team credits")).to_be_visible()
+    expect(page.get_by_test_id("team-section")).to_be_visible()
+    page.get_by_label("Invite by email").fill("eve@example.com")
+    page.get_by_role("button", name="Invite").click()
+    expect(flash(page)).to_contain_text("eve@example.com is invited")
+    emails = [m["email"] for m in env.http.get(f"/v1/customers/{owner.id}/members").json()["data"]]
+    assert "eve@example.com" in emails
+    expect(page.get_by_role("button", name="Buy credits")).to_have_count(0)
+    assert page.goto(env.base_url + "/billing/card").status == 403
