@@ -51,10 +51,11 @@ def expire_due(ctx, now: datetime, test_clock_id: str | None = None) -> int:
 
 def _expire_for(ctx, cursor: repo.UnitCursor, customer_id: str, now: datetime) -> None:
     book = Book.lock(ctx, cursor, customer_id, now=now)
+    nothing_held = not book.account.totals["held"]
     book.load()
-    if not book.total("held"):
-        # Holds of 0 credits (placed inside an unlimited window) hold nothing, so loading the book
-        # doesn't look for them: they end here, at their expiry.
+    if nothing_held:
+        # Holds of 0 credits (placed inside an unlimited window) hold nothing, so loading a book
+        # that holds nothing doesn't look for them: they end here, at their expiry.
         for hold in repo.overdue_holds(cursor, customer_id, now):
             book.resolve_hold(hold.id, "expired", at=hold.expires_at, reference=hold.reference, amount=hold.amount)
     # Lots that ran out before they expired are marked too, so they're not found again.
