@@ -7,7 +7,7 @@ from fastapi import APIRouter, Response, status
 
 from creditflow.api.deps import Caller, Ctx
 from creditflow.api.errors import errors
-from creditflow.api.schemas.pricing import (EntitlementsRead, EstimateRead, MemberEstimateCreate, TransferCreate,
+from creditflow.api.schemas.pricing import (EntitlementsRead, EstimateCreate, EstimateRead, TransferCreate,
                                             TransferRead)
 from creditflow.credits.transfers import transfer_credits
 from creditflow.generation.service import entitlements, estimate_job
@@ -16,15 +16,16 @@ router = APIRouter(tags=["pricing"])
 
 
 @router.post("/customers/{customer_id}/credits/estimate", response_model=EstimateRead,
-             responses=errors(404, 422, e404="No such customer",
+             responses=errors(404, 422, e404="No such customer, or (`param: member`) no such member in this team",
                               e422="`invalid_request`: an unknown feature (`param: feature`), a feature without a "
                                    "price (`reason: feature_not_priced`), an option it doesn't have or a value it "
-                                   "doesn't take (`param` names it: `options.resolution`)"))
-def estimate(customer_id: str, body: MemberEstimateCreate, ctx: Ctx, _: Caller):
+                                   "doesn't take (`param` names it: `options.resolution`); on a team "
+                                   "`member_required`, elsewhere `not_a_team`"))
+def estimate(customer_id: str, body: EstimateCreate, ctx: Ctx, _: Caller):
     """What one job costs this customer now, line by line: the catalog's price of its options, or
     "0" inside an unlimited window. Nothing is written."""
     return EstimateRead.of(estimate_job(ctx, customer_id, feature=body.feature, options=body.options,
-                                           member=body.member))
+                                        member=body.member))
 
 
 @router.get("/customers/{customer_id}/entitlements", response_model=EntitlementsRead, responses=errors(404))

@@ -22,13 +22,6 @@ class EstimateCreate(Request):
                                                         "there, refused elsewhere)")
 
 
-class MemberEstimateCreate(EstimateCreate):
-    """The route's body: an estimate may name the team member the job is for."""
-
-    member: Id | None = Field(default=None, description="On a team: the member the job is for (required there, "
-                                                        "refused elsewhere)")
-
-
 class EstimateLine(Read):
     what: str
     amount: CreditsOut = Field(description="May be negative: the line that takes a job off inside an unlimited "
