@@ -103,11 +103,15 @@ class CreditEntry(Base):
     __table_args__ = (
         CheckConstraint("amount >= 0", name="amount_not_negative"),
         CheckConstraint(_in("kind", ENTRY_KINDS), name="kind"),
+        # A customer's entries in order: the ledger page reads a customer's newest entries
+        # without sorting their whole history, and the incremental ledger check reads a
+        # customer's entries after its checkpoint without reading the ones before.
+        Index("ix_credit_entries_customer_seq", "customer_id", "seq"),
     )
 
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(40), unique=True)
-    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"), index=True)
+    customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
     # Not indexed: nothing looks entries up by lot, and every spend writes one or more.
     lot_id: Mapped[str | None] = mapped_column(String(40))
     kind: Mapped[str] = mapped_column(String(16))

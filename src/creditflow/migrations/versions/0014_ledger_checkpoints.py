@@ -6,6 +6,11 @@ Create Date: 2026-11-29 07:05:00
 
 What `creditflow ledger check` last verified: the sums of every ledger entry up to a sequence
 number, per customer and per lot, so that the next check adds only the entries written since.
+
+The index on a customer's ledger entries becomes (customer_id, seq), so that reading a
+customer's newest entries, or those after a checkpoint, doesn't read the rest of its history.
+On a large PostgreSQL ledger, building it takes a while and holds back writes to
+credit_entries meanwhile: run this upgrade in a quiet hour.
 """
 from collections.abc import Sequence
 
@@ -43,9 +48,15 @@ def upgrade() -> None:
         *_totals('granted', 'remaining'),
         sa.PrimaryKeyConstraint('lot_id', name=op.f('pk_ledger_checkpoint_lots')),
     )
+    with op.batch_alter_table('credit_entries', schema=None) as batch_op:
+        batch_op.create_index('ix_credit_entries_customer_seq', ['customer_id', 'seq'], unique=False)
+        batch_op.drop_index(batch_op.f('ix_credit_entries_customer_id'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('credit_entries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_credit_entries_customer_id'), ['customer_id'], unique=False)
+        batch_op.drop_index('ix_credit_entries_customer_seq')
     op.drop_table('ledger_checkpoint_lots')
     op.drop_table('ledger_checkpoint_accounts')
     op.drop_table('ledger_checkpoints')
