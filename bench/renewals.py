@@ -513,14 +513,14 @@ def worker_main() -> None:
                 else:
                     baseline_drain(job["url"], job["owner"], job["batch"])
 
-            started = time.time()
+            started, cpu = time.time(), time.process_time()
             thread = threading.Thread(target=work, daemon=True)
             thread.start()
             thread.join(command.get("max_seconds"))
             if thread.is_alive():  # the time limit: stop dead, as a killed worker would
-                reply({"start": started, "end": time.time(), "partial": True})
+                reply({"start": started, "end": time.time(), "cpu": time.process_time() - cpu, "partial": True})
                 os._exit(0)
-            reply({"start": started, "end": time.time(), "partial": False})
+            reply({"start": started, "end": time.time(), "cpu": time.process_time() - cpu, "partial": False})
             prepared = None
 
 
@@ -530,6 +530,7 @@ class Pool:
 
     def __init__(self, size: int):
         self.procs = [self._spawn() for _ in range(size)]
+        self.cpu_seconds = 0.0  # the last run's, all its workers together
 
     def _spawn(self):
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -565,6 +566,7 @@ class Pool:
             if span["partial"]:
                 proc.wait(timeout=30)
         start = min(s["start"] for s in spans)
+        self.cpu_seconds = sum(s["cpu"] for s in spans)
         return start, max(s["end"] for s in spans) - start, any(s["partial"] for s in spans)
 
     def close(self) -> None:
@@ -623,6 +625,10 @@ def run(sizes: list[int], modes: list[str], batch: int, out: Path, max_seconds: 
                     # round (webhook fan-out, credit expiries) that follows them.
                     charged_by = round(checked.pop("last_charge_at") - began, 3)
                     result[contestant] = {**Measure(seconds, done, workers).as_dict(), "renewals": done,
+                                          # The workers' own CPU: moves less than wall time with
+                                          # the machine's other load (the database's is not in it).
+                                          "worker_cpu_ms_per_renewal": (round(1000 * pool.cpu_seconds / done, 3)
+                                                                        if done else None),
                                           "drained": not partial, "seconds_to_last_charge": charged_by,
                                           # Other work on the machine skews everything: say how busy it was.
                                           "load_average_1min": {"before": load_before, "after": _load_average()},
@@ -660,8 +666,9 @@ def run(sizes: list[int], modes: list[str], batch: int, out: Path, max_seconds: 
 def summarise(runs: list[dict], sizes: list[int]) -> dict:
     by = {(r["mode"], r["size"]): r for r in runs}
     summary: dict = {"renewals_per_second": {}, "ratio_to_baseline": {}, "two_workers_vs_one": {},
-                     "cost_ms_per_renewal": {}, "cost_growth": {}}
+                     "cost_ms_per_renewal": {}, "cost_growth": {}, "worker_cpu_ms_per_renewal": {}}
     for (mode, size), r in by.items():
+        summary["worker_cpu_ms_per_renewal"].setdefault(mode, {})[str(size)] = r["engine"]["worker_cpu_ms_per_renewal"]
         summary["renewals_per_second"].setdefault(mode, {})[str(size)] = r["engine"]["renewals_per_second"]
         summary["ratio_to_baseline"].setdefault(mode, {})[str(size)] = r["ratio_to_baseline"]
         summary["cost_ms_per_renewal"].setdefault(mode, {})[str(size)] = r["engine"]["cost_ms_per_renewal"]
@@ -678,6 +685,10 @@ def summarise(runs: list[dict], sizes: list[int]) -> dict:
             if costs.get(str(smallest)) and costs.get(str(largest)):
                 summary["cost_growth"][mode] = {"from": smallest, "to": largest,
                                                 "ratio": round(costs[str(largest)] / costs[str(smallest)], 3)}
+        for mode, cpu in summary["worker_cpu_ms_per_renewal"].items():
+            if cpu.get(str(smallest)) and cpu.get(str(largest)):
+                summary.setdefault("worker_cpu_growth", {})[mode] = {
+                    "from": smallest, "to": largest, "ratio": round(cpu[str(largest)] / cpu[str(smallest)], 3)}
     summary["goals"] = goals(runs, summary)
     summary["all_verified"] = all(r[c]["verified"]["ok"] for r in runs for c in ("engine", "baseline"))
     return summary
