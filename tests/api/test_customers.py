@@ -70,3 +70,17 @@ def test_catalog(api):
     assert standard["prices"] == {"monthly": 3000, "quarterly": 7650, "yearly": 25200}
     assert catalog["free"]["daily_credits"] == "100"
     assert any(b["code"] == "credits_1000" and b["credits"] == "1000" for b in catalog["bundles"])
+
+
+def test_a_customer_language_is_set_on_create_and_changed_or_cleared(api):
+    created = api.ok("POST", "/v1/customers", {"external_id": "lang", "email": "l@example.com", "language": "pt-br"})
+    assert created["language"] == "pt-BR"
+    customer = created["id"]
+    assert api.ok("POST", f"/v1/customers/{customer}", {"language": "de"})["language"] == "de"
+    assert_error(api.post(f"/v1/customers/{customer}", {"language": "Deutsch bitte"}), 422, "invalid_request",
+                 "language")
+    assert api.ok("GET", f"/v1/customers/{customer}")["language"] == "de"
+    assert api.ok("POST", f"/v1/customers/{customer}", {"language": None})["language"] is None
+    assert_error(api.post("/v1/customers", {"external_id": "x", "email": "x@example.com", "language": "12"}),
+                 422, "invalid_request", "language")
+    assert api.ok("GET", "/v1/customers?external_id=x")["data"] == []

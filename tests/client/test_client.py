@@ -37,6 +37,8 @@ def test_a_customers_life_through_the_client(server, keys):
         updated = cf.customers.update(customer["id"], name="Ada GmbH", country="DE",
                                       address={"line1": "Unter den Linden 1", "city": "Berlin", "postal_code": "10117"})
         assert (updated["name"], updated["country"], updated["address"]["city"]) == ("Ada GmbH", "DE", "Berlin")
+        assert customer["language"] is None
+        assert cf.customers.update(customer["id"], language="de")["language"] == "de"
 
         sub = cf.subscriptions.create(customer=customer["id"], plan="standard", term="monthly")
         assert sub["status"] == "active" and cf.subscriptions.of_customer(customer["id"]) == sub

@@ -43,10 +43,11 @@ def _page(limit: int | None, starting_after: str | None, **more: Any) -> dict[st
 # -- customers --------------------------------------------------------------------------------
 
 def create_customer(*, external_id: str, email: str, name: str | None = None, country: str | None = None,
-                    timezone: str | None = None, test_clock: str | None = None,
+                    timezone: str | None = None, test_clock: str | None = None, language: str | None = None,
                     idempotency_key: str | None = None) -> Call[t.Customer]:
     return Call("POST", "/v1/customers", _body(external_id=external_id, email=email, name=name, country=country,
-                                              timezone=timezone, test_clock=test_clock), {}, idempotency_key)
+                                              timezone=timezone, test_clock=test_clock, language=language),
+                {}, idempotency_key)
 
 
 def get_customer(customer: str) -> Call[t.Customer]:
@@ -55,10 +56,12 @@ def get_customer(customer: str) -> Call[t.Customer]:
 
 def update_customer(customer: str, *, name: str | None = None, email: str | None = None, country: str | None = None,
                     address: dict[str, str | None] | None = None, tax_id: str | None = None,
-                    idempotency_key: str | None = None) -> Call[t.Customer]:
-    """Change billing details (later invoices only); fields left out stay as they are."""
+                    language: str | None = None, idempotency_key: str | None = None) -> Call[t.Customer]:
+    """Change billing details (later invoices only) or the language of the customer's emails;
+    fields left out stay as they are."""
     return Call("POST", f"/v1/customers/{_p(customer)}", _body(name=name, email=email, country=country,
-                                                               address=address, tax_id=tax_id), {}, idempotency_key)
+                                                               address=address, tax_id=tax_id, language=language),
+                {}, idempotency_key)
 
 
 def list_customers(*, external_id: str | None = None, limit: int | None = None,

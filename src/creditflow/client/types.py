@@ -27,6 +27,7 @@ class Customer(TypedDict):
     address: dict[str, str | None] | None  # line1, line2, city, postal_code, state
     tax_id: str | None
     timezone: str
+    language: str | None
     test_clock: str | None
     plan: str
     balance: int

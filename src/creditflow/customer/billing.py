@@ -13,14 +13,14 @@ from stdnum import get_cc_module
 
 from creditflow.context import Context
 from creditflow.customer.models import Customer
-from creditflow.customer.service import customer_now, get_customer
+from creditflow.customer.service import customer_now, get_customer, language_tag
 from creditflow.events.outbox import record_event
 from creditflow.kit.countries import country_code
 from creditflow.kit.errors import InvalidRequest
 
 ADDRESS_FIELDS = ("line1", "line2", "city", "postal_code", "state")
 REQUIRED_ADDRESS_FIELDS = ("line1", "city", "postal_code")
-EDITABLE = ("name", "email", "country", "address", "tax_id")
+EDITABLE = ("name", "email", "country", "address", "tax_id", "language")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _OTHER_TAX_ID = re.compile(r"^[A-Z0-9][A-Z0-9./-]{1,31}$")
 _VAT_PREFIX = {"GR": "EL"}  # Greece's VAT numbers are written EL...
@@ -43,6 +43,8 @@ def update_billing_details(ctx: Context, session: Session, customer_id: str, cha
         cleaned["country"] = None if changes["country"] is None else country_code(changes["country"])
     if "address" in changes:
         cleaned["address"] = None if changes["address"] is None else _address(changes["address"])
+    if "language" in changes:
+        cleaned["language"] = None if changes["language"] is None else language_tag(changes["language"])
     country = cleaned.get("country", customer.country)
     if "tax_id" in changes or ("country" in changes and customer.tax_id):
         # A tax id is checked against the country it belongs to, so a new country checks it again.

@@ -28,6 +28,9 @@ class Customer(Base):
     name: Mapped[str | None] = mapped_column(String(255))
     country: Mapped[str | None] = mapped_column(String(2))
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    # The language of the emails sent to the customer (a tag like "de" or "pt-BR"), where the
+    # operator's templates have it; None: English.
+    language: Mapped[str | None] = mapped_column(String(35))
     test_clock_id: Mapped[str | None] = mapped_column(ForeignKey("test_clocks.id"), index=True)
     # Account balance in minor units owed *to* the customer (unused value of an upgraded term).
     # It pays the next charges first.

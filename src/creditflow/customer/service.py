@@ -57,6 +57,7 @@ def create_customer(
     country: str | None = None,
     timezone: str | None = None,
     test_clock: str | None = None,
+    language: str | None = None,
 ) -> Customer:
     if not external_id or not external_id.strip():
         raise InvalidRequest("external_id is required", param="external_id")
@@ -68,6 +69,8 @@ def create_customer(
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidRequest(f"unknown time zone {tz!r}", param="timezone") from None
+    if language is not None:
+        language = language_tag(language)
     if test_clock is not None:
         now = get_test_clock(session, test_clock).frozen_time
     else:
@@ -77,7 +80,7 @@ def create_customer(
                        param="external_id")
     customer = Customer(
         id=new_id("cus"), external_id=external_id, email=email, name=name,
-        country=country, timezone=tz, test_clock_id=test_clock,
+        country=country, timezone=tz, test_clock_id=test_clock, language=language,
         balance=0, currency=ctx.catalog.currency, created_at=now,
     )
     session.add(customer)
@@ -89,6 +92,18 @@ def create_customer(
     record_event(session, "customer.created", customer_id=customer.id, now=now,
                  data={"customer": customer.id, "external_id": external_id, "email": email})
     return customer
+
+
+_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
+
+
+def language_tag(value: object) -> str:
+    """A language tag as emails are chosen by: "de", "pt-BR" (language in lower case, a region
+    in upper case); anything else is refused naming `language`."""
+    if not isinstance(value, str) or len(value) > 35 or not _LANGUAGE_TAG.match(value):
+        raise InvalidRequest("language must be a language tag such as 'en', 'de' or 'pt-BR'", param="language")
+    first, *rest = value.split("-")
+    return "-".join([first.lower(), *(part.upper() if len(part) == 2 else part for part in rest)])
 
 
 def customer_now(ctx: Context, session: Session, customer_id: str | None) -> datetime:

@@ -198,8 +198,9 @@ def environment(templates: str | None) -> Environment:
 
 
 def render(env: Environment, kind: str, context: dict[str, Any], language: str = "en") -> tuple[str, str, str]:
-    """Subject, text and HTML of an email, in `language` where its templates exist, else English."""
-    for lang in dict.fromkeys((language, "en")):
+    """Subject, text and HTML of an email, in `language` where its templates exist ("pt-BR", then
+    "pt"), else English."""
+    for lang in dict.fromkeys((language, language.split("-")[0], "en")):
         try:
             parts = [env.get_template(f"{lang}/{kind}.{ext}").render(**context) for ext in ("subject", "txt", "html")]
         except TemplateNotFound:
@@ -258,7 +259,7 @@ def compose(ctx: Context, session: Session, email: Email, mailer: Mailer, now: d
         portal, token = create_portal_session(session, customer_id=customer.id, return_url=None,
                                               secret_key=mailer.secret_key, now=now, ttl=LINK_TTL)
         context.update(link=f"{mailer.public_url}{PAGE_PATH}{token}", link_expires=_day(portal.expires_at))
-    subject, text, html = render(environment(mailer.templates), email.kind, context)
+    subject, text, html = render(environment(mailer.templates), email.kind, context, customer.language or "en")
     return Rendered(subject, text, html, tuple(attachments))
 
 

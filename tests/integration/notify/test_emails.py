@@ -210,3 +210,38 @@ def test_smtp_settings_are_read_from_the_environment():
         "mail.example.com", 465, True, "bill@x.io", "p:ss")
     with pytest.raises(ValueError, match="CREDITFLOW_SMTP_URL"):
         emails.Mailer.from_env({"CREDITFLOW_SMTP_URL": "http://x", "CREDITFLOW_EMAIL_FROM": "a@b.c"})
+
+
+def test_a_customer_gets_emails_in_their_language_where_templates_exist(shop, inbox, tmp_path):
+    from creditflow.customer.billing import update_billing_details
+
+    ctx, mailer, _, customer_id = shop
+    german = tmp_path / "de"
+    german.mkdir()
+    (german / "receipt.subject").write_text("Beleg für Rechnung {{ invoice.number }}")
+    (german / "receipt.txt").write_text("Wir haben {{ money(invoice.amount_paid) }} erhalten.")
+    (german / "receipt.html").write_text("<p>Wir haben {{ money(invoice.amount_paid) }} erhalten.</p>")
+    mailer = emails.Mailer(**{**mailer.__dict__, "templates": str(tmp_path)})
+    with ctx.db.transaction() as session:
+        update_billing_details(ctx, session, customer_id, {"language": "de-at"})
+    sub = subscribe(ctx, customer_id, "standard", "monthly")  # a receipt: there are German templates for it
+    cancel_subscription(ctx, sub.id)  # a cancellation: there are none, so English
+    _send(ctx, mailer)
+    subjects = [m["Subject"] for m in inbox.messages]
+    assert subjects[0] == "Beleg für Rechnung 000001"  # "de-AT" falls back to "de"
+    assert "Wir haben $30.00 erhalten." in inbox.messages[0].get_body(("plain",)).get_content()
+    assert len(subjects) == 2 and not subjects[1].startswith("Beleg")
+
+
+def test_a_language_that_is_not_a_tag_is_refused_and_changes_nothing(shop):
+    from creditflow.customer.billing import update_billing_details
+    from creditflow.customer.models import Customer
+    from creditflow.kit.errors import InvalidRequest
+
+    ctx, _, _, customer_id = shop
+    with pytest.raises(InvalidRequest) as refused, ctx.db.transaction() as session:
+        update_billing_details(ctx, session, customer_id, {"language": "german please", "name": "Ada L."})
+    assert refused.value.param == "language"
+    with ctx.db.transaction(readonly=True) as session:
+        customer = session.get(Customer, customer_id)
+        assert (customer.language, customer.name) == (None, "Ada")

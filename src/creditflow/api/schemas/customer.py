@@ -14,6 +14,8 @@ class CustomerCreate(Request):
     country: str | None = Field(default=None, max_length=64, description="ISO 3166-1 two-letter code (checked)")
     timezone: str | None = Field(default=None, min_length=1, max_length=64, description="IANA zone, default UTC")
     test_clock: Id | None = None
+    language: str | None = Field(default=None, max_length=35,
+                                 description="Language of the customer's emails, e.g. `de` or `pt-BR` (default English)")
 
 
 class PaymentMethodSet(Request):
@@ -31,6 +33,8 @@ class CustomerUpdate(Request):
     address: dict[str, Any] | None = Field(default=None, description="{line1, line2?, city, postal_code, state?}")
     tax_id: str | None = Field(default=None, max_length=64,
                                description="Checked against the country's format and check digits where known")
+    language: str | None = Field(default=None, max_length=35,
+                                 description="Language of the customer's emails; null: English")
 
 
 class PaymentMethodRead(Read):
@@ -64,6 +68,7 @@ class CustomerRead(Read):
     name: str | None
     country: str | None
     timezone: str
+    language: str | None = Field(default=None, description="Language of the customer's emails; null: English")
     test_clock: str | None
     plan: str = Field(description="The plan code of the live paid subscription, or `free`")
     balance: int = Field(description="Account balance in minor units, owed to the customer")
@@ -76,7 +81,8 @@ class CustomerRead(Read):
     @classmethod
     def of(cls, customer, plan: str) -> "CustomerRead":
         return cls(id=customer.id, external_id=customer.external_id, email=customer.email, name=customer.name,
-                   country=customer.country, timezone=customer.timezone, test_clock=customer.test_clock_id,
+                   country=customer.country, timezone=customer.timezone, language=customer.language,
+                   test_clock=customer.test_clock_id,
                    plan=plan, balance=customer.balance, currency=customer.currency,
                    payment_method=customer.payment_method, address=customer.address, tax_id=customer.tax_id,
                    created_at=customer.created_at)
