@@ -190,3 +190,36 @@ def test_a_hold_of_0_inside_a_window_expires_by_the_worker(db):
         assert session.scalar(select(CreditSpend.status).where(CreditSpend.id == hold.id)) == "expired"
         assert get_hold(ctx, session, hold.id).status == "expired"
     assert_ledger_clean(db)
+
+
+DST_DAYS = [datetime(2026, 3, 29, tzinfo=timezone.utc), datetime(2026, 10, 25, tzinfo=timezone.utc),
+            datetime(2026, 3, 8, tzinfo=timezone.utc), datetime(2026, 11, 1, tzinfo=timezone.utc)]
+
+
+@SLOW
+@given(zone=st.sampled_from(["Europe/Paris", "America/New_York", "Australia/Sydney"]),
+       day=st.sampled_from(DST_DAYS), offset=st.integers(-36 * 3600, 36 * 3600))
+def test_a_daily_limit_frees_up_exactly_at_the_next_local_midnight(db, zone, day, offset):
+    from zoneinfo import ZoneInfo
+
+    at = day + timedelta(seconds=offset)
+    ctx = make_ctx(db, catalog=_catalog(daily=1), at=at)
+    customer = new_customer(ctx, timezone=zone)
+    subscribed(ctx, customer, "standard")
+    assert spend_job(ctx, customer, feature="image_fast", options={}, reference="first").queue == "fast"
+    try:
+        spend_job(ctx, customer, feature="image_fast", options={}, reference="second")
+        raise AssertionError("a second fast job on the same local day")
+    except LimitReached as refused:
+        resets_at = refused.resets_at
+    local = resets_at.astimezone(ZoneInfo(zone))
+    assert (local.hour, local.minute, local.second) == (0, 0, 0)
+    assert local.date() == at.astimezone(ZoneInfo(zone)).date() + timedelta(days=1)
+    ctx.clock.set(resets_at - timedelta(seconds=1))
+    try:
+        spend_job(ctx, customer, feature="image_fast", options={}, reference="third")
+        raise AssertionError("the limit freed up before local midnight")
+    except LimitReached:
+        pass
+    ctx.clock.set(resets_at)
+    assert spend_job(ctx, customer, feature="image_fast", options={}, reference="fourth").queue == "fast"
