@@ -24,7 +24,7 @@ def test_invoices_list_and_read(any_api):
     page = api.ok("GET", f"/v1/invoices?customer={customer['id']}&limit=1")
     assert page["has_more"] is True and page["data"] == [first]
     assert_error(api.get("/v1/invoices/inv_nope"), 404, "not_found")
-    assert_error(api.get(f"/v1/invoices?starting_after=inv_nope"), 404, "not_found", "starting_after")
+    assert_error(api.get("/v1/invoices?starting_after=inv_nope"), 404, "not_found", "starting_after")
 
 
 def test_refund_eligibility_and_refunds_by_support(any_api):

@@ -32,8 +32,8 @@ def test_a_refund_amount_in_minor_units_is_taken(api):
 
 
 def test_money_request_fields_are_all_strict_integers():
-    """Every request field that carries money (by its name: amount, amount_off, price,
-    monthly_max) and is not a credit amount reads strictly, with the same message."""
+    """Every request field that carries money (by its name: amount, amount_off, price) and is
+    not a credit amount reads strictly, with the same message."""
     import importlib
     import pkgutil
 
@@ -42,7 +42,7 @@ def test_money_request_fields_are_all_strict_integers():
     import creditflow.api.schemas as schemas_package
     from creditflow.api.schemas.common import Request
 
-    money_names = {"amount", "amount_off", "price", "monthly_max"}
+    money_names = {"amount", "amount_off", "price"}
     checked = []
     for info in pkgutil.iter_modules(schemas_package.__path__):
         module = importlib.import_module(f"creditflow.api.schemas.{info.name}")

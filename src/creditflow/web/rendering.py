@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import datetime
+import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -62,19 +62,19 @@ class Formatter:
         whole = f"{int(whole.lstrip('-')):,}"
         return f"{sign}{whole}.{frac}" if frac else f"{sign}{whole}"
 
-    def local(self, dt: datetime) -> datetime:
-        return dt.astimezone(self._zone)
+    def local(self, moment: dt.datetime) -> dt.datetime:
+        return moment.astimezone(self._zone)
 
-    def date(self, dt: datetime | None) -> str:
-        if dt is None:
+    def date(self, moment: dt.datetime | None) -> str:
+        if moment is None:
             return ""
-        local = self.local(dt)
+        local = self.local(moment)
         return f"{local.day} {local:%b %Y}"
 
-    def datetime(self, dt: datetime | None) -> str:
-        if dt is None:
+    def datetime(self, moment: dt.datetime | None) -> str:
+        if moment is None:
             return ""
-        local = self.local(dt)
+        local = self.local(moment)
         zone = "UTC" if self.timezone == "UTC" else local.tzname()
         return f"{local.day} {local:%b %Y, %H:%M} {zone}"
 
