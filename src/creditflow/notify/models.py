@@ -28,7 +28,8 @@ class Email(Base):
     customer_id: Mapped[str] = mapped_column(String(40), index=True)
     to_address: Mapped[str] = mapped_column(String(320))
     data: Mapped[dict] = mapped_column(JSON)
-    # pending (to send at next_attempt_at), sending (claimed until next_attempt_at), sent, failed
+    # pending (to send at next_attempt_at), sending (claimed until next_attempt_at), sent, failed,
+    # dropped (what it was about is gone: an invitation accepted or revoked before it left)
     status: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)

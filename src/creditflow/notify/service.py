@@ -2,15 +2,17 @@
 
 Queueing. Each event is looked at once (`events.notified`): the ones a customer must hear about
 (a payment received, a renewal that failed, a payment to authenticate, a scheduled change, a
-cancellation, a refund, a price moved by the operator) become an `emails` row in the transaction that marks the event, keyed
-by the event, so nothing is queued twice. A yearly plan gets a reminder 7 days before it
+cancellation, a refund, a price moved by the operator, an invitation to a team, which goes to the
+person invited) become an `emails` row in the transaction that marks the event, keyed by the
+event, so nothing is queued twice. A yearly plan gets a reminder 7 days before it
 renews, keyed by the subscription and the end of the term.
 
 Sending. A due email is claimed (`sending`, for `LEASE`) and committed, sent outside any
 transaction, then recorded `sent`. A crash between sending and recording leaves it claimed; when
 the lease ends it is sent again: at most one duplicate, with the same Message-ID, by which a mail
 client or an operator recognises it. A failed send is retried with backoff and given up
-(`failed`) after `MAX_ATTEMPTS`.
+(`failed`) after `MAX_ATTEMPTS`. An email whose subject is gone by the time it would leave (an
+invitation accepted or revoked meanwhile) is `dropped`.
 
 Without `CREDITFLOW_SMTP_URL` and `CREDITFLOW_EMAIL_FROM` events are still marked as looked at
 and nothing is queued: nothing piles up, and setting SMTP up later sends no backlog of old news.
@@ -46,6 +48,8 @@ from creditflow.notify.models import Email
 from creditflow.portal.service import PAGE_PATH, create_portal_session
 from creditflow.subscription.models import Subscription
 from creditflow.subscription.price import next_renewal_price
+from creditflow.team import service as team
+from creditflow.team.models import TeamMember
 
 log = logging.getLogger("creditflow.emails")
 
@@ -112,7 +116,8 @@ def _kind_of(event: Event) -> str | None:
     if event.type == "invoice.payment_action_required":
         return "action_required"
     return {"subscription.change_scheduled": "change_scheduled", "subscription.canceled": "cancellation",
-            "refund.created": "refund", "subscription.price_changing": "price_changing"}.get(event.type)
+            "refund.created": "refund", "subscription.price_changing": "price_changing",
+            "member.invited": "team_invite"}.get(event.type)
 
 
 def queue_from_events(session: Session, now: datetime, *, enabled: bool, batch: int = 500) -> int:
@@ -127,7 +132,8 @@ def queue_from_events(session: Session, now: datetime, *, enabled: bool, batch: 
         if kind == "payment_failed" and not _is_renewal(session, event.data.get("invoice")):
             kind = None  # a purchase declined on the page or through the app: the user is there
         if kind is not None:
-            queued += _queue(session, kind, f"event:{event.id}", event.customer_id, dict(event.data), now)
+            to = event.data.get("email") if kind == "team_invite" else None  # to the person invited
+            queued += _queue(session, kind, f"event:{event.id}", event.customer_id, dict(event.data), now, to=to)
     if events:
         session.execute(update(Event).where(Event.seq.in_([event.seq for event in events])).values(notified=True))
     return queued
@@ -160,14 +166,16 @@ def next_reminder_due(session: Session, test_clock_id: str | None, after: dateti
     return None if end is None else end - REMINDER_AHEAD
 
 
-def _queue(session: Session, kind: str, key: str, customer_id: str, data: dict, now: datetime) -> int:
+def _queue(session: Session, kind: str, key: str, customer_id: str, data: dict, now: datetime, *,
+           to: str | None = None) -> int:
+    """Queue one email about `customer_id`, to the customer unless `to` says otherwise."""
     if session.scalar(select(Email.id).where(Email.dedupe_key == key)) is not None:
         return 0
     customer = session.get(Customer, customer_id)
-    if customer is None or not customer.email:
+    if customer is None or not (to or customer.email):
         return 0
     email_id = new_id("em")
-    session.add(Email(id=email_id, dedupe_key=key, kind=kind, customer_id=customer_id, to_address=customer.email,
+    session.add(Email(id=email_id, dedupe_key=key, kind=kind, customer_id=customer_id, to_address=to or customer.email,
                       data=data, status="pending", attempts=0, next_attempt_at=now,
                       message_id=make_msgid(idstring=email_id, domain="creditflow"), created_at=now))
     return 1
@@ -219,7 +227,7 @@ def compose(ctx: Context, session: Session, email: Email, mailer: Mailer, now: d
 
     seller = ctx.catalog.seller.name if ctx.catalog.seller else "creditflow"
     context: dict[str, Any] = {"customer": customer, "money": money, "seller": seller, "link": None,
-                               "link_label": "Open your billing page", "link_expires": ""}
+                               "link_label": "Open your billing page", "link_expires": "", "recipient": None}
     data, attachments = email.data, []
     invoice = session.get(Invoice, data["invoice"]) if data.get("invoice") else None
     if invoice is not None:
@@ -253,6 +261,8 @@ def compose(ctx: Context, session: Session, email: Email, mailer: Mailer, now: d
         context.update(plan=ctx.catalog.plan(data["plan"]).name, term=data["term"], old_price=data["old_price"],
                        new_price=data["new_price"],
                        effective_on=_day(datetime.fromisoformat(data["effective_at"].replace("Z", "+00:00"))))
+    elif email.kind == "team_invite":
+        _invitation(session, data, mailer, context, now)
     if email.kind in ("payment_failed", "action_required", "renewal_reminder", "change_scheduled", "cancellation",
                       "price_changing") \
             and mailer.public_url and mailer.secret_key:
@@ -261,6 +271,25 @@ def compose(ctx: Context, session: Session, email: Email, mailer: Mailer, now: d
         context.update(link=f"{mailer.public_url}{PAGE_PATH}{token}", link_expires=_day(portal.expires_at))
     subject, text, html = render(environment(mailer.templates), email.kind, context, customer.language or "en")
     return Rendered(subject, text, html, tuple(attachments))
+
+
+class NotToSend(Exception):
+    """What the email was about is gone (an invitation accepted, revoked or expired before it
+    left): it is dropped, not retried."""
+
+
+def _invitation(session: Session, data: dict, mailer: Mailer, context: dict[str, Any], now: datetime) -> None:
+    member = session.get(TeamMember, data["member"])
+    if member is None or member.status != "invited" or member.invite_expires_at <= now:
+        raise NotToSend(f"the invitation {data['member']} is no longer open")
+    owner = context["customer"]
+    context.update(recipient=member.email, team=owner.name or owner.email, role=member.role,
+                   expires_on=_day(member.invite_expires_at), link_label="Accept the invitation")
+    if mailer.public_url and mailer.secret_key:
+        token = team.invitation_token(mailer.secret_key, member.id, member.invite_expires_at)
+        if team.is_invitation_token(member, token):  # made with this secret: the link works
+            context.update(link=f"{mailer.public_url}{team.INVITE_PATH}{token}",
+                           link_expires=_day(member.invite_expires_at))
 
 
 def _invoice_view(invoice: Invoice) -> dict[str, Any]:
@@ -325,6 +354,10 @@ def send_due(ctx: Context, mailer: Mailer, now: datetime, *, batch: int = BATCH)
                 rendered = compose(ctx, session, email, mailer, now)
                 session.expunge(email)
             send_message(mailer, email, rendered)
+        except NotToSend as gone:
+            why = str(gone)
+            ctx.db.run(lambda session: _record_dropped(session, email_id, why))
+            continue
         except Exception as exc:  # any failure (SMTP, a broken template) is retried later, and logged
             log.warning("email %s not sent: %s", email_id, exc)
             error = f"{type(exc).__name__}: {exc}"[:500]
@@ -339,6 +372,11 @@ def _record_sent(session: Session, email_id: str, subject: str, now: datetime) -
     email = session.get(Email, email_id, with_for_update=True)
     email.status, email.subject, email.sent_at = "sent", subject[:300], now
     email.attempts += 1
+
+
+def _record_dropped(session: Session, email_id: str, reason: str) -> None:
+    email = session.get(Email, email_id, with_for_update=True)
+    email.status, email.last_error = "dropped", reason[:500]
 
 
 def _record_failure(session: Session, email_id: str, error: str, now: datetime) -> None:

@@ -7,7 +7,9 @@ customer row first, so seat counts are exact when two invitations race.
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -38,6 +40,18 @@ class Seats:
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def invitation_token(secret_key: str, member_id: str, expires_at: datetime) -> str:
+    """An invitation's one-time token, derived from the server's secret: the worker that emails
+    the invitation makes the same link the API answered, while only its hash is stored."""
+    message = f"team-invitation:{member_id}:{expires_at:%Y-%m-%dT%H:%M:%S}".encode()
+    digest = hmac.new(secret_key.encode(), message, hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def is_invitation_token(member: TeamMember, token: str) -> bool:
+    return member.invite_token_hash is not None and hmac.compare_digest(member.invite_token_hash, _hash(token))
 
 
 def seat_limit(catalog: Catalog, plan: str | None) -> int:
@@ -92,10 +106,11 @@ def ensure_team(session: Session, customer_id: str, *, anchor: datetime | None, 
 
 
 def invite_member(ctx, session: Session, customer_id: str, *, email: str, external_id: str | None = None,
-                  role: str = "member", plan: str | None, anchor: datetime | None, now: datetime
-                  ) -> tuple[TeamMember, str]:
+                  role: str = "member", plan: str | None, anchor: datetime | None, now: datetime,
+                  secret_key: str | None = None) -> tuple[TeamMember, str]:
     """Invite `email` to the team (made on the first invitation); returns the invitation and
-    its one-time token (kept only hashed). The invitation holds a seat until it is accepted,
+    its one-time token (kept only hashed; derived from `secret_key` when given, so that the
+    invitation email can carry the same link). The invitation holds a seat until it is accepted,
     revoked or expires. Errors: InvalidRequest (email, role), Conflict `seat_limit_reached`,
     `member_exists`."""
     email = email_address(email)
@@ -121,13 +136,16 @@ def invite_member(ctx, session: Session, customer_id: str, *, email: str, extern
                        "member or change to a plan with more seats", code="seat_limit_reached", param="email",
                        extra={"seats_used": used, "seat_limit": limit})
     session.flush()
-    token = secrets.token_urlsafe(32)
-    member = TeamMember(id=new_id("mem"), customer_id=customer_id, email=email, external_id=external_id, role=role,
+    member_id, expires_at = new_id("mem"), now + INVITE_TTL
+    token = (invitation_token(secret_key, member_id, expires_at) if secret_key is not None
+             else secrets.token_urlsafe(32))
+    member = TeamMember(id=member_id, customer_id=customer_id, email=email, external_id=external_id, role=role,
                         status="invited", used=Credits(0), invite_token_hash=_hash(token),
-                        invite_expires_at=now + INVITE_TTL, created_at=now)
+                        invite_expires_at=expires_at, created_at=now)
     session.add(member)
     session.flush()
-    # The link itself is not in the event: its token is kept only hashed; the caller answers it once.
+    # The link itself is not in the event: its token is kept only hashed; the caller answers it
+    # once, and the invitation email derives it again from the secret.
     record_event(session, "member.invited", customer_id=customer_id, now=now, data={
         "member": member.id, "email": email, "role": role,
         "expires_at": member.invite_expires_at.strftime("%Y-%m-%dT%H:%M:%SZ")})

@@ -245,3 +245,58 @@ def test_a_language_that_is_not_a_tag_is_refused_and_changes_nothing(shop):
     with ctx.db.transaction(readonly=True) as session:
         customer = session.get(Customer, customer_id)
         assert (customer.language, customer.name) == (None, "Ada")
+
+
+def _invite(ctx, customer_id: str, email_address: str, *, secret_key: str | None = "s3cret"):
+    from creditflow.team import service as team
+
+    with ctx.db.transaction() as session:
+        member, token = team.invite_member(ctx, session, customer_id, email=email_address, role="member",
+                                           plan="standard", anchor=START, now=START, secret_key=secret_key)
+    return member.id, token
+
+
+def test_an_invitation_is_emailed_to_the_person_invited_with_the_link_the_api_answered(shop, inbox):
+    from creditflow.team import service as team
+
+    ctx, mailer, _, customer_id = shop
+    subscribe(ctx, customer_id, "standard", "monthly")
+    member_id, token = _invite(ctx, customer_id, "bo@example.com")
+    _send(ctx, mailer)
+    _send(ctx, mailer)  # once only
+    [invitation] = [m for m in inbox.messages if m["To"] == "bo@example.com"]
+    assert invitation["Subject"] == "Ada invites you to their team"
+    text = invitation.get_body(("plain",)).get_content()
+    assert text.startswith("Hello bo@example.com,") and "as a member" in text
+    link = f"https://billing.example.com{team.INVITE_PATH}{token}"
+    assert link in text and link in invitation.get_body(("html",)).get_content()
+    with ctx.db.transaction(readonly=True) as session:
+        assert team.find_by_token(session, link.rsplit("/", 1)[1]).id == member_id
+
+
+def test_an_invitation_revoked_before_its_email_leaves_is_not_sent(shop, inbox):
+    from creditflow.team import service as team
+
+    ctx, mailer, _, customer_id = shop
+    subscribe(ctx, customer_id, "standard", "monthly")
+    member_id, _ = _invite(ctx, customer_id, "cy@example.com")
+    emails.run(ctx, START, None, mailer=emails.Mailer(**{**mailer.__dict__, "host": "127.0.0.1", "port": 9}))
+    with ctx.db.transaction() as session:  # queued (its first send failed), then revoked
+        team.remove_member(session, member_id, now=START)
+    with ctx.db.transaction() as session:
+        session.execute(Email.__table__.update().values(next_attempt_at=START))
+    _send(ctx, mailer)
+    assert [m for m in inbox.messages if m["To"] == "cy@example.com"] == []
+    with ctx.db.transaction(readonly=True) as session:
+        invitation = session.scalar(select(Email).where(Email.kind == "team_invite"))
+        assert invitation.status == "dropped" and "no longer open" in invitation.last_error
+
+
+def test_an_invitation_made_without_the_secret_is_emailed_without_a_link(shop, inbox):
+    ctx, mailer, _, customer_id = shop
+    subscribe(ctx, customer_id, "standard", "monthly")
+    _invite(ctx, customer_id, "di@example.com", secret_key=None)
+    _send(ctx, mailer)
+    [invitation] = [m for m in inbox.messages if m["To"] == "di@example.com"]
+    text = invitation.get_body(("plain",)).get_content()
+    assert "Ask Ada for the link to accept it." in text and "https://" not in text

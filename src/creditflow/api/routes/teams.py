@@ -48,7 +48,8 @@ def invite(customer_id: str, body: MemberCreate, request: Request, ctx: Ctx, set
         now = customer_now(ctx, session, customer_id)
         plan, anchor = _plan_and_anchor(session, customer_id)
         member, token = team.invite_member(ctx, session, customer_id, email=body.email, external_id=body.external_id,
-                                           role=body.role, plan=plan, anchor=anchor, now=now)
+                                           role=body.role, plan=plan, anchor=anchor, now=now,
+                                           secret_key=settings.secret_key)
         base = (settings.public_url or str(request.base_url)).rstrip("/")
         return _read(session, member, now, f"{base}{team.INVITE_PATH}{token}")
 

@@ -137,7 +137,8 @@ def invite(visit: Visitor, form: PostedForm):
     def work(db, now, plan):
         sub = live_subscription(db, visit.customer_id)
         _member, token = team.invite_member(visit.ctx, db, visit.customer_id, email=email, role=role, plan=plan,
-                                            anchor=sub.anchor if sub is not None else None, now=now)
+                                            anchor=sub.anchor if sub is not None else None, now=now,
+                                            secret_key=visit.web.secret_key)
         link.append(f"{str(visit.request.base_url).rstrip('/')}{team.INVITE_PATH}{token}")
 
     response = _act(visit, work, f"{email} is invited: the invitation holds a seat for 7 days.")
