@@ -14,8 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from creditflow.api import errors, observe
-from creditflow.api.fastpath import SpendPath
-from creditflow.api.pricing_path import EstimatePath
+from creditflow.api.fastpath import EstimatePath, SpendPath
 from creditflow.api.gate import Gate
 from creditflow.api.routes import api_keys
 from creditflow.api.routes import catalog, credits, customers, events, invoices, portal, subscriptions, test_clocks
@@ -86,9 +85,10 @@ def create_app(ctx: Context, settings: Settings | None = None) -> FastAPI:
             return _not_ready("no worker ran within the last minute: start creditflow worker")
         return Health()
 
-    # Middleware added last runs first: the gate, then the spend's own path (api/fastpath.py).
+    # Middleware added last runs first: the gate, then the spend's and the estimate's own paths
+    # (api/fastpath.py).
     app.add_middleware(SpendPath, ctx=ctx, prefix=API_PREFIX)
-    app.add_middleware(EstimatePath, ctx=ctx, prefix=API_PREFIX)  # the estimate's own path (api/pricing_path.py)
+    app.add_middleware(EstimatePath, ctx=ctx, prefix=API_PREFIX)
     app.add_middleware(Gate, ctx=ctx, settings=settings, prefix=API_PREFIX)
     observe.install(app, ctx, settings)  # Request-Id, the request's log line and metrics; GET /metrics
     _describe_gate(app)

@@ -1,38 +1,49 @@
-"""The credit spend's own path through the API: the request a host app makes most.
+"""The API's busiest requests on their own path: the credit spend, and the cost estimate.
 
-`POST /v1/customers/{id}/credits/spend` is still a FastAPI route (routes/credits.py), which is
-what /openapi.json describes and what answers every request this path does not take. This ASGI
-layer sits inside the gate (so the size limit, the API key, the rate limit and the
-Idempotency-Key have been dealt with) and serves the ordinary spend itself: the same body model
-(`SpendCreate`), the same use case, the same response model (`SpendRead`) and the same error
-mapping, without FastAPI's routing, dependency solving and per-request set-up, and with one
-thread-pool hop instead of two (FastAPI validates the response of a `def` route in the pool).
-A body it cannot validate goes on to the route, so that validation errors read the same.
+`POST /v1/customers/{id}/credits/spend` is the request a host app makes most, and
+`POST /v1/customers/{id}/credits/estimate` is asked whenever its user changes an option on the
+Generate button. Both are still FastAPI routes (routes/credits.py, routes/pricing.py), which is
+what /openapi.json describes and what answers every request these paths do not take. Each path
+is an ASGI layer inside the gate (so the size limit, the API key, the rate limit and the
+Idempotency-Key have been dealt with) that serves the ordinary request itself: the same body
+model, the same use case, the same response model and the same error mapping, without FastAPI's
+routing, dependency solving and per-request set-up, and with one thread-pool hop instead of two
+(FastAPI validates the response of a `def` route in the pool). A body it cannot validate goes on
+to the route, so that validation errors read the same.
 """
 
 from __future__ import annotations
 
 import json
+from typing import Any, ClassVar
 
 from anyio import to_thread
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from creditflow.api.errors import exception_response
 from creditflow.api.gate import replaying
 from creditflow.api.observe import ROUTE
 from creditflow.api.schemas.credits import SpendCreate, SpendRead
-from creditflow.generation.service import spend_job
-
-SPEND_SUFFIX = "/credits/spend"
-_SPEND_RESPONSE = SpendRead.__pydantic_serializer__
+from creditflow.api.schemas.pricing import EstimateCreate, EstimateRead
+from creditflow.generation.service import estimate_job, spend_job
 
 
-class SpendPath:
+class FastPath:
+    """One `POST {prefix}/customers/{customer_id}{suffix}` route served without the router."""
+
+    suffix: ClassVar[str]
+    request_model: ClassVar[type[BaseModel]]
+    response_model: ClassVar[Any]  # a Read model with `of(result)`
+
     def __init__(self, app: ASGIApp, *, ctx, prefix: str = "/v1"):
         self.app, self.ctx = app, ctx
         self.customers = prefix + "/customers/"
-        self.route = self.customers + "{customer_id}" + SPEND_SUFFIX  # for api/observe.py's labels
+        self.route = self.customers + "{customer_id}" + self.suffix  # for api/observe.py's labels
+
+    def run(self, customer_id: str, request: Any) -> Any:
+        """The use case, in a worker thread."""
+        raise NotImplementedError
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         customer_id = self._customer(scope) if scope["type"] == "http" else None
@@ -40,35 +51,61 @@ class SpendPath:
             await self.app(scope, receive, send)
             return
         body = await _read_body(receive)
-        spend = _parse(body) if _is_json(scope["headers"]) else None
-        if spend is None:  # the route answers, with FastAPI's own reading of the request
+        request = self._parse(body) if _is_json(scope["headers"]) else None
+        if request is None:  # the route answers, with FastAPI's own reading of the request
             await self.app(scope, replaying(body, receive), send)
             return
-        ctx = self.ctx
         scope[ROUTE], scope["path_params"] = self.route, {"customer_id": customer_id}
         try:
-            result = await to_thread.run_sync(lambda: spend_job(
-                ctx, customer_id, amount=spend.amount, options=spend.options, feature=spend.feature,
-                reference=spend.reference, member=spend.member))
+            result = await to_thread.run_sync(lambda: self.run(customer_id, request))
         except Exception as exc:  # noqa: BLE001 - mapped exactly as the route's handlers map it
             response = exception_response(exc, "POST", scope["path"])
             await response(scope, receive, send)
             return
-        content = _SPEND_RESPONSE.to_json(SpendRead.of(result), by_alias=True)
+        model = self.response_model
+        content = model.__pydantic_serializer__.to_json(model.of(result), by_alias=True)
         await send({"type": "http.response.start", "status": 200,
                     "headers": [(b"content-length", str(len(content)).encode()),
                                 (b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": content})
 
     def _customer(self, scope: Scope) -> str | None:
-        """The customer id when the request is a spend, as the route's `{customer_id}` reads it."""
+        """The customer id when the request is this path's, as the route's `{customer_id}` reads it."""
         path = scope["path"]
-        if scope["method"] != "POST" or not path.endswith(SPEND_SUFFIX) or not path.startswith(self.customers):
+        if scope["method"] != "POST" or not path.endswith(self.suffix) or not path.startswith(self.customers):
             return None
         if scope.get("root_path"):  # mounted under a prefix: leave the matching to the router
             return None
-        customer_id = path[len(self.customers):-len(SPEND_SUFFIX)]
+        customer_id = path[len(self.customers):-len(self.suffix)]
         return customer_id if customer_id and "/" not in customer_id else None
+
+    def _parse(self, body: bytes) -> BaseModel | None:
+        try:
+            data = json.loads(body)  # what the route does (Starlette's Request.json)
+        except (ValueError, RecursionError):  # deeply nested arrays exhaust the parser's stack
+            return None
+        if not isinstance(data, dict):
+            return None
+        try:
+            return self.request_model.model_validate(data)
+        except ValidationError:
+            return None
+
+
+class SpendPath(FastPath):
+    suffix, request_model, response_model = "/credits/spend", SpendCreate, SpendRead
+
+    def run(self, customer_id: str, spend: SpendCreate):
+        return spend_job(self.ctx, customer_id, amount=spend.amount, options=spend.options, feature=spend.feature,
+                         reference=spend.reference, member=spend.member)
+
+
+class EstimatePath(FastPath):
+    suffix, request_model, response_model = "/credits/estimate", EstimateCreate, EstimateRead
+
+    def run(self, customer_id: str, request: EstimateCreate):
+        return estimate_job(self.ctx, customer_id, feature=request.feature, options=request.options,
+                            member=request.member)
 
 
 def _is_json(headers) -> bool:
@@ -77,19 +114,6 @@ def _is_json(headers) -> bool:
         if name == b"content-type":
             return value.split(b";", 1)[0].strip().lower() == b"application/json"
     return False
-
-
-def _parse(body: bytes) -> SpendCreate | None:
-    try:
-        data = json.loads(body)  # what the route does (Starlette's Request.json)
-    except (ValueError, RecursionError):  # deeply nested arrays exhaust the parser's stack
-        return None
-    if not isinstance(data, dict):
-        return None
-    try:
-        return SpendCreate.model_validate(data)
-    except ValidationError:
-        return None
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -102,4 +126,3 @@ async def _read_body(receive: Receive) -> bytes:
         if not message.get("more_body", False):
             break
     return b"".join(chunks)
-
