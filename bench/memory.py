@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import os
 import platform
@@ -95,9 +96,23 @@ def summary_of(samples: list[tuple[float, int]], warmup: float) -> dict:
     growth = round(end / after_warmup, 4) if after_warmup else None
     return {"rss_kb_after_warmup": after_warmup, "rss_kb_at_end": end,
             "rss_kb_peak": max(kb for _, kb in samples), "rss_kb_at_start": samples[0][1],
-            "growth_end_vs_warmup": growth,
+            "growth_end_vs_warmup": growth, "rss_kb_per_minute_second_half": slope(samples),
             "goal_within_10pct": {"max_growth": GOAL_MAX_GROWTH,
                                   "met": growth is not None and growth <= GOAL_MAX_GROWTH}}
+
+
+def slope(samples: list[tuple[float, int]]) -> float | None:
+    """Least-squares growth of RSS over the second half of the run, in KiB per minute: whether
+    what growth there is still goes on at the end (a leak) or has levelled off (caches filled)."""
+    half = [(t, kb) for t, kb in samples if t >= samples[-1][0] / 2]
+    if len(half) < 2:
+        return None
+    mean_t = sum(t for t, _ in half) / len(half)
+    mean_kb = sum(kb for _, kb in half) / len(half)
+    spread = sum((t - mean_t) ** 2 for t, _ in half)
+    if not spread:
+        return None
+    return round(60 * sum((t - mean_t) * (kb - mean_kb) for t, kb in half) / spread, 1)
 
 
 def log(message: str) -> None:
@@ -327,30 +342,38 @@ def main(argv: list[str] | None = None) -> int:
     warmup = min(warmup, args.minutes * 60 / 5)
     subscriptions = args.subscriptions or min(1_000_000, int(200 * args.minutes * 60))
     load_before = os.getloadavg()
-    parts = []
+    importlib.import_module("creditflow.purchase.renewal")  # now, not half an hour into the run
+
+    parts: list[dict] = []
+
+    def write() -> dict:  # after each part, so that a part that fails leaves the others' results
+        report = {
+            "benchmark": "memory", "tiny": args.tiny, "backend": args.backend, "minutes": args.minutes,
+            "warmup_seconds": warmup, "sample_every_seconds": sample_every,
+            "parts": {part["part"]: part for part in parts},
+            "all_verified": all(part["verified"]["ok"] for part in parts),
+            "goals_met": {part["part"]: part["goal_within_10pct"]["met"] for part in parts},
+            "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                        # Other processes on the machine skew the rates: say how busy it was.
+                        "load_average_at_start": [round(x, 2) for x in load_before],
+                        "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        return report
+
     with tempfile.TemporaryDirectory(prefix="cfbench_memory_") as workdir:
         if args.only in (None, "serve"):
             parts.append(run_serve(args.backend, args.minutes, args.rate, args.customers, sample_every, warmup,
                                    workdir))
+            write()
             log(f"serve: RSS {parts[-1]['rss_kb_after_warmup'] / 1024:.1f} MiB after warm-up, "
                 f"{parts[-1]['rss_kb_at_end'] / 1024:.1f} MiB at the end: x{parts[-1]['growth_end_vs_warmup']}")
         if args.only in (None, "worker"):
             parts.append(run_worker(args.backend, args.minutes, subscriptions, sample_every, warmup, workdir))
             log(f"worker: RSS {parts[-1]['rss_kb_after_warmup'] / 1024:.1f} MiB after warm-up, "
                 f"{parts[-1]['rss_kb_at_end'] / 1024:.1f} MiB at the end: x{parts[-1]['growth_end_vs_warmup']}")
-    report = {
-        "benchmark": "memory", "tiny": args.tiny, "backend": args.backend, "minutes": args.minutes,
-        "warmup_seconds": warmup, "sample_every_seconds": sample_every,
-        "parts": {part["part"]: part for part in parts},
-        "all_verified": all(part["verified"]["ok"] for part in parts),
-        "goals_met": {part["part"]: part["goal_within_10pct"]["met"] for part in parts},
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
-                    # Other processes on the machine skew the rates: say how busy it was.
-                    "load_average_at_start": [round(x, 2) for x in load_before],
-                    "load_average_at_end": [round(x, 2) for x in os.getloadavg()]},
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    report = write()
     log(json.dumps({k: report[k] for k in ("all_verified", "goals_met")}))
     log(f"written to {args.out}")
     return 0 if report["all_verified"] else 1

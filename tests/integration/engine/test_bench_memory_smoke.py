@@ -30,6 +30,7 @@ def _assert_report(report: dict, backend: str) -> None:
         assert part["growth_end_vs_warmup"] == pytest.approx(part["rss_kb_at_end"] / part["rss_kb_after_warmup"],
                                                              abs=1e-4)
         assert part["goal_within_10pct"]["met"] is (part["growth_end_vs_warmup"] <= 1.10)
+        assert isinstance(part["rss_kb_per_minute_second_half"], float)
         assert report["goals_met"][part["part"]] is part["goal_within_10pct"]["met"]
         assert part["verified"]["ok"], part["verified"]
 
