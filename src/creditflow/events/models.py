@@ -16,6 +16,8 @@ class Event(Base):
         # The worker's fan-out to webhook endpoints looks for these only.
         Index("ix_events_undispatched", "seq", sqlite_where=text("dispatched = 0"),
               postgresql_where=text("dispatched = false")),
+        # A customer's events in order: a page of them without sorting the customer's history.
+        Index("ix_events_customer_seq", "customer_id", "seq"),
         Index("ix_events_unnotified", "seq", sqlite_where=text("notified = 0"),
               postgresql_where=text("notified = false")),
     )
@@ -23,7 +25,7 @@ class Event(Base):
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     id: Mapped[str] = mapped_column(String(40), unique=True)
     type: Mapped[str] = mapped_column(String(64), index=True)
-    customer_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(40))
     data: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Set once the event has a delivery row for every webhook endpoint that wants it. A flag

@@ -1,4 +1,4 @@
-"""Ledger checkpoints; a customer's language
+"""Ledger checkpoints; indexes for long histories; a customer's language
 
 Revision ID: 0014
 Revises: 0013
@@ -7,10 +7,10 @@ Create Date: 2026-11-29 07:05:00
 What `creditflow ledger check` last verified: the sums of every ledger entry up to a sequence
 number, per customer and per lot, so that the next check adds only the entries written since.
 
-The index on a customer's ledger entries becomes (customer_id, seq), so that reading a
-customer's newest entries, or those after a checkpoint, doesn't read the rest of its history.
-On a large PostgreSQL ledger, building it takes a while and holds back writes to
-credit_entries meanwhile: run this upgrade in a quiet hour.
+The indexes on a customer's ledger entries and events become (customer_id, seq), so that a page
+of a customer's entries or events, or their entries after a checkpoint, doesn't read or sort
+the rest of their history. On a large PostgreSQL database, building them takes a while and
+holds back writes to those tables meanwhile: run this upgrade in a quiet hour.
 
 Customers get a `language`, which picks the templates of their emails.
 """
@@ -55,9 +55,15 @@ def upgrade() -> None:
     with op.batch_alter_table('credit_entries', schema=None) as batch_op:
         batch_op.create_index('ix_credit_entries_customer_seq', ['customer_id', 'seq'], unique=False)
         batch_op.drop_index(batch_op.f('ix_credit_entries_customer_id'))
+    with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.create_index('ix_events_customer_seq', ['customer_id', 'seq'], unique=False)
+        batch_op.drop_index(batch_op.f('ix_events_customer_id'))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_events_customer_id'), ['customer_id'], unique=False)
+        batch_op.drop_index('ix_events_customer_seq')
     with op.batch_alter_table('credit_entries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_credit_entries_customer_id'), ['customer_id'], unique=False)
         batch_op.drop_index('ix_credit_entries_customer_seq')
