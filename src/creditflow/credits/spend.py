@@ -86,9 +86,10 @@ def _spend_credits(ctx, customer_id: str, amount, feature: str, reference: str,
     feature_def = ctx.catalog.feature(feature)
     reference = inputs.reference(reference)
     customer_id = inputs.identifier(customer_id, "customer")
-    # A team's spend (with its member), and a feature with limits or windows, take the general path.
-    if ctx.db.is_postgres and member is None and free_until is None and feature_def.code not in governed(ctx.catalog):
-        done = run_statement(ctx, lambda cursor: _spend_in_database(ctx, cursor, customer_id, amount, feature_def, reference))
+    # A feature with limits or windows takes the general path.
+    if ctx.db.is_postgres and free_until is None and feature_def.code not in governed(ctx.catalog):
+        done = run_statement(ctx, lambda cursor: _spend_in_database(ctx, cursor, customer_id, amount, feature_def,
+                                                                    reference, member))
         if done is not None:
             return done
     return run(ctx, lambda cursor: _spend(ctx, cursor, customer_id, amount, feature_def, reference, member=member,
@@ -137,19 +138,21 @@ _MAX_DRAWS = 9  # the function names the entries after the spend, 1 to 9; more l
 
 
 @lru_cache(maxsize=256)
-def _spend_statement(catalog: Catalog, feature: Feature) -> str:
-    """The call of `creditflow_spend` for `feature`, with what `lot_kinds_for` and
-    `gets_free_credits` decide for it under every standing written in as constants (one
-    prepared statement per feature, and less to send per spend)."""
+def _spend_statement(catalog: Catalog, feature: Feature, *, team: bool = False) -> str:
+    """The call of `creditflow_spend` for `feature` (`creditflow_team_spend` for a team's member,
+    in 0014), with what `lot_kinds_for` and `gets_free_credits` decide for it under every
+    standing written in as constants (one prepared statement per feature, and less to send per
+    spend)."""
     kinds = PAID_KINDS if feature.requires_subscription else ALL_KINDS
     free_allowed = not feature.requires_subscription and feature.code in catalog.free.features
     plans = [code for code, plan in catalog.plans.items() if feature.code in plan.features]
+    function, last = ("creditflow_team_spend", ", %s::text)") if team else ("creditflow_spend", ") ")
     call = sql.SQL(
-        "SELECT outcome, spent_at, balance, draws FROM creditflow_spend(%s::text, %s::text, {}::text, %s::bigint, "
-        "{}::text[], {}::boolean, {}::text[], {}::boolean, {}::boolean, {}::text, %s::timestamptz, %s::text) "
-        # A team's spend names its member, which the general path checks: for a team the function
+        "SELECT outcome, spent_at, balance, draws FROM " + function + "(%s::text, %s::text, {}::text, %s::bigint, "
+        "{}::text[], {}::boolean, {}::text[], {}::boolean, {}::boolean, {}::text, %s::timestamptz, %s::text" + last
+        # Without a member, a team's spend is refused by the general path: for a team the function
         # is not called at all (an uncorrelated condition is tested once, before the scan).
-        "WHERE NOT EXISTS (SELECT FROM teams WHERE customer_id = %s::text)"
+        + ("" if team else "WHERE NOT EXISTS (SELECT FROM teams WHERE customer_id = %s::text)")
     ).format(*map(sql.Literal, (
         feature.code, sorted(kinds), free_allowed, sorted(plans), bool(catalog.free.daily_credits),
         catalog.policies.free_credits_for_subscribers, catalog.policies.free_reset_timezone,
@@ -158,14 +161,15 @@ def _spend_statement(catalog: Catalog, feature: Feature) -> str:
 
 
 def _spend_in_database(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feature: Feature,
-                       reference: str) -> SpendResult | None:
-    """The usual spend, done by `creditflow_spend` in one round trip; None (and nothing changed)
-    when the case needs the general path: a replay, a refusal, expiries or free credits due."""
+                       reference: str, member: str | None = None) -> SpendResult | None:
+    """The usual spend, done by `creditflow_spend` (a team member's: `creditflow_team_spend`) in
+    one round trip; None (and nothing changed) when the case needs the general path: a replay, a
+    refusal, expiries or free credits due, a member over their limit."""
     spend_id = new_id("spd")
-    cursor.raw.execute(_spend_statement(ctx.catalog, feature),
-                       (customer_id, reference, amount.milli, ctx.clock.now(), spend_id, customer_id))
+    cursor.raw.execute(_spend_statement(ctx.catalog, feature, team=member is not None),
+                       (customer_id, reference, amount.milli, ctx.clock.now(), spend_id, member or customer_id))
     row = cursor.raw.fetchone()
-    if row is None:  # a team: the general path
+    if row is None:  # a team's spend without a member: the general path refuses it
         return None
     outcome, spent_at, balance, draws = row
     if outcome != "spent":
