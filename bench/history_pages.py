@@ -9,8 +9,9 @@ Two databases are seeded in bulk with ledger entries and events: a small one (`-
 each) and a large one (`--large` rows of each), spread over customers with `--per-customer`
 rows each, so the large one has many more customers, as a growing app does. In both, `--heavy`
 customers also have a long history of their own (`--heavy-rows` entries and events each), the
-same in both databases. The benchmark then asks, `--requests` times each, for pages the way the
-API does (`list_entries`, `list_events`): the first page of an ordinary customer's ledger, a
+same in both databases. The benchmark then asks, `--requests` times each, in alternating rounds
+on the two databases (so that other load on the machine weighs on both alike), for pages the way
+the API does (`list_entries`, `list_events`): the first page of an ordinary customer's ledger, a
 page in the middle of a heavy customer's ledger (`starting_after`), a heavy customer's first page
 of events, and the first page of everyone's events. It reports p50 and p99 per page and database,
 and the ratio large / small of each p99, with the goal: within 1.5x.
@@ -81,8 +82,8 @@ def seed(db: Database, rows: int, per_customer: int, heavy: int, heavy_rows: int
     return everyone
 
 
-def measure(db: Database, customers: int, heavy: int, heavy_rows: int, requests: int) -> dict:
-    rng = random.Random(1)
+def _pages(db: Database, customers: int, heavy: int, heavy_rows: int, rng: random.Random) -> dict:
+    """The pages to ask for on one database, each a function of a read session."""
     ordinary = customers - heavy
     heavy_ids = [f"cus_h{ordinary + i}" for i in range(1, heavy + 1)]
     middle = {}
@@ -92,46 +93,64 @@ def measure(db: Database, customers: int, heavy: int, heavy_rows: int, requests:
             for _ in range(heavy_rows // 200):
                 page = list_entries(session, customer, limit=100, starting_after=page.data[-1].id)
             middle[customer] = page.data[-1].id
-
-    def timed(call) -> float:
-        started = time.perf_counter()
-        with db.transaction(readonly=True) as session:
-            call(session)
-        return (time.perf_counter() - started) * 1000
-
-    pages = {
+    return {
         "ledger_first_page": lambda s: list_entries(s, f"cus_h{rng.randint(1, ordinary)}", limit=20),
         "ledger_middle_of_a_long_history": lambda s: list_entries(
             s, (c := rng.choice(heavy_ids)), limit=20, starting_after=middle[c]),
         "events_of_a_long_history": lambda s: list_events(s, customer=rng.choice(heavy_ids), limit=20),
         "events_of_everyone": lambda s: list_events(s, limit=20),
     }
+
+
+def _timed(db: Database, call) -> float:
+    started = time.perf_counter()
+    with db.transaction(readonly=True) as session:
+        call(session)
+    return (time.perf_counter() - started) * 1000
+
+
+def measure(dbs: dict[str, Database], pages: dict[str, dict], requests: int, rounds: int = 10) -> dict:
+    """Every page on every database, in alternating rounds (small, large, small, ...), so that
+    whatever else the machine does weighs on both alike; p50 and p99 per page and database."""
+    samples: dict[str, dict[str, list[float]]] = {label: {name: [] for name in pages[label]} for label in dbs}
+    for label, db in dbs.items():  # warm-up
+        for call in pages[label].values():
+            for _ in range(20):
+                _timed(db, call)
+    for _ in range(rounds):
+        for label, db in dbs.items():
+            for name, call in pages[label].items():
+                samples[label][name] += [_timed(db, call) for _ in range(max(requests // rounds, 1))]
     results = {}
-    for name, call in pages.items():
-        for _ in range(20):  # warm-up
-            timed(call)
-        samples = sorted(timed(call) for _ in range(requests))
-        results[name] = {"p50_ms": round(statistics.median(samples), 3),
-                         "p99_ms": round(samples[int(len(samples) * 0.99) - 1], 3)}
+    for label, by_page in samples.items():
+        results[label] = {}
+        for name, values in by_page.items():
+            values.sort()
+            results[label][name] = {"p50_ms": round(statistics.median(values), 3),
+                                    "p99_ms": round(values[max(int(len(values) * 0.99) - 1, 0)], 3)}
     return results
 
 
 def run_backend(backend: str, args, workdir: Path) -> dict:
-    sizes = {}
-    for label, rows in (("small", args.small), ("large", args.large)):
-        target = _Database(backend, workdir / label if backend == "sqlite" else workdir)
-        try:
+    targets, dbs, sizes, pages = {}, {}, {}, {}
+    try:
+        for label, rows in (("small", args.small), ("large", args.large)):
+            targets[label] = target = _Database(backend, workdir / label if backend == "sqlite" else workdir)
             upgrade(target.url)
-            db = Database(target.url)
+            dbs[label] = db = Database(target.url)
             started = time.perf_counter()
             customers = seed(db, rows, args.per_customer, args.heavy, args.heavy_rows)
-            seeded = time.perf_counter() - started
             sizes[label] = {"rows_each": rows + args.heavy * args.heavy_rows, "customers": customers,
-                            "seed_seconds": round(seeded, 1),
-                            "pages": measure(db, customers, args.heavy, args.heavy_rows, args.requests)}
+                            "seed_seconds": round(time.perf_counter() - started, 1)}
+            pages[label] = _pages(db, customers, args.heavy, args.heavy_rows, random.Random(1))
+        measured = measure(dbs, pages, args.requests)
+    finally:
+        for db in dbs.values():
             db.dispose()
-        finally:
+        for target in targets.values():
             target.drop()
+    for label in sizes:
+        sizes[label]["pages"] = measured[label]
     ratios = {name: round(sizes["large"]["pages"][name]["p99_ms"] / sizes["small"]["pages"][name]["p99_ms"], 2)
               for name in sizes["small"]["pages"]}
     return {"backend": backend, **sizes, "p99_large_to_small": ratios}
