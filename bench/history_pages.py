@@ -17,7 +17,7 @@ of events, and the first page of everyone's events. It reports p50 and p99 per p
 and the ratio large / small of each p99, with the goal: within 1.5x.
 
 Results go to bench/results/history_pages.json (see `--out`); PostgreSQL databases are created
-and dropped by the benchmark (`cfbench_history_*`, from CREDITFLOW_TEST_POSTGRES_URL).
+and dropped by the benchmark (`cfbench_ledger_*`, as bench/ledger_check.py names them).
 """
 
 from __future__ import annotations
