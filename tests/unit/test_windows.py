@@ -70,10 +70,18 @@ instants = st.datetimes(min_value=datetime(2025, 1, 1), max_value=datetime(2028,
 def test_the_day_a_daily_limit_counts_in_starts_at_local_midnight(instant, zone):
     day = free_day(instant, zone)
     local = ZoneInfo(zone)
+    second = timedelta(seconds=1)
     assert day.starts_at <= instant < day.ends_at
-    assert day.starts_at.astimezone(local).time().isoformat() == "00:00:00"
-    assert day.ends_at.astimezone(local).time().isoformat() == "00:00:00"
+    # The day runs from the first instant of its local date to the first of the next: midnight,
+    # except where the clocks jump forward at midnight (Santiago, Chatham): then 01:00.
+    assert day.starts_at.astimezone(local).date() == day.day
+    assert (day.starts_at - second).astimezone(local).date() == day.day - timedelta(days=1)
     assert day.ends_at.astimezone(local).date() == day.day + timedelta(days=1)
+    assert (day.ends_at - second).astimezone(local).date() == day.day
+    for edge in (day.starts_at, day.ends_at):
+        if edge.astimezone(local).time().isoformat() != "00:00:00":  # only where midnight doesn't exist
+            midnight = datetime.combine(edge.astimezone(local).date(), datetime.min.time(), tzinfo=local)
+            assert midnight.astimezone(UTC).astimezone(local) != midnight
     assert free_day(day.ends_at, zone).starts_at == day.ends_at  # the next day starts where this one ends
 
 
@@ -82,6 +90,7 @@ def test_the_day_a_daily_limit_counts_in_starts_at_local_midnight(instant, zone)
     ("Europe/Paris", "2026-10-25", 25),  # and back: a 25-hour day
     ("America/New_York", "2026-03-08", 23),
     ("America/New_York", "2026-11-01", 25),
+    ("America/Santiago", "2026-09-06", 23),  # forward at midnight: the day starts at 01:00
 ])
 def test_a_daylight_saving_day_is_counted_from_midnight_to_midnight(zone, day, hours):
     noon = datetime.fromisoformat(f"{day}T12:00:00").replace(tzinfo=ZoneInfo(zone))
