@@ -159,10 +159,7 @@ def main(argv: list[str] | None = None) -> int:
               "goals": GOALS, "summary": summary, **rows,
               "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
                           "load_average_1m_at_end": round(os.getloadavg()[0], 2)}}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
-    print(f"written to {args.out}")
+    base.write_report(args.out, result, summary)
     return 0
 
 

@@ -382,11 +382,16 @@ def main(argv: list[str] | None = None) -> int:
                     # Other processes on the machine skew every number: say how busy it was.
                     "load_average_1m_at_end": round(os.getloadavg()[0], 2)},
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(summary, indent=2))
-    print(f"written to {args.out}")
+    write_report(args.out, result, summary)
     return 0
+
+
+def write_report(out: Path, result: dict, summary: dict) -> None:
+    """The JSON report to `out`; the summary on the terminal."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    print(f"written to {out}")
 
 
 if __name__ == "__main__":

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
+from bench_kit import run_tiny
 
 
 def test_pricing_benchmark_tiny(tmp_path):
-    out = tmp_path / "http_pricing.json"
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "http_pricing.py"), "--tiny", "--out", str(out)],
-                         cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    result = json.loads(out.read_text())
+    result = run_tiny("http_pricing.py", tmp_path / "http_pricing.json", timeout=300)
     for kind in ("estimate", "spend_amount", "spend_options", "bare"):
         assert [row["target_rate"] for row in result[kind]] == [20.0, 50.0]
         for row in result[kind]:

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from bench_kit import run_tiny
 
 
 @pytest.mark.postgres
 def test_the_ledger_check_benchmark_runs(request, tmp_path):
     request.getfixturevalue("_pg_admin")  # skips (or fails in CI) without a server
-    out = tmp_path / "ledger_check.json"
-    run = subprocess.run([sys.executable, str(ROOT / "bench" / "ledger_check.py"), "--tiny", "--out", str(out)],
-                         cwd=ROOT, capture_output=True, text=True, timeout=600,
-                         env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    assert run.returncode == 0, run.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report = run_tiny("ledger_check.py", tmp_path / "ledger_check.json")
     assert [r["backend"] for r in report["runs"]] == ["sqlite", "postgres"]
     for result in report["runs"]:
         assert result["verified"] == {"full_clean": True, "incremental_clean": True,

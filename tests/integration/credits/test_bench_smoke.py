@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
+from bench_kit import run_tiny
+
 CASES = {"sqlite": "sqlite-1", "postgres": "postgres-1,postgres-8,postgres-hot-8"}
 
 
@@ -18,13 +13,7 @@ CASES = {"sqlite": "sqlite-1", "postgres": "postgres-1,postgres-8,postgres-hot-8
 def test_the_spend_benchmark_runs(request, tmp_path, backend):
     if backend == "postgres":
         request.getfixturevalue("_pg_admin")  # skips (or fails in CI) without a server
-    out = tmp_path / "spend.json"
-    run = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "spend.py"), "--tiny", "--cases", CASES[backend], "--out", str(out)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    report = json.loads(out.read_text())
+    report = run_tiny("spend.py", tmp_path / "spend.json", "--cases", CASES[backend])
     assert [r["case"] for r in report["runs"]] == CASES[backend].split(",")
     for result in report["runs"]:
         assert result["verified"]["ok"], result["verified"]
