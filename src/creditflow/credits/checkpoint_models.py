@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, String
+from sqlalchemy import BigInteger, CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditflow.kit.credits import Credits
@@ -49,3 +49,51 @@ class LedgerCheckpointLot(Base):
     lot_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     granted: Mapped[Credits] = mapped_column(CreditsColumn)
     remaining: Mapped[Credits] = mapped_column(CreditsColumn)
+
+
+# --- What `creditflow archive` removed ----------------------------------------------------------
+
+
+class LedgerArchivedAccount(Base):
+    """One customer's sums over their archived ledger entries (exported, then removed). The full
+    ledger check starts from them, so that balances still equal all their entries."""
+
+    __tablename__ = "ledger_archived_accounts"
+
+    customer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    granted: Mapped[Credits] = mapped_column(CreditsColumn)
+    spent: Mapped[Credits] = mapped_column(CreditsColumn)
+    expired: Mapped[Credits] = mapped_column(CreditsColumn)
+    held: Mapped[Credits] = mapped_column(CreditsColumn)
+    available: Mapped[Credits] = mapped_column(CreditsColumn)
+    entries: Mapped[int] = mapped_column(BigInteger)  # how many archived entries
+
+
+class LedgerArchivedLot(Base):
+    """One lot's granted and remaining credits over its archived ledger entries."""
+
+    __tablename__ = "ledger_archived_lots"
+
+    lot_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    granted: Mapped[Credits] = mapped_column(CreditsColumn)
+    remaining: Mapped[Credits] = mapped_column(CreditsColumn)
+
+
+class ArchivedMonth(Base):
+    """A month of one history table written to an export file by `creditflow archive`.
+
+    `exported`: the file is complete and on disk and its rows (every row of the month numbered
+    up to `through_key`) are being removed; `done`: they are gone. A re-run finishes an
+    `exported` month from its file and never exports a `done` one again."""
+
+    __tablename__ = "archived_months"
+    __table_args__ = (CheckConstraint("status IN ('exported', 'done')", name="status"),)
+
+    table_name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM (UTC)
+    status: Mapped[str] = mapped_column(String(16))
+    rows: Mapped[int] = mapped_column(BigInteger)
+    through_key: Mapped[int] = mapped_column(BigInteger)  # the last seq (or delivery id) exported
+    sha256: Mapped[str] = mapped_column(String(64))  # of the file's uncompressed lines
+    file: Mapped[str] = mapped_column(String(1000))
+    archived_at: Mapped[datetime] = mapped_column(UTCDateTime)

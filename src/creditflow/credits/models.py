@@ -2,11 +2,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, CheckConstraint, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditflow.kit.credits import Credits
 from creditflow.kit.db import Base, CreditsColumn, UTCDateTime
+from creditflow.kit.db.partitions import only_on
+
+# A row number that must not run out: bigint on PostgreSQL; on SQLite INTEGER, which is 64-bit
+# there and, as a primary key, the rowid that numbers new rows.
+BigSeq = BigInteger().with_variant(Integer(), "sqlite")
 
 LOT_KINDS = ("free", "subscription", "top_up", "promo", "earned")  # earned: received by a transfer
 ENTRY_KINDS = ("grant", "spend", "expire", "refund", "hold", "release", "settle")
@@ -97,6 +102,12 @@ class CreditEntry(Base):
     """One append-only ledger line. `amount` is never negative; `kind` says which way.
 
     The database refuses UPDATE and DELETE on this table (triggers in the initial migration).
+
+    On PostgreSQL the table is partitioned by month of `created_at` (migration 0015,
+    kit/db/partitions.py): its primary key there is (seq, created_at) and `id` is unique with
+    `created_at`, as PostgreSQL requires of a partitioned table's keys; `seq` stays the rows'
+    identity (one sequence numbers them). `creditflow archive` may drop old months once the
+    ledger check has summed them (credits/checkpoint_models.py keeps their sums).
     """
 
     __tablename__ = "credit_entries"
@@ -107,10 +118,12 @@ class CreditEntry(Base):
         # without sorting their whole history, and the incremental ledger check reads a
         # customer's entries after its checkpoint without reading the ones before.
         Index("ix_credit_entries_customer_seq", "customer_id", "seq"),
+        only_on("sqlite", UniqueConstraint("id")),
+        only_on("postgresql", UniqueConstraint("id", "created_at")),
     )
 
-    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(40), unique=True)
+    seq: Mapped[int] = mapped_column(BigSeq, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40))
     customer_id: Mapped[str] = mapped_column(ForeignKey("customers.id"))
     # Not indexed: nothing looks entries up by lot, and every spend writes one or more.
     lot_id: Mapped[str | None] = mapped_column(String(40))

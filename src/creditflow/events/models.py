@@ -2,14 +2,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false, text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditflow.kit.db import Base, UTCDateTime
+from creditflow.kit.db.partitions import only_on
+
+# A row number that must not run out: bigint on PostgreSQL; on SQLite INTEGER, which is 64-bit
+# there and, as a primary key, the rowid that numbers new rows.
+BigSeq = BigInteger().with_variant(Integer(), "sqlite")
 
 
 class Event(Base):
-    """The outbox: written in the transaction that made the change it describes."""
+    """The outbox: written in the transaction that made the change it describes.
+
+    On PostgreSQL partitioned by month of `created_at` (migration 0015, kit/db/partitions.py):
+    the primary key there is (seq, created_at) and `id` is unique with `created_at`.
+    """
 
     __tablename__ = "events"
     __table_args__ = (
@@ -20,10 +29,12 @@ class Event(Base):
         Index("ix_events_customer_seq", "customer_id", "seq"),
         Index("ix_events_unnotified", "seq", sqlite_where=text("notified = 0"),
               postgresql_where=text("notified = false")),
+        only_on("sqlite", UniqueConstraint("id")),
+        only_on("postgresql", UniqueConstraint("id", "created_at")),
     )
 
-    seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    id: Mapped[str] = mapped_column(String(40), unique=True)
+    seq: Mapped[int] = mapped_column(BigSeq, primary_key=True, autoincrement=True)
+    id: Mapped[str] = mapped_column(String(40))
     type: Mapped[str] = mapped_column(String(64), index=True)
     customer_id: Mapped[str | None] = mapped_column(String(40))
     data: Mapped[dict] = mapped_column(JSON)
@@ -44,7 +55,7 @@ class WebhookEndpoint(Base):
     # Event types wanted; null means every type.
     events: Mapped[list | None] = mapped_column(JSON)
     # Events up to this sequence number existed before the endpoint and are not sent to it.
-    after_seq: Mapped[int] = mapped_column(Integer)
+    after_seq: Mapped[int] = mapped_column(BigSeq)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -57,11 +68,16 @@ class WebhookDelivery(Base):
 
     Deliveries of one customer's events to one endpoint go out in event order: a delivery is
     only attempted once every earlier one of the same customer and endpoint is settled.
+
+    On PostgreSQL partitioned by month of `created_at` (migration 0015): the primary key there is
+    (id, created_at), and one delivery per event and endpoint is unique with `created_at` (the
+    fan-out creates an event's deliveries once, in the transaction that marks it dispatched).
     """
 
     __tablename__ = "webhook_deliveries"
     __table_args__ = (
-        UniqueConstraint("endpoint_id", "event_seq"),
+        only_on("sqlite", UniqueConstraint("endpoint_id", "event_seq")),
+        only_on("postgresql", UniqueConstraint("endpoint_id", "event_seq", "created_at")),
         Index("ix_webhook_deliveries_pending_order", "endpoint_id", "customer_id", "event_seq",
               sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
         Index("ix_webhook_deliveries_pending_due", "next_attempt_at",
@@ -71,9 +87,9 @@ class WebhookDelivery(Base):
               sqlite_where=text("status <> 'pending'"), postgresql_where=text("status <> 'pending'")),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    id: Mapped[int] = mapped_column(BigSeq, primary_key=True, autoincrement=True)
     endpoint_id: Mapped[str] = mapped_column(ForeignKey("webhook_endpoints.id"))
-    event_seq: Mapped[int] = mapped_column(Integer)
+    event_seq: Mapped[int] = mapped_column(BigSeq)
     event_id: Mapped[str] = mapped_column(String(40))
     customer_id: Mapped[str | None] = mapped_column(String(40))
     status: Mapped[str] = mapped_column(String(16))  # pending | delivered | failed

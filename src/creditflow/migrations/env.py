@@ -12,6 +12,7 @@ from sqlalchemy.schema import DefaultClause
 from sqlalchemy.sql.elements import False_, True_
 from sqlalchemy.types import TypeDecorator
 
+from creditflow.kit.db.partitions import include_object
 from creditflow.migrations.runner import migration_connection
 from creditflow.models import Base
 
@@ -53,7 +54,9 @@ def _configure(**kwargs) -> None:
 
 
 def _run(connection) -> None:
-    _configure(connection=connection)
+    # The monthly partitions of PostgreSQL's history tables aren't in the models, and some
+    # constraints exist on one backend only (kit/db/partitions.py).
+    _configure(connection=connection, include_object=include_object(connection.dialect.name))
     with context.begin_transaction():
         context.run_migrations()
         if connection.dialect.name == "sqlite":
