@@ -67,6 +67,26 @@ def migrate(database_url: DatabaseUrl = None):
     url = _database_url(database_url)
     upgrade(url)
     typer.echo(f"database at revision {current(url)}")
+    created = _ensure_partitions(url)
+    if created:
+        typer.echo(f"partitions created: {', '.join(created)}")
+
+
+def _ensure_partitions(url: str) -> list[str]:
+    """PostgreSQL: this month's and the next two months' partitions of the history tables, so
+    that a fresh install works before a worker has run (the worker keeps them ahead)."""
+    from datetime import datetime, timezone
+
+    from creditflow.kit.db import Database
+    from creditflow.kit.db.partitions import ensure_ahead
+
+    db = Database(url)
+    try:
+        if not db.is_postgres:
+            return []
+        return db.run(lambda session: ensure_ahead(session.connection(), datetime.now(timezone.utc)))
+    finally:
+        db.dispose()
 
 
 @catalog_app.command("check")
@@ -282,6 +302,7 @@ def serve(
     url = _database_url(database_url)
     if not no_migrate:
         upgrade(url)
+        _ensure_partitions(url)
     try:
         settings = Settings.from_env()
     except ValueError as exc:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from creditflow.credits import jobs as credit_jobs
 from creditflow.events import delivery
+from creditflow.kit.db import partitions
 from creditflow.notify import service as emails
 from creditflow.purchase import auto_top_up
 from creditflow.purchase.refund import retry_pending_refunds
@@ -29,6 +30,8 @@ class Job:
 
 
 JOBS: tuple[Job, ...] = (
+    # PostgreSQL: this month's and the next two months' partitions of the history tables exist.
+    Job("partitions", partitions.run),
     Job("credits.expiry", credit_jobs.expire_due, credit_jobs.next_due),
     Job("webhook_delivery", delivery.run),
     Job("webhook_purge", delivery.run_purge),
