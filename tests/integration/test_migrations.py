@@ -70,7 +70,7 @@ def test_upgrade_from_empty_matches_the_models(database_url):
     try:
         assert _diff(database) == [], (
             "models changed without a migration: python -m creditflow.migrations.runner "
-            "autogenerate \"what changed\" (regen-initial before the first release)"
+            "autogenerate \"what changed\""
         )
     finally:
         database.dispose()

@@ -9,23 +9,15 @@ it from the subscriptions; it now reads it from the account row it locks anyway,
 subscription package with every change of the subscription. The backfill copies the plan of
 every active subscription; the PostgreSQL spend function reads the new column.
 """
-import importlib.util
-from collections.abc import Sequence
-from pathlib import Path
-
-import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0002'
-down_revision: str | Sequence[str] | None = '0001'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from creditflow.migrations.schema import add_columns, drop_columns, earlier_revision, string
+
+revision = '0002'
+down_revision = '0001'
 
 # The spend function as 0001 created it, changed in exactly two places.
-_spec = importlib.util.spec_from_file_location("creditflow_migration_0001",
-                                               Path(__file__).with_name("0001_initial.py"))
-_initial = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_initial)
+_initial = earlier_revision("0001_initial.py")
 _READ_ACCOUNT = ("SELECT a.available, a.held, a.free_day, c.timezone, k.frozen_time INTO account",
                  "SELECT a.available, a.held, a.free_day, a.plan, c.timezone, k.frozen_time INTO account")
 _READ_PLAN = ("SELECT s.plan INTO v_plan FROM subscriptions s WHERE s.customer_id = p_customer_id "
@@ -38,8 +30,7 @@ for _old, _new in (_READ_ACCOUNT, _READ_PLAN):
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('credit_accounts', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('plan', sa.String(length=64), nullable=True))
+    add_columns('credit_accounts', string('plan', 64, null=True))
     op.execute("UPDATE credit_accounts SET plan = (SELECT s.plan FROM subscriptions s "
                "WHERE s.customer_id = credit_accounts.customer_id AND s.status = 'active')")
     if op.get_context().dialect.name == "postgresql":
@@ -49,5 +40,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
         op.execute(_initial.SPEND_FUNCTION)
-    with op.batch_alter_table('credit_accounts', schema=None) as batch_op:
-        batch_op.drop_column('plan')
+    drop_columns('credit_accounts', 'plan')

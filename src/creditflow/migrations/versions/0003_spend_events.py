@@ -8,21 +8,14 @@ Every change of a customer's credits records an event in its transaction; the on
 spend writes its `credits.spent` event itself, with the same data the general path writes
 (amounts as credit strings: "12.5"). The event's id shares the spend id's characters.
 """
-import importlib.util
-from collections.abc import Sequence
-from pathlib import Path
-
 from alembic import op
 
-revision: str = '0003'
-down_revision: str | Sequence[str] | None = '0002'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from creditflow.migrations.schema import earlier_revision
 
-_spec = importlib.util.spec_from_file_location("creditflow_migration_0002",
-                                               Path(__file__).with_name("0002_account_plan.py"))
-_previous = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_previous)
+revision = '0003'
+down_revision = '0002'
+
+_previous = earlier_revision("0002_account_plan.py")
 
 # Thousandths as the API writes credits: "12", "12.5", "0.001".
 CREDITS_TEXT = r"""

@@ -8,15 +8,13 @@ The billing page and `GET /v1/customers/<id>/payment_method` show the card on fi
 four digits, expiry). Customers who set a sandbox test method before get its test card; a
 Stripe method's card is filled in the next time a method is set.
 """
-from collections.abc import Sequence
-
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0004'
-down_revision: str | Sequence[str] | None = '0003'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from creditflow.migrations.schema import add_columns, drop_columns, json
+
+revision = '0004'
+down_revision = '0003'
 
 # The sandbox's test cards (payment/sandbox.py CARDS) as they were when this ran.
 _SANDBOX_CARDS = {
@@ -28,8 +26,7 @@ _SANDBOX_CARDS = {
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('card', sa.JSON(), nullable=True))
+    add_columns('customers', json('card', null=True))
     customers = sa.table("customers", sa.column("payment_method", sa.String), sa.column("card", sa.JSON))
     for token, (brand, last4) in _SANDBOX_CARDS.items():
         op.execute(customers.update().where(customers.c.payment_method == token).values(
@@ -37,5 +34,4 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.drop_column('card')
+    drop_columns('customers', 'card')

@@ -8,30 +8,17 @@ Customers gain an address and a tax id (name, email and country they had). Each 
 who sold and who bought as they were when it was issued; invoices issued before this have
 neither (null).
 """
-from collections.abc import Sequence
+from creditflow.migrations.schema import add_columns, drop_columns, json, string
 
-import sqlalchemy as sa
-from alembic import op
-
-revision: str = '0005'
-down_revision: str | Sequence[str] | None = '0004'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = '0005'
+down_revision = '0004'
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('address', sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column('tax_id', sa.String(length=64), nullable=True))
-    with op.batch_alter_table('invoices', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('seller', sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column('bill_to', sa.JSON(), nullable=True))
+    add_columns('customers', json('address', null=True), string('tax_id', 64, null=True))
+    add_columns('invoices', json('seller', null=True), json('bill_to', null=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('invoices', schema=None) as batch_op:
-        batch_op.drop_column('bill_to')
-        batch_op.drop_column('seller')
-    with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.drop_column('tax_id')
-        batch_op.drop_column('address')
+    drop_columns('invoices', 'bill_to', 'seller')
+    drop_columns('customers', 'tax_id', 'address')

@@ -9,28 +9,17 @@ a negative `discount` line), and a line gains the tax `rate` (a percent, as a de
 and the `country` (or country-region) it was taxed for; both are null on other lines. Invoices
 issued before this have no discount and no tax lines.
 """
-from collections.abc import Sequence
+from creditflow.migrations.schema import add_columns, bigint, drop_columns, string
 
-import sqlalchemy as sa
-from alembic import op
-
-revision: str = '0007'
-down_revision: str | Sequence[str] | None = '0006'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = '0007'
+down_revision = '0006'
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('invoices', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('discount', sa.BigInteger(), nullable=False, server_default='0'))
-    with op.batch_alter_table('invoice_lines', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('rate', sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column('country', sa.String(length=16), nullable=True))
+    add_columns('invoices', bigint('discount', default='0'))
+    add_columns('invoice_lines', string('rate', 16, null=True), string('country', 16, null=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('invoice_lines', schema=None) as batch_op:
-        batch_op.drop_column('country')
-        batch_op.drop_column('rate')
-    with op.batch_alter_table('invoices', schema=None) as batch_op:
-        batch_op.drop_column('discount')
+    drop_columns('invoice_lines', 'country', 'rate')
+    drop_columns('invoices', 'discount')

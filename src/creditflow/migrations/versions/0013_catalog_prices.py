@@ -11,28 +11,21 @@ means "the catalog's current price": `creditflow serve` and `creditflow worker` 
 from the catalog they start with, a renewal fills one in as it charges it, and
 `creditflow catalog migrate` moves them like any other.
 """
-from collections.abc import Sequence
+from creditflow.migrations.schema import add_columns, bigint, drop_columns, timestamp
 
-import sqlalchemy as sa
-from alembic import op
-
-revision: str = '0013'
-down_revision: str | Sequence[str] | None = '0012'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = '0013'
+down_revision = '0012'
 
 
 def upgrade() -> None:
-    with op.batch_alter_table('subscriptions', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('price', sa.BigInteger(), nullable=True))
-        batch_op.add_column(sa.Column('next_price', sa.BigInteger(), nullable=True))
-        batch_op.add_column(sa.Column('next_price_from', sa.DateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column('scheduled_price', sa.BigInteger(), nullable=True))
+    add_columns(
+        'subscriptions',
+        bigint('price', null=True),
+        bigint('next_price', null=True),
+        timestamp('next_price_from', null=True),
+        bigint('scheduled_price', null=True),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table('subscriptions', schema=None) as batch_op:
-        batch_op.drop_column('scheduled_price')
-        batch_op.drop_column('next_price_from')
-        batch_op.drop_column('next_price')
-        batch_op.drop_column('price')
+    drop_columns('subscriptions', 'scheduled_price', 'next_price_from', 'next_price', 'price')

@@ -17,19 +17,13 @@ Customers get a `language`, which picks the templates of their emails.
 PostgreSQL gets `creditflow_team_spend`: a team member's usual spend in one statement, as
 `creditflow_spend` is anyone else's (see TEAM_SPEND_FUNCTION).
 """
-from collections.abc import Sequence
-
-import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0014'
-down_revision: str | Sequence[str] | None = '0013'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from creditflow.migrations.schema import add_columns, create_table, drop_columns
+from creditflow.migrations.schema import bigint, ident, integer, string, timestamp
 
-
-def _totals(*names: str) -> list[sa.Column]:
-    return [sa.Column(name, sa.BigInteger(), nullable=False) for name in names]
+revision = '0014'
+down_revision = '0013'
 
 
 # A team member's usual spend in one statement: the member's row locked and their monthly usage
@@ -105,27 +99,25 @@ END $$
 def upgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
         op.execute(TEAM_SPEND_FUNCTION)
-    with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('language', sa.String(length=35), nullable=True))
-    op.create_table(
+    add_columns('customers', string('language', 35, null=True))
+    create_table(
         'ledger_checkpoints',
-        sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
-        sa.Column('through_seq', sa.BigInteger(), nullable=False),
-        sa.Column('entries', sa.BigInteger(), nullable=False),
-        sa.Column('checked_at', sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint('id', name=op.f('pk_ledger_checkpoints')),
+        integer('id', autoincrement=False),
+        bigint('through_seq'),
+        bigint('entries'),
+        timestamp('checked_at'),
     )
-    op.create_table(
+    create_table(
         'ledger_checkpoint_accounts',
-        sa.Column('customer_id', sa.String(length=40), nullable=False),
-        *_totals('granted', 'spent', 'expired', 'held', 'available'),
-        sa.PrimaryKeyConstraint('customer_id', name=op.f('pk_ledger_checkpoint_accounts')),
+        ident('customer_id'),
+        *map(bigint, ('granted', 'spent', 'expired', 'held', 'available')),
+        primary_key='customer_id',
     )
-    op.create_table(
+    create_table(
         'ledger_checkpoint_lots',
-        sa.Column('lot_id', sa.String(length=40), nullable=False),
-        *_totals('granted', 'remaining'),
-        sa.PrimaryKeyConstraint('lot_id', name=op.f('pk_ledger_checkpoint_lots')),
+        ident('lot_id'),
+        *map(bigint, ('granted', 'remaining')),
+        primary_key='lot_id',
     )
     with op.batch_alter_table('credit_entries', schema=None) as batch_op:
         batch_op.create_index('ix_credit_entries_customer_seq', ['customer_id', 'seq'], unique=False)
@@ -145,8 +137,7 @@ def downgrade() -> None:
     with op.batch_alter_table('credit_entries', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_credit_entries_customer_id'), ['customer_id'], unique=False)
         batch_op.drop_index('ix_credit_entries_customer_seq')
-    with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.drop_column('language')
+    drop_columns('customers', 'language')
     op.drop_table('ledger_checkpoint_lots')
     op.drop_table('ledger_checkpoint_accounts')
     op.drop_table('ledger_checkpoints')
