@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from creditflow.api.errors import error_bytes
 from creditflow.api.settings import Settings
-from creditflow.auth.service import Principal, authenticate, hash_key
+from creditflow.auth.service import Principal, authenticate
 from creditflow.idempotency import service as idempotency
 
 log = logging.getLogger("creditflow.api")
@@ -28,7 +28,10 @@ log = logging.getLogger("creditflow.api")
 # request under load, short enough that a revoked key stops working everywhere within a second.
 AUTH_CACHE_SECONDS = 0.5
 PURGE_EVERY_SECONDS = 600.0
+MAX_CACHED_HEADER = 256  # "Bearer " and a secret of at most 200 characters, with room for spaces
 IDEMPOTENT_METHODS = ("POST", "DELETE")
+# The request's body as the gate read it, in the ASGI scope.
+BODY = "creditflow.body"
 
 
 class TokenBuckets:
@@ -77,7 +80,8 @@ class Gate:
     def __init__(self, app: ASGIApp, *, ctx, settings: Settings, prefix: str = "/v1"):
         self.app, self.ctx, self.settings, self.prefix = app, ctx, settings, prefix
         self.buckets = TokenBuckets(settings.rate_limit, settings.burst)
-        self._auth_cache: dict[str, tuple[Principal, float]] = {}
+        # The Authorization header's value -> the key's principal and until when it is trusted.
+        self._auth_cache: dict[bytes, tuple[Principal, float]] = {}
         self._last_purge = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -101,10 +105,19 @@ class Gate:
                          {"retry-after": "1"})
 
     async def _gate(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        # Only three headers matter here: one pass over the raw list, the last of each name
+        # winning (as a dict of all of them would have it).
+        length = authorization = key = None
+        for name, value in scope["headers"]:
+            name = name.lower()
+            if name == b"authorization":
+                authorization = value
+            elif name == b"content-length":
+                length = value
+            elif name == b"idempotency-key":
+                key = value
 
-        length = headers.get("content-length")
-        if length is not None and not length.isdigit():
+        if length is not None and not length.decode("latin-1").isdigit():
             await _reply(send, 400, error_bytes("malformed_request", "Content-Length is not a number"))
             return
         if length is not None and int(length) > self.settings.max_body_bytes:
@@ -112,7 +125,7 @@ class Gate:
                                                 f"the body is limited to {self.settings.max_body_bytes} bytes"))
             return
 
-        principal = await self._authenticate(headers.get("authorization", ""))
+        principal = await self._authenticate(authorization or b"")
         if principal is None:
             await _reply(send, 401, error_bytes("unauthorized", "missing or wrong API key "
                                                 "(Authorization: Bearer <secret key>)"),
@@ -133,34 +146,37 @@ class Gate:
             await _reply(send, 413, error_bytes("request_too_large",
                                                 f"the body is limited to {self.settings.max_body_bytes} bytes"))
             return
-        scope.setdefault("state", {})["principal"] = principal
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["principal"] = principal
+        scope[BODY] = body  # for the layers inside that read it whole (api/fastpath.py)
         replay_receive = replaying(body, receive)
 
-        key = headers.get("idempotency-key")
         if key is None or scope["method"] not in IDEMPOTENT_METHODS:
             await self.app(scope, replay_receive, send)
             return
-        await self._idempotent(scope, replay_receive, send, principal, key, body)
+        await self._idempotent(scope, replay_receive, send, principal, key.decode("latin-1"), body)
 
-    async def _authenticate(self, authorization: str) -> Principal | None:
-        scheme, _, secret = authorization.partition(" ")
+    async def _authenticate(self, authorization: bytes) -> Principal | None:
+        # A key looked up lately is found by the header's raw bytes: no decoding or hashing.
+        cached = self._auth_cache.get(authorization)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        scheme, _, secret = authorization.decode("latin-1").partition(" ")
         secret = secret.strip()
         if scheme.lower() != "bearer" or not secret or len(secret) > 200:
             return None
-        digest = hash_key(secret)
-        cached = self._auth_cache.get(digest)
-        if cached is not None and cached[1] > time.monotonic():
-            return cached[0]
 
         def lookup() -> Principal | None:
             with self.ctx.db.transaction(readonly=True) as session:
                 return authenticate(session, secret)
 
         principal = await to_thread.run_sync(lookup)
-        if principal is not None:
+        if principal is not None and len(authorization) <= MAX_CACHED_HEADER:
             if len(self._auth_cache) > 10_000:
                 self._auth_cache.clear()
-            self._auth_cache[digest] = (principal, time.monotonic() + AUTH_CACHE_SECONDS)
+            self._auth_cache[authorization] = (principal, time.monotonic() + AUTH_CACHE_SECONDS)
         return principal
 
     async def _idempotent(self, scope, receive, send, principal: Principal, key: str, body: bytes) -> None:

@@ -16,7 +16,6 @@ import re
 import time
 from typing import Annotated
 
-import structlog
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.routing import iter_route_contexts
@@ -31,6 +30,7 @@ from creditflow.context import Context
 from creditflow.events.backlog import outbox_backlog
 from creditflow.kit import metrics
 from creditflow.kit.errors import Forbidden
+from creditflow.kit.logs import REQUEST_ID as CURRENT_REQUEST_ID
 from creditflow.kit.logs import get_logger
 
 REQUEST_ID = "request-id"
@@ -85,11 +85,11 @@ class Observe:
                 message["headers"] = [*message.get("headers", ()), id_header]
             await send(message)
 
-        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
+        token = CURRENT_REQUEST_ID.set(request_id)  # on every log line of the request (kit/logs.py)
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            structlog.contextvars.reset_contextvars(**bound)
+            CURRENT_REQUEST_ID.reset(token)
             self._done(scope, status, time.perf_counter() - started, request_id)
 
     def _done(self, scope: Scope, status: int, seconds: float, request_id: str) -> None:

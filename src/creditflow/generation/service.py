@@ -65,19 +65,23 @@ _standing = credit_repo.CompiledStatement(
     .where(credit_repo.customers.c.id == bindparam("customer_id")))
 
 
-def standing_now(ctx: Context, customer_id: str, *, member=...) -> CustomerNow:
-    """`customer_standing` in one round trip on a pooled connection, without an ORM session
-    (an estimate is read far more often than anything is written). With `member` (an estimate's),
-    a team's estimate must name its member and anyone else's must not, as for spends."""
-    connection = ctx.db.engine.raw_connection()
+def standing_now(ctx: Context, customer_id: str, *, member=..., connection=None) -> CustomerNow:
+    """`customer_standing` in one round trip on a pooled connection (or on `connection`, a DBAPI
+    connection in autocommit mode that the caller keeps), without an ORM session (an estimate is
+    read far more often than anything is written). With `member` (an estimate's), a team's
+    estimate must name its member and anyone else's must not, as for spends."""
+    pooled = connection is None
+    if pooled:
+        connection = ctx.db.engine.raw_connection()
     try:
         cursor = credit_repo.UnitCursor(ctx.db.engine.dialect, connection.cursor())
         row = _standing.first(cursor, {"customer_id": customer_id})
         if row is not None and member is not ...:
             _check_member(cursor, customer_id, member)
     finally:
-        connection.rollback()
-        connection.close()
+        if pooled:
+            connection.rollback()
+            connection.close()
     if row is None:
         raise NotFound(f"no such customer: {customer_id}", param="customer")
     now = row.frozen_time or ctx.clock.now()
@@ -126,13 +130,13 @@ def window_label(window: Window) -> str:
 
 
 def estimate_job(ctx: Context, customer_id: str, *, feature: str, options: dict | None,
-                 member: str | None = None) -> Estimate:
+                 member: str | None = None, connection=None) -> Estimate:
     """What one job of `feature` with `options` costs this customer now: the catalog's price,
     or 0 inside an unlimited window (its lines still say what it would cost, and a last line
-    takes it off)."""
+    takes it off). `connection`: see `standing_now`."""
     feature_def = ctx.catalog.feature(feature)
     result = estimate(feature, priced(feature_def), options)
-    window = window_for(ctx, standing_now(ctx, customer_id, member=member), feature)
+    window = window_for(ctx, standing_now(ctx, customer_id, member=member, connection=connection), feature)
     return result.in_window(window_label(window)) if window else result
 
 
