@@ -1,7 +1,7 @@
 """The clients: `Client` (blocking) and `AsyncClient` (asyncio), over httpx.
 
-Both send the same calls (`calls.py`) and share everything but the waiting: the retry policy,
-the idempotency keys and the error mapping are written once, here.
+Both send the same calls (`calls.py`) and share everything but the sending and the waiting: the
+retry policy, the idempotency keys and the error mapping are written once, in `_Base`.
 
 Retries: a request that got no answer (a connection error, a timeout), a 429 or a 5xx is sent
 again, up to `max_retries` times with exponential backoff. A write is only ever retried with
@@ -27,6 +27,9 @@ from creditflow.client.errors import LIMIT_CODES, APIConnectionError, error_for
 P = ParamSpec("P")
 T = TypeVar("T")
 M = TypeVar("M")
+
+# What one attempt gets: an answer, or none (a connection error, a timeout).
+_Outcome = httpx.Response | httpx.TransportError
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 2
@@ -170,8 +173,9 @@ class _Base(Generic[M]):
         return {"method": call.method, "url": self.base_url + call.path, "headers": headers,
                 "params": call.query or None, "json": call.body}
 
-    def _retry_after(self, attempt: int, response: httpx.Response | None) -> float | None:
-        """Seconds to wait before sending again, or None to give up with this answer."""
+    def _retry_after(self, attempt: int, outcome: _Outcome) -> float | None:
+        """Seconds to wait before sending again, or None to give up with this outcome."""
+        response = outcome if isinstance(outcome, httpx.Response) else None
         if attempt >= self.max_retries:
             return None
         if response is not None and response.status_code not in _RETRY_STATUSES:
@@ -184,7 +188,11 @@ class _Base(Generic[M]):
         return min(0.25 * 2**attempt, 8.0) * (0.5 + random.random() / 2)
 
     @staticmethod
-    def _answer(response: httpx.Response) -> Any:
+    def _answer(call: Call[Any], outcome: _Outcome) -> Any:
+        """The call's result, or its error: the API's, or APIConnectionError without an answer."""
+        if isinstance(outcome, httpx.TransportError):
+            raise APIConnectionError(f"{call.method} {call.path}: {outcome}") from outcome
+        response = outcome
         if response.status_code == 204:
             return None
         try:
@@ -209,15 +217,12 @@ class Client(_Base[Sync]):
         attempt = 0
         while True:
             try:
-                response = self._http.request(**request)
+                outcome: _Outcome = self._http.request(**request)
             except httpx.TransportError as exc:
-                wait = self._retry_after(attempt, None)
-                if wait is None:
-                    raise APIConnectionError(f"{call.method} {call.path}: {exc}") from exc
-            else:
-                wait = self._retry_after(attempt, response)
-                if wait is None:
-                    return self._answer(response)
+                outcome = exc
+            wait = self._retry_after(attempt, outcome)
+            if wait is None:
+                return self._answer(call, outcome)
             time.sleep(wait)
             attempt += 1
 
@@ -244,15 +249,12 @@ class AsyncClient(_Base[Async]):
         attempt = 0
         while True:
             try:
-                response = await self._http.request(**request)
+                outcome: _Outcome = await self._http.request(**request)
             except httpx.TransportError as exc:
-                wait = self._retry_after(attempt, None)
-                if wait is None:
-                    raise APIConnectionError(f"{call.method} {call.path}: {exc}") from exc
-            else:
-                wait = self._retry_after(attempt, response)
-                if wait is None:
-                    return self._answer(response)
+                outcome = exc
+            wait = self._retry_after(attempt, outcome)
+            if wait is None:
+                return self._answer(call, outcome)
             await asyncio.sleep(wait)
             attempt += 1
 
