@@ -1,4 +1,4 @@
-"""The `creditflow` command: serve, worker, migrate, catalog check, diff and migrate, ledger check, demo."""
+"""The `creditflow` command: serve, worker, migrate, catalog check, diff and migrate, ledger check, archive, demo."""
 
 from __future__ import annotations
 
@@ -253,6 +253,57 @@ def ledger_check(
     if run.saved:
         typer.echo(f"Verified through ledger entry {run.through}: the next check starts there.")
     typer.echo("ledger check passed")
+
+
+@app.command()
+def archive(
+    out: Path = typer.Option(..., "--out", help="Directory for the export files (one .jsonl.gz and manifest per month)"),
+    before: str | None = typer.Option(None, "--before", help="Archive the months before this one (YYYY-MM, UTC)"),
+    keep_months: int | None = typer.Option(None, "--keep-months", min=0,
+                                           help="Archive the months before the last N (the current month counts)"),
+    skip_ledger: bool = typer.Option(False, "--skip-ledger", help="Archive events and webhook deliveries only"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be archived; change nothing"),
+    database_url: DatabaseUrl = None,
+):
+    """Export old months of events, webhook deliveries and ledger entries to files, then remove
+    them from the database (PostgreSQL: drop the month's partition; SQLite: delete its rows).
+
+    Never a pending delivery, nor an event not yet sent or notified. Ledger entries go only when
+    `creditflow ledger check` has verified them; their sums are kept, so balances and the ledger
+    check stay right. Safe to run again after a crash."""
+    from datetime import datetime, timezone
+
+    from creditflow.archive.service import TABLES, ArchiveRefused, archive as run_archive, parse_month
+    from creditflow.kit.db import Database
+    from creditflow.kit.db.partitions import add_months, month_of
+
+    if (before is None) == (keep_months is None):
+        typer.echo("error: give either --before YYYY-MM or --keep-months N", err=True)
+        raise typer.Exit(2)
+    current = month_of(datetime.now(timezone.utc))
+    if before is not None:
+        try:
+            first_kept = parse_month(before, "--before")
+        except ValueError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+    else:
+        first_kept = add_months(current, -max(keep_months - 1, 0))
+    if first_kept > current:
+        typer.echo(f"error: --before {first_kept:%Y-%m} would archive the current month ({current:%Y-%m}); "
+                   "only past months can be archived", err=True)
+        raise typer.Exit(2)
+    tables = tuple(t for t in TABLES if not (skip_ledger and t == "credit_entries"))
+    db = Database(_database_url(database_url))
+    try:
+        plan = run_archive(db, out, first_kept, tables=tables, dry_run=dry_run, echo=typer.echo)
+    except ArchiveRefused as exc:
+        typer.echo(f"archive refused: {exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        db.dispose()
+    if not plan:
+        typer.echo(f"nothing to archive before {first_kept:%Y-%m}")
 
 
 @app.command()

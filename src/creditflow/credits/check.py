@@ -18,6 +18,10 @@ next check looks only at the customers with entries after it, and proves their t
 equal the checkpoint's sums plus their new entries: its cost follows what changed, not how
 long the ledger is. A change made without a ledger entry (a row edited by hand) is found by
 the full check, which an operator runs on a schedule.
+
+Archived entries (`creditflow archive` exported and removed them, only ever entries the
+checkpoint had summed) live on as sums per customer and per lot: the full check adds the
+entries still in the database to them, and a checkpoint rebuilt from scratch starts from them.
 """
 
 from __future__ import annotations
@@ -69,13 +73,17 @@ class _Scope:
         return f"{self.customers('customer_id')} AND seq > :since" if self.incremental else self.customers("customer_id")
 
     def expected(self, name: str, summed: str = "e", baseline: str = "c") -> str:
-        own = f"COALESCE({summed}.{name}, 0)"
-        return f"({own} + COALESCE({baseline}.{name}, 0))" if self.incremental else own
+        """The entries' sum plus the baseline's: the checkpoint's (incremental) or, for the full
+        check, the sums of the entries `creditflow archive` removed."""
+        return f"(COALESCE({summed}.{name}, 0) + COALESCE({baseline}.{name}, 0))"
+
+    def baseline(self, what: str) -> str:
+        """The table of sums the entries in scope add to, per "accounts" or "lots"."""
+        return f"ledger_checkpoint_{what}" if self.incremental else f"ledger_archived_{what}"
 
 
 def _account_vs_entries(scope: _Scope) -> str:
-    baseline = ("LEFT JOIN ledger_checkpoint_accounts c ON c.customer_id = a.customer_id"
-                if scope.incremental else "")
+    baseline = f"LEFT JOIN {scope.baseline('accounts')} c ON c.customer_id = a.customer_id"
     expected = [scope.expected(name) for name in TOTALS]
     differs = " OR ".join(f"a.{name} <> {exp}" for name, exp in zip(TOTALS, expected))
     return f"""
@@ -122,7 +130,7 @@ def _lots_vs_available(scope: _Scope) -> str:
 
 
 def _lots_vs_entries(scope: _Scope) -> str:
-    baseline = "LEFT JOIN ledger_checkpoint_lots c ON c.lot_id = l.id" if scope.incremental else ""
+    baseline = f"LEFT JOIN {scope.baseline('lots')} c ON c.lot_id = l.id"
     granted, remaining = scope.expected("granted"), scope.expected("remaining")
     # Incremental: the lots with new entries (a lot changes only through its entries).
     lots = (f"l.id IN (SELECT lot_id FROM credit_entries WHERE {scope.entries})" if scope.incremental
@@ -358,11 +366,19 @@ def _save_checkpoint(session: Session, since: int | None, through: int, *, now: 
     lock = " FOR UPDATE" if session.bind.dialect.name == "postgresql" else ""
     current = session.execute(text(f"SELECT through_seq FROM ledger_checkpoints WHERE id = 1{lock}")).scalar()
     params = {"since": since or 0, "through": through, "now": now}
+    archived = 0
     if since is None:
         if current is not None and current > through:
             return False
         for table in ("ledger_checkpoint_accounts", "ledger_checkpoint_lots"):
             session.execute(text(f"DELETE FROM {table}"))
+        # Rebuilt whole: from the sums of the entries `creditflow archive` removed (all of them
+        # before any entry still here), then every entry up to `through`.
+        session.execute(text(f"INSERT INTO ledger_checkpoint_accounts (customer_id, {', '.join(TOTALS)}) "
+                             f"SELECT customer_id, {', '.join(TOTALS)} FROM ledger_archived_accounts"))
+        session.execute(text("INSERT INTO ledger_checkpoint_lots (lot_id, granted, remaining) "
+                             "SELECT lot_id, granted, remaining FROM ledger_archived_lots"))
+        archived = session.execute(text("SELECT COALESCE(SUM(entries), 0) FROM ledger_archived_accounts")).scalar_one()
     elif current != since:
         return False
     if since is not None and through <= since:
@@ -384,7 +400,7 @@ def _save_checkpoint(session: Session, since: int | None, through: int, *, now: 
         SET granted = ledger_checkpoint_lots.granted + excluded.granted,
             remaining = ledger_checkpoint_lots.remaining + excluded.remaining
     """), params)
-    added = session.execute(text(f"SELECT COUNT(*) FROM credit_entries WHERE {new}"), params).scalar_one()
+    added = session.execute(text(f"SELECT COUNT(*) FROM credit_entries WHERE {new}"), params).scalar_one() + archived
     if current is None:
         session.execute(text("INSERT INTO ledger_checkpoints (id, through_seq, entries, checked_at) "
                              "VALUES (1, :through, :added, :now)"), {**params, "added": added})
