@@ -62,11 +62,8 @@ _CODE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _CURRENCY = re.compile(r"^[a-z]{3}$")
 
 
-class CatalogError(CreditflowError):
+class CatalogError(CreditflowError, code="invalid_catalog"):
     """The catalog file is unreadable or invalid. `str(error)` is the full, located message."""
-
-    category = "invalid"
-    default_code = "invalid_catalog"
 
     def __init__(self, reason: str, *, source: str, line: int | None = None, field: str | None = None):
         self.reason = reason

@@ -39,11 +39,8 @@ from creditflow.kit.errors import CreditflowError
 FAST, RELAXED = "fast", "relaxed"
 
 
-class LimitReached(CreditflowError):
+class LimitReached(CreditflowError, category="limited", code="concurrency_limit"):
     """A plan's limit refuses the job for now; `resets_at` (beside the error) says until when."""
-
-    category = "limited"
-    default_code = "concurrency_limit"
 
     def __init__(self, message: str, *, code: str, resets_at: datetime):
         super().__init__(message, code=code, param="feature", extra={"resets_at": format_instant(resets_at)})

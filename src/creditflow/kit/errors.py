@@ -13,6 +13,16 @@ class CreditflowError(Exception):
     category = "invalid"
     default_code = "invalid_request"
 
+    def __init_subclass__(cls, *, category: str | None = None, code: str | None = None, **kwargs):
+        """`class NotFound(CreditflowError, category="not_found")`: a kind of error, whose code
+        is its category unless it names its own."""
+        super().__init_subclass__(**kwargs)
+        if category is not None:
+            cls.category = category
+            cls.default_code = code or category
+        elif code is not None:
+            cls.default_code = code
+
     def __init__(self, message: str, *, code: str | None = None, param: str | None = None,
                  extra: dict | None = None):
         super().__init__(message)
@@ -24,30 +34,24 @@ class CreditflowError(Exception):
 
 
 class InvalidRequest(CreditflowError):
-    category = "invalid"
-    default_code = "invalid_request"
+    """Input that can't be taken as it is."""
 
 
-class NotFound(CreditflowError):
-    category = "not_found"
-    default_code = "not_found"
+class NotFound(CreditflowError, category="not_found"):
+    """What was asked for doesn't exist, or isn't the caller's to see."""
 
 
-class Conflict(CreditflowError):
-    category = "conflict"
-    default_code = "conflict"
+class Conflict(CreditflowError, category="conflict"):
+    """The request is well formed, but the state of things refuses it now."""
 
 
-class Forbidden(CreditflowError):
-    category = "forbidden"
-    default_code = "forbidden"
+class Forbidden(CreditflowError, category="forbidden"):
+    """The caller may not do this."""
 
 
-class PaymentFailed(CreditflowError):
-    category = "payment_failed"
-    default_code = "payment_failed"
+class PaymentFailed(CreditflowError, category="payment_failed"):
+    """The gateway declined or failed to take the payment."""
 
 
-class InsufficientCredits(CreditflowError):
-    category = "payment_failed"
-    default_code = "insufficient_credits"
+class InsufficientCredits(CreditflowError, category="payment_failed", code="insufficient_credits"):
+    """A spend or hold larger than the credits the customer may use for it."""

@@ -36,8 +36,8 @@ def stranded_by(session: Session, catalog: Catalog) -> list[Stranded]:
     return stranded(catalog, live_counts(session) + scheduled_counts(session))
 
 
-class CatalogStrandsSubscribers(Conflict):
-    default_code = "catalog_strands_subscribers"
+class CatalogStrandsSubscribers(Conflict, code="catalog_strands_subscribers"):
+    """A new catalog would leave subscribers on a plan or term it no longer has."""
 
     def __init__(self, source: str, found: list[Stranded]):
         self.found = found

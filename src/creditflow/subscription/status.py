@@ -33,8 +33,8 @@ TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 
-class IllegalTransition(Conflict):
-    default_code = "illegal_transition"
+class IllegalTransition(Conflict, code="illegal_transition"):
+    """A status change the subscription's state machine doesn't allow."""
 
 
 def check_transition(current: str, to: str) -> None:
