@@ -16,6 +16,10 @@ page in the middle of a heavy customer's ledger (`starting_after`), a heavy cust
 of events, and the first page of everyone's events. It reports p50 and p99 per page and database,
 and the ratio large / small of each p99, with the goal: within 1.5x.
 
+On PostgreSQL the tables are partitioned by month (migration 0015): both databases hold a year
+of monthly partitions, each customer's history spread over them oldest first, so a page reads
+the partitions the way it would on a year-old installation.
+
 Results go to bench/results/history_pages.json (see `--out`); PostgreSQL databases are created
 and dropped by the benchmark (`cfbench_ledger_*`, as bench/ledger_check.py names them).
 """
@@ -31,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,6 +47,8 @@ from sqlalchemy import text  # noqa: E402
 from creditflow.credits.balance import list_entries  # noqa: E402
 from creditflow.events.service import list_events  # noqa: E402
 from creditflow.kit.db import Database  # noqa: E402
+from creditflow.kit.db import partitions  # noqa: E402
+from creditflow.kit.db.partitions import add_months  # noqa: E402
 from creditflow.migrations.runner import upgrade  # noqa: E402
 from ledger_check import _Database, _numbers  # noqa: E402  (the same throwaway databases)
 
@@ -53,6 +60,10 @@ def seed(db: Database, rows: int, per_customer: int, heavy: int, heavy_rows: int
     `heavy` customers with `heavy_rows` of each; returns how many customers in all."""
     customers = max(rows // per_customer, 1)
     everyone = customers + heavy
+    if db.is_postgres:
+        with db.transaction() as session:
+            year = [add_months(date(2026, 3, 1), -n) for n in range(12)]
+            partitions.ensure_months(session.connection(), year)
     with db.transaction() as session:
         _numbers(session, max(everyone, per_customer, heavy_rows))
         params = {"everyone": everyone, "customers": customers, "per": per_customer, "heavy_rows": heavy_rows}
@@ -65,17 +76,20 @@ def seed(db: Database, rows: int, per_customer: int, heavy: int, heavy_rows: int
             "SELECT 'cus_h' || c.i, 0, 0, 0, 0, 0 FROM bench_n c WHERE c.i <= :everyone"), params)
         # Ordinary customers: `per` rows each, numbered row by row across customers (as a live
         # ledger interleaves them); heavy customers (the last `heavy` ids): `heavy_rows` each.
-        for table, columns, values in (
-                ("credit_entries", "id, customer_id, lot_id, kind, amount, reference, created_at",
-                 "'e' || c.i || '_' || r.i, 'cus_h' || c.i, NULL, 'grant', 0, 'r' || r.i, " + NOW),
-                ("events", "id, type, customer_id, data, created_at, dispatched, notified",
-                 "'evt_' || c.i || '_' || r.i, 'customer.updated', 'cus_h' || c.i, '{}', " + NOW + ", true, true")):
-            session.execute(text(
-                f"INSERT INTO {table} ({columns}) SELECT {values} FROM bench_n r JOIN bench_n c ON c.i <= :customers "
-                "WHERE r.i <= :per ORDER BY r.i, c.i"), params)
-            session.execute(text(
-                f"INSERT INTO {table} ({columns}) SELECT {values} FROM bench_n r JOIN bench_n c "
-                "ON c.i > :customers AND c.i <= :everyone WHERE r.i <= :heavy_rows ORDER BY r.i, c.i"), params)
+        # On PostgreSQL the rows span the year before NOW, a month partition each (as the worker
+        # made them), each customer's oldest rows in the oldest month: the layout a year of
+        # history has. SQLite has no partitions: every row at NOW.
+        for count, where in ((":per", "c.i <= :customers"), (":heavy_rows", "c.i > :customers AND c.i <= :everyone")):
+            when = (f"({NOW}::timestamptz - (11 - (r.i - 1) * 12 / {count}) * interval '1 month')"
+                    if db.is_postgres else NOW)
+            for table, columns, values in (
+                    ("credit_entries", "id, customer_id, lot_id, kind, amount, reference, created_at",
+                     "'e' || c.i || '_' || r.i, 'cus_h' || c.i, NULL, 'grant', 0, 'r' || r.i, " + when),
+                    ("events", "id, type, customer_id, data, created_at, dispatched, notified",
+                     "'evt_' || c.i || '_' || r.i, 'customer.updated', 'cus_h' || c.i, '{}', " + when + ", true, true")):
+                session.execute(text(
+                    f"INSERT INTO {table} ({columns}) SELECT {values} FROM bench_n r JOIN bench_n c ON {where} "
+                    f"WHERE r.i <= {count} ORDER BY r.i, c.i"), params)
         session.execute(text("DROP TABLE bench_n"))
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE" if db.is_postgres else "ANALYZE"))
