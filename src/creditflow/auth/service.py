@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session
 
 from creditflow.auth.models import ApiKey
 from creditflow.kit.db.paging import page_after
-from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from creditflow.kit.db.rows import get_or_not_found
+from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest
 from creditflow.kit.ids import new_id
 from creditflow.kit.settings import comma_separated
 
@@ -114,9 +115,7 @@ def revoke_api_key(session: Session, key_id: str, *, now: datetime) -> ApiKey:
     """The key stops working within half a second in every API process (each keeps a key it
     checked for that long: api/gate.py `AUTH_CACHE_SECONDS`). A revoked key stays listed, with
     when it was revoked; revoking it again is refused (409 `already_revoked`)."""
-    key = session.get(ApiKey, key_id, with_for_update=True)
-    if key is None:
-        raise NotFound(f"no such API key: {key_id}", param="id")
+    key = get_or_not_found(session, ApiKey, key_id, noun="API key", param="id", with_for_update=True)
     if key.revoked_at is not None:
         raise Conflict(f"API key {key_id} was already revoked", code="already_revoked")
     key.revoked_at = now

@@ -15,7 +15,8 @@ from creditflow.customer.models import Customer, TestClock
 from creditflow.events.outbox import record_event
 from creditflow.kit.clock import utc
 from creditflow.kit.countries import country_code
-from creditflow.kit.errors import Conflict, InvalidRequest, NotFound
+from creditflow.kit.db.rows import get_or_not_found, locking
+from creditflow.kit.errors import Conflict, InvalidRequest
 from creditflow.kit.ids import new_id
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -41,10 +42,8 @@ def create_test_clock(session: Session, frozen_time: datetime, *, now: datetime)
 
 
 def get_test_clock(session: Session, clock_id: str, *, for_update: bool = False) -> TestClock:
-    clock = session.get(TestClock, clock_id, with_for_update=for_update or None, populate_existing=for_update)
-    if clock is None:
-        raise NotFound(f"no such test clock: {clock_id}", param="test_clock")
-    return clock
+    return get_or_not_found(session, TestClock, clock_id, noun="test clock", param="test_clock",
+                            **locking(for_update))
 
 
 def create_customer(
@@ -116,11 +115,8 @@ def customer_now(ctx: Context, session: Session, customer_id: str | None) -> dat
 
 
 def get_customer(session: Session, customer_id: str, *, for_update: bool = False) -> Customer:
-    customer = session.get(Customer, customer_id, with_for_update=CUSTOMER_LOCK if for_update else None,
-                           populate_existing=for_update)
-    if customer is None:
-        raise NotFound(f"no such customer: {customer_id}", param="customer")
-    return customer
+    return get_or_not_found(session, Customer, customer_id, noun="customer", param="customer",
+                            **locking(for_update, CUSTOMER_LOCK))
 
 
 def list_customers(session: Session, *, external_id: str | None = None, limit: int = 20,

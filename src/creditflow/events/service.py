@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session
 from creditflow.events.models import Event, WebhookEndpoint
 from creditflow.kit.clock import format_instant
 from creditflow.kit.db.paging import page_after
-from creditflow.kit.errors import InvalidRequest, NotFound
+from creditflow.kit.db.rows import get_or_not_found
+from creditflow.kit.errors import InvalidRequest
 from creditflow.kit.ids import new_id
 from creditflow.kit.settings import comma_separated
 
@@ -194,10 +195,8 @@ def create_webhook_endpoint(session: Session, *, url: str, events: list[str] | N
 
 
 def get_webhook_endpoint(session: Session, endpoint_id: str) -> WebhookEndpoint:
-    endpoint = session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None or endpoint.deleted_at is not None:
-        raise NotFound(f"no such webhook endpoint: {endpoint_id}", param="id")
-    return endpoint
+    return get_or_not_found(session, WebhookEndpoint, endpoint_id, noun="webhook endpoint", param="id",
+                            exists=lambda endpoint: endpoint.deleted_at is None)
 
 
 def list_webhook_endpoints(session: Session) -> list[WebhookEndpoint]:

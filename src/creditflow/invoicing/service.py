@@ -14,7 +14,7 @@ from creditflow.catalog.models import Catalog
 from creditflow.invoicing.models import Counter, Invoice, InvoiceLine
 from creditflow.invoicing.tax import price, treatment_for
 from creditflow.kit.db.paging import page_after
-from creditflow.kit.errors import NotFound
+from creditflow.kit.db.rows import get_or_not_found, locking
 from creditflow.kit.ids import new_id
 
 
@@ -102,10 +102,7 @@ def create_invoice(
 
 
 def get_invoice(session: Session, invoice_id: str, *, for_update: bool = False) -> Invoice:
-    invoice = session.get(Invoice, invoice_id, with_for_update=for_update or None, populate_existing=for_update)
-    if invoice is None:
-        raise NotFound(f"no such invoice: {invoice_id}", param="invoice")
-    return invoice
+    return get_or_not_found(session, Invoice, invoice_id, noun="invoice", param="invoice", **locking(for_update))
 
 
 def list_invoices(session: Session, *, customer_id: str | None = None, limit: int = 20,

@@ -23,7 +23,8 @@ from creditflow.events.outbox import record_event
 from creditflow.invoicing.models import Invoice
 from creditflow.invoicing.service import get_invoice
 from creditflow.invoicing.tax import tax_share, with_tax
-from creditflow.kit.errors import Conflict, CreditflowError, InvalidRequest, NotFound, PaymentFailed
+from creditflow.kit.db.rows import get_or_not_found
+from creditflow.kit.errors import Conflict, CreditflowError, InvalidRequest, PaymentFailed
 from creditflow.kit.faults import fault_point
 from creditflow.kit.ids import new_id
 from creditflow.kit.periods import Period
@@ -106,9 +107,7 @@ def retry_refund(ctx: Context, refund_id: str) -> Refund:
     idempotency key, so the gateway pays out once, and take back what the first request said
     to. A settled refund is returned as it is. The worker does this by itself (`refund.jobs`)."""
     with ctx.db.transaction(readonly=True) as session:
-        refund = session.get(Refund, refund_id)
-        if refund is None:
-            raise NotFound(f"no such refund: {refund_id}", param="refund")
+        refund = get_or_not_found(session, Refund, refund_id, noun="refund", param="refund")
         if refund.status != "pending":
             return refund
         charge_reference = _charge_reference(session, refund.invoice_id)

@@ -37,7 +37,8 @@ from creditflow.invoicing.service import BALANCE_CREDIT, LineDraft, create_invoi
 from creditflow.invoicing.tax import price, treatment_for
 from creditflow.kit.clock import format_instant
 from creditflow.kit.credits import Credits
-from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from creditflow.kit.db.rows import get_or_not_found
+from creditflow.kit.errors import Conflict, Forbidden, InvalidRequest
 from creditflow.kit.ids import new_id
 from creditflow.kit.money import format_money
 from creditflow.kit.periods import Period, Term, add_months
@@ -260,9 +261,8 @@ def schedule_change(ctx: Context, session: Session, sub: Subscription, terms: Ch
 
 
 def _quote_to_confirm(session: Session, quote_id: str, sub: Subscription, now: datetime) -> Quote:
-    quote = session.get(Quote, quote_id, with_for_update=True)
-    if quote is None or quote.subscription_id != sub.id:
-        raise NotFound(f"no such quote: {quote_id}", param="quote")
+    quote = get_or_not_found(session, Quote, quote_id, noun="quote", param="quote",
+                             exists=lambda quote: quote.subscription_id == sub.id, with_for_update=True)
     if quote.used_at is not None:
         raise Conflict("the quote was already used", code="quote_stale", param="quote")
     if now >= quote.expires_at:

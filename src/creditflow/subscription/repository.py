@@ -5,16 +5,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from creditflow.kit.errors import NotFound
+from creditflow.kit.db.rows import get_or_not_found, locking
 from creditflow.subscription.models import LIVE_STATUSES, Subscription
 
 
 def get_subscription(session: Session, subscription_id: str, *, for_update: bool = False) -> Subscription:
-    sub = session.get(Subscription, subscription_id, with_for_update=for_update or None,
-                      populate_existing=for_update)
-    if sub is None or sub.status == "incomplete":
-        raise NotFound(f"no such subscription: {subscription_id}", param="subscription")
-    return sub
+    return get_or_not_found(session, Subscription, subscription_id, noun="subscription", param="subscription",
+                            exists=lambda sub: sub.status != "incomplete", **locking(for_update))
 
 
 def live_subscription(session: Session, customer_id: str, *, include_incomplete: bool = False) -> Subscription | None:

@@ -14,7 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from creditflow.kit.errors import Conflict, InvalidRequest, NotFound
+from creditflow.kit.db.rows import get_or_not_found
+from creditflow.kit.errors import Conflict, InvalidRequest
 from creditflow.kit.ids import new_id
 from creditflow.kit.settings import comma_separated
 from creditflow.support.models import ROLES, AuditRecord, SupportUser
@@ -98,9 +99,7 @@ def list_support_users(session: Session) -> list[SupportUser]:
 
 
 def set_user_disabled(session: Session, user_id: str, *, disabled: bool, now: datetime) -> SupportUser:
-    user = session.get(SupportUser, user_id, with_for_update=True)
-    if user is None:
-        raise NotFound(f"no such user: {user_id}", param="user")
+    user = get_or_not_found(session, SupportUser, user_id, noun="user", param="user", with_for_update=True)
     user.disabled_at = now if disabled else None
     if disabled:  # signed out everywhere: enabling the user again doesn't bring the sessions back
         end_user_sessions(session, user_id)
@@ -112,9 +111,8 @@ def change_password(session: Session, user_id: str, *, current: str, new: str) -
     `MIN_PASSWORD_LENGTH` characters. Every console session of the user ends (a session someone
     else may hold is the usual reason to change a password); the caller starts a new one for the
     browser that asked."""
-    user = session.get(SupportUser, user_id, with_for_update=True)
-    if user is None or user.disabled_at is not None:
-        raise NotFound(f"no such user: {user_id}", param="user")
+    user = get_or_not_found(session, SupportUser, user_id, noun="user", param="user",
+                            exists=lambda user: user.disabled_at is None, with_for_update=True)
     if not verify_password(current or "", user.password_hash):
         raise InvalidRequest("the current password is wrong", param="current_password")
     if not new or len(new) < MIN_PASSWORD_LENGTH:

@@ -21,6 +21,7 @@ from creditflow.catalog.models import Catalog
 from creditflow.customer.service import email_address, get_customer
 from creditflow.events.outbox import record_event
 from creditflow.kit.credits import Credits
+from creditflow.kit.db.rows import get_or_not_found, locking
 from creditflow.kit.errors import Conflict, InvalidRequest, NotFound
 from creditflow.kit.ids import new_id
 from creditflow.team.models import CURRENT_STATUSES, Team, TeamMember, TeamSpend
@@ -153,11 +154,9 @@ def invite_member(ctx, session: Session, customer_id: str, *, email: str, extern
 
 
 def get_member(session: Session, member_id: str, *, for_update: bool = False) -> TeamMember:
-    member = session.get(TeamMember, member_id, with_for_update=for_update or None,
-                         populate_existing=for_update)
-    if member is None or member.status in ("removed", "revoked"):
-        raise NotFound(f"no such member: {member_id}", param="member")
-    return member
+    return get_or_not_found(session, TeamMember, member_id, noun="member", param="member",
+                            exists=lambda member: member.status not in ("removed", "revoked"),
+                            **locking(for_update))
 
 
 def find_by_token(session: Session, token: str) -> TeamMember | None:
