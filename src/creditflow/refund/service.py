@@ -26,9 +26,10 @@ def credits_spent_since(session: Session, customer_id: str, since: datetime) -> 
     spent = session.scalar(select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
         consumed, CreditEntry.kind.in_(("spend", "settle"))))
     references_since = select(CreditEntry.reference).where(consumed, CreditEntry.kind.in_(("spend", "settle")))
+    # A refund comes after the spend it returns, so after `since` too: saying so lets PostgreSQL
+    # read only the months since (ledger entries are partitioned by month of created_at).
     returned = session.scalar(select(func.coalesce(func.sum(CreditEntry.amount), 0)).where(
-        CreditEntry.customer_id == customer_id, CreditEntry.kind == "refund",
-        CreditEntry.reference.in_(references_since)))
+        consumed, CreditEntry.kind == "refund", CreditEntry.reference.in_(references_since)))
     return Credits(max(0, _milli(spent) - _milli(returned)))
 
 
