@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +41,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from creditflow.credits.check import ENTRY_SUMS, run_ledger_check  # noqa: E402
 from creditflow.kit.db import Database  # noqa: E402
+from creditflow.kit.db.partitions import ensure_months  # noqa: E402
 from creditflow.migrations.runner import upgrade  # noqa: E402
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "ledger_check.json"
@@ -62,6 +64,9 @@ def seed(db: Database, customers: int, entries: int) -> None:
     spends of 1 credit, each with its entry and spend row; totals to match."""
     spends = entries - 1
     granted = spends * 1000 + SPARE
+    if db.is_postgres:  # NOW's month has its partition, as the worker would have made it
+        with db.transaction() as session:
+            ensure_months(session.connection(), [date(2026, 3, 1)])
     with db.transaction() as session:
         _numbers(session, max(customers, spends, 1))
         n = "FROM bench_n c WHERE c.i <= :customers"

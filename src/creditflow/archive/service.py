@@ -299,7 +299,10 @@ def _archive_partition(db: Database, item: Month, target: Path, now: datetime) -
     """PostgreSQL: lock, export, sum, detach and drop the month's partition in one transaction."""
     name = partitions.partition_name(item.table, item.month)
     with db.engine.connect() as conn, conn.begin():
-        partitions.lock(conn)
+        partitions.lock(conn)  # one archive (or partition maker) at a time
+        if conn.execute(text("SELECT to_regclass(:n)"), {"n": name}).scalar() is None:
+            item.action = "done"  # another run archived it meanwhile
+            return
         conn.execute(text("SET LOCAL lock_timeout = '30s'"))
         conn.execute(text(f"LOCK TABLE {name} IN SHARE MODE"))  # no row added or changed from here on
         through = conn.execute(text("SELECT through_seq FROM ledger_checkpoints WHERE id = 1")).scalar()
@@ -324,13 +327,16 @@ def _archive_rows(db: Database, item: Month, target: Path, now: datetime) -> Non
     if item.action == "archive":
         with db.transaction() as session:  # the write lock: the month can't change under the export
             conn = session.connection()
-            through = conn.execute(text("SELECT through_seq FROM ledger_checkpoints WHERE id = 1")).scalar()
-            reason = _blocked(conn, item.table, item.month, through)
-            if reason:
-                raise ArchiveRefused(f"{item.table} {item.label}: {reason}")
-            rows, last, sha = _export(conn, item.table, item.month, target)
-            _record(conn, item, "exported", rows, last, sha, target, now)
-        item.rows, item.file = rows, target
+            recorded = conn.execute(text("SELECT 1 FROM archived_months WHERE table_name = :t AND month = :m"),
+                                    {"t": item.table, "m": item.label}).first() is not None
+            if not recorded:  # (else another run exported it meanwhile: finish it)
+                through = conn.execute(text("SELECT through_seq FROM ledger_checkpoints WHERE id = 1")).scalar()
+                reason = _blocked(conn, item.table, item.month, through)
+                if reason:
+                    raise ArchiveRefused(f"{item.table} {item.label}: {reason}")
+                rows, last, sha = _export(conn, item.table, item.month, target)
+                _record(conn, item, "exported", rows, last, sha, target, now)
+                item.rows, item.file = rows, target
     with db.engine.connect() as conn:
         record = conn.execute(text("SELECT through_key, file FROM archived_months WHERE table_name = :t AND month = :m"),
                               {"t": item.table, "m": item.label}).one()
