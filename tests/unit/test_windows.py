@@ -36,7 +36,7 @@ UTC = timezone.utc
 def test_windows_on_month_ends_and_leap_years(anchor, k, days, start, end):
     period = credit_period(anchor, k)
     window = window_of(period.start, period.end, days)
-    assert (window.starts_at, window.ends_at) == (start, end)
+    assert (window.start, window.end) == (start, end)
 
 
 anchors = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2032, 12, 31),
@@ -47,17 +47,17 @@ anchors = st.datetimes(min_value=datetime(2024, 1, 1), max_value=datetime(2032, 
 def test_a_window_opens_and_closes_exactly_on_its_boundaries(anchor, k, days, offset):
     period = credit_period(anchor, k)
     window = window_of(period.start, period.end, days)
-    assert window.starts_at == period.start
-    assert window.ends_at == min(period.start + timedelta(days=days), period.end)
+    assert window.start == period.start
+    assert window.end == min(period.start + timedelta(days=days), period.end)
     second = timedelta(seconds=1)
     # open from its first second to its last, closed one second before and from its end on
-    assert open_window(period.start, period.end, days, window.starts_at) == window
-    assert open_window(period.start, period.end, days, window.ends_at - second) == window
-    assert open_window(period.start, period.end, days, window.ends_at) is None
+    assert open_window(period.start, period.end, days, window.start) == window
+    assert open_window(period.start, period.end, days, window.end - second) == window
+    assert open_window(period.start, period.end, days, window.end) is None
     assert open_window(period.start, period.end, days, period.start - second) is None
-    at = window.ends_at + offset * second
+    at = window.end + offset * second
     assert (open_window(period.start, period.end, days, at) is not None) == (offset < 0)
-    assert open_window(period.start, period.end, None, window.starts_at) is None
+    assert open_window(period.start, period.end, None, window.start) is None
 
 
 zones = st.sampled_from(["Europe/Paris", "America/New_York", "Australia/Sydney", "Asia/Kolkata", "UTC",

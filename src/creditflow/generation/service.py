@@ -21,9 +21,10 @@ from creditflow.credits.holds import DEFAULT_TTL_SECONDS, Hold, hold_credits
 from creditflow.credits.limits import fast_used, governed, limits_for, running_jobs
 from creditflow.credits.spend import SpendResult, spend_credits
 from creditflow.customer.service import customer_now, get_customer
-from creditflow.generation.windows import Window, open_window
+from creditflow.generation.windows import open_window
 from creditflow.kit.clock import format_instant
 from creditflow.kit.errors import CreditflowError, Forbidden, InvalidRequest, NotFound
+from creditflow.kit.periods import Period
 from creditflow.subscription.models import Subscription
 from creditflow.team.models import TeamMember
 from creditflow.team.usage import check_member_given
@@ -110,7 +111,7 @@ def _check_member(cursor, customer_id: str, member: str | None) -> None:
                         param="member")
 
 
-def window_for(ctx: Context, standing: CustomerNow, feature: str) -> Window | None:
+def window_for(ctx: Context, standing: CustomerNow, feature: str) -> Period | None:
     """The unlimited window the customer is in for `feature` now, if any."""
     if standing.plan is None or standing.period is None or standing.plan not in ctx.catalog.plans:
         return None
@@ -125,8 +126,8 @@ def priced(feature: Feature) -> Cost:
     return feature.cost
 
 
-def window_label(window: Window) -> str:
-    return f"Unlimited until {format_instant(window.ends_at)}"
+def window_label(window: Period) -> str:
+    return f"Unlimited until {format_instant(window.end)}"
 
 
 def estimate_job(ctx: Context, customer_id: str, *, feature: str, options: dict | None,
@@ -156,7 +157,7 @@ def _free_until(ctx: Context, customer_id: str, feature: str) -> datetime | None
     if not any(feature in plan.unlimited for plan in ctx.catalog.plans.values()):
         return None
     window = window_for(ctx, standing_now(ctx, customer_id), feature)
-    return window.ends_at if window else None
+    return window.end if window else None
 
 
 def spend_job(ctx: Context, customer_id: str, *, feature: str, reference: str, amount=None,
@@ -228,13 +229,13 @@ def entitlements(ctx: Context, session: Session, customer_id: str) -> list[Entit
         used = fast_used(cursor, customer_id, code, day.key) if watched else 0
         fast_limit = limits.fast_per_day if limits else None
         result.append(Entitlement(
-            code, allowed, reason, window.ends_at if window else None, limits.concurrent if limits else None,
+            code, allowed, reason, window.end if window else None, limits.concurrent if limits else None,
             running, fast_limit, used, day.ends_at if fast_limit is not None else None,
             bool(limits and limits.relaxed)))
     return result
 
 
-def unlimited_windows(ctx: Context, session: Session, customer_id: str) -> list[tuple[Feature, Window]]:
+def unlimited_windows(ctx: Context, session: Session, customer_id: str) -> list[tuple[Feature, Period]]:
     """The customer's open unlimited windows (for the billing page)."""
     standing = customer_standing(ctx, session, customer_id)
     found = []

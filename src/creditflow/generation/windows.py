@@ -9,25 +9,17 @@ end; it is half-open, like the periods: free from its start, paying again from i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-
-@dataclass(frozen=True, slots=True)
-class Window:
-    starts_at: datetime
-    ends_at: datetime
-
-    def contains(self, now: datetime) -> bool:
-        return self.starts_at <= now < self.ends_at
+from creditflow.kit.periods import Period
 
 
-def window_of(period_start: datetime, period_end: datetime, days: int) -> Window:
+def window_of(period_start: datetime, period_end: datetime, days: int) -> Period:
     """The unlimited window of the billing period [period_start, period_end)."""
-    return Window(period_start, min(period_start + timedelta(days=days), period_end))
+    return Period(period_start, min(period_start + timedelta(days=days), period_end))
 
 
-def open_window(period_start: datetime, period_end: datetime, days: int | None, now: datetime) -> Window | None:
+def open_window(period_start: datetime, period_end: datetime, days: int | None, now: datetime) -> Period | None:
     """The window `now` falls in, or None (no window for the feature, or outside it)."""
     if not days:
         return None
