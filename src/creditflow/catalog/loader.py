@@ -22,7 +22,7 @@ import re
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, NoReturn
@@ -680,13 +680,8 @@ def _read_taxes(node: _Node) -> TaxRules:
 
 def _percent(node: _Node) -> Decimal:
     """A tax rate in percent, as a decimal string ("19", "7.7") or a number; 0 up to 100."""
+    percent = pricing.read_decimal(node, _fail, 'a rate must be a percent such as "19"', shown=_shown(node))
     value = node.value
-    if node.kind != "scalar" or isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        _fail(node, f"a rate must be a percent such as \"19\", got {_shown(node)}")
-    try:
-        percent = Decimal(str(value).strip())
-    except InvalidOperation:
-        _fail(node, f"a rate must be a percent such as \"19\", got {value!r}")
     if not percent.is_finite() or percent < 0 or percent >= 100:
         _fail(node, f"a rate must be a percent from 0 up to 100, got {value!r}")
     if percent.as_tuple().exponent < -4:

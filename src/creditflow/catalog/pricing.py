@@ -313,14 +313,21 @@ def _credits(node, fail: Fail) -> Credits:
         fail(node, f"{error.message}, got {node.value!r}")
 
 
-def _multiplier(node, fail: Fail) -> Decimal:
+def read_decimal(node, fail: Fail, expected: str, *, shown: str | None = None) -> Decimal:
+    """A decimal string ("1.5") or a number, as written; else `fail(node, "<expected>, got <it>")`
+    (`shown` says what it is, its repr by default). Infinity and NaN are left to the caller."""
     value = node.value
     if node.kind != "scalar" or isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        fail(node, f"a multiplier must be a decimal string such as \"1.5\", got {value!r}")
+        fail(node, f"{expected}, got {shown or repr(value)}")
     try:
-        number = Decimal(str(value).strip())
+        return Decimal(str(value).strip())
     except InvalidOperation:
-        fail(node, f"a multiplier must be a decimal string such as \"1.5\", got {value!r}")
+        fail(node, f"{expected}, got {value!r}")
+
+
+def _multiplier(node, fail: Fail) -> Decimal:
+    number = read_decimal(node, fail, 'a multiplier must be a decimal string such as "1.5"')
+    value = node.value
     if not number.is_finite():
         fail(node, f"a multiplier must be finite, got {value!r}")
     if number < 0:
