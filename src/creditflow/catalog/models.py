@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeVar
 
 from creditflow.catalog.pricing import Cost, FeatureLimits
 from creditflow.kit.credits import Credits
@@ -237,35 +237,20 @@ class Catalog:
     taxes: TaxRules = TaxRules()
 
     def plan(self, code: str) -> Plan:
-        try:
-            return self.plans[code]
-        except (KeyError, TypeError):
-            raise InvalidRequest(f"unknown plan {code!r}", code="unknown_plan", param="plan") from None
+        return _known(self.plans, code, "plan")
+
+    def bundle(self, code: str) -> Bundle:
+        return _known(self.bundles, code, "bundle")
+
+    def feature(self, code: str) -> Feature:
+        return _known(self.features, code, "feature")
 
     def plan_for_sale(self, code: str) -> Plan:
         """The plan to sell (a subscription or a change to it), refused when taken off sale."""
-        plan = self.plan(code)
-        if not plan.on_sale:
-            raise Conflict(f"plan {code!r} is no longer sold", code="plan_not_on_sale", param="plan")
-        return plan
+        return _on_sale(self.plan(code), code, "plan")
 
     def bundle_for_sale(self, code: str) -> Bundle:
-        bundle = self.bundle(code)
-        if not bundle.on_sale:
-            raise Conflict(f"bundle {code!r} is no longer sold", code="bundle_not_on_sale", param="bundle")
-        return bundle
-
-    def bundle(self, code: str) -> Bundle:
-        try:
-            return self.bundles[code]
-        except (KeyError, TypeError):
-            raise InvalidRequest(f"unknown bundle {code!r}", code="unknown_bundle", param="bundle") from None
-
-    def feature(self, code: str) -> Feature:
-        try:
-            return self.features[code]
-        except (KeyError, TypeError):
-            raise InvalidRequest(f"unknown feature {code!r}", code="unknown_feature", param="feature") from None
+        return _on_sale(self.bundle(code), code, "bundle")
 
     def term(self, value: str | Term) -> Term:
         """Read a term name from a request."""
@@ -282,3 +267,22 @@ class Catalog:
     def plans_by_rank(self) -> list[Plan]:
         """Paid plans, lowest tier first."""
         return sorted(self.plans.values(), key=lambda plan: plan.rank)
+
+
+_Item = TypeVar("_Item", Plan, Bundle, Feature)
+_ForSale = TypeVar("_ForSale", Plan, Bundle)
+
+
+def _known(items: dict[str, _Item], code: str, what: str) -> _Item:
+    """The catalog's `what` (plan, bundle, feature) of this code; a code it doesn't have (or
+    one that isn't even a string) is the request's mistake: `unknown_<what>`."""
+    try:
+        return items[code]
+    except (KeyError, TypeError):
+        raise InvalidRequest(f"unknown {what} {code!r}", code=f"unknown_{what}", param=what) from None
+
+
+def _on_sale(item: _ForSale, code: str, what: str) -> _ForSale:
+    if not item.on_sale:
+        raise Conflict(f"{what} {code!r} is no longer sold", code=f"{what}_not_on_sale", param=what)
+    return item
