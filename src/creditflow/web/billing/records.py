@@ -15,23 +15,24 @@ from creditflow.web.rendering import HTMLErrorRoute
 router = APIRouter(route_class=HTMLErrorRoute, include_in_schema=False)
 
 
-def _page(rows: list, path: str, key) -> tuple[list, str | None]:
-    """The rows of one page (asked for one more than a page), and the link to the next page if
-    there are more."""
-    if len(rows) <= views.PAGE_SIZE:
-        return rows, None
-    rows = rows[:views.PAGE_SIZE]
-    return rows, f"{path}?{urlencode({'before': key(rows[-1])})}"
+def _paged(visit: Visitor, read, before: int | None, path: str, key) -> tuple[list, dict]:
+    """One page of the customer's rows, newest first, from before `before` (`read` is asked for
+    one more than a page, to know whether there are more): the rows, and what the pager shows
+    (a link to the newest page unless on it, a link to the next page if there are more)."""
+    with visit.ctx.db.transaction(readonly=True) as db:
+        rows = read(db, visit.customer_id, limit=views.PAGE_SIZE + 1, before=before)
+    pager = {"first_page": before is None, "next_url": None}
+    if len(rows) > views.PAGE_SIZE:
+        rows = rows[:views.PAGE_SIZE]
+        pager["next_url"] = f"{path}?{urlencode({'before': key(rows[-1])})}"
+    return rows, pager
 
 
 @router.get("/billing/invoices")
 def invoices(visit: Visitor, before: int | None = None):
-    with visit.ctx.db.transaction(readonly=True) as db:
-        rows = views.list_invoices(db, visit.customer_id, limit=views.PAGE_SIZE + 1, before=before)
-    rows, next_url = _page(rows, "/billing/invoices", lambda invoice: invoice.number)
+    rows, pager = _paged(visit, views.list_invoices, before, "/billing/invoices", lambda invoice: invoice.number)
     return visit.render("billing/invoices.html", {
-        "title": "Invoices", "invoices": rows, "titles": {i.id: views.invoice_title(i) for i in rows},
-        "next_url": next_url, "first_page": before is None,
+        "title": "Invoices", "invoices": rows, "titles": {i.id: views.invoice_title(i) for i in rows}, **pager,
     })
 
 
@@ -61,9 +62,5 @@ def invoice_pdf(visit: Visitor, invoice_id: str):
 
 @router.get("/billing/credits/history")
 def history(visit: Visitor, before: int | None = None):
-    with visit.ctx.db.transaction(readonly=True) as db:
-        lines = views.credit_history(db, visit.customer_id, limit=views.PAGE_SIZE + 1, before=before)
-    lines, next_url = _page(lines, "/billing/credits/history", lambda line: line.seq)
-    return visit.render("billing/history.html", {
-        "title": "Credit history", "lines": lines, "first_page": before is None, "next_url": next_url,
-    })
+    lines, pager = _paged(visit, views.credit_history, before, "/billing/credits/history", lambda line: line.seq)
+    return visit.render("billing/history.html", {"title": "Credit history", "lines": lines, **pager})
