@@ -211,3 +211,35 @@ def test_migrate_makes_this_month_and_the_next_two(pg_db):
     with pg_db.engine.connect() as conn:
         for table in partitions.PARTITIONED:
             assert {partitions.add_months(first, n) for n in range(3)} <= set(partitions.months(conn, table))
+
+
+def test_a_ledger_page_after_a_cursor_reads_the_months_from_the_cursor_on(db):
+    """A customer on real time: the page after an entry starts at the cursor's month (less a
+    day), and still has every later entry, one written a little before the cursor included."""
+    from creditflow.credits.balance import list_entries
+
+    if db.is_postgres:
+        with db.engine.begin() as conn:
+            partitions.ensure_months(conn, [date(2026, m, 1) for m in (1, 3, 4, 9)])
+    times = [datetime(2026, 1, 5, tzinfo=timezone.utc), datetime(2026, 4, 1, 0, 30, tzinfo=timezone.utc),
+             datetime(2026, 3, 31, 23, 50, tzinfo=timezone.utc), datetime(2026, 9, 2, tzinfo=timezone.utc)]
+    with db.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO customers (id, external_id, email, timezone, balance, currency, created_at) "
+            "VALUES ('cus_pg', 'cus_pg', 'p@example.com', 'UTC', 0, 'usd', :at)"), {"at": times[0]})
+        for n, at in enumerate(times):
+            conn.execute(text(
+                "INSERT INTO credit_entries (id, customer_id, lot_id, kind, amount, reference, created_at) "
+                "VALUES (:id, 'cus_pg', NULL, 'grant', 1, NULL, :at)"), {"id": f"cre_pg{n}", "at": at})
+    with db.transaction(readonly=True) as session:
+        page = list_entries(session, "cus_pg", limit=10, starting_after="cre_pg1")
+        assert [e.id for e in page.data] == ["cre_pg2", "cre_pg3"]
+        assert [e.id for e in list_entries(session, "cus_pg", limit=10, starting_after="cre_pg0").data] == [
+            "cre_pg1", "cre_pg2", "cre_pg3"]
+    if db.is_postgres:
+        with db.engine.connect() as conn:
+            plan = "\n".join(conn.execute(text(
+                "EXPLAIN SELECT * FROM credit_entries WHERE customer_id = 'cus_pg' AND seq > 2 "
+                "AND created_at >= '2026-03-31 00:30:00+00' ORDER BY seq LIMIT 11")).scalars())
+        assert "credit_entries_p202603" in plan and "credit_entries_p202604" in plan
+        assert "credit_entries_p202601" not in plan

@@ -4,7 +4,7 @@ lot) and the ledger entries. Read-only: nothing here writes."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -93,20 +93,28 @@ class EntryPage:
     has_more: bool
 
 
+LATER_ENTRIES_MARGIN = timedelta(days=1)
+
+
 def list_entries(session: Session, customer_id: str, *, limit: int = 20, starting_after: str | None = None) -> EntryPage:
     """The customer's ledger entries, oldest first, `limit` (1-100) at a time after the entry
     `starting_after`."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
         raise InvalidRequest("limit must be between 1 and 100", param="limit")
     entries = CreditEntry.__table__
-    repo.read_account(repo.UnitCursor.of(session), customer_id)  # NotFound for an unknown customer
+    account = repo.read_account(repo.UnitCursor.of(session), customer_id)  # NotFound for an unknown customer
     query = select(entries).where(entries.c.customer_id == customer_id)
     if starting_after is not None:
-        after = session.scalar(select(entries.c.seq).where(entries.c.id == starting_after,
-                                                           entries.c.customer_id == customer_id))
+        after = session.execute(select(entries.c.seq, entries.c.created_at).where(
+            entries.c.id == starting_after, entries.c.customer_id == customer_id)).first()
         if after is None:
             raise NotFound(f"no such ledger entry: {starting_after}", param="starting_after")
-        query = query.where(entries.c.seq > after)
+        query = query.where(entries.c.seq > after.seq)
+        if account.test_clock_id is None:
+            # A customer on real time wrote their later entries later, give or take the moments
+            # between reading the clock and writing: saying so lets PostgreSQL skip the months
+            # before the cursor's (ledger entries are partitioned by month of created_at).
+            query = query.where(entries.c.created_at >= after.created_at - LATER_ENTRIES_MARGIN)
     rows = session.execute(query.order_by(entries.c.seq).limit(limit + 1)).all()
     data = tuple(Entry(r.id, r.customer_id, r.kind, r.amount, r.lot_id, r.reference, r.created_at)
                  for r in rows[:limit])
