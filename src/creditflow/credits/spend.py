@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sqlite3
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 
 from psycopg import sql
+from sqlalchemy import and_, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from creditflow.catalog.models import Catalog, Feature
@@ -20,8 +23,9 @@ from creditflow.credits.limits import admit, governed
 from creditflow.kit import metrics
 from creditflow.kit.clock import format_instant, utc
 from creditflow.kit.credits import Credits
-from creditflow.kit.errors import Conflict, NotFound
+from creditflow.kit.errors import Conflict, CreditflowError, NotFound
 from creditflow.kit.ids import new_id
+from creditflow.team.models import Team
 from creditflow.team.usage import charge_member
 from creditflow.team.usage import give_back as give_back_usage
 
@@ -87,9 +91,14 @@ def _spend_credits(ctx, customer_id: str, amount, feature: str, reference: str,
     reference = inputs.reference(reference)
     customer_id = inputs.identifier(customer_id, "customer")
     # A feature with limits or windows takes the general path.
-    if ctx.db.is_postgres and free_until is None and feature_def.code not in governed(ctx.catalog):
+    usual = free_until is None and feature_def.code not in governed(ctx.catalog)
+    if usual and ctx.db.is_postgres:
         done = run_statement(ctx, lambda cursor: _spend_in_database(ctx, cursor, customer_id, amount, feature_def,
                                                                     reference, member))
+        if done is not None:
+            return done
+    elif usual and member is None and ctx.db.is_sqlite:
+        done = _spend_on_sqlite(ctx, customer_id, amount, feature_def, reference)
         if done is not None:
             return done
     return run(ctx, lambda cursor: _spend(ctx, cursor, customer_id, amount, feature_def, reference, member=member,
@@ -103,14 +112,118 @@ def _spend(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feat
     if existing is not None:
         return _replay(existing, customer_id, amount, feature.code)
     book.load(open_lots)
+    return _spend_from(ctx, book, plan, feature, amount, reference, member=member, free_until=free_until)
+
+
+def _spend_from(ctx, book: Book, plan: str | None, feature: Feature, amount: Credits, reference: str, *,
+                member: str | None = None, free_until: datetime | None = None,
+                member_checked: bool = False) -> SpendResult:
+    """The spend, once its book is loaded and the reference is known to be new. With
+    `member_checked`, the caller has made sure the customer is no team (and no member is named)."""
     admitted = admit(ctx, book, plan, feature, amount, kind="spend", reference=reference, free_until=free_until)
     amount = admitted.amount  # 0 inside an unlimited window
     draws = draw_for(ctx, book, Standing(plan), feature, amount) if amount else []
     spend_id = new_id("spd")
-    charge_member(cursor, customer_id, member, amount, spend_id=spend_id, reference=reference, now=book.now)
+    if not member_checked:
+        charge_member(book.cursor, book.customer_id, member, amount, spend_id=spend_id, reference=reference,
+                      now=book.now)
     take_and_record(book, draws, "spend", spend_id, reference, feature, amount, queue=admitted.queue)
-    return SpendResult(spend_id, customer_id, reference, amount, feature.code, tuple(draws), book.available,
+    return SpendResult(spend_id, book.customer_id, reference, amount, feature.code, tuple(draws), book.available,
                        "spent", book.now, queue=admitted.queue)
+
+
+# -- the usual spend on SQLite -------------------------------------------------------------------
+#
+# What the general path reads in three statements after BEGIN IMMEDIATE (the account with the
+# customer's time zone and test clock; the reference, the plan and the open lots; whether the
+# customer is a team), read in one; then the same book, the same draws and the same writes
+# (`_spend_from`). It runs on a connection of its own, kept for the process's SQLite writers,
+# which queue on the writer lock anyway: no pool check-out and check-in around each spend.
+# Anything else (no account yet, a replay, a team, a refusal, a database error) rolls back and
+# takes the general path, which then answers it as it always has.
+
+_teams = Team.__table__
+_usual_read = repo.CompiledStatement(
+    select(*(repo.accounts.c[name] for name in repo.TOTALS), repo.accounts.c.free_day, repo.accounts.c.plan,
+           repo.customers.c.timezone, repo.customers.c.test_clock_id, repo.clocks.c.frozen_time,
+           exists().where(_teams.c.customer_id == repo.accounts.c.customer_id).label("is_team"),
+           repo.spends.c.id.label("existing"),
+           *(repo.lots.c[name].label(f"lot_{name}") for name in ("id", "kind", "remaining", "expires_at",
+                                                                  "created_at")))
+    .select_from(
+        repo.accounts
+        .join(repo.customers, repo.customers.c.id == repo.accounts.c.customer_id)
+        .outerjoin(repo.clocks, repo.clocks.c.id == repo.customers.c.test_clock_id)
+        .outerjoin(repo.spends, and_(repo.spends.c.customer_id == repo.accounts.c.customer_id,
+                                     repo.spends.c.reference == bindparam("reference")))
+        .outerjoin(repo.lots, and_(repo.lots.c.customer_id == repo.accounts.c.customer_id,
+                                   repo.lots.c.remaining > repo.ZERO, repo.lots.c.expired_at.is_(None))))
+    .where(repo.accounts.c.customer_id == bindparam("customer_id"))
+)
+
+
+def _spend_usual(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feature: Feature,
+                 reference: str) -> SpendResult | None:
+    """The usual spend without a member, in a write transaction the caller opened; None, with
+    nothing written, when the general path must answer (see above)."""
+    rows = _usual_read.rows(cursor, {"customer_id": customer_id, "reference": reference})
+    if not rows:
+        return None  # no such customer, or no account yet
+    first = rows[0]
+    if first.existing is not None or first.is_team:
+        return None  # a replay or a reused reference; a team (its spends name a member)
+    account = repo.AccountRow(
+        customer_id=customer_id, totals={name: first[i].milli for i, name in enumerate(repo.TOTALS)},
+        free_day=first.free_day, timezone=first.timezone, test_clock_id=first.test_clock_id,
+        clock_time=first.frozen_time, plan=first.plan)
+    book = Book(cursor, account, account.clock_time or ctx.clock.now(), free_day=account.free_day)
+    book.load([repo.LotRow(r.lot_id, r.lot_kind, r.lot_remaining, r.lot_expires_at, r.lot_created_at)
+               for r in rows if r.lot_id is not None])
+    return _spend_from(ctx, book, account.plan, feature, amount, reference, member_checked=True)
+
+
+_writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database -> its writers' connection
+
+
+def _spend_on_sqlite(ctx, customer_id: str, amount: Credits, feature: Feature, reference: str) -> SpendResult | None:
+    db = ctx.db
+    with db.writer_lock:
+        connection = _writers.get(db)
+        if connection is None:
+            # A connection of the engine's (its pragmas, its driver), taken out of the pool for good.
+            pooled = db.engine.raw_connection()
+            connection = pooled.dbapi_connection
+            pooled.detach()
+            _writers[db] = connection
+        try:
+            cursor = repo.UnitCursor(db.engine.dialect, connection.cursor())
+            cursor.raw.execute("BEGIN IMMEDIATE")  # the connection runs in autocommit mode
+            result = _spend_usual(ctx, cursor, customer_id, amount, feature, reference)
+            if result is None:
+                connection.rollback()
+                return None
+            connection.commit()
+            return result
+        except CreditflowError:  # a refusal: the general path raises it again, with its message
+            _rollback(connection)
+            return None
+        except sqlite3.Error:
+            # SQLite busy or failing: nothing was committed. The general path runs, with its
+            # retries; the next usual spend starts on a new connection.
+            _rollback(connection)
+            _writers.pop(db, None)
+            connection.close()
+            return None
+        except BaseException:
+            _rollback(connection)
+            raise
+
+
+def _rollback(connection) -> None:
+    try:
+        connection.rollback()
+    except sqlite3.Error:
+        pass
 
 
 def take_and_record(book: Book, draws: list[Draw], kind: str, spend_id: str, reference: str, feature: Feature,

@@ -71,12 +71,15 @@ def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROCESS_ENV) or None
 
 
+_SPENT, _REPLAYED = SPENDS.labels("ok"), SPENDS.labels("replayed")  # looked up once: counted on every spend
+
+
 def count_spend(outcome) -> None:
     """A spend's result (`replayed` or not) or the exception it raised."""
     if isinstance(outcome, BaseException):
         SPENDS.labels(outcome.code if isinstance(outcome, CreditflowError) else "error").inc()
     else:
-        SPENDS.labels("replayed" if outcome.replayed else "ok").inc()
+        (_REPLAYED if outcome.replayed else _SPENT).inc()
 
 
 def count_payment(result):
@@ -130,6 +133,7 @@ def watch_pool(engine) -> None:
     POOL_SIZE.set(size() if callable(size) else 0)
     event.listen(engine, "checkout", _checked_out)
     event.listen(engine, "checkin", _checked_in)
+    event.listen(engine, "detach", _checked_in)  # taken out of the pool for good: no longer the pool's
 
 
 def _checked_out(*_):

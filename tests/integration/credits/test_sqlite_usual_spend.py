@@ -1,0 +1,215 @@
+"""SQLite's usual spend (`spend._spend_usual`: one read instead of three, on the writers' own
+connection) against the general path (`spend._spend`).
+
+For random customers (lots of every kind with random sizes, ages and expiries, a plan or Free, a
+time zone, today's free credits or not, holds, earlier references, a test clock) and random spends,
+both run on the same database state, each in a write transaction that is then rolled back:
+whenever the usual spend spends, the general path must do exactly the same (the same draws,
+balance, lots, ledger entries, events, spend row and account totals); whenever it declines, it
+must have changed nothing, and the service then takes the general path.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from creditflow.credits import repository as repo
+from creditflow.credits import spend as spend_module
+from creditflow.credits.holds import hold_credits
+from creditflow.credits.spend import _spend, _spend_usual, spend_credits
+from creditflow.customer.service import create_test_clock
+from creditflow.kit.credits import Credits
+from creditflow.kit.errors import CreditflowError, InvalidRequest
+from creditflow.team.service import ensure_team
+
+from .credit_kit import START, assert_ledger_clean, c, make_ctx, new_customer, subscribed
+from .test_pg_spend_function import ZONES, _free_credits_today, _give, lots
+
+amounts = st.integers(min_value=1, max_value=120_000).map(Credits)
+
+
+@pytest.fixture
+def sqlite_ctx(sqlite_db):
+    return make_ctx(sqlite_db)
+
+
+def _state(cursor: repo.UnitCursor, customer_id: str) -> dict:
+    raw = cursor.raw
+
+    def rows(sql: str) -> list[tuple]:
+        raw.execute(sql, (customer_id,))
+        return raw.fetchall()
+
+    return {
+        "account": rows("SELECT granted, spent, expired, held, available, free_day, plan FROM credit_accounts "
+                        "WHERE customer_id = ?"),
+        "lots": rows("SELECT id, kind, granted, remaining, expires_at, expired_at, created_at FROM credit_lots "
+                     "WHERE customer_id = ? ORDER BY id"),
+        "entries": rows("SELECT lot_id, kind, amount, reference, created_at FROM credit_entries "
+                        "WHERE customer_id = ? ORDER BY seq"),
+        "spends": rows("SELECT kind, reference, feature, amount, settled, status, draws, balance_after, expires_at, "
+                       "created_at, resolved_at, refunded_at, queue FROM credit_spends WHERE customer_id = ? "
+                       "ORDER BY created_at, reference"),
+        # The spend's id differs between the two ways (each makes its own); the rest is equal.
+        "events": rows("SELECT type, json_remove(data, '$.spend'), created_at FROM events "
+                       "WHERE customer_id = ? ORDER BY seq"),
+    }
+
+
+def _both_ways(ctx, customer_id: str, amount: Credits, feature: str, reference: str):
+    """(state before), (what the usual spend did, the state after it), (what the general path did
+    or the error it raised, the state after it): each in a write transaction rolled back after."""
+    feature_def = ctx.catalog.feature(feature)
+    connection = ctx.db.engine.raw_connection()
+    try:
+        cursor = repo.UnitCursor(ctx.db.engine.dialect, connection.cursor())
+        before = _state(cursor, customer_id)
+        cursor.raw.execute("BEGIN IMMEDIATE")
+        try:
+            usual = _spend_usual(ctx, cursor, customer_id, amount, feature_def, reference)
+        except CreditflowError as exc:  # a refusal: the service rolls back and takes the general path
+            usual = exc
+        after_usual = _state(cursor, customer_id)
+        connection.rollback()
+        cursor.raw.execute("BEGIN IMMEDIATE")
+        try:
+            general = _spend(ctx, cursor, customer_id, amount, feature_def, reference)
+        except CreditflowError as exc:
+            general = exc
+        after_general = _state(cursor, customer_id)
+        connection.rollback()
+    finally:
+        connection.close()
+    return before, (usual, after_usual), (general, after_general)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    plan=st.sampled_from([None, "basic", "standard", "ultimate"]),
+    zone=st.sampled_from(ZONES),
+    given_lots=lots,
+    free_today=st.booleans(),
+    hold=st.one_of(st.none(), st.tuples(amounts, st.integers(min_value=60, max_value=7200))),
+    later=st.integers(min_value=0, max_value=60 * 36),  # minutes after START when the spend comes
+    amount=amounts,
+    feature=st.sampled_from(["standard_models"] * 3 + ["pro_models", "private_generations", "video_models"]),
+    reuse_reference=st.integers(min_value=0, max_value=9).map(lambda n: n == 0),
+    clock=st.booleans(),
+)
+def test_the_usual_spend_spends_exactly_as_the_general_path_or_declines(
+        sqlite_ctx, plan, zone, given_lots, free_today, hold, later, amount, feature, reuse_reference, clock):
+    ctx = sqlite_ctx
+    ctx.clock.set(START)
+    test_clock = None
+    if clock:
+        with ctx.db.transaction() as session:
+            test_clock = create_test_clock(session, START + timedelta(minutes=later), now=START).id
+    customer_id = new_customer(ctx, timezone=zone, test_clock=test_clock)
+    if plan is not None:
+        subscribed(ctx, customer_id, plan)
+    for kind, size, created_hours, expires_hours in given_lots:
+        created = START - timedelta(hours=created_hours)
+        expires_at = None if expires_hours is None else START + timedelta(hours=expires_hours)
+        if expires_at is not None and expires_at <= created:
+            expires_at = created + timedelta(minutes=30)
+        _give(ctx, customer_id, kind, size, created=created, expires_at=expires_at)
+    if free_today:
+        _free_credits_today(ctx, customer_id)
+    if hold is not None:
+        try:
+            hold_credits(ctx, customer_id, amount=hold[0], feature="standard_models", reference="the-hold",
+                         ttl_seconds=hold[1])
+        except CreditflowError:
+            pass
+    ctx.clock.set(START + timedelta(minutes=later))
+
+    reference = "the-hold" if reuse_reference and hold is not None else "job-1"
+    before, (usual, after_usual), (general, after_general) = _both_ways(ctx, customer_id, amount, feature, reference)
+
+    event("declined" if usual is None else "refused" if isinstance(usual, CreditflowError) else "spent")
+    if usual is None or isinstance(usual, CreditflowError):
+        # Declined or refused: the transaction is rolled back, and the general path answers.
+        if usual is not None:
+            assert isinstance(general, CreditflowError) and (usual.code, usual.message) == (general.code,
+                                                                                           general.message)
+        return
+    assert not isinstance(general, Exception), f"the usual spend spent where the general path refused: {general}"
+    assert not general.replayed and not usual.replayed
+    assert [(d.lot_id, d.kind, d.amount) for d in usual.draws] == [(d.lot_id, d.kind, d.amount)
+                                                                   for d in general.draws]
+    assert (usual.balance, usual.created_at, usual.amount, usual.feature, usual.status, usual.queue) == (
+        general.balance, general.created_at, general.amount, general.feature, general.status, general.queue)
+    assert after_usual == after_general
+    assert after_usual != before
+
+
+@pytest.fixture
+def customer(sqlite_ctx):
+    customer_id = new_customer(sqlite_ctx, timezone="Asia/Kolkata")
+    _give(sqlite_ctx, customer_id, "promo", c(500), created=START - timedelta(days=1), expires_at=None)
+    _free_credits_today(sqlite_ctx, customer_id)
+    return customer_id
+
+
+def _usual(ctx, customer_id, amount, feature="standard_models", reference="job-1"):
+    return _both_ways(ctx, customer_id, c(amount), feature, reference)[1][0]
+
+
+def test_the_usual_spend_is_done_on_the_writers_connection(sqlite_ctx, customer):
+    assert _usual(sqlite_ctx, customer, "7.25") is not None
+    result = spend_credits(sqlite_ctx, customer, amount=c("7.25"), feature="standard_models", reference="job-1")
+    assert [d.amount for d in result.draws] == [c("7.25")] and result.draws[0].kind == "free"
+    assert result.balance == c("592.75")
+    assert spend_module._writers.get(sqlite_ctx.db) is not None  # the usual path ran, on its own connection
+    again = spend_credits(sqlite_ctx, customer, amount=c("7.25"), feature="standard_models", reference="job-1")
+    assert again.replayed and again.id == result.id
+    assert_ledger_clean(sqlite_ctx.db)
+
+
+@pytest.mark.parametrize("case", ["replay", "unknown_customer", "no_account_yet", "team"])
+def test_the_usual_spend_declines_what_needs_the_general_path(sqlite_ctx, customer, case):
+    ctx, customer_id = sqlite_ctx, customer
+    if case == "replay":
+        spend_credits(ctx, customer, amount=c(1), feature="standard_models", reference="job-1")
+    elif case == "unknown_customer":
+        customer_id = "cus_nobody"
+    elif case == "no_account_yet":
+        customer_id = new_customer(ctx)
+    elif case == "team":
+        with ctx.db.transaction() as session:
+            ensure_team(session, customer_id, anchor=START, now=START)
+    assert _usual(ctx, customer_id, "1") is None
+
+
+def test_a_refusal_reads_as_the_general_path_says_it(sqlite_ctx, customer):
+    with pytest.raises(CreditflowError) as short:
+        spend_credits(sqlite_ctx, customer, amount=c("600.001"), feature="standard_models", reference="job-1")
+    assert short.value.code == "insufficient_credits"
+    with pytest.raises(InvalidRequest) as team:
+        with sqlite_ctx.db.transaction() as session:
+            ensure_team(session, customer, anchor=START, now=START)
+        spend_credits(sqlite_ctx, customer, amount=c(1), feature="standard_models", reference="job-2")
+    assert team.value.code == "member_required"
+    assert_ledger_clean(sqlite_ctx.db)
+
+
+def test_a_broken_writers_connection_is_replaced(sqlite_ctx, customer):
+    """The writers' connection failing (here: closed under it) costs that spend the general path,
+    never the spend itself, and the next usual spend opens a new connection."""
+    spend_credits(sqlite_ctx, customer, amount=c(1), feature="standard_models", reference="job-1")
+    broken = spend_module._writers[sqlite_ctx.db]
+    broken.close()
+    result = spend_credits(sqlite_ctx, customer, amount=c(2), feature="standard_models", reference="job-2")
+    assert not result.replayed and result.balance == c(597)
+    assert spend_module._writers.get(sqlite_ctx.db) is None
+    spend_credits(sqlite_ctx, customer, amount=c(3), feature="standard_models", reference="job-3")
+    fresh = spend_module._writers[sqlite_ctx.db]
+    assert fresh is not broken
+    with pytest.raises(sqlite3.ProgrammingError):
+        broken.execute("SELECT 1")
+    assert_ledger_clean(sqlite_ctx.db)
