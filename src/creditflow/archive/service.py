@@ -75,8 +75,7 @@ def months_before(db: Database, before: date, tables: tuple[str, ...]) -> list[M
         for table in tables:
             for month in _months(conn, table, before):
                 status, file = recorded.get((table, f"{month:%Y-%m}"), (None, None))
-                rows = conn.execute(text(f"SELECT count(*) FROM {_source(conn, table, month)}"),
-                                    _range(month)).scalar_one()
+                rows = conn.execute(text(f"SELECT count(*) FROM {_source(conn, table, month)}")).scalar_one()
                 item = Month(table, month, rows, "archive")
                 if status == "done":
                     item.action, item.reason, item.file = "done", f"already archived to {file}", Path(file)
@@ -135,11 +134,6 @@ def _months(conn: Connection, table: str, before: date) -> list[date]:
 
 def _sqlite_instant(month: date) -> str:
     return f"{month:%Y-%m-%d} 00:00:00.000000"
-
-
-def _range(month: date) -> dict:
-    return {"lower": datetime(month.year, month.month, 1, tzinfo=timezone.utc),
-            "upper": datetime(*partitions.add_months(month, 1).timetuple()[:3], tzinfo=timezone.utc)}
 
 
 def _source(conn: Connection, table: str, month: date) -> str:
