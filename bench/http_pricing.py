@@ -64,9 +64,9 @@ def bench_catalog(directory: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    parser.add_argument("--estimate-rates", default="250,500,1000,1500,2000")
+    parser.add_argument("--estimate-rates", default="250,500,1000,1500,2000,3000,4000")
     parser.add_argument("--spend-rates", default="100,200,400,600")
-    parser.add_argument("--bare-rates", default="500,1000,2000,3000")
+    parser.add_argument("--bare-rates", default="500,1000,2000,3000,4000")
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per rate")
     parser.add_argument("--connections", type=int, default=256)
     parser.add_argument("--customers", type=int, default=200)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections import OrderedDict
 
+import anyio
 from anyio import to_thread
 from sqlalchemy.exc import DBAPIError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -76,12 +77,22 @@ class TokenBuckets:
             buckets.popitem(last=False)
 
 
+class _Lookup:
+    """A key's look-up under way, which other requests with the same key wait for."""
+
+    def __init__(self):
+        self.done = anyio.Event()
+        self.principal: Principal | None = None
+        self.error: BaseException | None = None
+
+
 class Gate:
     def __init__(self, app: ASGIApp, *, ctx, settings: Settings, prefix: str = "/v1"):
         self.app, self.ctx, self.settings, self.prefix = app, ctx, settings, prefix
         self.buckets = TokenBuckets(settings.rate_limit, settings.burst)
         # The Authorization header's value -> the key's principal and until when it is trusted.
         self._auth_cache: dict[bytes, tuple[Principal, float]] = {}
+        self._lookups: dict[bytes, _Lookup] = {}  # the look-up of each key under way
         self._last_purge = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -167,12 +178,29 @@ class Gate:
         secret = secret.strip()
         if scheme.lower() != "bearer" or not secret or len(secret) > 200:
             return None
+        # One look-up at a time per key: when the cached answer expires under load, the requests
+        # that arrive meanwhile wait for the one look-up instead of each making its own (each on
+        # a thread and a connection of the pool).
+        pending = self._lookups.get(authorization)
+        if pending is not None:
+            await pending.done.wait()
+            if pending.error is not None:
+                raise pending.error
+            return pending.principal
+        pending = self._lookups[authorization] = _Lookup()
 
         def lookup() -> Principal | None:
             with self.ctx.db.transaction(readonly=True) as session:
                 return authenticate(session, secret)
 
-        principal = await to_thread.run_sync(lookup)
+        try:
+            principal = pending.principal = await to_thread.run_sync(lookup)
+        except BaseException as exc:
+            pending.error = exc
+            raise
+        finally:
+            del self._lookups[authorization]
+            pending.done.set()
         if principal is not None and len(authorization) <= MAX_CACHED_HEADER:
             if len(self._auth_cache) > 10_000:
                 self._auth_cache.clear()

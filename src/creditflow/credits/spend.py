@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 import weakref
 from dataclasses import dataclass
 from datetime import datetime
@@ -137,10 +138,14 @@ def _spend_from(ctx, book: Book, plan: str | None, feature: Feature, amount: Cre
 # What the general path reads in three statements after BEGIN IMMEDIATE (the account with the
 # customer's time zone and test clock; the reference, the plan and the open lots; whether the
 # customer is a team), read in one; then the same book, the same draws and the same writes
-# (`_spend_from`). It runs on a connection of its own, kept for the process's SQLite writers,
-# which queue on the writer lock anyway: no pool check-out and check-in around each spend.
-# Anything else (no account yet, a replay, a team, a refusal, a database error) rolls back and
-# takes the general path, which then answers it as it always has.
+# (`_spend_from`). Anything else (no account yet, a replay, a team, a refusal, a database error)
+# is rolled back and takes the general path, which then answers it as it always has.
+#
+# SQLite has one writer at a time, and each commit waits for the disk (synchronous=FULL). So the
+# process's usual spends are written by one thread at a time on a connection of their own (no
+# pool check-out and check-in per spend), and those that arrived while a commit was waiting go
+# in the next transaction together, each in its savepoint: one commit, and one wait for the disk,
+# for all of them. None is answered before the commit that holds it.
 
 _teams = Team.__table__
 _usual_read = repo.CompiledStatement(
@@ -182,41 +187,94 @@ def _spend_usual(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits
     return _spend_from(ctx, book, account.plan, feature, amount, reference, member_checked=True)
 
 
-_writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database -> its writers' connection
+class _Job:
+    __slots__ = ("customer_id", "amount", "feature", "reference", "done", "result")
+
+    def __init__(self, customer_id: str, amount: Credits, feature: Feature, reference: str):
+        self.customer_id, self.amount, self.feature, self.reference = customer_id, amount, feature, reference
+        self.done = False
+        self.result: SpendResult | None = None  # None: take the general path
+
+
+class _Writer:
+    """A database's usual spends waiting to be written, and the connection that writes them."""
+
+    def __init__(self):
+        self.waiting: list[_Job] = []
+        self.mutex = threading.Lock()
+        self.connection = None
+
+
+_writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database -> its _Writer
+_writers_mutex = threading.Lock()
+MAX_SPENDS_PER_COMMIT = 64
 
 
 def _spend_on_sqlite(ctx, customer_id: str, amount: Credits, feature: Feature, reference: str) -> SpendResult | None:
     db = ctx.db
+    writer = _writers.get(db)
+    if writer is None:
+        with _writers_mutex:
+            writer = _writers.setdefault(db, _Writer())
+    job = _Job(customer_id, amount, feature, reference)
+    with writer.mutex:
+        writer.waiting.append(job)
     with db.writer_lock:
-        connection = _writers.get(db)
-        if connection is None:
-            # A connection of the engine's (its pragmas, its driver), taken out of the pool for good.
-            pooled = db.engine.raw_connection()
-            connection = pooled.dbapi_connection
-            pooled.detach()
-            _writers[db] = connection
-        try:
-            cursor = repo.UnitCursor(db.engine.dialect, connection.cursor())
-            cursor.raw.execute("BEGIN IMMEDIATE")  # the connection runs in autocommit mode
-            result = _spend_usual(ctx, cursor, customer_id, amount, feature, reference)
-            if result is None:
-                connection.rollback()
-                return None
-            connection.commit()
-            return result
-        except CreditflowError:  # a refusal: the general path raises it again, with its message
-            _rollback(connection)
-            return None
-        except sqlite3.Error:
-            # SQLite busy or failing: nothing was committed. The general path runs, with its
-            # retries; the next usual spend starts on a new connection.
-            _rollback(connection)
-            _writers.pop(db, None)
-            connection.close()
-            return None
-        except BaseException:
-            _rollback(connection)
-            raise
+        if not job.done:  # no other thread wrote it meanwhile: write it, and whatever else waits
+            with writer.mutex:
+                waiting = writer.waiting
+                waiting.remove(job)
+                jobs = [job, *waiting[:MAX_SPENDS_PER_COMMIT - 1]]
+                writer.waiting = waiting[MAX_SPENDS_PER_COMMIT - 1:]
+            _write(ctx, writer, jobs)
+    return job.result
+
+
+def _write(ctx, writer: _Writer, jobs: list[_Job]) -> None:
+    """The jobs in one transaction, under the writer lock; each job's `result` set (None for
+    those the general path must answer) and `done`."""
+    db = ctx.db
+    connection = writer.connection
+    if connection is None:
+        # A connection of the engine's (its pragmas, its driver), taken out of the pool for good.
+        pooled = db.engine.raw_connection()
+        connection = writer.connection = pooled.dbapi_connection
+        pooled.detach()
+    try:
+        cursor = repo.UnitCursor(db.engine.dialect, connection.cursor())
+        cursor.raw.execute("BEGIN IMMEDIATE")  # the connection runs in autocommit mode
+        alone = len(jobs) == 1  # no savepoint needed: a refusal rolls the transaction back
+        for job in jobs:
+            if not alone:
+                cursor.raw.execute("SAVEPOINT spend")
+            try:
+                job.result = _spend_usual(ctx, cursor, job.customer_id, job.amount, job.feature, job.reference)
+            except CreditflowError:  # a refusal: the general path raises it again, with its message
+                job.result = None
+            if alone:
+                if job.result is None:
+                    connection.rollback()
+            else:
+                if job.result is None:
+                    cursor.raw.execute("ROLLBACK TO spend")
+                cursor.raw.execute("RELEASE spend")
+        connection.commit()  # (nothing to commit after a rollback)
+    except sqlite3.Error:
+        # SQLite busy or failing: nothing was committed. The general path runs for each, with
+        # its retries; the next usual spends start on a new connection.
+        _rollback(connection)
+        writer.connection = None
+        connection.close()
+        for job in jobs:
+            job.result = None
+    except BaseException:
+        _rollback(connection)
+        for job in jobs:
+            job.result = None
+        raise
+    finally:
+        for job in jobs:
+            job.done = True
 
 
 def _rollback(connection) -> None:

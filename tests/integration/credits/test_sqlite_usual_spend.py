@@ -12,6 +12,9 @@ must have changed nothing, and the service then takes the general path.
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -165,7 +168,7 @@ def test_the_usual_spend_is_done_on_the_writers_connection(sqlite_ctx, customer)
     result = spend_credits(sqlite_ctx, customer, amount=c("7.25"), feature="standard_models", reference="job-1")
     assert [d.amount for d in result.draws] == [c("7.25")] and result.draws[0].kind == "free"
     assert result.balance == c("592.75")
-    assert spend_module._writers.get(sqlite_ctx.db) is not None  # the usual path ran, on its own connection
+    assert spend_module._writers[sqlite_ctx.db].connection is not None  # the usual path ran, on its connection
     again = spend_credits(sqlite_ctx, customer, amount=c("7.25"), feature="standard_models", reference="job-1")
     assert again.replayed and again.id == result.id
     assert_ledger_clean(sqlite_ctx.db)
@@ -202,14 +205,64 @@ def test_a_broken_writers_connection_is_replaced(sqlite_ctx, customer):
     """The writers' connection failing (here: closed under it) costs that spend the general path,
     never the spend itself, and the next usual spend opens a new connection."""
     spend_credits(sqlite_ctx, customer, amount=c(1), feature="standard_models", reference="job-1")
-    broken = spend_module._writers[sqlite_ctx.db]
+    writer = spend_module._writers[sqlite_ctx.db]
+    broken = writer.connection
     broken.close()
     result = spend_credits(sqlite_ctx, customer, amount=c(2), feature="standard_models", reference="job-2")
     assert not result.replayed and result.balance == c(597)
-    assert spend_module._writers.get(sqlite_ctx.db) is None
+    assert writer.connection is None
     spend_credits(sqlite_ctx, customer, amount=c(3), feature="standard_models", reference="job-3")
-    fresh = spend_module._writers[sqlite_ctx.db]
-    assert fresh is not broken
+    assert writer.connection is not None and writer.connection is not broken
     with pytest.raises(sqlite3.ProgrammingError):
         broken.execute("SELECT 1")
     assert_ledger_clean(sqlite_ctx.db)
+
+
+def test_spends_that_arrive_together_are_committed_together(sqlite_ctx, customer, monkeypatch):
+    """32 threads spend at once, each with its own reference, half of them more than is left for
+    one of them (refused), a few repeating a reference (replayed): every spend is answered as if
+    alone, the ledger adds up, and fewer commits than spends were needed."""
+    ctx = sqlite_ctx
+    commits = []
+    real_write = spend_module._write
+
+    def counting_write(ctx, writer, jobs):
+        commits.append(len(jobs))
+        time.sleep(0.005)  # a slow disk: the others arrive meanwhile
+        return real_write(ctx, writer, jobs)
+
+    monkeypatch.setattr(spend_module, "_write", counting_write)
+    rich = [new_customer(ctx) for _ in range(4)]
+    for customer_id in rich:
+        _give(ctx, customer_id, "promo", c(1000), created=START - timedelta(days=1), expires_at=None)
+    start = threading.Barrier(32)
+
+    def one(n: int):
+        start.wait()
+        customer_id = rich[n % 4]
+        try:
+            return spend_credits(ctx, customer_id, amount=c(2000 if n % 8 == 7 else 10), feature="standard_models",
+                                 reference=f"job-{n % 28}")
+        except CreditflowError as exc:
+            return exc
+
+    with ThreadPoolExecutor(32) as pool:
+        results = list(pool.map(one, range(32)))
+    refused = [r for r in results if isinstance(r, CreditflowError)]
+    spent = [r for r in results if not isinstance(r, CreditflowError)]
+    assert {r.code for r in refused} <= {"insufficient_credits", "reference_reused"} and len(refused) >= 4
+    firsts = {(r.customer_id, r.reference): r for r in spent if not r.replayed}
+    for r in spent:
+        if r.replayed:
+            assert firsts[(r.customer_id, r.reference)].id == r.id
+    for customer_id in rich:
+        mine = sorted((r for r in firsts.values() if r.customer_id == customer_id), key=lambda r: r.balance,
+                      reverse=True)
+        for earlier, later in zip(mine, mine[1:]):
+            assert later.balance == earlier.balance - later.amount  # each saw the one before it, as if alone
+        with ctx.db.transaction(readonly=True) as session:
+            available = session.connection().exec_driver_sql(
+                "SELECT available FROM credit_accounts WHERE customer_id = ?", (customer_id,)).scalar()
+        assert mine[-1].balance == Credits(available)
+    assert sum(commits) >= 32 - len(refused) and max(commits) > 1 and len(commits) < 32
+    assert_ledger_clean(ctx.db)
