@@ -92,7 +92,7 @@ class Gate:
         self.buckets = TokenBuckets(settings.rate_limit, settings.burst)
         # The Authorization header's value -> the key's principal and until when it is trusted.
         self._auth_cache: dict[bytes, tuple[Principal, float]] = {}
-        self._lookups: dict[bytes, _Lookup] = {}  # the look-up of each key under way
+        self._lookups: dict[tuple[bytes, int], _Lookup] = {}  # the look-up of each key under way
         self._last_purge = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -178,16 +178,17 @@ class Gate:
         secret = secret.strip()
         if scheme.lower() != "bearer" or not secret or len(secret) > 200:
             return None
-        # One look-up at a time per key: when the cached answer expires under load, the requests
-        # that arrive meanwhile wait for the one look-up instead of each making its own (each on
-        # a thread and a connection of the pool).
-        pending = self._lookups.get(authorization)
+        # One look-up at a time per key (and event loop, whose thread runs them all): when the
+        # cached answer expires under load, the requests that arrive meanwhile wait for the one
+        # look-up instead of each making its own (each on a thread and a connection of the pool).
+        lookup_key = (authorization, threading.get_ident())
+        pending = self._lookups.get(lookup_key)
         if pending is not None:
             await pending.done.wait()
             if pending.error is not None:
                 raise pending.error
             return pending.principal
-        pending = self._lookups[authorization] = _Lookup()
+        pending = self._lookups[lookup_key] = _Lookup()
 
         def lookup() -> Principal | None:
             with self.ctx.db.transaction(readonly=True) as session:
@@ -199,7 +200,7 @@ class Gate:
             pending.error = exc
             raise
         finally:
-            del self._lookups[authorization]
+            del self._lookups[lookup_key]
             pending.done.set()
         if principal is not None and len(authorization) <= MAX_CACHED_HEADER:
             if len(self._auth_cache) > 10_000:
