@@ -582,17 +582,23 @@ def credit_ledger_upgrade() -> None:
             BEGIN
                 RAISE EXCEPTION '{_APPEND_ONLY}' USING ERRCODE = 'restrict_violation';
             END $$""")
-        op.execute("""
-            CREATE TRIGGER credit_entries_no_change BEFORE UPDATE OR DELETE ON credit_entries
-            FOR EACH ROW EXECUTE FUNCTION credit_entries_append_only()""")
-        op.execute("""
-            CREATE TRIGGER credit_entries_no_truncate BEFORE TRUNCATE ON credit_entries
-            FOR EACH STATEMENT EXECUTE FUNCTION credit_entries_append_only()""")
+        append_only_triggers_on_postgres()
     else:
         for event in ("UPDATE", "DELETE"):
             op.execute(f"""
                 CREATE TRIGGER credit_entries_no_{event.lower()} BEFORE {event} ON credit_entries
                 BEGIN SELECT RAISE(ABORT, '{_APPEND_ONLY}'); END""")
+
+
+def append_only_triggers_on_postgres() -> None:
+    """UPDATE, DELETE and TRUNCATE of ledger entries refused (0015 makes them again on the
+    partitioned table, where a row trigger covers every partition, present and future)."""
+    op.execute("""
+        CREATE TRIGGER credit_entries_no_change BEFORE UPDATE OR DELETE ON credit_entries
+        FOR EACH ROW EXECUTE FUNCTION credit_entries_append_only()""")
+    op.execute("""
+        CREATE TRIGGER credit_entries_no_truncate BEFORE TRUNCATE ON credit_entries
+        FOR EACH STATEMENT EXECUTE FUNCTION credit_entries_append_only()""")
 
 
 def credit_ledger_downgrade() -> None:

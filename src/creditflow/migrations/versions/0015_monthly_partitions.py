@@ -42,16 +42,15 @@ On a large database the upgrade copies the three tables: run it in a quiet hour,
 stopped. Downgrade copies them back into plain tables (refusing with a clear error if a number
 no longer fits in 32 bits, or if months were archived).
 """
-from collections.abc import Sequence
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0015'
-down_revision: str | Sequence[str] | None = '0014'
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+from creditflow.migrations.schema import earlier_revision
+
+revision = '0015'
+down_revision = '0014'
 
 
 # Per table: its sequence-numbered column, the primary key and unique constraints before (0014)
@@ -80,7 +79,7 @@ TABLES = {
     },
 }
 
-_APPEND_ONLY = "credit_entries is append-only: record a new entry instead"
+_initial = earlier_revision("0001_initial.py")  # its append-only triggers, made again
 
 
 def _totals(*names: str) -> list[sa.Column]:
@@ -121,7 +120,7 @@ def upgrade() -> None:
     current = now.year * 12 + now.month - 1
     for table, spec in TABLES.items():
         _rebuild(table, spec['before'], spec['after'], spec, partitioned=True, current=current)
-    _append_only_triggers()
+    _initial.append_only_triggers_on_postgres()
     # ### end hand-written ###
 
 
@@ -142,7 +141,7 @@ def downgrade() -> None:
                                        "2147483647, which don't fit the 32-bit column of 0014")
         for table, spec in TABLES.items():
             _rebuild(table, spec['after'], spec['before'], spec, partitioned=False)
-        _append_only_triggers()
+        _initial.append_only_triggers_on_postgres()
         op.execute("ALTER TABLE webhook_endpoints ALTER COLUMN after_seq TYPE integer")
         # ### end hand-written ###
     op.drop_table('ledger_archived_lots')
@@ -213,15 +212,4 @@ def _rebuild(table: str, old_keys: list, new_keys: list, spec: dict, *, partitio
     for name, ddl in indexes:
         op.execute(ddl.replace(f" ON {old} ", f" ON {table} ").replace(f" ON public.{old} ", f" ON public.{table} ")
                    .replace(" ON ONLY ", " ON "))
-
-
-def _append_only_triggers() -> None:
-    """The triggers of 0001, on the new credit_entries: a row trigger on a partitioned table is
-    made on every partition, present and future."""
-    op.execute("""
-        CREATE TRIGGER credit_entries_no_change BEFORE UPDATE OR DELETE ON credit_entries
-        FOR EACH ROW EXECUTE FUNCTION credit_entries_append_only()""")
-    op.execute("""
-        CREATE TRIGGER credit_entries_no_truncate BEFORE TRUNCATE ON credit_entries
-        FOR EACH STATEMENT EXECUTE FUNCTION credit_entries_append_only()""")
 # ### end hand-written ###
