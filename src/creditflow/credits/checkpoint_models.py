@@ -17,6 +17,26 @@ from creditflow.kit.credits import Credits
 from creditflow.kit.db import Base, CreditsColumn, UTCDateTime
 
 
+class AccountSums:
+    """A customer's totals over a set of their ledger entries (the columns of a checkpoint's
+    account row and of an archive's)."""
+
+    customer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    granted: Mapped[Credits] = mapped_column(CreditsColumn)
+    spent: Mapped[Credits] = mapped_column(CreditsColumn)
+    expired: Mapped[Credits] = mapped_column(CreditsColumn)
+    held: Mapped[Credits] = mapped_column(CreditsColumn)
+    available: Mapped[Credits] = mapped_column(CreditsColumn)
+
+
+class LotSums:
+    """A lot's granted and remaining credits over a set of its ledger entries."""
+
+    lot_id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    granted: Mapped[Credits] = mapped_column(CreditsColumn)
+    remaining: Mapped[Credits] = mapped_column(CreditsColumn)
+
+
 class LedgerCheckpoint(Base):
     """The one row saying how far the ledger has been verified (id is always 1)."""
 
@@ -28,55 +48,34 @@ class LedgerCheckpoint(Base):
     checked_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
-class LedgerCheckpointAccount(Base):
+class LedgerCheckpointAccount(AccountSums, Base):
     """One customer's totals over its entries up to the checkpoint."""
 
     __tablename__ = "ledger_checkpoint_accounts"
 
-    customer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    granted: Mapped[Credits] = mapped_column(CreditsColumn)
-    spent: Mapped[Credits] = mapped_column(CreditsColumn)
-    expired: Mapped[Credits] = mapped_column(CreditsColumn)
-    held: Mapped[Credits] = mapped_column(CreditsColumn)
-    available: Mapped[Credits] = mapped_column(CreditsColumn)
 
-
-class LedgerCheckpointLot(Base):
+class LedgerCheckpointLot(LotSums, Base):
     """One lot's granted and remaining credits over its entries up to the checkpoint."""
 
     __tablename__ = "ledger_checkpoint_lots"
-
-    lot_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    granted: Mapped[Credits] = mapped_column(CreditsColumn)
-    remaining: Mapped[Credits] = mapped_column(CreditsColumn)
 
 
 # --- What `creditflow archive` removed ----------------------------------------------------------
 
 
-class LedgerArchivedAccount(Base):
+class LedgerArchivedAccount(AccountSums, Base):
     """One customer's sums over their archived ledger entries (exported, then removed). The full
     ledger check starts from them, so that balances still equal all their entries."""
 
     __tablename__ = "ledger_archived_accounts"
 
-    customer_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    granted: Mapped[Credits] = mapped_column(CreditsColumn)
-    spent: Mapped[Credits] = mapped_column(CreditsColumn)
-    expired: Mapped[Credits] = mapped_column(CreditsColumn)
-    held: Mapped[Credits] = mapped_column(CreditsColumn)
-    available: Mapped[Credits] = mapped_column(CreditsColumn)
-    entries: Mapped[int] = mapped_column(BigInteger)  # how many archived entries
+    entries: Mapped[int] = mapped_column(BigInteger, sort_order=1)  # how many archived entries (after the sums)
 
 
-class LedgerArchivedLot(Base):
+class LedgerArchivedLot(LotSums, Base):
     """One lot's granted and remaining credits over its archived ledger entries."""
 
     __tablename__ = "ledger_archived_lots"
-
-    lot_id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    granted: Mapped[Credits] = mapped_column(CreditsColumn)
-    remaining: Mapped[Credits] = mapped_column(CreditsColumn)
 
 
 class ArchivedMonth(Base):
