@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditflow.kit.credits import Credits
-from creditflow.kit.db import Base, CreditsColumn, UTCDateTime
+from creditflow.kit.db import Base, CreditsColumn, UTCDateTime, partial_index
 from creditflow.kit.db.partitions import only_on
 
 # A row number that must not run out: bigint on PostgreSQL; on SQLite INTEGER, which is 64-bit
@@ -63,20 +63,9 @@ class CreditLot(Base):
         # is empty). Not `remaining > 0`: a spend changes `remaining` and nothing indexed, so
         # on PostgreSQL its update of the lot is HOT (no index entries written, no index bloat).
         # Lots used up but never expiring (top-ups) stay in it: one per purchase.
-        Index(
-            "ix_credit_lots_open",
-            "customer_id",
-            "expires_at",
-            sqlite_where=text("expired_at IS NULL"),
-            postgresql_where=text("expired_at IS NULL"),
-        ),
+        partial_index("ix_credit_lots_open", "customer_id", "expires_at", where="expired_at IS NULL"),
         # What the expiry job scans: lots that will expire and haven't yet.
-        Index(
-            "ix_credit_lots_expiring",
-            "expires_at",
-            sqlite_where=text("expired_at IS NULL AND expires_at IS NOT NULL"),
-            postgresql_where=text("expired_at IS NULL AND expires_at IS NOT NULL"),
-        ),
+        partial_index("ix_credit_lots_expiring", "expires_at", where="expired_at IS NULL AND expires_at IS NOT NULL"),
         CheckConstraint("remaining >= 0 AND remaining <= granted", name="remaining_within_granted"),
         CheckConstraint("expired_at IS NULL OR remaining = 0", name="expired_lots_are_empty"),
         CheckConstraint(_in("kind", LOT_KINDS), name="kind"),
@@ -148,12 +137,7 @@ class CreditSpend(Base):
     __tablename__ = "credit_spends"
     __table_args__ = (
         UniqueConstraint("customer_id", "reference"),
-        Index(
-            "ix_credit_spends_held",
-            "expires_at",
-            sqlite_where=text("status = 'held'"),
-            postgresql_where=text("status = 'held'"),
-        ),
+        partial_index("ix_credit_spends_held", "expires_at", where="status = 'held'"),
         # 0: a spend inside an unlimited window, recorded like any other.
         CheckConstraint("amount >= 0", name="amount_not_negative"),
         CheckConstraint("settled IS NULL OR (settled >= 0 AND settled <= amount)", name="settled_within_amount"),

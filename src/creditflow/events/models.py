@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false, text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from creditflow.kit.db import Base, UTCDateTime
+from creditflow.kit.db import Base, UTCDateTime, partial_index
 from creditflow.kit.db.partitions import only_on
 
 # A row number that must not run out: bigint on PostgreSQL; on SQLite INTEGER, which is 64-bit
@@ -23,12 +23,10 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         # The worker's fan-out to webhook endpoints looks for these only.
-        Index("ix_events_undispatched", "seq", sqlite_where=text("dispatched = 0"),
-              postgresql_where=text("dispatched = false")),
+        partial_index("ix_events_undispatched", "seq", where="dispatched = false", sqlite_where="dispatched = 0"),
         # A customer's events in order: a page of them without sorting the customer's history.
         Index("ix_events_customer_seq", "customer_id", "seq"),
-        Index("ix_events_unnotified", "seq", sqlite_where=text("notified = 0"),
-              postgresql_where=text("notified = false")),
+        partial_index("ix_events_unnotified", "seq", where="notified = false", sqlite_where="notified = 0"),
         only_on("sqlite", UniqueConstraint("id")),
         only_on("postgresql", UniqueConstraint("id", "created_at")),
     )
@@ -78,13 +76,11 @@ class WebhookDelivery(Base):
     __table_args__ = (
         only_on("sqlite", UniqueConstraint("endpoint_id", "event_seq")),
         only_on("postgresql", UniqueConstraint("endpoint_id", "event_seq", "created_at")),
-        Index("ix_webhook_deliveries_pending_order", "endpoint_id", "customer_id", "event_seq",
-              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
-        Index("ix_webhook_deliveries_pending_due", "next_attempt_at",
-              sqlite_where=text("status = 'pending'"), postgresql_where=text("status = 'pending'")),
+        partial_index("ix_webhook_deliveries_pending_order", "endpoint_id", "customer_id", "event_seq",
+                      where="status = 'pending'"),
+        partial_index("ix_webhook_deliveries_pending_due", "next_attempt_at", where="status = 'pending'"),
         # What the purge job deletes: settled deliveries, oldest first.
-        Index("ix_webhook_deliveries_settled", "completed_at",
-              sqlite_where=text("status <> 'pending'"), postgresql_where=text("status <> 'pending'")),
+        partial_index("ix_webhook_deliveries_settled", "completed_at", where="status <> 'pending'"),
     )
 
     id: Mapped[int] = mapped_column(BigSeq, primary_key=True, autoincrement=True)

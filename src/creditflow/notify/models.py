@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Index, Integer, String, text
+from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from creditflow.kit.db import Base, UTCDateTime
+from creditflow.kit.db import Base, UTCDateTime, partial_index
 
 
 class Email(Base):
@@ -18,8 +18,7 @@ class Email(Base):
 
     __tablename__ = "emails"
     __table_args__ = (
-        Index("ix_emails_due", "next_attempt_at", sqlite_where=text("status IN ('pending', 'sending')"),
-              postgresql_where=text("status IN ('pending', 'sending')")),
+        partial_index("ix_emails_due", "next_attempt_at", where="status IN ('pending', 'sending')"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, String, text
+from sqlalchemy import BigInteger, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from creditflow.kit.db import Base, UTCDateTime
+from creditflow.kit.db import Base, UTCDateTime, partial_index
 
 
 class PaymentAttempt(Base):
@@ -18,12 +18,7 @@ class PaymentAttempt(Base):
 
     __tablename__ = "payment_attempts"
     __table_args__ = (
-        Index(
-            "ix_payment_attempts_unsettled",
-            "created_at",
-            sqlite_where=text("status IN ('pending','unknown')"),
-            postgresql_where=text("status IN ('pending','unknown')"),
-        ),
+        partial_index("ix_payment_attempts_unsettled", "created_at", where="status IN ('pending','unknown')"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, text
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from creditflow.kit.db import Base, UTCDateTime
+from creditflow.kit.db import Base, UTCDateTime, partial_index
 
 # Statuses in which a customer "has" a subscription. `incomplete` is the internal state of a
 # first purchase whose payment is in flight: it holds the one-live-subscription slot so two
@@ -25,13 +25,8 @@ class Subscription(Base):
 
     __tablename__ = "subscriptions"
     __table_args__ = (
-        Index(
-            "uq_subscriptions_live_customer",
-            "customer_id",
-            unique=True,
-            sqlite_where=text("status IN ('incomplete','active','past_due')"),
-            postgresql_where=text("status IN ('incomplete','active','past_due')"),
-        ),
+        partial_index("uq_subscriptions_live_customer", "customer_id", unique=True,
+                      where="status IN ('incomplete','active','past_due')"),
         Index("ix_subscriptions_due", "due_at"),
     )
 

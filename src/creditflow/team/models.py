@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, UniqueConstraint, text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from creditflow.kit.credits import Credits
-from creditflow.kit.db import Base, CreditsColumn, UTCDateTime
+from creditflow.kit.db import Base, CreditsColumn, UTCDateTime, partial_index
 
 ROLES = ("owner", "admin", "member")
 MEMBER_STATUSES = ("invited", "active", "suspended", "removed", "revoked")
@@ -39,12 +39,10 @@ class TeamMember(Base):
     __tablename__ = "team_members"
     __table_args__ = (
         # One current seat per email and per person in a team (a person may be in several teams).
-        Index("uq_team_members_email", "customer_id", "email", unique=True,
-              sqlite_where=text("status IN ('invited', 'active', 'suspended')"),
-              postgresql_where=text("status IN ('invited', 'active', 'suspended')")),
-        Index("uq_team_members_external_id", "customer_id", "external_id", unique=True,
-              sqlite_where=text("status IN ('invited', 'active', 'suspended') AND external_id IS NOT NULL"),
-              postgresql_where=text("status IN ('invited', 'active', 'suspended') AND external_id IS NOT NULL")),
+        partial_index("uq_team_members_email", "customer_id", "email", unique=True,
+                      where="status IN ('invited', 'active', 'suspended')"),
+        partial_index("uq_team_members_external_id", "customer_id", "external_id", unique=True,
+                      where="status IN ('invited', 'active', 'suspended') AND external_id IS NOT NULL"),
         CheckConstraint("role IN ('owner', 'admin', 'member')", name="role"),
         CheckConstraint("status IN ('invited', 'active', 'suspended', 'removed', 'revoked')", name="status"),
         CheckConstraint("used >= 0", name="used_not_negative"),

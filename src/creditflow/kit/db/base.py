@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import BigInteger, DateTime, MetaData
+from sqlalchemy import BigInteger, DateTime, Index, MetaData, text
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -21,6 +21,13 @@ NAMING = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def partial_index(name: str, *columns: str, where: str, sqlite_where: str | None = None, unique: bool = False) -> Index:
+    """An index of the rows `where` holds, on both backends (`sqlite_where` where SQLite must
+    say it otherwise: booleans are 0 and 1 there)."""
+    return Index(name, *columns, unique=unique, sqlite_where=text(sqlite_where or where),
+                 postgresql_where=text(where))
 
 
 class UTCDateTime(TypeDecorator):
