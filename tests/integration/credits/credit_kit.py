@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import func, select
 
 from creditflow.catalog.loader import load_catalog, load_catalog_text, default_catalog_path
 from creditflow.context import Context
+from creditflow.credits.access import free_day, reset_timezone
 from creditflow.credits.balance import get_balance
+from creditflow.credits.book import Book, run
 from creditflow.credits.check import check_ledger
 from creditflow.credits.models import CreditAccount, CreditEntry, CreditLot, CreditSpend
 from creditflow.customer.service import create_customer, create_test_clock
@@ -125,3 +127,35 @@ def entries_of(db, customer_id: str) -> list[tuple[str, Credits, str | None]]:
         return [tuple(row) for row in session.execute(
             select(CreditEntry.kind, CreditEntry.amount, CreditEntry.lot_id)
             .where(CreditEntry.customer_id == customer_id).order_by(CreditEntry.seq))]
+
+
+def give_lot(ctx, customer_id: str, kind: str, amount: Credits, *, created, expires_at) -> None:
+    """A lot granted through the ledger's own book, as of `created`."""
+    def work(cursor):
+        book = Book.lock(ctx, cursor, customer_id, now=created)
+        book.load()
+        book.grant(kind, amount, expires_at=expires_at, grant_key=None, reason="test")
+        book.flush()
+
+    run(ctx, work)
+
+
+def free_credits_today(ctx, customer_id: str) -> None:
+    """Today's free credits, materialised as the first spend of the day would."""
+    def work(cursor):
+        book = Book.lock(ctx, cursor, customer_id)
+        book.load()
+        day = free_day(book.now, reset_timezone(ctx.catalog, book.account.timezone))
+        book.ensure_free_credits(ctx.catalog.free.daily_credits, day)
+        book.flush()
+
+    run(ctx, work)
+
+
+def funded_customer(ctx) -> str:
+    """A customer in Asia/Kolkata holding 500 promo credits (a day old, never expiring) and
+    today's free credits: what the spend fast paths are compared on."""
+    customer_id = new_customer(ctx, timezone="Asia/Kolkata")
+    give_lot(ctx, customer_id, "promo", c(500), created=START - timedelta(days=1), expires_at=None)
+    free_credits_today(ctx, customer_id)
+    return customer_id

@@ -19,14 +19,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from creditflow.credits import repository as repo
-from creditflow.credits.access import free_day, reset_timezone
-from creditflow.credits.book import Book, run
 from creditflow.credits.holds import hold_credits
 from creditflow.credits.spend import _spend, _spend_in_database, spend_credits
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import CreditflowError
 
-from .credit_kit import START, assert_ledger_clean, c, make_ctx, new_customer, subscribed
+from .credit_kit import (START, assert_ledger_clean, c, free_credits_today, funded_customer, give_lot, make_ctx,
+                         new_customer, subscribed)
 
 ZONES = ("UTC", "America/New_York", "Asia/Kolkata", "Pacific/Kiritimati", "Pacific/Pago_Pago")
 
@@ -83,27 +82,6 @@ def _both_ways(ctx, customer_id: str, amount: Credits, feature: str, reference: 
     return before, (fast, after_fast), (general, after_general)
 
 
-def _give(ctx, customer_id: str, kind: str, amount: Credits, *, created, expires_at) -> None:
-    def work(cursor):
-        book = Book.lock(ctx, cursor, customer_id, now=created)
-        book.load()
-        book.grant(kind, amount, expires_at=expires_at, grant_key=None, reason="test")
-        book.flush()
-
-    run(ctx, work)
-
-
-def _free_credits_today(ctx, customer_id: str) -> None:
-    def work(cursor):
-        book = Book.lock(ctx, cursor, customer_id)
-        book.load()
-        day = free_day(book.now, reset_timezone(ctx.catalog, book.account.timezone))
-        book.ensure_free_credits(ctx.catalog.free.daily_credits, day)
-        book.flush()
-
-    run(ctx, work)
-
-
 amounts = st.integers(min_value=1, max_value=120_000).map(Credits)
 lots = st.lists(st.tuples(
     st.sampled_from(["subscription", "top_up", "promo", "free"]),
@@ -137,9 +115,9 @@ def test_the_function_spends_exactly_as_the_general_path_or_declines(
         expires_at = None if expires_hours is None else START + timedelta(hours=expires_hours)
         if expires_at is not None and expires_at <= created:
             expires_at = created + timedelta(minutes=30)
-        _give(ctx, customer_id, kind, size, created=created, expires_at=expires_at)
+        give_lot(ctx, customer_id, kind, size, created=created, expires_at=expires_at)
     if free_today:
-        _free_credits_today(ctx, customer_id)
+        free_credits_today(ctx, customer_id)
     if hold is not None:
         try:
             hold_credits(ctx, customer_id, amount=hold[0], feature="standard_models", reference="the-hold",
@@ -165,10 +143,7 @@ def test_the_function_spends_exactly_as_the_general_path_or_declines(
 
 @pytest.fixture
 def customer(pg_ctx):
-    customer_id = new_customer(pg_ctx, timezone="Asia/Kolkata")
-    _give(pg_ctx, customer_id, "promo", c(500), created=START - timedelta(days=1), expires_at=None)
-    _free_credits_today(pg_ctx, customer_id)
-    return customer_id
+    return funded_customer(pg_ctx)
 
 
 def _fast(ctx, customer_id, amount, feature="standard_models", reference="job-1"):
@@ -194,7 +169,7 @@ def test_the_function_declines_what_needs_the_general_path(pg_ctx, customer, cas
     elif case == "free_day":
         ctx.clock.set(START + timedelta(hours=14))  # past midnight in Kolkata
     elif case == "overdue_lot":
-        _give(ctx, customer, "promo", c(1), created=START - timedelta(hours=2), expires_at=START - timedelta(hours=1))
+        give_lot(ctx, customer, "promo", c(1), created=START - timedelta(hours=2), expires_at=START - timedelta(hours=1))
     elif case == "overdue_hold":
         hold_credits(ctx, customer, amount=c(1), feature=feature, reference="h", ttl_seconds=60)
         ctx.clock.set(START + timedelta(minutes=2))
@@ -202,7 +177,7 @@ def test_the_function_declines_what_needs_the_general_path(pg_ctx, customer, cas
         feature = "pro_models"
     elif case == "too_many_lots":
         for minutes in range(1, 11):  # ten small lots that expire before the free and promo ones
-            _give(ctx, customer, "promo", c(1), created=START - timedelta(hours=1),
+            give_lot(ctx, customer, "promo", c(1), created=START - timedelta(hours=1),
                   expires_at=START + timedelta(minutes=minutes))
         amount = "10.5"
     elif case == "unknown_customer":

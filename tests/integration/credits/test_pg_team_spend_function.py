@@ -25,8 +25,8 @@ from creditflow.kit.credits import Credits
 from creditflow.kit.errors import CreditflowError
 from creditflow.team import service as team
 
-from .credit_kit import assert_ledger_clean, c, make_ctx, new_customer
-from .test_pg_spend_function import _free_credits_today, _give, _state
+from .credit_kit import assert_ledger_clean, c, free_credits_today, give_lot, make_ctx, new_customer
+from .test_pg_spend_function import _state
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_the_team_function_spends_exactly_as_the_general_path_or_declines(
         + timedelta(seconds=seconds)
     ctx.clock.set(anchor)
     customer_id, member = _team(ctx, anchor)
-    _give(ctx, customer_id, "promo", c(pool), created=anchor, expires_at=None)
+    give_lot(ctx, customer_id, "promo", c(pool), created=anchor, expires_at=None)
     with ctx.db.transaction() as session:
         team.update_member(ctx, session, member, monthly_limit=None if limit is None else str(Credits(limit)),
                            plan="creator", now=anchor)
@@ -118,7 +118,7 @@ def test_the_team_function_spends_exactly_as_the_general_path_or_declines(
         with ctx.db.transaction() as session:
             team.update_member(ctx, session, member, status="suspended", plan="creator", now=last)
     ctx.clock.set(last + timedelta(minutes=later))
-    _free_credits_today(ctx, customer_id)  # else the function leaves today's free lot to the general path
+    free_credits_today(ctx, customer_id)  # else the function leaves today's free lot to the general path
 
     before, (fast, after_fast), (general, after_general) = _both_ways(ctx, customer_id, member, amount, "job-1")
 
@@ -139,11 +139,11 @@ def test_a_member_spend_is_one_statement_and_counts_against_the_limit(pg_ctx):
     anchor = datetime(2024, 1, 31, 12, tzinfo=timezone.utc)
     ctx.clock.set(anchor)
     customer_id, member = _team(ctx, anchor)
-    _give(ctx, customer_id, "promo", c(100), created=anchor, expires_at=None)
+    give_lot(ctx, customer_id, "promo", c(100), created=anchor, expires_at=None)
     with ctx.db.transaction() as session:
         team.update_member(ctx, session, member, monthly_limit="10", plan="creator", now=anchor)
     ctx.clock.set(datetime(2024, 2, 29, 12, tzinfo=timezone.utc))  # the second period starts on 29 February
-    _free_credits_today(ctx, customer_id)
+    free_credits_today(ctx, customer_id)
     assert _both_ways(ctx, customer_id, member, c(4), "job-1")[1][0] is not None  # the function takes it
     for n in range(2):
         spend_credits(ctx, customer_id, amount=c(4), feature="standard_models", reference=f"job-{n}", member=member)

@@ -30,8 +30,9 @@ from creditflow.kit.credits import Credits
 from creditflow.kit.errors import CreditflowError, InvalidRequest
 from creditflow.team.service import ensure_team
 
-from .credit_kit import START, assert_ledger_clean, c, make_ctx, new_customer, subscribed
-from .test_pg_spend_function import ZONES, _free_credits_today, _give, lots
+from .credit_kit import (START, assert_ledger_clean, c, free_credits_today, funded_customer, give_lot, make_ctx,
+                         new_customer, subscribed)
+from .test_pg_spend_function import ZONES, lots
 
 amounts = st.integers(min_value=1, max_value=120_000).map(Credits)
 
@@ -120,9 +121,9 @@ def test_the_usual_spend_spends_exactly_as_the_general_path_or_declines(
         expires_at = None if expires_hours is None else START + timedelta(hours=expires_hours)
         if expires_at is not None and expires_at <= created:
             expires_at = created + timedelta(minutes=30)
-        _give(ctx, customer_id, kind, size, created=created, expires_at=expires_at)
+        give_lot(ctx, customer_id, kind, size, created=created, expires_at=expires_at)
     if free_today:
-        _free_credits_today(ctx, customer_id)
+        free_credits_today(ctx, customer_id)
     if hold is not None:
         try:
             hold_credits(ctx, customer_id, amount=hold[0], feature="standard_models", reference="the-hold",
@@ -153,10 +154,7 @@ def test_the_usual_spend_spends_exactly_as_the_general_path_or_declines(
 
 @pytest.fixture
 def customer(sqlite_ctx):
-    customer_id = new_customer(sqlite_ctx, timezone="Asia/Kolkata")
-    _give(sqlite_ctx, customer_id, "promo", c(500), created=START - timedelta(days=1), expires_at=None)
-    _free_credits_today(sqlite_ctx, customer_id)
-    return customer_id
+    return funded_customer(sqlite_ctx)
 
 
 def _usual(ctx, customer_id, amount, feature="standard_models", reference="job-1"):
@@ -234,7 +232,7 @@ def test_spends_that_arrive_together_are_committed_together(sqlite_ctx, customer
     monkeypatch.setattr(spend_module, "_write", counting_write)
     rich = [new_customer(ctx) for _ in range(4)]
     for customer_id in rich:
-        _give(ctx, customer_id, "promo", c(1000), created=START - timedelta(days=1), expires_at=None)
+        give_lot(ctx, customer_id, "promo", c(1000), created=START - timedelta(days=1), expires_at=None)
     start = threading.Barrier(32)
 
     def one(n: int):
