@@ -67,6 +67,14 @@ class CompiledStatement:
             prepared = self._prepared[dialect.name] = _DialectSQL(self.statement, dialect)
         return prepared
 
+    def sql(self, dialect) -> str:
+        """The statement as compiled for `dialect`, for a caller that binds its own values."""
+        return self._prepare(dialect).sql
+
+    def bind_names(self, dialect) -> tuple[str, ...]:
+        """The names of the parameters in the order the driver takes them."""
+        return tuple(name for name, *_ in self._prepare(dialect).binds)
+
     def execute(self, cursor: UnitCursor, params: dict) -> None:
         prepared = self._prepare(cursor.dialect)
         cursor.raw.execute(prepared.sql, prepared.params(params))

@@ -19,7 +19,7 @@ from creditflow.credits import repository as repo
 from creditflow.credits.access import (ALL_KINDS, PAID_KINDS, Standing, free_day, gets_free_credits, lot_kinds_for,
                                        reset_timezone)
 from creditflow.credits.book import Book, run, run_statement
-from creditflow.credits.ledger import Draw, allocate, draws_from_json, draws_to_json, split_settlement
+from creditflow.credits.ledger import Draw, Lot, allocate, draws_from_json, draws_to_json, split_settlement
 from creditflow.credits.limits import admit, governed
 from creditflow.kit import metrics
 from creditflow.kit.clock import format_instant, utc
@@ -167,24 +167,112 @@ _usual_read = repo.CompiledStatement(
 )
 
 
+# The plain spend: no hold to look at, no lot past its expiry, today's free credits already
+# created, a feature no plan limits. Its writes are few and always the same, so they are sent as
+# SQLite statements of their own with positional values, bound as the general path's column types
+# store them (thousandths as integers; the instant formatted once by the column type; the JSON
+# serialised by the column type): the same rows, byte for byte, as `Book.flush` and
+# `take_and_record` write, without running every value of five statements through the generic
+# parameter processing. A lot's update leaves `expired_at` alone rather than setting it to itself,
+# so SQLite does not rewrite the lot's entries in the indexes that name `expired_at`.
+_TAKE_FROM_LOT = "UPDATE credit_lots SET remaining = remaining - ? WHERE id = ?"
+_INSERT_ENTRY = ("INSERT INTO credit_entries (id, customer_id, lot_id, kind, amount, reference, created_at) "
+                 "VALUES (?, ?, ?, 'spend', ?, ?, ?)")
+_INSERT_EVENT = ("INSERT INTO events (id, type, customer_id, data, created_at, dispatched, notified) "
+                 "VALUES (?, 'credits.spent', ?, ?, ?, 0, 0)")
+_MOVE_TOTALS = "UPDATE credit_accounts SET spent = spent + ?, available = available - ? WHERE customer_id = ?"
+_INSERT_SPEND = ("INSERT INTO credit_spends (id, customer_id, kind, reference, feature, amount, settled, status, "
+                 "draws, balance_after, expires_at, created_at, resolved_at, refunded_at, queue) "
+                 "VALUES (?, ?, 'spend', ?, ?, ?, NULL, 'spent', ?, ?, NULL, ?, NULL, NULL, NULL)")
+
+
+class _SqliteValues:
+    """The usual read as compiled for a dialect, and the column types' own conversions the
+    plain spend needs, looked up once."""
+
+    def __init__(self, dialect):
+        def bind(column):
+            return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+        self.read_sql = _usual_read.sql(dialect)
+        names = _usual_read.bind_names(dialect)
+        if sorted(names) != ["customer_id", "reference"]:
+            raise AssertionError(f"the usual read binds {names}")
+        self.reference_first = names[0] == "reference"
+        self.read_instant = repo.lots.c.created_at.type.dialect_impl(dialect).result_processor(dialect, None)
+        self.instant = bind(repo.spends.c.created_at)  # every instant the plain spend writes is the same
+        self.event_data = bind(repo.events.c.data)
+        self.draws = bind(repo.spends.c.draws)
+
+    def read_params(self, customer_id: str, reference: str) -> tuple[str, str]:
+        return (reference, customer_id) if self.reference_first else (customer_id, reference)
+
+
+@lru_cache(maxsize=8)
+def _sqlite_values(dialect) -> _SqliteValues:
+    return _SqliteValues(dialect)
+
+
 def _spend_usual(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits, feature: Feature,
                  reference: str) -> SpendResult | None:
     """The usual spend without a member, in a write transaction the caller opened; None, with
-    nothing written, when the general path must answer (see above)."""
-    rows = _usual_read.rows(cursor, {"customer_id": customer_id, "reference": reference})
+    nothing written, when the general path must answer (see above). A plain spend is written
+    directly; anything due first (a hold to look at, an expiry, today's free credits) or a
+    feature a plan limits goes through the book, as on the general path."""
+    values = _sqlite_values(cursor.dialect)
+    cursor.raw.execute(values.read_sql, values.read_params(customer_id, reference))
+    rows = cursor.raw.fetchall()
     if not rows:
         return None  # no such customer, or no account yet
-    first = rows[0]
-    if first.existing is not None or first.is_team:
+    (granted, spent, expired, held, available, account_free_day, plan, timezone, test_clock_id, frozen_time, is_team,
+     existing) = rows[0][:12]
+    if existing is not None or is_team:
         return None  # a replay or a reused reference; a team (its spends name a member)
-    account = repo.AccountRow(
-        customer_id=customer_id, totals={name: first[i].milli for i, name in enumerate(repo.TOTALS)},
-        free_day=first.free_day, timezone=first.timezone, test_clock_id=first.test_clock_id,
-        clock_time=first.frozen_time, plan=first.plan)
-    book = Book(cursor, account, account.clock_time or ctx.clock.now(), free_day=account.free_day)
-    book.load([repo.LotRow(r.lot_id, r.lot_kind, r.lot_remaining, r.lot_expires_at, r.lot_created_at)
-               for r in rows if r.lot_id is not None])
-    return _spend_from(ctx, book, account.plan, feature, amount, reference, member_checked=True)
+    read_instant = values.read_instant
+    clock_time = None if frozen_time is None else read_instant(frozen_time)
+    now = clock_time or ctx.clock.now()
+    lots = [Lot(lot_id, kind, Credits(remaining), None if expires_at is None else read_instant(expires_at),
+                read_instant(created_at))
+            for *_, lot_id, kind, remaining, expires_at, created_at in rows if lot_id is not None]
+    standing = Standing(plan)
+    if (held or feature.code in governed(ctx.catalog) or any(lot.expires_at is not None and lot.expires_at <= now
+                                                             for lot in lots)
+            or _free_credits_due(ctx.catalog, standing, timezone, account_free_day, now)):
+        account = repo.AccountRow(customer_id, dict(zip(repo.TOTALS, (granted, spent, expired, held, available))),
+                                  account_free_day, timezone, test_clock_id, clock_time, plan)
+        book = Book(cursor, account, now, free_day=account_free_day)
+        book.load([repo.LotRow(lot.id, lot.kind, lot.remaining, lot.expires_at, lot.created_at) for lot in lots])
+        return _spend_from(ctx, book, plan, feature, amount, reference, member_checked=True)
+    kinds = lot_kinds_for(ctx.catalog, standing, feature)
+    draws = allocate([lot for lot in lots if lot.kind in kinds], amount)
+    return _write_plain_spend(cursor.raw, values, customer_id, amount, feature, reference, draws, available, now)
+
+
+def _free_credits_due(catalog: Catalog, standing: Standing, timezone: str, account_free_day: str | None,
+                      now: datetime) -> bool:
+    """Whether this spend would create today's free credits first (as `draw_for` does)."""
+    return (gets_free_credits(catalog, standing)
+            and free_day(now, reset_timezone(catalog, timezone)).key != account_free_day)
+
+
+def _write_plain_spend(raw, values: _SqliteValues, customer_id: str, amount: Credits, feature: Feature,
+                       reference: str, draws: list[Draw], available: int, now: datetime) -> SpendResult:
+    """The rows of a plain spend, as `take_and_record` writes them: the lots drawn, a ledger line
+    for each, the event, the account's totals and the spend."""
+    spend_id = new_id("spd")
+    at = values.instant(now)
+    balance = Credits(available - amount.milli)
+    for draw in draws:
+        raw.execute(_TAKE_FROM_LOT, (draw.amount.milli, draw.lot_id))
+    for draw in draws:
+        raw.execute(_INSERT_ENTRY, (new_id("cre"), customer_id, draw.lot_id, draw.amount.milli, reference, at))
+    data = {"spend": spend_id, "reference": reference, "feature": feature.code, "amount": str(amount),
+            "balance": str(balance)}
+    raw.execute(_INSERT_EVENT, (new_id("evt"), customer_id, values.event_data(data), at))
+    raw.execute(_MOVE_TOTALS, (amount.milli, amount.milli, customer_id))
+    raw.execute(_INSERT_SPEND, (spend_id, customer_id, reference, feature.code, amount.milli,
+                                values.draws(draws_to_json(draws)), balance.milli, at))
+    return SpendResult(spend_id, customer_id, reference, amount, feature.code, tuple(draws), balance, "spent", now)
 
 
 class _Job:

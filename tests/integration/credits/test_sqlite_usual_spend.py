@@ -11,11 +11,13 @@ must have changed nothing, and the service then takes the general path.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
@@ -42,42 +44,42 @@ def sqlite_ctx(sqlite_db):
     return make_ctx(sqlite_db)
 
 
+# The tables a spend may write, with the rows of one customer. Every column of every row is read
+# as SQLite's quote() spells it, so that a value stored with another storage class or another text
+# (1000 against 1000.0 or '1000', another date format, JSON spaced otherwise) differs.
+_TABLES = ("credit_accounts", "credit_lots", "credit_entries", "credit_spends", "events", "credit_usage",
+           "team_spends")
+# Ids made afresh by each way (a spend's, its ledger lines', its event's) are compared by their shape.
+_NEW_ID = re.compile(r"\b(spd|cre|evt)_[0-9A-Z]{26}\b")
+
+
 def _state(cursor: repo.UnitCursor, customer_id: str) -> dict:
     raw = cursor.raw
-
-    def rows(sql: str) -> list[tuple]:
-        raw.execute(sql, (customer_id,))
-        return raw.fetchall()
-
-    return {
-        "account": rows("SELECT granted, spent, expired, held, available, free_day, plan FROM credit_accounts "
-                        "WHERE customer_id = ?"),
-        "lots": rows("SELECT id, kind, granted, remaining, expires_at, expired_at, created_at FROM credit_lots "
-                     "WHERE customer_id = ? ORDER BY id"),
-        "entries": rows("SELECT lot_id, kind, amount, reference, created_at FROM credit_entries "
-                        "WHERE customer_id = ? ORDER BY seq"),
-        "spends": rows("SELECT kind, reference, feature, amount, settled, status, draws, balance_after, expires_at, "
-                       "created_at, resolved_at, refunded_at, queue FROM credit_spends WHERE customer_id = ? "
-                       "ORDER BY created_at, reference"),
-        # The spend's id differs between the two ways (each makes its own); the rest is equal.
-        "events": rows("SELECT type, json_remove(data, '$.spend'), created_at FROM events "
-                       "WHERE customer_id = ? ORDER BY seq"),
-    }
+    state = {}
+    for table in _TABLES:
+        columns = [row[1] for row in raw.execute(f"PRAGMA table_info({table})").fetchall()]
+        quoted = ", ".join(f"quote({column})" for column in columns)
+        raw.execute(f"SELECT {quoted} FROM {table} WHERE customer_id = ? ORDER BY rowid", (customer_id,))
+        state[table] = [tuple(_NEW_ID.sub(r"\1_<new>", value) for value in row) for row in raw.fetchall()]
+    return state
 
 
 def _both_ways(ctx, customer_id: str, amount: Credits, feature: str, reference: str):
     """(state before), (what the usual spend did, the state after it), (what the general path did
-    or the error it raised, the state after it): each in a write transaction rolled back after."""
+    or the error it raised, the state after it), and whether the usual spend wrote a plain spend
+    (`_write_plain_spend`, rather than through the book): each way in a write transaction rolled
+    back after."""
     feature_def = ctx.catalog.feature(feature)
     connection = ctx.db.engine.raw_connection()
     try:
         cursor = repo.UnitCursor(ctx.db.engine.dialect, connection.cursor())
         before = _state(cursor, customer_id)
         cursor.raw.execute("BEGIN IMMEDIATE")
-        try:
-            usual = _spend_usual(ctx, cursor, customer_id, amount, feature_def, reference)
-        except CreditflowError as exc:  # a refusal: the service rolls back and takes the general path
-            usual = exc
+        with mock.patch.object(spend_module, "_write_plain_spend", wraps=spend_module._write_plain_spend) as plain:
+            try:
+                usual = _spend_usual(ctx, cursor, customer_id, amount, feature_def, reference)
+            except CreditflowError as exc:  # a refusal: the service rolls back and takes the general path
+                usual = exc
         after_usual = _state(cursor, customer_id)
         connection.rollback()
         cursor.raw.execute("BEGIN IMMEDIATE")
@@ -89,7 +91,7 @@ def _both_ways(ctx, customer_id: str, amount: Credits, feature: str, reference: 
         connection.rollback()
     finally:
         connection.close()
-    return before, (usual, after_usual), (general, after_general)
+    return before, (usual, after_usual), (general, after_general), plain.called
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -133,9 +135,11 @@ def test_the_usual_spend_spends_exactly_as_the_general_path_or_declines(
     ctx.clock.set(START + timedelta(minutes=later))
 
     reference = "the-hold" if reuse_reference and hold is not None else "job-1"
-    before, (usual, after_usual), (general, after_general) = _both_ways(ctx, customer_id, amount, feature, reference)
+    before, (usual, after_usual), (general, after_general), plain = _both_ways(ctx, customer_id, amount, feature,
+                                                                                reference)
 
-    event("declined" if usual is None else "refused" if isinstance(usual, CreditflowError) else "spent")
+    event("declined" if usual is None else "refused" if isinstance(usual, CreditflowError)
+          else "spent plainly" if plain else "spent through the book")
     if usual is None or isinstance(usual, CreditflowError):
         # Declined or refused: the transaction is rolled back, and the general path answers.
         if usual is not None:
