@@ -39,8 +39,7 @@ def create_endpoint(body: WebhookEndpointCreate, ctx: Ctx, settings: AppSettings
 def list_endpoints(ctx: Ctx, _: Caller):
     with ctx.db.transaction(readonly=True) as session:
         rows = list_webhook_endpoints(session)
-        return page(rows, False, lambda e: WebhookEndpointRead(id=e.id, url=e.url, events=e.events,
-                                                               created_at=e.created_at))
+        return page(rows, False, WebhookEndpointRead.of)
 
 
 @router.delete("/webhook_endpoints/{endpoint_id}", status_code=status.HTTP_204_NO_CONTENT,

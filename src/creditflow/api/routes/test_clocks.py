@@ -22,21 +22,17 @@ router = APIRouter(tags=["test clocks"], dependencies=[Depends(enabled)])
 MAX_ADVANCE = timedelta(days=5 * 366)
 
 
-def _read(clock) -> TestClockRead:
-    return TestClockRead(id=clock.id, frozen_time=clock.frozen_time)
-
-
 @router.post("/test_clocks", status_code=status.HTTP_201_CREATED, response_model=TestClockRead,
              responses=errors(404, 409))
 def create(body: TestClockCreate, ctx: Ctx, _: Caller):
     with ctx.db.transaction() as session:
-        return _read(create_test_clock(session, body.frozen_time, now=ctx.clock.now()))
+        return TestClockRead.of(create_test_clock(session, body.frozen_time, now=ctx.clock.now()))
 
 
 @router.get("/test_clocks/{clock_id}", response_model=TestClockRead, responses=errors(404))
 def read(clock_id: str, ctx: Ctx, _: Caller):
     with ctx.db.transaction(readonly=True) as session:
-        return _read(get_test_clock(session, clock_id))
+        return TestClockRead.of(get_test_clock(session, clock_id))
 
 
 @router.post("/test_clocks/{clock_id}/advance", response_model=TestClockRead, responses=errors(404, 409))
@@ -47,4 +43,4 @@ def advance(clock_id: str, body: TestClockAdvance, ctx: Ctx, _: Caller):
         current = get_test_clock(session, clock_id).frozen_time
     if body.frozen_time > current + MAX_ADVANCE:
         raise InvalidRequest("a test clock moves at most 5 years per call", param="frozen_time")
-    return _read(advance_test_clock(ctx, clock_id, body.frozen_time))
+    return TestClockRead.of(advance_test_clock(ctx, clock_id, body.frozen_time))

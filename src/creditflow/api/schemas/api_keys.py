@@ -16,8 +16,3 @@ class ApiKeyRead(Read):
     scope: str
     created_at: InstantOut
     revoked_at: InstantOut | None
-
-    @classmethod
-    def of(cls, key) -> "ApiKeyRead":
-        return cls(id=key.id, prefix=key.prefix, scope=key.scope, created_at=key.created_at,
-                   revoked_at=key.revoked_at)

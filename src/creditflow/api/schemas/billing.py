@@ -46,13 +46,6 @@ class PaymentAttemptRead(Read):
     created_at: InstantOut
     completed_at: InstantOut | None
 
-    @classmethod
-    def of(cls, attempt) -> "PaymentAttemptRead":
-        return cls(id=attempt.id, status=attempt.status, amount=attempt.amount, currency=attempt.currency,
-                   failure_code=attempt.failure_code, failure_message=attempt.failure_message,
-                   gateway_reference=attempt.gateway_reference, created_at=attempt.created_at,
-                   completed_at=attempt.completed_at)
-
 
 class PartyRead(Read):
     """Who sold or who bought, as on the invoice when it was issued."""
@@ -76,8 +69,8 @@ class InvoiceRead(Read):
     id: str
     object: Literal["invoice"] = "invoice"
     number: int
-    customer: str
-    subscription: str | None
+    customer: str = Field(validation_alias="customer_id")
+    subscription: str | None = Field(validation_alias="subscription_id")
     purpose: str
     status: Literal["open", "paid", "void", "refunded"]
     currency: str
@@ -100,16 +93,8 @@ class InvoiceRead(Read):
 
     @classmethod
     def of(cls, invoice, attempts=()) -> "InvoiceRead":
-        return cls(attempts=[PaymentAttemptRead.of(attempt) for attempt in attempts],
-            id=invoice.id, number=invoice.number, customer=invoice.customer_id, subscription=invoice.subscription_id,
-            purpose=invoice.purpose, status=invoice.status, currency=invoice.currency,
-            lines=[InvoiceLineRead(kind=line.kind, description=line.description, amount=line.amount,
-                                   period_start=line.period_start, period_end=line.period_end, rate=line.rate,
-                                   country=line.country)
-                   for line in invoice.lines],
-            subtotal=invoice.subtotal, discount=invoice.discount, tax=invoice.tax, total=invoice.total, balance_applied=invoice.balance_applied,
-            amount_paid=invoice.amount_paid, amount_refunded=invoice.amount_refunded, created_at=invoice.created_at,
-            paid_at=invoice.paid_at, seller=invoice.seller, bill_to=invoice.bill_to)
+        """The invoice with its payment attempts, which are rows of their own."""
+        return super().of(invoice).model_copy(update={"attempts": [PaymentAttemptRead.of(a) for a in attempts]})
 
 
 class RefundEligibilityRead(Read):
@@ -129,16 +114,10 @@ class RefundCreate(Request):
 class RefundRead(Read):
     id: str
     object: Literal["refund"] = "refund"
-    invoice: str
-    customer: str
+    invoice: str = Field(validation_alias="invoice_id")
+    customer: str = Field(validation_alias="customer_id")
     amount: int
     currency: str
     status: Literal["pending", "succeeded", "failed"]
     reason: str
     created_at: InstantOut
-
-    @classmethod
-    def of(cls, refund) -> "RefundRead":
-        return cls(id=refund.id, invoice=refund.invoice_id, customer=refund.customer_id, amount=refund.amount,
-                   currency=refund.currency, status=refund.status, reason=refund.reason,
-                   created_at=refund.created_at)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, Self, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema, field_validator
 
@@ -31,7 +31,19 @@ class Request(BaseModel):
 
 
 class Read(BaseModel):
-    """A response object."""
+    """A response object, read by `of` from the attributes of a domain object (a row, a use
+    case's result) that have the fields' names.
+
+    A field whose attribute is named otherwise says which with `validation_alias` (the API's
+    `customer` is the domain's `customer_id`): that changes only what is read, never the JSON
+    written nor the OpenAPI document. An attribute the object lacks takes the field's default.
+    Schemas with worked-out fields, or fields from elsewhere than the object, write their own `of`."""
+
+    model_config = ConfigDict(from_attributes=True, validate_by_name=True, validate_by_alias=True)
+
+    @classmethod
+    def of(cls, source: Any) -> Self:
+        return cls.model_validate(source)
 
 
 def _credits(value: Any) -> Credits:

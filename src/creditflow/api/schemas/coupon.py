@@ -68,7 +68,7 @@ class DiscountRead(Read):
 
     @classmethod
     def of(cls, view) -> "DiscountRead | None":
-        return None if view is None else cls(coupon=view.coupon, ends_after_period=view.ends_after_period)
+        return None if view is None else super().of(view)
 
 
 __all__ = ["CouponCreate", "CouponRead", "DiscountCreate", "DiscountRead", "datetime"]

@@ -82,34 +82,23 @@ class ByKind(Read):
 
 class BalanceRead(Read):
     object: Literal["credit_balance"] = "credit_balance"
-    customer: str
+    customer: str = Field(validation_alias="customer_id")
     available: CreditsOut
     held: CreditsOut
     by_kind: ByKind
     lots: list[LotRead]
 
-    @classmethod
-    def of(cls, balance) -> "BalanceRead":
-        return cls(customer=balance.customer_id, available=balance.available, held=balance.held,
-                   by_kind=ByKind(**balance.by_kind),
-                   lots=[LotRead(id=lot.id, kind=lot.kind, granted=lot.granted, remaining=lot.remaining,
-                                 expires_at=lot.expires_at) for lot in balance.lots])
-
 
 class DrawRead(Read):
-    lot: str
+    lot: str = Field(validation_alias="lot_id")
     kind: str
     amount: CreditsOut
-
-
-def _draws(draws) -> list[DrawRead]:
-    return [DrawRead(lot=d.lot_id, kind=d.kind, amount=d.amount) for d in draws]
 
 
 class SpendRead(Read):
     id: str
     object: Literal["credit_spend"] = "credit_spend"
-    customer: str
+    customer: str = Field(validation_alias="customer_id")
     reference: str
     amount: CreditsOut
     feature: str
@@ -120,16 +109,10 @@ class SpendRead(Read):
     queue: Literal["fast", "relaxed"] | None = Field(
         default=None, description="For a feature the plan limits: `relaxed` past the daily fast jobs")
 
-    @classmethod
-    def of(cls, spend) -> "SpendRead":
-        return cls(id=spend.id, customer=spend.customer_id, reference=spend.reference, amount=spend.amount,
-                   feature=spend.feature, status=spend.status, draws=_draws(spend.draws), balance=spend.balance,
-                   created_at=spend.created_at, queue=getattr(spend, "queue", None))
-
 
 class SpendRefundRead(Read):
     object: Literal["credit_refund"] = "credit_refund"
-    customer: str
+    customer: str = Field(validation_alias="customer_id")
     reference: str
     amount: CreditsOut
     returned: list[DrawRead]
@@ -137,38 +120,26 @@ class SpendRefundRead(Read):
     balance: CreditsOut
     refunded_at: InstantOut
 
-    @classmethod
-    def of(cls, result) -> "SpendRefundRead":
-        return cls(customer=result.customer_id, reference=result.reference, amount=result.amount,
-                   returned=_draws(result.returned), expired=result.expired, balance=result.balance,
-                   refunded_at=result.refunded_at)
-
 
 class HoldRead(Read):
     id: str
     object: Literal["hold"] = "hold"
-    customer: str
+    customer: str = Field(validation_alias="customer_id")
     reference: str
     amount: CreditsOut
     feature: str
     status: Literal["held", "settled", "released", "expired"]
-    settled_amount: CreditsOut | None
+    settled_amount: CreditsOut | None = Field(validation_alias="settled")
     expires_at: InstantOut
     created_at: InstantOut
     queue: Literal["fast", "relaxed"] | None = Field(
         default=None, description="For a feature the plan limits: `relaxed` past the daily fast jobs")
 
-    @classmethod
-    def of(cls, hold) -> "HoldRead":
-        return cls(id=hold.id, customer=hold.customer_id, reference=hold.reference, amount=hold.amount,
-                   feature=hold.feature, status=hold.status, settled_amount=hold.settled, expires_at=hold.expires_at,
-                   created_at=hold.created_at, queue=getattr(hold, "queue", None))
-
 
 class GrantedLotRead(Read):
     id: str
     object: Literal["credit_lot"] = "credit_lot"
-    customer: str
+    customer: str = Field(validation_alias="customer_id")
     kind: str
     granted: CreditsOut
     remaining: CreditsOut
@@ -176,41 +147,30 @@ class GrantedLotRead(Read):
     reason: str | None
     created_at: InstantOut
 
-    @classmethod
-    def of(cls, lot) -> "GrantedLotRead":
-        return cls(id=lot.id, customer=lot.customer_id, kind=lot.kind, granted=lot.granted, remaining=lot.remaining,
-                   expires_at=lot.expires_at, reason=lot.reason, created_at=lot.created_at)
-
 
 class EntryRead(Read):
     id: str
     object: Literal["credit_entry"] = "credit_entry"
     kind: Literal["grant", "spend", "expire", "refund", "hold", "release", "settle"]
     amount: CreditsOut
-    lot: str | None
+    lot: str | None = Field(validation_alias="lot_id")
     reference: str | None
     member: str | None = Field(default=None, description="On a team: the member whose spend or hold it is")
     created_at: InstantOut
 
     @classmethod
     def of(cls, entry, members: dict[str, str] | None = None) -> "EntryRead":
-        return cls(id=entry.id, kind=entry.kind, amount=entry.amount, lot=entry.lot_id, reference=entry.reference,
-                   member=(members or {}).get(entry.reference), created_at=entry.created_at)
+        """The entry, with the member whose job it is (`members` maps a job's reference to its member)."""
+        return super().of(entry).model_copy(update={"member": (members or {}).get(entry.reference)})
 
 
 class TopUpRead(Read):
     object: Literal["top_up"] = "top_up"
-    customer: str
+    customer: str = Field(validation_alias="customer_id")
     bundle: str
     credits: CreditsOut
-    invoice: str
-    lot: str
+    invoice: str = Field(validation_alias="invoice_id")
+    lot: str = Field(validation_alias="lot_id")
     amount_paid: int
     currency: str
     created_at: InstantOut
-
-    @classmethod
-    def of(cls, top_up) -> "TopUpRead":
-        return cls(customer=top_up.customer_id, bundle=top_up.bundle, credits=top_up.credits,
-                   invoice=top_up.invoice_id, lot=top_up.lot_id, amount_paid=top_up.amount_paid,
-                   currency=top_up.currency, created_at=top_up.created_at)

@@ -34,8 +34,3 @@ class WebhookEndpointRead(Read):
 
 class WebhookEndpointCreated(WebhookEndpointRead):
     secret: str = Field(description="Signs deliveries (HMAC-SHA256); shown only here")
-
-    @classmethod
-    def of(cls, endpoint) -> "WebhookEndpointCreated":
-        return cls(id=endpoint.id, url=endpoint.url, events=endpoint.events, created_at=endpoint.created_at,
-                   secret=endpoint.secret)

@@ -36,12 +36,6 @@ class EstimateRead(Read):
     unlimited: bool = Field(description="True inside an unlimited window: the job is free")
     options: dict[str, Any] = Field(description="The options as priced, defaults filled in")
 
-    @classmethod
-    def of(cls, estimate) -> "EstimateRead":
-        return cls(feature=estimate.feature, amount=estimate.amount, unlimited=estimate.unlimited,
-                   lines=[EstimateLine(what=line.what, amount=line.amount) for line in estimate.lines],
-                   options=estimate.options)
-
 
 class EntitlementRead(Read):
     feature: str
@@ -64,10 +58,7 @@ class EntitlementsRead(Read):
 
     @classmethod
     def of(cls, customer_id: str, entitlements) -> "EntitlementsRead":
-        return cls(customer=customer_id, features=[EntitlementRead(
-            feature=e.feature, allowed=e.allowed, reason=e.reason, unlimited_until=e.unlimited_until,
-            concurrent_limit=e.concurrent_limit, running=e.running, fast_per_day=e.fast_per_day,
-            fast_used_today=e.fast_used_today, resets_at=e.resets_at, relaxed=e.relaxed) for e in entitlements])
+        return cls(customer=customer_id, features=entitlements)
 
 
 class TransferCreate(Request):
@@ -89,14 +80,8 @@ class TransferRead(Read):
     receiver: str = Field(serialization_alias="to")
     amount: CreditsOut
     feature: str
-    lot: str = Field(description="The receiver's lot of kind `earned` (never expires)")
+    lot: str = Field(validation_alias="lot_id", description="The receiver's lot of kind `earned` (never expires)")
     created_at: InstantOut
-
-    @classmethod
-    def of(cls, transfer) -> "TransferRead":
-        return cls(id=transfer.id, reference=transfer.reference, sender=transfer.sender, receiver=transfer.receiver,
-                   amount=transfer.amount, feature=transfer.feature, lot=transfer.lot_id,
-                   created_at=transfer.created_at)
 
 
 class OptionRead(Read):
