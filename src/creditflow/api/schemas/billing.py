@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_serializer
 
-from creditflow.api.schemas.common import Id, InstantOut, PositiveMoneyIn, Read, Request, Text
+from creditflow.api.schemas.common import CustomerId, Id, InstantOut, PositiveMoneyIn, Read, Request, Text
 from creditflow.api.schemas.customer import BillingAddress
 
 
@@ -69,7 +69,7 @@ class InvoiceRead(Read):
     id: str
     object: Literal["invoice"] = "invoice"
     number: int
-    customer: str = Field(validation_alias="customer_id")
+    customer: CustomerId
     subscription: str | None = Field(validation_alias="subscription_id")
     purpose: str
     status: Literal["open", "paid", "void", "refunded"]
@@ -115,7 +115,7 @@ class RefundRead(Read):
     id: str
     object: Literal["refund"] = "refund"
     invoice: str = Field(validation_alias="invoice_id")
-    customer: str = Field(validation_alias="customer_id")
+    customer: CustomerId
     amount: int
     currency: str
     status: Literal["pending", "succeeded", "failed"]

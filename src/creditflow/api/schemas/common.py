@@ -110,6 +110,9 @@ InstantOut = Annotated[
     WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-04-10T10:00:00Z"]}),
 ]
 
+# In a response, the customer it belongs to: what its domain object calls `customer_id`.
+CustomerId = Annotated[str, Field(validation_alias="customer_id")]
+
 # Ids and codes in requests: short non-empty strings.
 Id = Annotated[str, Field(min_length=1, max_length=100)]
 Text = Annotated[str, Field(min_length=1, max_length=500)]

@@ -4,7 +4,8 @@ from typing import Literal
 
 from pydantic import Field, StrictInt, model_serializer
 
-from creditflow.api.schemas.common import CreditsIn, CreditsOut, Id, InstantIn, InstantOut, Read, Request, Text
+from creditflow.api.schemas.common import (CreditsIn, CreditsOut, CustomerId, Id, InstantIn, InstantOut, Read, Request,
+                                          Text)
 from creditflow.api.schemas.pricing import Options
 from creditflow.credits.holds import DEFAULT_TTL_SECONDS
 from creditflow.credits.inputs import MAX_REFERENCE, MAX_TTL_SECONDS
@@ -13,6 +14,8 @@ Reference = Field(min_length=1, max_length=MAX_REFERENCE, description="The host 
 
 
 Member = Field(default=None, description="On a team: the member who spends (required there, refused elsewhere)")
+
+Queue = Field(default=None, description="For a feature the plan limits: `relaxed` past the daily fast jobs")
 
 
 class SpendCreate(Request):
@@ -82,7 +85,7 @@ class ByKind(Read):
 
 class BalanceRead(Read):
     object: Literal["credit_balance"] = "credit_balance"
-    customer: str = Field(validation_alias="customer_id")
+    customer: CustomerId
     available: CreditsOut
     held: CreditsOut
     by_kind: ByKind
@@ -98,7 +101,7 @@ class DrawRead(Read):
 class SpendRead(Read):
     id: str
     object: Literal["credit_spend"] = "credit_spend"
-    customer: str = Field(validation_alias="customer_id")
+    customer: CustomerId
     reference: str
     amount: CreditsOut
     feature: str
@@ -106,13 +109,12 @@ class SpendRead(Read):
     draws: list[DrawRead]
     balance: CreditsOut = Field(description="Available credits right after the spend")
     created_at: InstantOut
-    queue: Literal["fast", "relaxed"] | None = Field(
-        default=None, description="For a feature the plan limits: `relaxed` past the daily fast jobs")
+    queue: Literal["fast", "relaxed"] | None = Queue
 
 
 class SpendRefundRead(Read):
     object: Literal["credit_refund"] = "credit_refund"
-    customer: str = Field(validation_alias="customer_id")
+    customer: CustomerId
     reference: str
     amount: CreditsOut
     returned: list[DrawRead]
@@ -124,7 +126,7 @@ class SpendRefundRead(Read):
 class HoldRead(Read):
     id: str
     object: Literal["hold"] = "hold"
-    customer: str = Field(validation_alias="customer_id")
+    customer: CustomerId
     reference: str
     amount: CreditsOut
     feature: str
@@ -132,14 +134,13 @@ class HoldRead(Read):
     settled_amount: CreditsOut | None = Field(validation_alias="settled")
     expires_at: InstantOut
     created_at: InstantOut
-    queue: Literal["fast", "relaxed"] | None = Field(
-        default=None, description="For a feature the plan limits: `relaxed` past the daily fast jobs")
+    queue: Literal["fast", "relaxed"] | None = Queue
 
 
 class GrantedLotRead(Read):
     id: str
     object: Literal["credit_lot"] = "credit_lot"
-    customer: str = Field(validation_alias="customer_id")
+    customer: CustomerId
     kind: str
     granted: CreditsOut
     remaining: CreditsOut
@@ -166,7 +167,7 @@ class EntryRead(Read):
 
 class TopUpRead(Read):
     object: Literal["top_up"] = "top_up"
-    customer: str = Field(validation_alias="customer_id")
+    customer: CustomerId
     bundle: str
     credits: CreditsOut
     invoice: str = Field(validation_alias="invoice_id")
