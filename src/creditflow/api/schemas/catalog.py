@@ -59,12 +59,9 @@ class CatalogRead(Read):
             currency=catalog.currency,
             plans=[PlanRead(code=p.code, name=p.name, rank=p.rank, monthly_credits=p.monthly_credits,
                             features=sorted(p.features), prices={t.value: p.prices[t] for t in p.terms}, seats=p.seats,
-                            on_sale=p.on_sale, unlimited=dict(p.unlimited),
-                            limits={code: LimitsRead(concurrent=limit.concurrent, fast_per_day=limit.fast_per_day,
-                                                     relaxed=limit.relaxed) for code, limit in p.limits.items()})
+                            on_sale=p.on_sale, unlimited=dict(p.unlimited), limits=p.limits)
                    for p in catalog.plans_by_rank()],
-            bundles=[BundleRead(code=b.code, name=b.name, credits=b.credits, price=b.price, on_sale=b.on_sale)
-                     for b in catalog.bundles.values()],
+            bundles=list(catalog.bundles.values()),
             free=FreeRead(daily_credits=catalog.free.daily_credits, features=sorted(catalog.free.features)),
             features=[FeatureRead(code=f.code, name=f.label, requires_subscription=f.requires_subscription,
                                   cost=CostRead.of(f.cost))
