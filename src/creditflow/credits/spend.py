@@ -137,9 +137,10 @@ def _spend_from(ctx, book: Book, plan: str | None, feature: Feature, amount: Cre
 #
 # What the general path reads in three statements after BEGIN IMMEDIATE (the account with the
 # customer's time zone and test clock; the reference, the plan and the open lots; whether the
-# customer is a team), read in one; then the same book, the same draws and the same writes
-# (`_spend_from`). Anything else (no account yet, a replay, a team, a refusal, a database error)
-# is rolled back and takes the general path, which then answers it as it always has.
+# customer is a team), read in one; then the same draws and the same rows, written directly for a
+# plain spend (below) and through the book (`_spend_from`) otherwise. Anything else (no account
+# yet, a replay, a team, a refusal, a database error) is rolled back and takes the general path,
+# which then answers it as it always has.
 #
 # SQLite has one writer at a time, and each commit waits for the disk (synchronous=FULL). So the
 # process's usual spends are written by one thread at a time on a connection of their own (no
@@ -165,6 +166,11 @@ _usual_read = repo.CompiledStatement(
                                    repo.lots.c.remaining > repo.ZERO, repo.lots.c.expired_at.is_(None))))
     .where(repo.accounts.c.customer_id == bindparam("customer_id"))
 )
+# The read's columns, in the order `_spend_usual` unpacks them.
+_USUAL_COLUMNS = (*repo.TOTALS, "free_day", "plan", "timezone", "test_clock_id", "frozen_time", "is_team", "existing",
+                  "lot_id", "lot_kind", "lot_remaining", "lot_expires_at", "lot_created_at")
+if tuple(column.key for column in _usual_read.statement.selected_columns) != _USUAL_COLUMNS:
+    raise AssertionError("the usual read's columns are not those _spend_usual unpacks")
 
 
 # The plain spend: no hold to look at, no lot past its expiry, today's free credits already
@@ -235,9 +241,7 @@ def _spend_usual(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits
                 read_instant(created_at))
             for *_, lot_id, kind, remaining, expires_at, created_at in rows if lot_id is not None]
     standing = Standing(plan)
-    if (held or feature.code in governed(ctx.catalog) or any(lot.expires_at is not None and lot.expires_at <= now
-                                                             for lot in lots)
-            or _free_credits_due(ctx.catalog, standing, timezone, account_free_day, now)):
+    if held or _something_due(ctx.catalog, standing, feature, timezone, account_free_day, lots, now):
         account = repo.AccountRow(customer_id, dict(zip(repo.TOTALS, (granted, spent, expired, held, available))),
                                   account_free_day, timezone, test_clock_id, clock_time, plan)
         book = Book(cursor, account, now, free_day=account_free_day)
@@ -248,9 +252,16 @@ def _spend_usual(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits
     return _write_plain_spend(cursor.raw, values, customer_id, amount, feature, reference, draws, available, now)
 
 
-def _free_credits_due(catalog: Catalog, standing: Standing, timezone: str, account_free_day: str | None,
-                      now: datetime) -> bool:
-    """Whether this spend would create today's free credits first (as `draw_for` does)."""
+def _something_due(catalog: Catalog, standing: Standing, feature: Feature, timezone: str,
+                   account_free_day: str | None, lots: list[Lot], now: datetime) -> bool:
+    """Whether the spend needs the book for more than its draws: a feature a plan limits
+    (`admit` counts its jobs), a lot past its expiry (`Book.load` expires it), or today's free
+    credits to create first (`draw_for`). A hold, which the book may have to release, is told
+    by the account's `held` total."""
+    if feature.code in governed(catalog):
+        return True
+    if any(lot.expires_at is not None and lot.expires_at <= now for lot in lots):
+        return True
     return (gets_free_credits(catalog, standing)
             and free_day(now, reset_timezone(catalog, timezone)).key != account_free_day)
 

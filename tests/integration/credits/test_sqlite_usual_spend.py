@@ -166,7 +166,8 @@ def _usual(ctx, customer_id, amount, feature="standard_models", reference="job-1
 
 
 def test_the_usual_spend_is_done_on_the_writers_connection(sqlite_ctx, customer):
-    assert _usual(sqlite_ctx, customer, "7.25") is not None
+    _, (usual, _), _, plain = _both_ways(sqlite_ctx, customer, c("7.25"), "standard_models", "job-1")
+    assert usual is not None and plain  # free credits already made today, nothing due: a plain spend
     result = spend_credits(sqlite_ctx, customer, amount=c("7.25"), feature="standard_models", reference="job-1")
     assert [d.amount for d in result.draws] == [c("7.25")] and result.draws[0].kind == "free"
     assert result.balance == c("592.75")
