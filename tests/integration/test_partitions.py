@@ -294,3 +294,55 @@ def test_a_ledger_page_is_read_from_the_index_alone(pg_db):
         assert f"Index Only Scan using credit_entries_p{month:%Y%m}" in plan, plan
     assert "Index Scan using" not in plan and "Heap Fetches: 0" in plan, plan
     assert not re.search(r"Heap Fetches: [1-9]", plan), plan
+
+
+def test_a_cursor_is_looked_up_in_the_months_its_id_names(db):
+    """A real-time customer's `starting_after`: the id's millisecond bounds the look-up to the
+    month it was written in (PostgreSQL reads no other month's index of ids). An id whose time
+    is not its row's (made elsewhere, or by hand) is still found, in every month."""
+    from sqlalchemy import event
+
+    from creditflow.credits.balance import list_entries
+    from creditflow.kit.ids import derived_id
+
+    if db.is_postgres:
+        with db.engine.begin() as conn:
+            partitions.ensure_months(conn, [date(2026, m, 1) for m in (1, 2, 3, 4)])
+    times = [datetime(2026, m, 10, tzinfo=timezone.utc) for m in (1, 2, 3, 4)]
+    ids = [derived_id("cre", at, "cus_cur", str(n)) for n, at in enumerate(times)]
+    ids[1] = derived_id("cre", times[3], "cus_cur", "1")  # says April, written in February
+    with db.engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO customers (id, external_id, email, timezone, balance, currency, created_at) "
+            "VALUES ('cus_cur', 'cus_cur', 'c@example.com', 'UTC', 0, 'usd', :at)"), {"at": times[0]})
+        conn.execute(text(
+            "INSERT INTO credit_accounts (customer_id, granted, spent, expired, held, available) "
+            "VALUES ('cus_cur', 4, 0, 0, 0, 4)"))
+        for entry_id, at in zip(ids, times):
+            conn.execute(text(
+                "INSERT INTO credit_entries (id, customer_id, lot_id, kind, amount, reference, created_at) "
+                "VALUES (:id, 'cus_cur', NULL, 'grant', 1, NULL, :at)"), {"id": entry_id, "at": at})
+
+    statements = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        if "FROM credit_entries" in statement and "ORDER BY" not in statement:
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        with db.transaction(readonly=True) as session:
+            assert [e.id for e in list_entries(session, "cus_cur", starting_after=ids[0]).data] == ids[1:]
+            found_by_its_month = len(statements)
+            assert [e.id for e in list_entries(session, "cus_cur", starting_after=ids[1]).data] == ids[2:]
+            assert [e.id for e in list_entries(session, "cus_cur", starting_after=ids[2]).data] == ids[3:]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert found_by_its_month == 1  # one look-up, in January
+    assert len(statements) == 1 + 2 + 1  # the lying id's month held nothing: looked up everywhere
+    if db.is_postgres:
+        statement, parameters = statements[0]
+        with db.engine.connect() as conn:
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN (ANALYZE) " + statement, parameters))
+        assert "credit_entries_p202601" in plan, plan
+        assert not re.search(r"credit_entries_p2026(0[2-9]|1)", plan), plan

@@ -16,6 +16,7 @@ from creditflow.credits.ledger import draws_from_json, spend_order, Lot
 from creditflow.credits.models import LOT_KINDS, CreditEntry
 from creditflow.kit.credits import Credits
 from creditflow.kit.errors import InvalidRequest, NotFound
+from creditflow.kit.ids import made_at
 
 
 @dataclass(frozen=True)
@@ -105,12 +106,10 @@ def list_entries(session: Session, customer_id: str, *, limit: int = 20, startin
     account = repo.read_account(repo.UnitCursor.of(session), customer_id)  # NotFound for an unknown customer
     query = select(entries).where(entries.c.customer_id == customer_id)
     if starting_after is not None:
-        after = session.execute(select(entries.c.seq, entries.c.created_at).where(
-            entries.c.id == starting_after, entries.c.customer_id == customer_id)).first()
-        if after is None:
-            raise NotFound(f"no such ledger entry: {starting_after}", param="starting_after")
+        real_time = account.test_clock_id is None
+        after = _cursor_entry(session, customer_id, starting_after, real_time)
         query = query.where(entries.c.seq > after.seq)
-        if account.test_clock_id is None:
+        if real_time:
             # A customer on real time wrote their later entries later, give or take the moments
             # between reading the clock and writing: saying so lets PostgreSQL skip the months
             # before the cursor's (ledger entries are partitioned by month of created_at).
@@ -119,3 +118,20 @@ def list_entries(session: Session, customer_id: str, *, limit: int = 20, startin
     data = tuple(Entry(r.id, r.customer_id, r.kind, r.amount, r.lot_id, r.reference, r.created_at)
                  for r in rows[:limit])
     return EntryPage(data, len(rows) > limit)
+
+
+def _cursor_entry(session: Session, customer_id: str, entry_id: str, real_time: bool):
+    """The `starting_after` entry's number and time. For a customer on real time its id says
+    when it was written, give or take the margin, so the look-up reads that month (or two)
+    instead of every month's index of ids; an id that says nothing useful (or a row that isn't
+    where it says) falls back to every month."""
+    entries = CreditEntry.__table__
+    by_id = select(entries.c.seq, entries.c.created_at).where(
+        entries.c.id == entry_id, entries.c.customer_id == customer_id)
+    made = made_at(entry_id) if real_time else None
+    found = None if made is None else session.execute(by_id.where(entries.c.created_at.between(
+        made - LATER_ENTRIES_MARGIN, made + LATER_ENTRIES_MARGIN))).first()
+    found = found or session.execute(by_id).first()
+    if found is None:
+        raise NotFound(f"no such ledger entry: {entry_id}", param="starting_after")
+    return found
