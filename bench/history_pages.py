@@ -35,13 +35,14 @@ import statistics
 import sys
 import tempfile
 import time
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from dateutil.relativedelta import relativedelta  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
 from creditflow.credits.balance import list_entries  # noqa: E402
@@ -49,6 +50,7 @@ from creditflow.events.service import list_events  # noqa: E402
 from creditflow.kit.db import Database  # noqa: E402
 from creditflow.kit.db import partitions  # noqa: E402
 from creditflow.kit.db.partitions import add_months  # noqa: E402
+from creditflow.kit.ids import derived_id, made_at  # noqa: E402
 from creditflow.migrations.runner import upgrade  # noqa: E402
 from ledger_check import _Database, _numbers  # noqa: E402  (the same throwaway databases)
 
@@ -66,10 +68,12 @@ def seed(db: Database, rows: int, per_customer: int, heavy: int, heavy_rows: int
             partitions.ensure_months(session.connection(), year)
     with db.transaction() as session:
         _numbers(session, max(everyone, per_customer, heavy_rows))
+        _id_times(session, db.is_postgres)
         params = {"everyone": everyone, "customers": customers, "per": per_customer, "heavy_rows": heavy_rows}
+        joined = (f"({NOW}::timestamptz - interval '1 year')" if db.is_postgres else NOW)  # before their history
         session.execute(text(
             "INSERT INTO customers (id, external_id, email, timezone, balance, currency, created_at) "
-            f"SELECT 'cus_h' || c.i, 'ext_h' || c.i, 'h' || c.i || '@example.com', 'UTC', 0, 'usd', {NOW} "
+            f"SELECT 'cus_h' || c.i, 'ext_h' || c.i, 'h' || c.i || '@example.com', 'UTC', 0, 'usd', {joined} "
             "FROM bench_n c WHERE c.i <= :everyone"), params)
         session.execute(text(
             "INSERT INTO credit_accounts (customer_id, granted, spent, expired, held, available) "
@@ -78,22 +82,35 @@ def seed(db: Database, rows: int, per_customer: int, heavy: int, heavy_rows: int
         # ledger interleaves them); heavy customers (the last `heavy` ids): `heavy_rows` each.
         # On PostgreSQL the rows span the year before NOW, a month partition each (as the worker
         # made them), each customer's oldest rows in the oldest month: the layout a year of
-        # history has. SQLite has no partitions: every row at NOW.
+        # history has. SQLite has no partitions: every row at NOW. Ledger entry ids spell the
+        # millisecond they were written in, as the product's do (a page after a cursor uses it).
         for count, where in ((":per", "c.i <= :customers"), (":heavy_rows", "c.i > :customers AND c.i <= :everyone")):
-            when = (f"({NOW}::timestamptz - (11 - (r.i - 1) * 12 / {count}) * interval '1 month')"
-                    if db.is_postgres else NOW)
+            month = f"(r.i - 1) * 12 / {count}"
+            when = (f"({NOW}::timestamptz - (11 - {month}) * interval '1 month')" if db.is_postgres else NOW)
             for table, columns, values in (
                     ("credit_entries", "id, customer_id, lot_id, kind, amount, reference, created_at",
-                     "'e' || c.i || '_' || r.i, 'cus_h' || c.i, NULL, 'grant', 0, 'r' || r.i, " + when),
+                     "'cre_' || t.spelled || c.i || 'X' || r.i, 'cus_h' || c.i, NULL, 'grant', 0, 'r' || r.i, " + when),
                     ("events", "id, type, customer_id, data, created_at, dispatched, notified",
                      "'evt_' || c.i || '_' || r.i, 'customer.updated', 'cus_h' || c.i, '{}', " + when + ", true, true")):
                 session.execute(text(
                     f"INSERT INTO {table} ({columns}) SELECT {values} FROM bench_n r JOIN bench_n c ON {where} "
-                    f"WHERE r.i <= {count} ORDER BY r.i, c.i"), params)
+                    f"JOIN bench_id_times t ON t.month = {month} WHERE r.i <= {count} ORDER BY r.i, c.i"), params)
         session.execute(text("DROP TABLE bench_n"))
+        session.execute(text("DROP TABLE bench_id_times"))
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE" if db.is_postgres else "ANALYZE"))
     return everyone
+
+
+def _id_times(session, monthly: bool) -> None:
+    """The twelve months' times as an id spells them (`kit/ids.py`): month 0 is the oldest. On
+    SQLite every row is written at NOW."""
+    now = datetime(2026, 3, 10, 10, tzinfo=timezone.utc)
+    session.execute(text("CREATE TABLE bench_id_times (month INTEGER PRIMARY KEY, spelled TEXT)"))
+    for month in range(12):
+        at = now - relativedelta(months=11 - month) if monthly else now
+        session.execute(text("INSERT INTO bench_id_times VALUES (:month, :spelled)"),
+                        {"month": month, "spelled": derived_id("cre", at)[4:14]})
 
 
 def _pages(db: Database, customers: int, heavy: int, heavy_rows: int, rng: random.Random) -> dict:
@@ -107,6 +124,8 @@ def _pages(db: Database, customers: int, heavy: int, heavy_rows: int, rng: rando
             for _ in range(heavy_rows // 200):
                 page = list_entries(session, customer, limit=100, starting_after=page.data[-1].id)
             middle[customer] = page.data[-1].id
+            # The id spells when the entry was written, as the product's ids do.
+            assert made_at(page.data[-1].id) == page.data[-1].created_at, page.data[-1]
     return {
         "ledger_first_page": lambda s: list_entries(s, f"cus_h{rng.randint(1, ordinary)}", limit=20),
         "ledger_middle_of_a_long_history": lambda s: list_entries(
@@ -178,7 +197,7 @@ def main() -> int:
     parser.add_argument("--per-customer", type=int, default=10)
     parser.add_argument("--heavy", type=int, default=20, help="customers with a long history, in both databases")
     parser.add_argument("--heavy-rows", type=int, default=5_000, help="entries and events of each of them")
-    parser.add_argument("--requests", type=int, default=500, help="pages asked for, of each kind")
+    parser.add_argument("--requests", type=int, default=2000, help="pages asked for, of each kind")
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "history_pages.json")
     args = parser.parse_args()
