@@ -98,13 +98,20 @@ class DrawRead(Read):
     amount: CreditsOut
 
 
-class SpendRead(Read):
+class _CreditsTaken(Read):
+    """What a spend and a hold have in common: a hold is a spend set aside until it is settled.
+    Each names its own `object`, which stays second in the JSON."""
+
     id: str
-    object: Literal["credit_spend"] = "credit_spend"
+    object: str
     customer: CustomerId
     reference: str
     amount: CreditsOut
     feature: str
+
+
+class SpendRead(_CreditsTaken):
+    object: Literal["credit_spend"] = "credit_spend"
     status: Literal["spent", "refunded"]
     draws: list[DrawRead]
     balance: CreditsOut = Field(description="Available credits right after the spend")
@@ -123,13 +130,8 @@ class SpendRefundRead(Read):
     refunded_at: InstantOut
 
 
-class HoldRead(Read):
-    id: str
+class HoldRead(_CreditsTaken):
     object: Literal["hold"] = "hold"
-    customer: CustomerId
-    reference: str
-    amount: CreditsOut
-    feature: str
     status: Literal["held", "settled", "released", "expired"]
     settled_amount: CreditsOut | None = Field(validation_alias="settled")
     expires_at: InstantOut
