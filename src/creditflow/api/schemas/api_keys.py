@@ -6,11 +6,10 @@ from typing import Literal
 
 from pydantic import Field
 
-from creditflow.api.schemas.common import InstantOut, Read
+from creditflow.api.schemas.common import InstantOut, Resource
 
 
-class ApiKeyRead(Read):
-    id: str
+class ApiKeyRead(Resource):
     object: Literal["api_key"] = "api_key"
     prefix: str = Field(description="The first characters of the secret, to tell keys apart")
     scope: str

@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, model_serializer
 
-from creditflow.api.schemas.common import CustomerId, Id, InstantOut, PositiveMoneyIn, Read, Request, Text
+from creditflow.api.schemas.common import CustomerId, Id, InstantOut, PositiveMoneyIn, Read, Resource, Request, Text
 from creditflow.api.schemas.customer import BillingAddress
 
 
@@ -31,11 +31,10 @@ class InvoiceLineRead(MoneyLine):
     period_end: InstantOut | None
 
 
-class PaymentAttemptRead(Read):
+class PaymentAttemptRead(Resource):
     """One try at collecting the invoice: `pending` until the gateway answers, `unknown` while
     its answer is lost (found out later, never charged twice), then `succeeded` or `failed`."""
 
-    id: str
     object: Literal["payment_attempt"] = "payment_attempt"
     status: str = Field(description="pending, succeeded, failed or unknown")
     amount: int
@@ -65,8 +64,7 @@ class SellerRead(Read):
     country: str | None = None
 
 
-class InvoiceRead(Read):
-    id: str
+class InvoiceRead(Resource):
     object: Literal["invoice"] = "invoice"
     number: int
     customer: CustomerId
@@ -111,8 +109,7 @@ class RefundCreate(Request):
     reason: Text
 
 
-class RefundRead(Read):
-    id: str
+class RefundRead(Resource):
     object: Literal["refund"] = "refund"
     invoice: str = Field(validation_alias="invoice_id")
     customer: CustomerId

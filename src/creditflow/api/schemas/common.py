@@ -46,6 +46,14 @@ class Read(BaseModel):
         return cls.model_validate(source)
 
 
+class Resource(Read):
+    """An object with an id of its own. Every resource says what it is in `object` (each
+    declares it as a one-value Literal, which keeps its place right after `id` in the JSON)."""
+
+    id: str
+    object: str
+
+
 def _credits(value: Any) -> Credits:
     try:
         return Credits.parse(value, "value")

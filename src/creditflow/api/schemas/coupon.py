@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, StrictInt, StrictStr
 
-from creditflow.api.schemas.common import Id, InstantIn, InstantOut, PositiveMoneyIn, Read, Request
+from creditflow.api.schemas.common import Id, InstantIn, InstantOut, PositiveMoneyIn, Read, Resource, Request
 from creditflow.coupon.rules import format_percent
 
 Codes = Annotated[list[Id], Field(max_length=50)]
@@ -28,8 +28,7 @@ class CouponCreate(Request):
     max_redemptions: StrictInt | None = None
 
 
-class CouponRead(Read):
-    id: str
+class CouponRead(Resource):
     object: Literal["coupon"] = "coupon"
     code: str
     percent_off: str | None = Field(description="A decimal string (\"20\", \"12.5\"), or null")

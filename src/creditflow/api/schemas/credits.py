@@ -4,7 +4,7 @@ from typing import Literal
 
 from pydantic import Field, StrictInt, model_serializer
 
-from creditflow.api.schemas.common import (CreditsIn, CreditsOut, CustomerId, Id, InstantIn, InstantOut, Read, Request,
+from creditflow.api.schemas.common import (CreditsIn, CreditsOut, CustomerId, Id, InstantIn, InstantOut, Read, Resource, Request,
                                           Text)
 from creditflow.api.schemas.pricing import Options
 from creditflow.credits.holds import DEFAULT_TTL_SECONDS
@@ -98,12 +98,9 @@ class DrawRead(Read):
     amount: CreditsOut
 
 
-class _CreditsTaken(Read):
-    """What a spend and a hold have in common: a hold is a spend set aside until it is settled.
-    Each names its own `object`, which stays second in the JSON."""
+class _CreditsTaken(Resource):
+    """What a spend and a hold have in common: a hold is a spend set aside until it is settled."""
 
-    id: str
-    object: str
     customer: CustomerId
     reference: str
     amount: CreditsOut
@@ -119,6 +116,15 @@ class SpendRead(_CreditsTaken):
     queue: Literal["fast", "relaxed"] | None = Queue
 
 
+class HoldRead(_CreditsTaken):
+    object: Literal["hold"] = "hold"
+    status: Literal["held", "settled", "released", "expired"]
+    settled_amount: CreditsOut | None = Field(validation_alias="settled")
+    expires_at: InstantOut
+    created_at: InstantOut
+    queue: Literal["fast", "relaxed"] | None = Queue
+
+
 class SpendRefundRead(Read):
     object: Literal["credit_refund"] = "credit_refund"
     customer: CustomerId
@@ -130,17 +136,7 @@ class SpendRefundRead(Read):
     refunded_at: InstantOut
 
 
-class HoldRead(_CreditsTaken):
-    object: Literal["hold"] = "hold"
-    status: Literal["held", "settled", "released", "expired"]
-    settled_amount: CreditsOut | None = Field(validation_alias="settled")
-    expires_at: InstantOut
-    created_at: InstantOut
-    queue: Literal["fast", "relaxed"] | None = Queue
-
-
-class GrantedLotRead(Read):
-    id: str
+class GrantedLotRead(Resource):
     object: Literal["credit_lot"] = "credit_lot"
     customer: CustomerId
     kind: str
@@ -151,8 +147,7 @@ class GrantedLotRead(Read):
     created_at: InstantOut
 
 
-class EntryRead(Read):
-    id: str
+class EntryRead(Resource):
     object: Literal["credit_entry"] = "credit_entry"
     kind: Literal["grant", "spend", "expire", "refund", "hold", "release", "settle"]
     amount: CreditsOut

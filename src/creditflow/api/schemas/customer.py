@@ -4,7 +4,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from creditflow.api.schemas.common import Id, InstantOut, Read, Request
+from creditflow.api.schemas.common import Id, InstantOut, Read, Resource, Request
 
 
 class CustomerCreate(Request):
@@ -60,8 +60,7 @@ class BillingAddress(Read):
     state: str | None
 
 
-class CustomerRead(Read):
-    id: str
+class CustomerRead(Resource):
     object: Literal["customer"] = "customer"
     external_id: str
     email: str

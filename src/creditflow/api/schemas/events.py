@@ -6,11 +6,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from creditflow.api.schemas.common import Id, InstantOut, Read, Request
+from creditflow.api.schemas.common import Id, InstantOut, Resource, Request
 
 
-class EventRead(Read):
-    id: str
+class EventRead(Resource):
     object: Literal["event"] = "event"
     type: str
     customer: str | None
@@ -24,8 +23,7 @@ class WebhookEndpointCreate(Request):
                                     description="Event types to receive; all when left out")
 
 
-class WebhookEndpointRead(Read):
-    id: str
+class WebhookEndpointRead(Resource):
     object: Literal["webhook_endpoint"] = "webhook_endpoint"
     url: str
     events: list[str] | None

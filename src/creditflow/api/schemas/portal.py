@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from creditflow.api.schemas.common import Id, InstantOut, Read, Request
+from creditflow.api.schemas.common import Id, InstantOut, Resource, Request
 
 
 class PortalSessionCreate(Request):
@@ -16,8 +16,7 @@ class PortalSessionCreate(Request):
                                                         "their own usage and limit, with no billing actions")
 
 
-class PortalSessionRead(Read):
-    id: str
+class PortalSessionRead(Resource):
     object: Literal["portal_session"] = "portal_session"
     customer: str
     url: str

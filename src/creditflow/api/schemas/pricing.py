@@ -6,7 +6,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from creditflow.api.schemas.common import CreditsIn, CreditsOut, Id, InstantOut, Read, Request
+from creditflow.api.schemas.common import CreditsIn, CreditsOut, Id, InstantOut, Read, Resource, Request
 from creditflow.credits.inputs import MAX_REFERENCE
 
 Options = Annotated[dict[str, Any], Field(
@@ -72,8 +72,7 @@ class TransferCreate(Request):
                            description="Makes the transfer happen once; a replay returns it")
 
 
-class TransferRead(Read):
-    id: str
+class TransferRead(Resource):
     object: Literal["credit_transfer"] = "credit_transfer"
     reference: str
     sender: str = Field(serialization_alias="from")

@@ -5,7 +5,7 @@ from typing import Literal
 from pydantic import Field, StrictBool
 
 from creditflow.api.schemas.billing import MoneyLine
-from creditflow.api.schemas.common import CreditsOut, Id, InstantOut, Read, Request, Text
+from creditflow.api.schemas.common import CreditsOut, Id, InstantOut, Read, Resource, Request, Text
 from creditflow.api.schemas.coupon import DiscountRead
 from creditflow.kit.errors import CreditflowError
 from creditflow.subscription.price import next_renewal_price, sold_price
@@ -62,8 +62,7 @@ class ReplacedChange(Read):
     kind: Literal["upgrade", "downgrade"]
 
 
-class SubscriptionRead(Read):
-    id: str
+class SubscriptionRead(Resource):
     object: Literal["subscription"] = "subscription"
     customer: str
     plan: str
@@ -125,8 +124,7 @@ class CreditsAfter(Read):
     total: CreditsOut
 
 
-class QuoteRead(Read):
-    id: str
+class QuoteRead(Resource):
     object: Literal["quote"] = "quote"
     subscription: str
     plan: str

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, StrictBool, StrictInt
 
-from creditflow.api.schemas.common import CreditsIn, CreditsOut, Id, InstantOut, Read, Request
+from creditflow.api.schemas.common import CreditsIn, CreditsOut, Id, InstantOut, Read, Resource, Request
 
 
 class MemberCreate(Request):
@@ -29,8 +29,7 @@ class MemberUpdate(Request):
                                                           description="Suspend a member, or make them active again")
 
 
-class MemberRead(Read):
-    id: str
+class MemberRead(Resource):
     object: Literal["member"] = "member"
     customer: str = Field(description="The team: its owner's customer id")
     email: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from creditflow.api.schemas.common import InstantIn, InstantOut, Read, Request
+from creditflow.api.schemas.common import InstantIn, InstantOut, Request, Resource
 
 
 class TestClockCreate(Request):
@@ -15,9 +15,8 @@ class TestClockAdvance(Request):
     frozen_time: InstantIn
 
 
-class TestClockRead(Read):
+class TestClockRead(Resource):
     __test__ = False
 
-    id: str
     object: Literal["test_clock"] = "test_clock"
     frozen_time: InstantOut
