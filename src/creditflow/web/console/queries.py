@@ -91,23 +91,10 @@ def _value(key: str, value, fmt: Formatter, currency: str | None) -> str:
     return str(value)
 
 
-@dataclass(frozen=True)
-class DowngradeOption:
-    plan: Plan
-    term: str
-
-    @property
-    def value(self) -> str:
-        return f"{self.plan.code}:{self.term}"
-
-    @property
-    def label(self) -> str:
-        return f"{self.plan.name} ({self.term})"
-
-
-def downgrade_options(catalog: Catalog, sub: Subscription | None) -> list[DowngradeOption]:
+def downgrade_options(catalog: Catalog, sub: Subscription | None) -> list[tuple[Plan, str]]:
     """What support may move an active subscription down to, immediately (a self-service downgrade
-    waits for the end of the term; support may make it at once)."""
+    waits for the end of the term; support may make it at once): plans and terms, which the
+    customer page offers as `plan:term` (the form's value `customers.py` reads)."""
     if sub is None or change_refusal(sub) is not None:
         return []
     options = []
@@ -120,6 +107,6 @@ def downgrade_options(catalog: Catalog, sub: Subscription | None) -> list[Downgr
             except CreditflowError:
                 continue
             if decision.kind == "downgrade" and decision.allows("immediate", support=True):
-                options.append(DowngradeOption(plan, term.value))
+                options.append((plan, term.value))
     return options
 
