@@ -563,11 +563,17 @@ def run_case(name: str, url: str, customers: int, seconds: float, rounds: int, w
         }
     result["ratio_to_baseline"] = round(result["service"]["spends_per_second"]
                                         / result["baseline"]["spends_per_second"], 3)
+    # The same comparison on the median spend: a few commits that wait long for a shared disk move
+    # the rates (and their ratio) a lot, and the median latency little.
+    result["p50_latency_ratio_to_baseline"] = round(result["baseline"]["latency_ms"]["p50"]
+                                                    / max(result["service"]["latency_ms"]["p50"], 1e-9), 3)
     result["warmup_seconds_per_contestant"] = warmup
     result["load_average_1min"] = [load_before, _load()]  # the machine may be shared
     result["verified"] = verify(url, customers, warmed + totals["service"]["spends"] + totals["baseline"]["spends"])
     log(f"{name:>15}: service {result['service']['spends_per_second']:8.1f}/s, baseline "
-        f"{result['baseline']['spends_per_second']:8.1f}/s, ratio {result['ratio_to_baseline']:.2f}, "
+        f"{result['baseline']['spends_per_second']:8.1f}/s, ratio {result['ratio_to_baseline']:.2f} "
+        f"(p50 latency {result['p50_latency_ratio_to_baseline']:.2f}; client CPU per spend "
+        f"{result['service']['client_cpu_ms_per_spend']:.3f} / {result['baseline']['client_cpu_ms_per_spend']:.3f} ms), "
         f"verified={result['verified']['ok']}, load {result['load_average_1min']}")
     return result
 
