@@ -18,7 +18,7 @@ from creditflow.credits import inputs
 from creditflow.credits import repository as repo
 from creditflow.credits.access import (ALL_KINDS, PAID_KINDS, Standing, free_day, gets_free_credits, lot_kinds_for,
                                        reset_timezone)
-from creditflow.credits.book import Book, run, run_statement
+from creditflow.credits.book import Book, run, run_statement, write_plain_spend
 from creditflow.credits.ledger import Draw, Lot, allocate, draws_from_json, draws_to_json, split_settlement
 from creditflow.credits.limits import admit, governed
 from creditflow.kit import metrics
@@ -173,42 +173,17 @@ if tuple(column.key for column in _usual_read.statement.selected_columns) != _US
     raise AssertionError("the usual read's columns are not those _spend_usual unpacks")
 
 
-# The plain spend: no hold to look at, no lot past its expiry, today's free credits already
-# created, a feature no plan limits. Its writes are few and always the same, so they are sent as
-# SQLite statements of their own with positional values, bound as the general path's column types
-# store them (thousandths as integers; the instant formatted once by the column type; the JSON
-# serialised by the column type): the same rows, byte for byte, as `Book.flush` and
-# `take_and_record` write, without running every value of five statements through the generic
-# parameter processing. A lot's update leaves `expired_at` alone rather than setting it to itself,
-# so SQLite does not rewrite the lot's entries in the indexes that name `expired_at`.
-_TAKE_FROM_LOT = "UPDATE credit_lots SET remaining = remaining - ? WHERE id = ?"
-_INSERT_ENTRY = ("INSERT INTO credit_entries (id, customer_id, lot_id, kind, amount, reference, created_at) "
-                 "VALUES (?, ?, ?, 'spend', ?, ?, ?)")
-_INSERT_EVENT = ("INSERT INTO events (id, type, customer_id, data, created_at, dispatched, notified) "
-                 "VALUES (?, 'credits.spent', ?, ?, ?, 0, 0)")
-_MOVE_TOTALS = "UPDATE credit_accounts SET spent = spent + ?, available = available - ? WHERE customer_id = ?"
-_INSERT_SPEND = ("INSERT INTO credit_spends (id, customer_id, kind, reference, feature, amount, settled, status, "
-                 "draws, balance_after, expires_at, created_at, resolved_at, refunded_at, queue) "
-                 "VALUES (?, ?, 'spend', ?, ?, ?, NULL, 'spent', ?, ?, NULL, ?, NULL, NULL, NULL)")
-
-
 class _SqliteValues:
-    """The usual read as compiled for a dialect, and the column types' own conversions the
-    plain spend needs, looked up once."""
+    """The usual read as compiled for a dialect, and its parameters' and results' conversions,
+    looked up once."""
 
     def __init__(self, dialect):
-        def bind(column):
-            return column.type.dialect_impl(dialect).bind_processor(dialect)
-
         self.read_sql = _usual_read.sql(dialect)
         names = _usual_read.bind_names(dialect)
         if sorted(names) != ["customer_id", "reference"]:
             raise AssertionError(f"the usual read binds {names}")
         self.reference_first = names[0] == "reference"
         self.read_instant = repo.lots.c.created_at.type.dialect_impl(dialect).result_processor(dialect, None)
-        self.instant = bind(repo.spends.c.created_at)  # every instant the plain spend writes is the same
-        self.event_data = bind(repo.events.c.data)
-        self.draws = bind(repo.spends.c.draws)
 
     def read_params(self, customer_id: str, reference: str) -> tuple[str, str]:
         return (reference, customer_id) if self.reference_first else (customer_id, reference)
@@ -249,7 +224,8 @@ def _spend_usual(ctx, cursor: repo.UnitCursor, customer_id: str, amount: Credits
         return _spend_from(ctx, book, plan, feature, amount, reference, member_checked=True)
     kinds = lot_kinds_for(ctx.catalog, standing, feature)
     draws = allocate([lot for lot in lots if lot.kind in kinds], amount)
-    return _write_plain_spend(cursor.raw, values, customer_id, amount, feature, reference, draws, available, now)
+    spend_id, balance = write_plain_spend(cursor, customer_id, amount, feature.code, reference, draws, available, now)
+    return SpendResult(spend_id, customer_id, reference, amount, feature.code, tuple(draws), balance, "spent", now)
 
 
 def _something_due(catalog: Catalog, standing: Standing, feature: Feature, timezone: str,
@@ -264,26 +240,6 @@ def _something_due(catalog: Catalog, standing: Standing, feature: Feature, timez
         return True
     return (gets_free_credits(catalog, standing)
             and free_day(now, reset_timezone(catalog, timezone)).key != account_free_day)
-
-
-def _write_plain_spend(raw, values: _SqliteValues, customer_id: str, amount: Credits, feature: Feature,
-                       reference: str, draws: list[Draw], available: int, now: datetime) -> SpendResult:
-    """The rows of a plain spend, as `take_and_record` writes them: the lots drawn, a ledger line
-    for each, the event, the account's totals and the spend."""
-    spend_id = new_id("spd")
-    at = values.instant(now)
-    balance = Credits(available - amount.milli)
-    for draw in draws:
-        raw.execute(_TAKE_FROM_LOT, (draw.amount.milli, draw.lot_id))
-    for draw in draws:
-        raw.execute(_INSERT_ENTRY, (new_id("cre"), customer_id, draw.lot_id, draw.amount.milli, reference, at))
-    data = {"spend": spend_id, "reference": reference, "feature": feature.code, "amount": str(amount),
-            "balance": str(balance)}
-    raw.execute(_INSERT_EVENT, (new_id("evt"), customer_id, values.event_data(data), at))
-    raw.execute(_MOVE_TOTALS, (amount.milli, amount.milli, customer_id))
-    raw.execute(_INSERT_SPEND, (spend_id, customer_id, reference, feature.code, amount.milli,
-                                values.draws(draws_to_json(draws)), balance.milli, at))
-    return SpendResult(spend_id, customer_id, reference, amount, feature.code, tuple(draws), balance, "spent", now)
 
 
 class _Job:

@@ -67,7 +67,7 @@ def _state(cursor: repo.UnitCursor, customer_id: str) -> dict:
 def _both_ways(ctx, customer_id: str, amount: Credits, feature: str, reference: str):
     """(state before), (what the usual spend did, the state after it), (what the general path did
     or the error it raised, the state after it), and whether the usual spend wrote a plain spend
-    (`_write_plain_spend`, rather than through the book): each way in a write transaction rolled
+    (`book.write_plain_spend`, rather than through a book): each way in a write transaction rolled
     back after."""
     feature_def = ctx.catalog.feature(feature)
     connection = ctx.db.engine.raw_connection()
@@ -75,7 +75,7 @@ def _both_ways(ctx, customer_id: str, amount: Credits, feature: str, reference: 
         cursor = repo.UnitCursor(ctx.db.engine.dialect, connection.cursor())
         before = _state(cursor, customer_id)
         cursor.raw.execute("BEGIN IMMEDIATE")
-        with mock.patch.object(spend_module, "_write_plain_spend", wraps=spend_module._write_plain_spend) as plain:
+        with mock.patch.object(spend_module, "write_plain_spend", wraps=spend_module.write_plain_spend) as plain:
             try:
                 usual = _spend_usual(ctx, cursor, customer_id, amount, feature_def, reference)
             except CreditflowError as exc:  # a refusal: the service rolls back and takes the general path
