@@ -25,14 +25,20 @@ def _rows(conn, table: str, key: str) -> list[tuple]:
     return [tuple(row) for row in conn.execute(text(f"SELECT * FROM {table} ORDER BY {key}"))]
 
 
+def _customer(conn, customer_id: str, at: datetime, available: int = 0) -> None:
+    """A customer on real time since `at`, with a credit account holding `available` (thousandths)."""
+    conn.execute(text(
+        "INSERT INTO customers (id, external_id, email, timezone, balance, currency, created_at) "
+        "VALUES (:id, :id, :email, 'UTC', 0, 'usd', :at)"),
+        {"id": customer_id, "email": f"{customer_id}@example.com", "at": at})
+    conn.execute(text(
+        "INSERT INTO credit_accounts (customer_id, granted, spent, expired, held, available) "
+        "VALUES (:id, :available, 0, 0, 0, :available)"), {"id": customer_id, "available": available})
+
+
 def _seed_0014(database: Database) -> None:
     with database.engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO customers (id, external_id, email, timezone, balance, currency, created_at) "
-            "VALUES ('cus_p', 'cus_p', 'p@example.com', 'UTC', 0, 'usd', :at)"), {"at": MONTHS[0]})
-        conn.execute(text(
-            "INSERT INTO credit_accounts (customer_id, granted, spent, expired, held, available) "
-            "VALUES ('cus_p', 4000, 0, 0, 0, 4000)"))
+        _customer(conn, "cus_p", MONTHS[0], available=4000)
         conn.execute(text(
             "INSERT INTO webhook_endpoints (id, url, secret, events, after_seq, created_at) "
             "VALUES ('we_p', 'https://example.com/h', 's', NULL, 0, :at)"), {"at": MONTHS[0]})
@@ -258,12 +264,7 @@ def test_a_ledger_page_is_read_from_the_index_alone(pg_db):
     months = [date(2026, m, 1) for m in (1, 2, 3)]
     with pg_db.engine.begin() as conn:
         partitions.ensure_months(conn, months)
-        conn.execute(text(
-            "INSERT INTO customers (id, external_id, email, timezone, balance, currency, created_at) "
-            "VALUES ('cus_ix', 'cus_ix', 'ix@example.com', 'UTC', 0, 'usd', '2026-01-01')"))
-        conn.execute(text(
-            "INSERT INTO credit_accounts (customer_id, granted, spent, expired, held, available) "
-            "VALUES ('cus_ix', 3, 0, 0, 0, 3)"))
+        _customer(conn, "cus_ix", datetime(2026, 1, 1, tzinfo=timezone.utc), available=3)
         for n, month in enumerate(months):
             conn.execute(text(
                 "INSERT INTO credit_entries (id, customer_id, lot_id, kind, amount, reference, created_at) "
@@ -312,12 +313,7 @@ def test_a_cursor_is_looked_up_in_the_months_its_id_names(db):
     ids = [derived_id("cre", at, "cus_cur", str(n)) for n, at in enumerate(times)]
     ids[1] = derived_id("cre", times[3], "cus_cur", "1")  # says April, written in February
     with db.engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO customers (id, external_id, email, timezone, balance, currency, created_at) "
-            "VALUES ('cus_cur', 'cus_cur', 'c@example.com', 'UTC', 0, 'usd', :at)"), {"at": times[0]})
-        conn.execute(text(
-            "INSERT INTO credit_accounts (customer_id, granted, spent, expired, held, available) "
-            "VALUES ('cus_cur', 4, 0, 0, 0, 4)"))
+        _customer(conn, "cus_cur", times[0], available=4)
         for entry_id, at in zip(ids, times):
             conn.execute(text(
                 "INSERT INTO credit_entries (id, customer_id, lot_id, kind, amount, reference, created_at) "
