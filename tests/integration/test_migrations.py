@@ -117,20 +117,6 @@ def test_check_constraints_match_the_models(db):
         assert actual == declared, table.name
 
 
-def test_index_include_columns_match_the_models(db):
-    """Autogenerate doesn't compare an index's INCLUDE columns either (PostgreSQL's covering
-    indexes): each index has what its model declares for this backend, and nothing more."""
-    dialect = db.engine.dialect.name
-    inspector = inspect(db.engine)
-    for table in Base.metadata.sorted_tables:
-        actual = {index["name"]: index.get("dialect_options", {}).get(f"{dialect}_include") or []
-                  for index in inspector.get_indexes(table.name)}
-        for index in table.indexes:
-            if index.name in actual:
-                assert actual[index.name] == list(index.dialect_kwargs.get(f"{dialect}_include") or []), index.name
-    assert inspect(db.engine).get_indexes("credit_entries")  # the table the ledger page reads has some
-
-
 def test_migrations_ship_inside_the_package():
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert (MIGRATIONS_DIR / "script.py.mako").is_file()

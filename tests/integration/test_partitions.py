@@ -252,51 +252,6 @@ def test_a_ledger_page_after_a_cursor_reads_the_months_from_the_cursor_on(db):
         assert "credit_entries_p202601" not in plan
 
 
-def test_a_ledger_page_is_read_from_the_index_alone(pg_db):
-    """A customer's entries spread over the months: the ledger page's own statement reads each
-    month's (customer_id, seq) index and never the table (migration 0016), once vacuum has
-    marked the pages all-visible. Sequential and bitmap scans are switched off so that the
-    planner's choice on a handful of rows is between the index with and without the table."""
-    from sqlalchemy import event
-
-    from creditflow.credits.balance import list_entries
-
-    months = [date(2026, m, 1) for m in (1, 2, 3)]
-    with pg_db.engine.begin() as conn:
-        partitions.ensure_months(conn, months)
-        _customer(conn, "cus_ix", datetime(2026, 1, 1, tzinfo=timezone.utc), available=3)
-        for n, month in enumerate(months):
-            conn.execute(text(
-                "INSERT INTO credit_entries (id, customer_id, lot_id, kind, amount, reference, created_at) "
-                "VALUES (:id, 'cus_ix', 'lot_ix', 'grant', 1, 'r', :at)"),
-                {"id": f"cre_ix{n}", "at": datetime(month.year, month.month, 9, tzinfo=timezone.utc)})
-    with pg_db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE credit_entries"))
-
-    statements = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        if "FROM credit_entries" in statement:
-            statements.append((statement, parameters))
-
-    event.listen(pg_db.engine, "before_cursor_execute", record)
-    try:
-        with pg_db.transaction(readonly=True) as session:
-            assert [e.id for e in list_entries(session, "cus_ix", limit=10).data] == ["cre_ix0", "cre_ix1", "cre_ix2"]
-    finally:
-        event.remove(pg_db.engine, "before_cursor_execute", record)
-
-    (statement, parameters), = statements
-    with pg_db.engine.connect() as conn:
-        conn.exec_driver_sql("SET enable_seqscan = off")
-        conn.exec_driver_sql("SET enable_bitmapscan = off")
-        plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN (ANALYZE) " + statement, parameters))
-    for month in months:
-        assert f"Index Only Scan using credit_entries_p{month:%Y%m}" in plan, plan
-    assert "Index Scan using" not in plan and "Heap Fetches: 0" in plan, plan
-    assert not re.search(r"Heap Fetches: [1-9]", plan), plan
-
-
 def test_a_cursor_is_looked_up_in_the_months_its_id_names(db):
     """A real-time customer's `starting_after`: the id's millisecond bounds the look-up to the
     month it was written in (PostgreSQL reads no other month's index of ids). An id whose time
