@@ -25,7 +25,11 @@ Two contestants run each case on the same seeded database:
 - `baseline`: the same reads and writes, hand-written on the bare driver (psycopg / sqlite3):
   lock the account row (with the customer's time zone and test clock), read the reference,
   the active plan and the open lots in one query, update the lots drawn, insert the ledger
-  entries and the spend, update the account totals: 6 statements and the commit.
+  entries and the spend, update the account totals: 6 statements and the commit. Its ids are
+  made as the service's are (`kit/ids.new_id`), and the seeded history's ids are spelled the
+  same way an hour earlier: on a live database every new id sorts after the existing ones and
+  appends to its index, and both contestants write that way (ids sorting into the middle of
+  an index cost SQLite half a page more per index and commit).
 
 After an unmeasured warm-up of each (caches, prepared statements), they alternate in rounds
 (service, baseline, baseline, service, ...), so that the tables growing during the run and the
@@ -155,6 +159,16 @@ def customer_id(i: int) -> str:
     return f"cus_s{i:09d}"
 
 
+def seeded_id(prefix: str, name: str) -> str:
+    """An id of the seeded history, spelled as the product spells ids (`kit/ids.py`): the
+    millisecond it was made, an hour before the run, so new rows' ids (the service's and the
+    baseline's alike, both made by `new_id`) sort after it and append to their indexes, as
+    they do on a live database."""
+    from creditflow.kit.ids import derived_id
+
+    return derived_id(prefix, NOW - timedelta(hours=1), name)
+
+
 HISTORY = 3  # earlier spends per customer, of 1 credit each from the top-up lot
 
 
@@ -176,8 +190,8 @@ def seed(url: str, n: int) -> None:
     def rows(i: int) -> dict:
         cus = customer_id(i)
         free_key, top_key = f"free:{cus}:2026-03-10", f"topup:inv_s{i:09d}"
-        top_lot = f"lot_st{i:09d}"
-        history = [(f"spd_sh{i:09d}_{h}", f"history-{h}") for h in range(HISTORY)]
+        free_lot, top_lot = seeded_id("lot", f"sf{i}"), seeded_id("lot", f"st{i}")
+        history = [(seeded_id("spd", f"sh{i}_{h}"), f"history-{h}") for h in range(HISTORY)]
         return {
             "customers": [dict(id=cus, external_id=f"spend-{i}", email=f"s{i}@example.com", name=None, country=None,
                                timezone="UTC", test_clock_id=None, balance=0, currency="usd", payment_method=None,
@@ -185,18 +199,18 @@ def seed(url: str, n: int) -> None:
             "credit_accounts": [dict(customer_id=cus, granted=FREE_MILLI + TOP_UP_MILLI, spent=spent, expired=0,
                                      held=0, available=FREE_MILLI + TOP_UP_MILLI - spent, free_day="2026-03-10")],
             "credit_lots": [
-                dict(id=f"lot_sf{i:09d}", customer_id=cus, kind="free", granted=FREE_MILLI, remaining=FREE_MILLI,
+                dict(id=free_lot, customer_id=cus, kind="free", granted=FREE_MILLI, remaining=FREE_MILLI,
                      expires_at=MIDNIGHT, expired_at=None, subscription_id=None, invoice_id=None, grant_key=free_key,
                      reason=None, created_at=created),
                 dict(id=top_lot, customer_id=cus, kind="top_up", granted=TOP_UP_MILLI,
                      remaining=TOP_UP_MILLI - spent, expires_at=None, expired_at=None, subscription_id=None,
                      invoice_id=f"inv_s{i:09d}", grant_key=top_key, reason=None, created_at=created)],
             "credit_entries": [
-                dict(id=f"cre_sf{i:09d}", customer_id=cus, lot_id=f"lot_sf{i:09d}", kind="grant", amount=FREE_MILLI,
+                dict(id=seeded_id("cre", f"sf{i}"), customer_id=cus, lot_id=free_lot, kind="grant", amount=FREE_MILLI,
                      reference=free_key, created_at=created),
-                dict(id=f"cre_st{i:09d}", customer_id=cus, lot_id=top_lot, kind="grant",
+                dict(id=seeded_id("cre", f"st{i}"), customer_id=cus, lot_id=top_lot, kind="grant",
                      amount=TOP_UP_MILLI, reference=top_key, created_at=created),
-                *(dict(id=f"cre_{spend_id}", customer_id=cus, lot_id=top_lot, kind="spend", amount=1000,
+                *(dict(id=seeded_id("cre", spend_id), customer_id=cus, lot_id=top_lot, kind="spend", amount=1000,
                        reference=reference, created_at=created) for spend_id, reference in history)],
             "credit_spends": [
                 dict(id=spend_id, customer_id=cus, kind="spend", reference=reference, feature=FEATURE, amount=1000,
@@ -229,7 +243,7 @@ def seed_team(url: str) -> None:
     from creditflow.models import CreditAccount, CreditEntry, CreditLot, Customer, Team, TeamMember
 
     created = TEAM_ANCHOR
-    lot, key = "lot_steam00000", "topup:inv_steam00000"
+    lot, key = seeded_id("lot", "team"), "topup:inv_steam00000"
     database = Database(url)
     try:
         with database.engine.begin() as conn:
@@ -245,7 +259,7 @@ def seed_team(url: str) -> None:
                 expires_at=None, expired_at=None, subscription_id=None, invoice_id="inv_steam00000", grant_key=key,
                 reason=None, created_at=created)])
             conn.execute(insert(CreditEntry.__table__), [dict(
-                id="cre_steam00000", customer_id=TEAM_CUSTOMER, lot_id=lot, kind="grant", amount=TOP_UP_MILLI,
+                id=seeded_id("cre", "team"), customer_id=TEAM_CUSTOMER, lot_id=lot, kind="grant", amount=TOP_UP_MILLI,
                 reference=key, created_at=created)])
             conn.execute(insert(Team.__table__), [dict(customer_id=TEAM_CUSTOMER, anchor=TEAM_ANCHOR,
                                                        created_at=created)])
@@ -343,11 +357,13 @@ class Baseline:
         self.sql_team_spend = ("INSERT INTO team_spends (id, customer_id, reference, member_id, counted, period, "
                                f"created_at) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})")
         self.now = NOW.strftime("%Y-%m-%d %H:%M:%S.%f") if self.sqlite else NOW
-        self.seq = 0
+        from creditflow.kit.ids import new_id
+
+        self.new_id = new_id
 
     def _id(self, prefix: str) -> str:
-        self.seq += 1
-        return f"{prefix}_b{os.getpid()}_{self.seq:09d}"
+        """Ids as the service makes them: time-ordered, so both append to the id indexes."""
+        return self.new_id(prefix)
 
     def _each(self, sql: str, rows: list[tuple]) -> None:
         if len(rows) == 1:  # as the service does: psycopg's executemany pipelines
