@@ -54,7 +54,8 @@ from creditflow.kit.ids import derived_id, made_at  # noqa: E402
 from creditflow.migrations.runner import upgrade  # noqa: E402
 from ledger_check import _Database, _numbers  # noqa: E402  (the same throwaway databases)
 
-NOW = "'2026-03-10 10:00:00+00'"
+NOW_AT = datetime(2026, 3, 10, 10, tzinfo=timezone.utc)
+NOW = f"'{NOW_AT:%Y-%m-%d %H:%M:%S}+00'"
 
 
 def seed(db: Database, rows: int, per_customer: int, heavy: int, heavy_rows: int) -> int:
@@ -105,10 +106,9 @@ def seed(db: Database, rows: int, per_customer: int, heavy: int, heavy_rows: int
 def _id_times(session, monthly: bool) -> None:
     """The twelve months' times as an id spells them (`kit/ids.py`): month 0 is the oldest. On
     SQLite every row is written at NOW."""
-    now = datetime(2026, 3, 10, 10, tzinfo=timezone.utc)
     session.execute(text("CREATE TABLE bench_id_times (month INTEGER PRIMARY KEY, spelled TEXT)"))
     for month in range(12):
-        at = now - relativedelta(months=11 - month) if monthly else now
+        at = NOW_AT - relativedelta(months=11 - month) if monthly else NOW_AT
         session.execute(text("INSERT INTO bench_id_times VALUES (:month, :spelled)"),
                         {"month": month, "spelled": derived_id("cre", at)[4:14]})
 

@@ -20,8 +20,8 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import TypeVar
 
 import psycopg
@@ -368,13 +368,13 @@ class Book:
 
 # The plain spend on SQLite (credits/spend.py says when a spend is one: nothing held, no lot past
 # its expiry, today's free credits already created, a feature no plan limits). Its writes are
-# few and always the same, so they are sent as
-# SQLite statements of their own with positional values, bound as the general path's column types
-# store them (thousandths as integers; the instant formatted once by the column type; the JSON
-# serialised by the column type): the same rows, byte for byte, as `Book.flush` and
-# `take_and_record` write, without running every value of five statements through the generic
-# parameter processing. A lot's update leaves `expired_at` alone rather than setting it to itself,
-# so SQLite does not rewrite the lot's entries in the indexes that name `expired_at`.
+# few and always the same, so they are sent as SQLite statements of their own with positional
+# values, bound as the general path's column types store them (thousandths as integers; the
+# instant formatted once by the column type; the JSON serialised by the column type): the same
+# rows, byte for byte, as `Book.flush` and `take_and_record` write, without running every value
+# of five statements through the generic parameter processing. A lot's update leaves
+# `expired_at` alone rather than setting it to itself, so SQLite does not rewrite the lot's
+# entries in the indexes that name `expired_at`.
 _TAKE_FROM_LOT = "UPDATE credit_lots SET remaining = remaining - ? WHERE id = ?"
 _INSERT_ENTRY = ("INSERT INTO credit_entries (id, customer_id, lot_id, kind, amount, reference, created_at) "
                  "VALUES (?, ?, ?, 'spend', ?, ?, ?)")

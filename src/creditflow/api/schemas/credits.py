@@ -4,8 +4,8 @@ from typing import Literal
 
 from pydantic import Field, StrictInt, model_serializer
 
-from creditflow.api.schemas.common import (CreditsIn, CreditsOut, CustomerId, Id, InstantIn, InstantOut, Read, Resource, Request,
-                                          Text)
+from creditflow.api.schemas.common import (CreditsIn, CreditsOut, CustomerId, Id, InstantIn, InstantOut, Read,
+                                          Request, Resource, Text)
 from creditflow.api.schemas.pricing import Options
 from creditflow.credits.holds import DEFAULT_TTL_SECONDS
 from creditflow.credits.inputs import MAX_REFERENCE, MAX_TTL_SECONDS
