@@ -84,7 +84,12 @@ def test_bench_with_a_time_limit_measures_what_was_finished(tmp_path):
     assert engine["verified"]["ok"], engine["verified"]
     assert 0 < engine["renewals"] <= 400
     assert engine["renewals"] == engine["verified"]["found"]["renewal_invoices_paid"]
-    assert engine["drained"] is (engine["renewals"] == 400)
+    # Drained means every renewal was done; the time limit may still stop the round after the last
+    # renewal (its webhook fan-out), so all 400 renewed does not prove the round drained.
+    if engine["drained"]:
+        assert engine["renewals"] == 400
+    else:
+        assert engine["seconds"] >= 3
     assert engine["renewals_per_second"] == pytest.approx(engine["renewals"] / engine["seconds"], rel=0.01)
 
 
