@@ -349,6 +349,7 @@ def test_a_failing_job_run_is_counted_and_logged_as_an_error(api, json_log, monk
 def test_a_spend_that_fails_unexpectedly_is_counted_as_an_error(api, monkeypatch):
     from sqlalchemy.exc import OperationalError
 
+    from creditflow.api import fastpath
     from creditflow.credits import spend
 
     def database_gone(*args, **kwargs):
@@ -357,6 +358,7 @@ def test_a_spend_that_fails_unexpectedly_is_counted_as_an_error(api, monkeypatch
     customer = api.subscribed()[0]["id"]
     monkeypatch.setattr(spend, "run", database_gone)
     monkeypatch.setattr(spend, "_spend_on_sqlite", lambda *args: None)  # the usual spend declines: `run` runs
+    monkeypatch.setattr(fastpath, "queue_spend_job", lambda *args, **kwargs: False)  # and the writer takes none
     before = local("creditflow_spends_total", outcome="error")
     assert _spend(api, customer, "1", "job-lost").status_code == 503
     assert local("creditflow_spends_total", outcome="error") == before + 1

@@ -5,6 +5,8 @@ path, which is how these tests reach the route for the same request."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import uuid
 
 import pytest
@@ -90,10 +92,37 @@ def test_bodies_the_spend_path_does_not_take_get_the_route_answer(api, raw, cont
     assert_error(response, status, code)
 
 
+def test_the_spend_path_takes_no_worker_thread_for_a_usual_spend_on_sqlite(api, customer, monkeypatch):
+    """The database's spend writer answers it: the pool's threads are left to the other requests."""
+    def no_thread(*args, **kwargs):
+        raise AssertionError("a worker thread was taken")
+
+    monkeypatch.setattr(fastpath.to_thread, "run_sync", no_thread)
+    response = _spend(api, customer, {"amount": "3", "feature": "pro_models", "reference": "job-queued"})
+    assert response.status_code == 200, response.text
+    assert response.json()["balance"] == "7997"
+
+
+def _handed_back(*args, on_done, **kwargs):
+    """The spend writer's answer when the general path must answer: None, from its own thread."""
+    threading.Thread(target=on_done, args=(None,)).start()
+    return True
+
+
+def test_a_spend_the_writer_hands_back_is_answered_by_the_general_path(api, customer, monkeypatch):
+    monkeypatch.setattr(fastpath, "queue_spend_job", _handed_back)
+    response = _spend(api, customer, {"amount": "4", "feature": "pro_models", "reference": "job-back"})
+    assert response.status_code == 200, response.text
+    assert response.json()["balance"] == "7996"
+    assert _spend(api, customer, {"amount": "4", "feature": "pro_models", "reference": "job-back"}).content == (
+        response.content)  # the repeat, through the writer this time, replays it
+
+
 def test_database_errors_map_as_on_every_route(api, customer, monkeypatch):
     def busy(*args, **kwargs):
         raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
 
+    monkeypatch.setattr(fastpath, "queue_spend_job", _handed_back)  # the writer's connection failed
     monkeypatch.setattr(fastpath, "spend_job", busy)
     response = _spend(api, customer, {"amount": "1", "feature": "pro_models", "reference": "r"})
     assert_error(response, 503, "unavailable")
@@ -124,3 +153,32 @@ def test_idempotency_keys_replay_a_spend_path_answer(api, customer):
     assert again.headers.get("idempotent-replayed") == "true" and again.content == first.content
     assert_error(_spend(api, customer, dict(body, amount="2"), key), 409, "idempotency_key_reused")
     assert api.ok("GET", f"/v1/customers/{customer}/credits")["available"] == "7999"
+
+
+def test_answers_wake_a_loop_once_for_all_that_arrived_meanwhile():
+    answers = fastpath.Answers()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in range(100)]
+        wakeups = []
+        real = loop.call_soon_threadsafe
+
+        def counting(*args):
+            wakeups.append(args)
+            return real(*args)
+
+        loop.call_soon_threadsafe = counting
+        writer = threading.Thread(target=lambda: [answers.deliver(f, n) for n, f in enumerate(futures)])
+        writer.start()
+        writer.join()  # the loop is busy meanwhile (here: blocked)
+        assert [await future for future in futures] == list(range(100))
+        assert len(wakeups) == 1
+        late = loop.create_future()
+        answers.deliver(late, "after")  # a new batch: woken again
+        assert await late == "after" and len(wakeups) == 2
+        return loop.create_future()
+
+    orphan = asyncio.run(main())
+    answers.deliver(orphan, "nobody waits")  # its loop is closed: dropped, no error
+    assert not orphan.done()

@@ -15,6 +15,7 @@ the same. The body is the one the gate read (in the scope), not read a second ti
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import threading
@@ -29,7 +30,7 @@ from creditflow.api.gate import BODY, replaying
 from creditflow.api.observe import ROUTE
 from creditflow.api.schemas.credits import SpendCreate, SpendRead
 from creditflow.api.schemas.pricing import EstimateCreate, EstimateRead
-from creditflow.generation.service import estimate_job, spend_job
+from creditflow.generation.service import estimate_job, queue_spend_job, spend_job
 
 
 class FastPath:
@@ -103,11 +104,71 @@ class FastPath:
 
 
 class SpendPath(FastPath):
+    """On SQLite a usual spend is handed to the database's spend writer (`queue_spend_job`),
+    which answers through `Answers`: no thread of the pool is taken for it. Whatever the writer
+    does not take or hands back goes to `spend_job` in a worker thread, as on PostgreSQL."""
+
     suffix, request_model, response_model = "/credits/spend", SpendCreate, SpendRead
+
+    def __init__(self, app: ASGIApp, *, ctx, prefix: str = "/v1"):
+        super().__init__(app, ctx=ctx, prefix=prefix)
+        self._answers = Answers()
 
     def run(self, customer_id: str, spend: SpendCreate):
         return spend_job(self.ctx, customer_id, amount=spend.amount, options=spend.options, feature=spend.feature,
                          reference=spend.reference, member=spend.member)
+
+    async def call(self, customer_id: str, spend: SpendCreate):
+        answer = asyncio.get_running_loop().create_future()
+        if queue_spend_job(self.ctx, customer_id, amount=spend.amount, options=spend.options, feature=spend.feature,
+                           reference=spend.reference, member=spend.member,
+                           on_done=lambda result: self._answers.deliver(answer, result)):
+            result = await _awaited_to_the_end(answer)
+            if result is not None:
+                return result
+        return await super().call(customer_id, spend)
+
+
+class Answers:
+    """Results that another thread hands to the event loops awaiting them, each loop woken once
+    for all that arrived meanwhile. (`call_soon_threadsafe` writes to the loop's wake-up pipe
+    every time: once per spend would cost as much as the spend's own statements.)"""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._ready: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any]]] = {}
+
+    def deliver(self, future: asyncio.Future, result: Any) -> None:
+        """From any thread: `future` gets `result` on its loop."""
+        loop = future.get_loop()
+        with self._lock:
+            ready = self._ready.setdefault(loop, [])
+            ready.append((future, result))
+            if len(ready) > 1:  # the loop is woken already, and has not yet taken the others
+                return
+        try:
+            loop.call_soon_threadsafe(self._settle, loop)
+        except RuntimeError:  # the loop is closed: nobody awaits these any more
+            with self._lock:
+                self._ready.pop(loop, None)
+
+    def _settle(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            ready = self._ready.pop(loop, ())
+        for future, result in ready:
+            if not future.done():
+                future.set_result(result)
+
+
+async def _awaited_to_the_end(future: asyncio.Future) -> Any:
+    """The future's result; a cancelled request still waits for it, as it would for a worker
+    thread (anyio does not abandon one), so that what is answered and stored for an
+    Idempotency-Key never runs ahead of what was written."""
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await future
+        raise
 
 
 class EstimatePath(FastPath):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
 import threading
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
@@ -85,6 +88,36 @@ def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str
     return result
 
 
+def queue_spend(ctx, customer_id: str, *, amount, feature: str, reference: str,
+                on_done: Callable[[SpendResult | None], None]) -> bool:
+    """Hand a usual spend to the SQLite database's spend writer and return at once, for a caller
+    that must not wait (an event loop). True when queued: `on_done(result)` is then called from
+    the writer's thread once the spend is committed, or with None, nothing written, when the
+    general path must answer it (`spend_credits` then does, a refusal included). False, with
+    nothing queued, when the writer does not take this spend: not SQLite, bad input, a feature a
+    plan limits. A spend queued here is counted as `spend_credits` counts it."""
+    if not ctx.db.is_sqlite:
+        return False
+    try:
+        job = _Job(ctx, inputs.identifier(customer_id, "customer"), inputs.positive_amount(amount),
+                   ctx.catalog.feature(feature), inputs.reference(reference), on_done=_counted(on_done))
+    except CreditflowError:  # the general path refuses it, and counts it
+        return False
+    if job.feature.code in governed(ctx.catalog):
+        return False
+    _writer_of(ctx.db).queue(job)
+    return True
+
+
+def _counted(on_done: Callable[[SpendResult | None], None]) -> Callable[[SpendResult | None], None]:
+    def done(result: SpendResult | None) -> None:
+        if result is not None:  # None: the general path answers, and counts
+            metrics.count_spend(result)
+        on_done(result)
+
+    return done
+
+
 def _spend_credits(ctx, customer_id: str, amount, feature: str, reference: str,
                    member: str | None = None, free_until: datetime | None = None) -> SpendResult:
     amount = inputs.positive_amount(amount)
@@ -147,6 +180,12 @@ def _spend_from(ctx, book: Book, plan: str | None, feature: Feature, amount: Cre
 # pool check-out and check-in per spend), and those that arrived while a commit was waiting go
 # in the next transaction together, each in its savepoint: one commit, and one wait for the disk,
 # for all of them. None is answered before the commit that holds it.
+#
+# A thread that calls `spend_credits` writes its spend itself, with whatever else waits. Spends
+# queued by `queue_spend` (the API's event loop) are written by the database's own writer thread,
+# started when the first one comes and gone after a second without any: the loop hands a spend
+# over and goes on serving requests, instead of lending a thread of its pool to each spend, and
+# the writer's thread is not woken once per spend.
 
 _teams = Team.__table__
 _usual_read = repo.CompiledStatement(
@@ -243,52 +282,103 @@ def _something_due(catalog: Catalog, standing: Standing, feature: Feature, timez
 
 
 class _Job:
-    __slots__ = ("customer_id", "amount", "feature", "reference", "done", "result")
+    __slots__ = ("ctx", "customer_id", "amount", "feature", "reference", "on_done", "done", "result")
 
-    def __init__(self, customer_id: str, amount: Credits, feature: Feature, reference: str):
-        self.customer_id, self.amount, self.feature, self.reference = customer_id, amount, feature, reference
+    def __init__(self, ctx, customer_id: str, amount: Credits, feature: Feature, reference: str,
+                 on_done: Callable[[SpendResult | None], None] | None = None):
+        self.ctx, self.customer_id, self.amount, self.feature, self.reference = (ctx, customer_id, amount, feature,
+                                                                                 reference)
+        self.on_done = on_done  # for a queued spend: told the result once it is committed
         self.done = False
         self.result: SpendResult | None = None  # None: take the general path
 
 
-class _Writer:
-    """A database's usual spends waiting to be written, and the connection that writes them."""
+MAX_SPENDS_PER_COMMIT = 64
+WRITER_IDLE_SECONDS = 1.0  # the writer's thread ends after this long without a queued spend
 
-    def __init__(self):
+
+class _Writer:
+    """A database's usual spends waiting to be written, the connection that writes them, and
+    the thread that writes the queued ones."""
+
+    def __init__(self, db):
+        self.db = weakref.ref(db)  # the thread must not keep a database alive
         self.waiting: list[_Job] = []
         self.mutex = threading.Lock()
+        self.queued = threading.Condition(self.mutex)
+        self.thread: threading.Thread | None = None
         self.connection = None
+
+    def queue(self, job: _Job) -> None:
+        with self.mutex:
+            self.waiting.append(job)
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._drain, name="creditflow-spend-writer", daemon=True)
+                self.thread.start()
+            elif len(self.waiting) == 1:  # the thread may be waiting for one
+                self.queued.notify()
+
+    def write_with_others(self, job: _Job) -> None:
+        """Write `job` in the calling thread, with whatever else waits, unless the thread that
+        held the writer lock before has written it already."""
+        with self.mutex:
+            self.waiting.append(job)
+        db = job.ctx.db
+        with db.writer_lock:
+            if not job.done:
+                _write(db, self, self._take(first=job))
+
+    def _take(self, first: _Job | None = None) -> list[_Job]:
+        with self.mutex:
+            waiting = self.waiting
+            if first is not None:
+                waiting.remove(first)
+                waiting.insert(0, first)
+            self.waiting = waiting[MAX_SPENDS_PER_COMMIT:]
+            return waiting[:MAX_SPENDS_PER_COMMIT]
+
+    def _drain(self) -> None:
+        while True:
+            with self.mutex:
+                if not self.waiting and not self.queued.wait_for(lambda: self.waiting, WRITER_IDLE_SECONDS):
+                    self.thread = None
+                    return
+            db = self.db()
+            if db is None:
+                return
+            with db.writer_lock:
+                jobs = self._take()
+                if jobs:
+                    _write(db, self, jobs)
+            del db
 
 
 _writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database -> its _Writer
 _writers_mutex = threading.Lock()
-MAX_SPENDS_PER_COMMIT = 64
+# A child process (a fork) has none of the parent's threads, and must not share its connections.
+os.register_at_fork(after_in_child=_writers.clear)
+log = logging.getLogger("creditflow.credits")
 
 
-def _spend_on_sqlite(ctx, customer_id: str, amount: Credits, feature: Feature, reference: str) -> SpendResult | None:
-    db = ctx.db
+def _writer_of(db) -> _Writer:
     writer = _writers.get(db)
     if writer is None:
         with _writers_mutex:
-            writer = _writers.setdefault(db, _Writer())
-    job = _Job(customer_id, amount, feature, reference)
-    with writer.mutex:
-        writer.waiting.append(job)
-    with db.writer_lock:
-        if not job.done:  # no other thread wrote it meanwhile: write it, and whatever else waits
-            with writer.mutex:
-                waiting = writer.waiting
-                waiting.remove(job)
-                jobs = [job, *waiting[:MAX_SPENDS_PER_COMMIT - 1]]
-                writer.waiting = waiting[MAX_SPENDS_PER_COMMIT - 1:]
-            _write(ctx, writer, jobs)
+            writer = _writers.get(db)
+            if writer is None:
+                writer = _writers[db] = _Writer(db)
+    return writer
+
+
+def _spend_on_sqlite(ctx, customer_id: str, amount: Credits, feature: Feature, reference: str) -> SpendResult | None:
+    job = _Job(ctx, customer_id, amount, feature, reference)
+    _writer_of(ctx.db).write_with_others(job)
     return job.result
 
 
-def _write(ctx, writer: _Writer, jobs: list[_Job]) -> None:
+def _write(db, writer: _Writer, jobs: list[_Job]) -> None:
     """The jobs in one transaction, under the writer lock; each job's `result` set (None for
-    those the general path must answer) and `done`."""
-    db = ctx.db
+    those the general path must answer) and `done`, and a queued job's `on_done` told."""
     connection = writer.connection
     if connection is None:
         # A connection of the engine's (its pragmas, its driver), taken out of the pool for good.
@@ -303,7 +393,7 @@ def _write(ctx, writer: _Writer, jobs: list[_Job]) -> None:
             if not alone:
                 cursor.raw.execute("SAVEPOINT spend")
             try:
-                job.result = _spend_usual(ctx, cursor, job.customer_id, job.amount, job.feature, job.reference)
+                job.result = _spend_usual(job.ctx, cursor, job.customer_id, job.amount, job.feature, job.reference)
             except CreditflowError:  # a refusal: the general path raises it again, with its message
                 job.result = None
             if alone:
@@ -330,6 +420,11 @@ def _write(ctx, writer: _Writer, jobs: list[_Job]) -> None:
     finally:
         for job in jobs:
             job.done = True
+            if job.on_done is not None:
+                try:
+                    job.on_done(job.result)
+                except Exception:  # noqa: BLE001 - one caller's failure must not stop the writer
+                    log.exception("a queued spend's caller could not be told its result")
 
 
 def _rollback(connection) -> None:

@@ -6,6 +6,7 @@ spend (on PostgreSQL its single statement): this module only adds a dictionary l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,7 +20,7 @@ from creditflow.credits import repository as credit_repo
 from creditflow.credits.access import Standing, free_day, lot_kinds_for, reset_timezone
 from creditflow.credits.holds import DEFAULT_TTL_SECONDS, Hold, hold_credits
 from creditflow.credits.limits import fast_used, governed, limits_for, running_jobs
-from creditflow.credits.spend import SpendResult, spend_credits
+from creditflow.credits.spend import SpendResult, queue_spend, spend_credits
 from creditflow.customer.service import customer_now, get_customer
 from creditflow.generation.windows import open_window
 from creditflow.kit.clock import format_instant
@@ -174,6 +175,17 @@ def spend_job(ctx: Context, customer_id: str, *, feature: str, reference: str, a
     amount = _amount(ctx, feature, amount, options)
     return spend_credits(ctx, customer_id, amount=amount, feature=feature, reference=reference, member=member,
                          free_until=_free_until(ctx, customer_id, feature))
+
+
+def queue_spend_job(ctx: Context, customer_id: str, *, feature: str, reference: str, amount=None,
+                    options: dict | None = None, member: str | None = None,
+                    on_done: Callable[[SpendResult | None], None]) -> bool:
+    """`spend_job` for a caller that must not wait (an event loop), when the spend is a usual
+    one: an amount, no member, a feature no plan limits. See `credits.spend.queue_spend`: True
+    when queued, and `on_done` then gets the result, or None for `spend_job` to answer."""
+    if options is not None or member is not None or amount is None or not isinstance(feature, str):
+        return False
+    return queue_spend(ctx, customer_id, amount=amount, feature=feature, reference=reference, on_done=on_done)
 
 
 def hold_job(ctx: Context, customer_id: str, *, feature: str, reference: str, amount=None,

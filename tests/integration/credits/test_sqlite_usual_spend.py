@@ -269,3 +269,97 @@ def test_spends_that_arrive_together_are_committed_together(sqlite_ctx, customer
         assert mine[-1].balance == Credits(available)
     assert sum(commits) >= 32 - len(refused) and max(commits) > 1 and len(commits) < 32
     assert_ledger_clean(ctx.db)
+
+
+def test_queued_spends_are_written_by_the_writers_thread_with_the_others(sqlite_ctx, monkeypatch):
+    """Spends queued by `queue_spend` (as the API's event loop queues them) and spends made by
+    threads arrive together: each queued one is told its result once, from the writer's thread,
+    after its commit; a refusal or a replay is handed back (None) and the general path answers it
+    as it always does; the ledger adds up; the writer's thread ends once idle, and comes back."""
+    ctx = sqlite_ctx
+    monkeypatch.setattr(spend_module, "WRITER_IDLE_SECONDS", 0.2)
+    rich = [new_customer(ctx) for _ in range(3)]
+    for customer_id in rich:
+        give_lot(ctx, customer_id, "promo", c(1000), created=START - timedelta(days=1), expires_at=None)
+    told: dict[str, list] = {}
+    lock = threading.Lock()
+    all_told = threading.Event()
+    queued = [f"queued-{n}" for n in range(40)]
+
+    def on_done(reference):
+        def done(result):
+            with lock:
+                told.setdefault(reference, []).append((result, threading.current_thread().name))
+                if len(told) == len(queued):
+                    all_told.set()
+        return done
+
+    def spend_directly(n: int):
+        try:
+            return spend_credits(ctx, rich[n % 3], amount=c(5), feature="standard_models", reference=f"direct-{n}")
+        except CreditflowError as exc:
+            return exc
+
+    with ThreadPoolExecutor(8) as pool:
+        direct = [pool.submit(spend_directly, n) for n in range(16)]
+        for n, reference in enumerate(queued):
+            amount = c(2000) if n % 10 == 9 else c(10)  # more than anyone has: refused
+            assert spend_module.queue_spend(ctx, rich[n % 3], amount=amount, feature="standard_models",
+                                            reference=reference, on_done=on_done(reference))
+        direct = [f.result() for f in direct]
+    assert all_told.wait(10)
+    assert all(len(answers) == 1 for answers in told.values())  # each told once
+    # Told by the writer's thread, or by a thread that spent directly and wrote them with its own;
+    # never by the thread that queued them, which does not wait.
+    writers = {thread for answers in told.values() for _, thread in answers}
+    assert writers and all(name == "creditflow-spend-writer" or name.startswith("ThreadPoolExecutor")
+                           for name in writers), writers
+    handed_back = sorted(reference for reference, [(result, _)] in told.items() if result is None)
+    assert handed_back == sorted(f"queued-{n}" for n in range(9, 40, 10))
+    for reference in handed_back:
+        with pytest.raises(CreditflowError) as refused:
+            spend_credits(ctx, rich[int(reference.split("-")[1]) % 3], amount=c(2000), feature="standard_models",
+                          reference=reference)
+        assert refused.value.code == "insufficient_credits"
+    spent = [result for [(result, _)] in told.values() if result is not None] + direct
+    assert all(not isinstance(r, CreditflowError) for r in direct) and len(spent) == 36 + 16
+    for customer_id in rich:
+        mine = sorted((r for r in spent if r.customer_id == customer_id), key=lambda r: r.balance, reverse=True)
+        for earlier, later in zip(mine, mine[1:]):
+            assert later.balance == earlier.balance - later.amount  # each saw the one before it, as if alone
+        assert mine[-1].balance == _available(ctx, customer_id)
+    # A repeat of a queued reference is handed back, and the general path replays it.
+    first = next(result for [(result, _)] in told.values() if result is not None)
+    again = threading.Event()
+    assert spend_module.queue_spend(ctx, first.customer_id, amount=first.amount, feature="standard_models",
+                                    reference=first.reference, on_done=lambda result: again.set() if result is None
+                                    else None)
+    assert again.wait(5)
+    assert spend_credits(ctx, first.customer_id, amount=first.amount, feature="standard_models",
+                         reference=first.reference).id == first.id
+    writer = spend_module._writers[ctx.db]
+    deadline = time.monotonic() + 5
+    while writer.thread is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer.thread is None  # idle: gone
+    back = threading.Event()
+    assert spend_module.queue_spend(ctx, rich[0], amount=c(1), feature="standard_models", reference="after-idle",
+                                    on_done=lambda result: back.set() if result is not None else None)
+    assert back.wait(5)
+    assert_ledger_clean(ctx.db)
+
+
+@pytest.mark.parametrize("amount, feature, reason", [
+    ("0", "standard_models", "bad amount"), ("1", "telepathy", "unknown feature")])
+def test_queue_spend_takes_nothing_the_general_path_must_refuse(sqlite_ctx, customer, amount, feature, reason):
+    told = []
+    assert not spend_module.queue_spend(sqlite_ctx, customer, amount=amount, feature=feature, reference="job-1",
+                                        on_done=told.append), reason
+    time.sleep(0.1)
+    assert told == []
+
+
+def _available(ctx, customer_id: str) -> Credits:
+    with ctx.db.transaction(readonly=True) as session:
+        return Credits(session.connection().exec_driver_sql(
+            "SELECT available FROM credit_accounts WHERE customer_id = ?", (customer_id,)).scalar())
