@@ -349,7 +349,10 @@ class _Writer:
             with db.writer_lock:
                 jobs = self._take()
                 if jobs:
-                    _write(db, self, jobs)
+                    try:
+                        _write(db, self, jobs)
+                    except Exception:  # noqa: BLE001 - told None already: the general path answers them
+                        log.exception("the spend writer failed; its spends take the general path")
             del db
 
 

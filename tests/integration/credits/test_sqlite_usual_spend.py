@@ -363,3 +363,30 @@ def _available(ctx, customer_id: str) -> Credits:
     with ctx.db.transaction(readonly=True) as session:
         return Credits(session.connection().exec_driver_sql(
             "SELECT available FROM credit_accounts WHERE customer_id = ?", (customer_id,)).scalar())
+
+
+def test_a_failing_writer_hands_its_spends_back_and_keeps_writing(sqlite_ctx, customer, monkeypatch):
+    """An unexpected error in the writer's thread (a bug, not a busy database) hands that batch
+    back to the general path; the thread goes on with the next spends."""
+    real_spend_usual = spend_module._spend_usual
+
+    def broken_once(*args):
+        monkeypatch.setattr(spend_module, "_spend_usual", real_spend_usual)
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(spend_module, "_spend_usual", broken_once)
+    answers = []
+    told = threading.Semaphore(0)
+
+    def on_done(result):
+        answers.append(result)
+        told.release()
+
+    for reference in ("job-1", "job-2"):
+        assert spend_module.queue_spend(sqlite_ctx, customer, amount=c(1), feature="standard_models",
+                                        reference=reference, on_done=on_done)
+        assert told.acquire(timeout=5)
+    assert answers[0] is None and answers[1].reference == "job-2" and answers[1].amount == c(1)
+    assert spend_credits(sqlite_ctx, customer, amount=c(1), feature="standard_models", reference="job-1").balance == (
+        answers[1].balance - c(1))
+    assert_ledger_clean(sqlite_ctx.db)
