@@ -105,3 +105,21 @@ def test_arithmetic_and_order():
     assert -b == Credits(-500)
     assert b < a and a >= b
     assert not Credits(0) and Credits(1)
+
+
+@given(st.decimals(min_value=-10**13, max_value=10**13, places=3, allow_nan=False, allow_infinity=False),
+       st.integers(min_value=0, max_value=3))
+def test_a_string_reads_as_its_decimal_does(number, leading_zeros):
+    """Text is read without Decimal; it must give exactly what the Decimal of the same text gives,
+    refusals included."""
+    text = format(number, "f")
+    sign, digits = ("-", text[1:]) if text.startswith("-") else ("", text)
+    text = sign + "0" * leading_zeros + digits
+
+    def read(value):
+        try:
+            return Credits.parse(value, allow_negative=True)
+        except InvalidRequest as exc:
+            return exc.message.split(": ")[0].replace("a decimal string or a number", "")
+
+    assert read(text) == read(Decimal(text))
