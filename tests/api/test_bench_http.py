@@ -20,3 +20,6 @@ def test_http_benchmark_tiny(tmp_path):
     summary = result["summary"]
     assert summary["spend_throughput_per_s"] > 0 and summary["bare_throughput_per_s"] > 0
     assert set(summary["goals_met"]) == {"p99_at_200_per_s", "throughput_vs_bare"}
+    # Every answered spend was a new one: no reference was sent twice (a replay is not a spend).
+    assert summary["spends_written"] == summary["spends_answered"] > 0
+    assert summary["rounds"] == [summary["throughput_vs_bare"]]
