@@ -182,3 +182,25 @@ def test_answers_wake_a_loop_once_for_all_that_arrived_meanwhile():
     orphan = asyncio.run(main())
     answers.deliver(orphan, "nobody waits")  # its loop is closed: dropped, no error
     assert not orphan.done()
+
+
+def test_the_server_puts_what_start_up_made_out_of_the_collectors_reach(sqlite_db, monkeypatch):
+    """`creditflow serve` freezes the start-up heap before it serves, so that a full collection
+    under load does not walk the whole app (which stalled every request for 150-200 ms)."""
+    import gc
+
+    from creditflow.api import server
+    from creditflow.api.settings import Settings
+    from creditflow.wiring import build_context
+
+    frozen_at_start = []
+
+    def fake_uvicorn_run(app, **kwargs):
+        frozen_at_start.append(gc.get_freeze_count())
+
+    monkeypatch.setattr(server.uvicorn, "run", fake_uvicorn_run)
+    try:
+        server.serve(build_context(sqlite_db), Settings(secret_key="x"), host="127.0.0.1", port=1, worker=False)
+    finally:
+        gc.unfreeze()
+    assert len(frozen_at_start) == 1 and frozen_at_start[0] > 10_000

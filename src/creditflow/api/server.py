@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from dataclasses import replace
@@ -23,7 +24,19 @@ def app_from_env():
     from creditflow.wiring import build_context
 
     configure_logging()  # a new process: its records go through the same renderer
-    return build_server_app(build_context(), Settings.from_env())
+    app = build_server_app(build_context(), Settings.from_env())
+    settle_heap()
+    return app
+
+
+def settle_heap() -> None:
+    """Put what start-up made (modules, routes, the catalog, the app: about 250,000 objects that
+    live as long as the process) out of the garbage collector's reach, once it is all built.
+    A full collection then walks only what requests made since. Without this, each full
+    collection under load took 150-200 ms on the benchmark's 2-core machine, and every request in
+    flight waited for it (the collector holds the interpreter lock)."""
+    gc.collect()
+    gc.freeze()
 
 
 def start_worker(ctx, *, interval: float = 1.0) -> tuple[threading.Thread, threading.Event]:
@@ -55,8 +68,9 @@ def serve(ctx, settings: Settings, *, host: str, port: int, worker: bool = True,
             uvicorn.run("creditflow.api.server:app_from_env", factory=True, host=host, port=port, workers=workers,
                         log_level=log_level, access_log=False, log_config=None)
         else:
-            uvicorn.run(build_server_app(ctx, settings), host=host, port=port, log_level=log_level, access_log=False,
-                        log_config=None)
+            app = build_server_app(ctx, settings)
+            settle_heap()
+            uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, log_config=None)
     finally:
         if background is not None:
             background[1].set()
