@@ -8,9 +8,10 @@ is an ASGI layer inside the gate (so the size limit, the API key, the rate limit
 Idempotency-Key have been dealt with) that serves the ordinary request itself: the same body
 model, the same use case, the same response model and the same error mapping, without FastAPI's
 routing, dependency solving and per-request set-up, and with one thread-pool hop instead of two
-(FastAPI validates the response of a `def` route in the pool); on SQLite the estimate needs none
-(`EstimatePath`). A body it cannot validate goes on to the route, so that validation errors read
-the same. The body is the one the gate read (in the scope), not read a second time.
+(FastAPI validates the response of a `def` route in the pool); on SQLite neither the usual
+spend (`SpendPath`) nor the estimate (`EstimatePath`) needs one. A body it cannot validate goes
+on to the route, so that validation errors read the same. The body is the one the gate read (in
+the scope), not read a second time.
 """
 
 from __future__ import annotations
