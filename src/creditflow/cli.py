@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from creditflow.kit.errors import CreditflowError
+from creditflow.kit.process import limit_malloc_arenas
 
 def _flags_without_a_type(option_class) -> None:
     """Typer's help labels every option with its type, flags included (`--no-worker <bool>`,
@@ -318,6 +319,7 @@ def worker(
     from creditflow.kit.db import Database
     from creditflow.worker.runner import run_forever, tick
 
+    limit_malloc_arenas()
     _log_to_stderr()
     ctx = build_context(Database(_database_url(database_url)))
     _refuse_stranding_catalog(ctx)
@@ -349,6 +351,7 @@ def serve(
     from creditflow.kit.db import Database
     from creditflow.migrations.runner import upgrade
 
+    limit_malloc_arenas()
     _log_to_stderr(log_level)
     url = _database_url(database_url)
     if not no_migrate:

@@ -11,6 +11,7 @@ import uvicorn
 
 from creditflow.api.app import create_app
 from creditflow.api.settings import Settings
+from creditflow.kit.process import limit_malloc_arenas
 
 
 def build_server_app(ctx, settings: Settings):
@@ -23,6 +24,7 @@ def app_from_env():
     from creditflow.kit.logs import configure_logging
     from creditflow.wiring import build_context
 
+    limit_malloc_arenas()  # a new process, before its threads
     configure_logging()  # a new process: its records go through the same renderer
     app = build_server_app(build_context(), Settings.from_env())
     settle_heap()
