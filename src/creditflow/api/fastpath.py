@@ -105,7 +105,7 @@ class FastPath:
 
 
 class SpendPath(FastPath):
-    """On SQLite a usual spend is handed to the database's spend writer (`queue_spend_job`),
+    """On SQLite a usual spend is handed to the database's grouped writer (`queue_spend_job`),
     which answers through `Answers`: no thread of the pool is taken for it. Whatever the writer
     does not take or hands back goes to `spend_job` in a worker thread, as on PostgreSQL."""
 

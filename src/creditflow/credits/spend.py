@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import os
-import sqlite3
-import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +22,7 @@ from creditflow.credits.limits import admit, governed
 from creditflow.kit import metrics
 from creditflow.kit.clock import format_instant, utc
 from creditflow.kit.credits import Credits
+from creditflow.kit.db import grouped
 from creditflow.kit.errors import Conflict, CreditflowError, NotFound
 from creditflow.kit.ids import new_id
 from creditflow.team.models import Team
@@ -90,7 +86,7 @@ def spend_credits(ctx, customer_id: str, *, amount, feature: str, reference: str
 
 def queue_spend(ctx, customer_id: str, *, amount, feature: str, reference: str,
                 on_done: Callable[[SpendResult | None], None]) -> bool:
-    """Hand a usual spend to the SQLite database's spend writer and return at once, for a caller
+    """Hand a usual spend to the SQLite database's grouped writer and return at once, for a caller
     that must not wait (an event loop). True when queued: `on_done(result)` is then called from
     the writer's thread once the spend is committed, or with None, nothing written, when the
     general path must answer it (`spend_credits` then does, a refusal included). False, with
@@ -99,13 +95,14 @@ def queue_spend(ctx, customer_id: str, *, amount, feature: str, reference: str,
     if not ctx.db.is_sqlite:
         return False
     try:
-        job = _Job(ctx, inputs.identifier(customer_id, "customer"), inputs.positive_amount(amount),
-                   ctx.catalog.feature(feature), inputs.reference(reference), on_done=_counted(on_done))
+        feature_def = ctx.catalog.feature(feature)
+        work = _usual_spend(ctx, inputs.identifier(customer_id, "customer"), inputs.positive_amount(amount),
+                            feature_def, inputs.reference(reference))
     except CreditflowError:  # the general path refuses it, and counts it
         return False
-    if job.feature.code in governed(ctx.catalog):
+    if feature_def.code in governed(ctx.catalog):
         return False
-    _writer_of(ctx.db).queue(job)
+    grouped.queue(ctx.db, work, _counted(on_done))
     return True
 
 
@@ -175,17 +172,13 @@ def _spend_from(ctx, book: Book, plan: str | None, feature: Feature, amount: Cre
 # yet, a replay, a team, a refusal, a database error) is rolled back and takes the general path,
 # which then answers it as it always has.
 #
-# SQLite has one writer at a time, and each commit waits for the disk (synchronous=FULL). So the
-# process's usual spends are written by one thread at a time on a connection of their own (no
-# pool check-out and check-in per spend), and those that arrived while a commit was waiting go
-# in the next transaction together, each in its savepoint: one commit, and one wait for the disk,
-# for all of them. None is answered before the commit that holds it.
-#
-# A thread that calls `spend_credits` writes its spend itself, with whatever else waits. Spends
-# queued by `queue_spend` (the API's event loop) are written by the database's own writer thread,
-# started when the first one comes and gone after a second without any: the loop hands a spend
-# over and goes on serving requests, instead of lending a thread of its pool to each spend, and
-# the writer's thread is not woken once per spend.
+# On SQLite the usual spends go through the grouped writer (kit/db/grouped.py): those that arrive
+# while a commit waits for the disk are written together in the next transaction, each in its
+# savepoint, with one commit for all, on a connection of the writer's own (no pool check-out per
+# spend). None is answered before the commit that holds it. A thread that calls `spend_credits`
+# writes its spend itself, with whatever else waits; spends queued by `queue_spend` (the API's
+# event loop) are written by the writer's thread, so that the loop does not lend a thread of its
+# pool to each spend.
 
 _teams = Team.__table__
 _usual_read = repo.CompiledStatement(
@@ -281,160 +274,22 @@ def _something_due(catalog: Catalog, standing: Standing, feature: Feature, timez
             and free_day(now, reset_timezone(catalog, timezone)).key != account_free_day)
 
 
-class _Job:
-    __slots__ = ("ctx", "customer_id", "amount", "feature", "reference", "on_done", "done", "result")
+def _usual_spend(ctx, customer_id: str, amount: Credits, feature: Feature, reference: str) -> grouped.Work:
+    """The usual spend as a unit of the grouped writer: None (rolled back, for the general
+    path) for whatever the usual path declines or refuses."""
 
-    def __init__(self, ctx, customer_id: str, amount: Credits, feature: Feature, reference: str,
-                 on_done: Callable[[SpendResult | None], None] | None = None):
-        self.ctx, self.customer_id, self.amount, self.feature, self.reference = (ctx, customer_id, amount, feature,
-                                                                                 reference)
-        self.on_done = on_done  # for a queued spend: told the result once it is committed
-        self.done = False
-        self.result: SpendResult | None = None  # None: take the general path
+    def work(cursor) -> SpendResult | None:
+        try:
+            return _spend_usual(ctx, repo.UnitCursor(ctx.db.engine.dialect, cursor), customer_id, amount, feature,
+                                reference)
+        except CreditflowError:  # a refusal: the general path raises it again, with its message
+            return None
 
-
-MAX_SPENDS_PER_COMMIT = 64
-WRITER_IDLE_SECONDS = 1.0  # the writer's thread ends after this long without a queued spend
-
-
-class _Writer:
-    """A database's usual spends waiting to be written, the connection that writes them, and
-    the thread that writes the queued ones."""
-
-    def __init__(self, db):
-        self.db = weakref.ref(db)  # the thread must not keep a database alive
-        self.waiting: list[_Job] = []
-        self.mutex = threading.Lock()
-        self.queued = threading.Condition(self.mutex)
-        self.thread: threading.Thread | None = None
-        self.connection = None
-
-    def queue(self, job: _Job) -> None:
-        with self.mutex:
-            self.waiting.append(job)
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._drain, name="creditflow-spend-writer", daemon=True)
-                self.thread.start()
-            elif len(self.waiting) == 1:  # the thread may be waiting for one
-                self.queued.notify()
-
-    def write_with_others(self, job: _Job) -> None:
-        """Write `job` in the calling thread, with whatever else waits, unless the thread that
-        held the writer lock before has written it already."""
-        with self.mutex:
-            self.waiting.append(job)
-        db = job.ctx.db
-        with db.writer_lock:
-            if not job.done:
-                _write(db, self, self._take(first=job))
-
-    def _take(self, first: _Job | None = None) -> list[_Job]:
-        with self.mutex:
-            waiting = self.waiting
-            if first is not None:
-                waiting.remove(first)
-                waiting.insert(0, first)
-            self.waiting = waiting[MAX_SPENDS_PER_COMMIT:]
-            return waiting[:MAX_SPENDS_PER_COMMIT]
-
-    def _drain(self) -> None:
-        while True:
-            with self.mutex:
-                if not self.waiting and not self.queued.wait_for(lambda: self.waiting, WRITER_IDLE_SECONDS):
-                    self.thread = None
-                    return
-            db = self.db()
-            if db is None:
-                return
-            with db.writer_lock:
-                jobs = self._take()
-                if jobs:
-                    try:
-                        _write(db, self, jobs)
-                    except Exception:  # noqa: BLE001 - told None already: the general path answers them
-                        log.exception("the spend writer failed; its spends take the general path")
-            del db
-
-
-_writers: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Database -> its _Writer
-_writers_mutex = threading.Lock()
-# A child process (a fork) has none of the parent's threads, and must not share its connections.
-os.register_at_fork(after_in_child=_writers.clear)
-log = logging.getLogger("creditflow.credits")
-
-
-def _writer_of(db) -> _Writer:
-    writer = _writers.get(db)
-    if writer is None:
-        with _writers_mutex:
-            writer = _writers.get(db)
-            if writer is None:
-                writer = _writers[db] = _Writer(db)
-    return writer
+    return work
 
 
 def _spend_on_sqlite(ctx, customer_id: str, amount: Credits, feature: Feature, reference: str) -> SpendResult | None:
-    job = _Job(ctx, customer_id, amount, feature, reference)
-    _writer_of(ctx.db).write_with_others(job)
-    return job.result
-
-
-def _write(db, writer: _Writer, jobs: list[_Job]) -> None:
-    """The jobs in one transaction, under the writer lock; each job's `result` set (None for
-    those the general path must answer) and `done`, and a queued job's `on_done` told."""
-    connection = writer.connection
-    if connection is None:
-        # A connection of the engine's (its pragmas, its driver), taken out of the pool for good.
-        pooled = db.engine.raw_connection()
-        connection = writer.connection = pooled.dbapi_connection
-        pooled.detach()
-    try:
-        cursor = repo.UnitCursor(db.engine.dialect, connection.cursor())
-        cursor.raw.execute("BEGIN IMMEDIATE")  # the connection runs in autocommit mode
-        alone = len(jobs) == 1  # no savepoint needed: a refusal rolls the transaction back
-        for job in jobs:
-            if not alone:
-                cursor.raw.execute("SAVEPOINT spend")
-            try:
-                job.result = _spend_usual(job.ctx, cursor, job.customer_id, job.amount, job.feature, job.reference)
-            except CreditflowError:  # a refusal: the general path raises it again, with its message
-                job.result = None
-            if alone:
-                if job.result is None:
-                    connection.rollback()
-            else:
-                if job.result is None:
-                    cursor.raw.execute("ROLLBACK TO spend")
-                cursor.raw.execute("RELEASE spend")
-        connection.commit()  # (nothing to commit after a rollback)
-    except sqlite3.Error:
-        # SQLite busy or failing: nothing was committed. The general path runs for each, with
-        # its retries; the next usual spends start on a new connection.
-        _rollback(connection)
-        writer.connection = None
-        connection.close()
-        for job in jobs:
-            job.result = None
-    except BaseException:
-        _rollback(connection)
-        for job in jobs:
-            job.result = None
-        raise
-    finally:
-        for job in jobs:
-            job.done = True
-            if job.on_done is not None:
-                try:
-                    job.on_done(job.result)
-                except Exception:  # noqa: BLE001 - one caller's failure must not stop the writer
-                    log.exception("a queued spend's caller could not be told its result")
-
-
-def _rollback(connection) -> None:
-    try:
-        connection.rollback()
-    except sqlite3.Error:
-        pass
+    return grouped.write(ctx.db, _usual_spend(ctx, customer_id, amount, feature, reference))
 
 
 def take_and_record(book: Book, draws: list[Draw], kind: str, spend_id: str, reference: str, feature: Feature,

@@ -29,6 +29,7 @@ from creditflow.credits.holds import hold_credits
 from creditflow.credits.spend import _spend, _spend_usual, spend_credits
 from creditflow.customer.service import create_test_clock
 from creditflow.kit.credits import Credits
+from creditflow.kit.db import grouped
 from creditflow.kit.errors import CreditflowError, InvalidRequest
 from creditflow.team.service import ensure_team
 
@@ -171,7 +172,7 @@ def test_the_usual_spend_is_done_on_the_writers_connection(sqlite_ctx, customer)
     result = spend_credits(sqlite_ctx, customer, amount=c("7.25"), feature="standard_models", reference="job-1")
     assert [d.amount for d in result.draws] == [c("7.25")] and result.draws[0].kind == "free"
     assert result.balance == c("592.75")
-    assert spend_module._writers[sqlite_ctx.db].connection is not None  # the usual path ran, on its connection
+    assert grouped.writer_of(sqlite_ctx.db).connection is not None  # the usual path ran, on its connection
     again = spend_credits(sqlite_ctx, customer, amount=c("7.25"), feature="standard_models", reference="job-1")
     assert again.replayed and again.id == result.id
     assert_ledger_clean(sqlite_ctx.db)
@@ -208,7 +209,7 @@ def test_a_broken_writers_connection_is_replaced(sqlite_ctx, customer):
     """The writers' connection failing (here: closed under it) costs that spend the general path,
     never the spend itself, and the next usual spend opens a new connection."""
     spend_credits(sqlite_ctx, customer, amount=c(1), feature="standard_models", reference="job-1")
-    writer = spend_module._writers[sqlite_ctx.db]
+    writer = grouped.writer_of(sqlite_ctx.db)
     broken = writer.connection
     broken.close()
     result = spend_credits(sqlite_ctx, customer, amount=c(2), feature="standard_models", reference="job-2")
@@ -227,14 +228,14 @@ def test_spends_that_arrive_together_are_committed_together(sqlite_ctx, customer
     alone, the ledger adds up, and fewer commits than spends were needed."""
     ctx = sqlite_ctx
     commits = []
-    real_write = spend_module._write
+    real_write = grouped.Writer._write
 
-    def counting_write(ctx, writer, jobs):
-        commits.append(len(jobs))
+    def counting_write(writer, db, units):
+        commits.append(len(units))
         time.sleep(0.005)  # a slow disk: the others arrive meanwhile
-        return real_write(ctx, writer, jobs)
+        return real_write(writer, db, units)
 
-    monkeypatch.setattr(spend_module, "_write", counting_write)
+    monkeypatch.setattr(grouped.Writer, "_write", counting_write)
     rich = [new_customer(ctx) for _ in range(4)]
     for customer_id in rich:
         give_lot(ctx, customer_id, "promo", c(1000), created=START - timedelta(days=1), expires_at=None)
@@ -277,7 +278,7 @@ def test_queued_spends_are_written_by_the_writers_thread_with_the_others(sqlite_
     after its commit; a refusal or a replay is handed back (None) and the general path answers it
     as it always does; the ledger adds up; the writer's thread ends once idle, and comes back."""
     ctx = sqlite_ctx
-    monkeypatch.setattr(spend_module, "WRITER_IDLE_SECONDS", 0.2)
+    monkeypatch.setattr(grouped, "IDLE_SECONDS", 0.2)
     rich = [new_customer(ctx) for _ in range(3)]
     for customer_id in rich:
         give_lot(ctx, customer_id, "promo", c(1000), created=START - timedelta(days=1), expires_at=None)
@@ -312,7 +313,7 @@ def test_queued_spends_are_written_by_the_writers_thread_with_the_others(sqlite_
     # Told by the writer's thread, or by a thread that spent directly and wrote them with its own;
     # never by the thread that queued them, which does not wait.
     writers = {thread for answers in told.values() for _, thread in answers}
-    assert writers and all(name == "creditflow-spend-writer" or name.startswith("ThreadPoolExecutor")
+    assert writers and all(name == "creditflow-writer" or name.startswith("ThreadPoolExecutor")
                            for name in writers), writers
     handed_back = sorted(reference for reference, [(result, _)] in told.items() if result is None)
     assert handed_back == sorted(f"queued-{n}" for n in range(9, 40, 10))
@@ -337,7 +338,7 @@ def test_queued_spends_are_written_by_the_writers_thread_with_the_others(sqlite_
     assert again.wait(5)
     assert spend_credits(ctx, first.customer_id, amount=first.amount, feature="standard_models",
                          reference=first.reference).id == first.id
-    writer = spend_module._writers[ctx.db]
+    writer = grouped.writer_of(ctx.db)
     deadline = time.monotonic() + 5
     while writer.thread is not None and time.monotonic() < deadline:
         time.sleep(0.05)
