@@ -4,20 +4,29 @@ The key is claimed in a transaction of its own, committed before the work starts
 concurrent request with the same key finds the claim and waits for the first one's response
 instead of doing the work a second time. A request whose work failed with a server error
 gives its claim up, so that a retry can do the work.
+
+On SQLite the claim and the response are each a commit that waits for the disk, two for every
+request with a key besides the work's own. They go through the grouped writer
+(kit/db/grouped.py): the claims and responses of concurrent requests share commits. A claim
+that finds its key taken is rolled back there and claimed again the usual way, which finds out
+what became of it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from creditflow.idempotency.models import IdempotencyRecord
+from creditflow.kit.db import grouped
+from creditflow.kit.db.compiled import CompiledStatement, UnitCursor
 
 RETENTION = timedelta(hours=48)  # a replay must be recognised for at least 24 hours
 # A claim still in progress after this long belongs to a process that died mid-request; no
@@ -57,7 +66,19 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 
 
+_records = IdempotencyRecord.__table__
+_insert_claim = CompiledStatement(insert(_records).inline())
+_store_response = CompiledStatement(update(_records).where(_records.c.id == bindparam("b_id")).values(
+    status="done", response_status=bindparam("b_status", type_=_records.c.response_status.type),
+    response_body=bindparam("b_body", type_=_records.c.response_body.type),
+    completed_at=bindparam("b_at", type_=_records.c.completed_at.type)))
+
+
 def claim(db, api_key_id: str, key: str, digest: str, *, now: datetime) -> Claimed | Replay | Mismatch | InProgress:
+    if db.is_sqlite:
+        record_id = grouped.write(db, lambda cursor: _claim_in_group(db, cursor, api_key_id, key, digest, now))
+        if record_id is not None:
+            return Claimed(record_id)
     try:
         with db.transaction() as session:
             record = IdempotencyRecord(api_key_id=api_key_id, key=key, fingerprint=digest, status="in_progress",
@@ -67,6 +88,16 @@ def claim(db, api_key_id: str, key: str, digest: str, *, now: datetime) -> Claim
             return Claimed(record.id)
     except IntegrityError:
         return lookup(db, api_key_id, key, digest, now=now) or InProgress()
+
+
+def _claim_in_group(db, cursor: sqlite3.Cursor, api_key_id: str, key: str, digest: str, now: datetime) -> int | None:
+    try:
+        _insert_claim.execute(UnitCursor(db.engine.dialect, cursor), {
+            "api_key_id": api_key_id, "key": key, "fingerprint": digest, "status": "in_progress",
+            "response_status": None, "response_body": None, "created_at": now, "completed_at": None})
+    except sqlite3.IntegrityError:  # taken: `claim` finds out by whom
+        return None
+    return cursor.lastrowid
 
 
 def lookup(db, api_key_id: str, key: str, digest: str, *, now: datetime | None = None
@@ -111,9 +142,17 @@ def claim_or_wait(db, api_key_id: str, key: str, digest: str, *, now: datetime, 
 
 
 def complete(db, record_id: int, status: int, body: bytes, *, now: datetime) -> None:
+    values = {"b_id": record_id, "b_status": status, "b_body": body, "b_at": now}
+    if db.is_sqlite and grouped.write(db, lambda cursor: _store_in_group(db, cursor, values)):
+        return
     with db.transaction() as session:
         session.execute(update(IdempotencyRecord).where(IdempotencyRecord.id == record_id).values(
             status="done", response_status=status, response_body=body, completed_at=now))
+
+
+def _store_in_group(db, cursor: sqlite3.Cursor, values: dict) -> bool:
+    _store_response.execute(UnitCursor(db.engine.dialect, cursor), values)
+    return True
 
 
 def release(db, record_id: int) -> None:
