@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,7 +36,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from creditflow.kit.db import Database
+from creditflow.kit.db import Database, grouped
 from creditflow.migrations.runner import upgrade
 
 PG_ADMIN_URL = os.environ.get(
@@ -222,3 +223,19 @@ def make_sqlite_db(request, tmp_path):
     yield make
     for database in opened:
         database.dispose()
+
+
+@pytest.fixture
+def grouped_commits(monkeypatch) -> list[int]:
+    """The number of units in each commit of the SQLite grouped writer (kit/db/grouped.py), each
+    commit slowed by 5 ms, as by a slow disk, so that concurrent units arrive meanwhile."""
+    commits: list[int] = []
+    real_write = grouped.Writer._write
+
+    def counting_write(writer, db, units):
+        commits.append(len(units))
+        time.sleep(0.005)
+        return real_write(writer, db, units)
+
+    monkeypatch.setattr(grouped.Writer, "_write", counting_write)
+    return commits

@@ -4,7 +4,6 @@ with the same key is refused; concurrent duplicates do the work once."""
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -153,27 +152,16 @@ def test_a_claim_abandoned_by_a_dead_process_is_taken_over(api):
         assert record.status == "done"
 
 
-def test_concurrent_claims_and_responses_share_commits_on_sqlite(api, monkeypatch):
+def test_concurrent_claims_and_responses_share_commits_on_sqlite(api, grouped_commits):
     """On SQLite the claims and the stored responses of concurrent requests go through the
     grouped writer: fewer commits than claims, each claim durable and its own, a key already
     taken answered as before (in progress, replayed, or another request's), and a stored
     response replayed."""
     from datetime import timedelta
 
-    from creditflow.kit.db import grouped
-
     db, now = api.ctx.db, api.ctx.clock.now()
     with db.transaction(readonly=True) as session:
         key_id = session.scalar(select(ApiKey.id).where(ApiKey.scope == "server"))
-    commits = []
-    real_write = grouped.Writer._write
-
-    def counting_write(writer, db, units):
-        commits.append(len(units))
-        time.sleep(0.005)  # a slow disk: the others arrive meanwhile
-        return real_write(writer, db, units)
-
-    monkeypatch.setattr(grouped.Writer, "_write", counting_write)
     start = threading.Barrier(24)
 
     def claim(n: int):
@@ -185,7 +173,7 @@ def test_concurrent_claims_and_responses_share_commits_on_sqlite(api, monkeypatc
     claimed = [o for o in outcomes if isinstance(o, idempotency.Claimed)]
     assert len(claimed) == 20 and len({o.record_id for o in claimed}) == 20
     assert [type(o) for o in outcomes if not isinstance(o, idempotency.Claimed)] == [idempotency.InProgress] * 4
-    assert max(commits) > 1 and len(commits) < 24
+    assert max(grouped_commits) > 1 and len(grouped_commits) < 24
     with db.transaction(readonly=True) as session:
         records = {r.id: r for r in session.scalars(select(IdempotencyRecord))}
     by_key = {}
@@ -197,10 +185,10 @@ def test_concurrent_claims_and_responses_share_commits_on_sqlite(api, monkeypatc
             assert record.created_at == now - timedelta(seconds=n)  # aware UTC, as the ORM writes it
     assert isinstance(idempotency.claim(db, key_id, "key-3", "another", now=now), idempotency.Mismatch)
 
-    commits.clear()
+    grouped_commits.clear()
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda n: idempotency.complete(db, by_key[n].id, 201, f"body-{n}".encode(), now=now), range(8)))
-    assert sum(commits) == 8
+    assert sum(grouped_commits) == 8
     for n in range(8):
         replay = idempotency.claim(db, key_id, f"key-{n}", f"digest-{n}", now=now)
         assert replay == idempotency.Replay(201, f"body-{n}".encode())

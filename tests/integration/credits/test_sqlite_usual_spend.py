@@ -222,20 +222,12 @@ def test_a_broken_writers_connection_is_replaced(sqlite_ctx, customer):
     assert_ledger_clean(sqlite_ctx.db)
 
 
-def test_spends_that_arrive_together_are_committed_together(sqlite_ctx, customer, monkeypatch):
+def test_spends_that_arrive_together_are_committed_together(sqlite_ctx, customer, grouped_commits):
     """32 threads spend at once, each with its own reference, half of them more than is left for
     one of them (refused), a few repeating a reference (replayed): every spend is answered as if
     alone, the ledger adds up, and fewer commits than spends were needed."""
     ctx = sqlite_ctx
-    commits = []
-    real_write = grouped.Writer._write
-
-    def counting_write(writer, db, units):
-        commits.append(len(units))
-        time.sleep(0.005)  # a slow disk: the others arrive meanwhile
-        return real_write(writer, db, units)
-
-    monkeypatch.setattr(grouped.Writer, "_write", counting_write)
+    commits = grouped_commits
     rich = [new_customer(ctx) for _ in range(4)]
     for customer_id in rich:
         give_lot(ctx, customer_id, "promo", c(1000), created=START - timedelta(days=1), expires_at=None)
