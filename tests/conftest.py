@@ -23,6 +23,7 @@ case they error with the reason. `-m "not postgres"` deselects them.
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import time
@@ -37,6 +38,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
 from creditflow.kit.db import Database, grouped
+from creditflow.kit.db.base import Base
 from creditflow.migrations.runner import upgrade
 
 PG_ADMIN_URL = os.environ.get(
@@ -49,6 +51,39 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if PG_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.postgres)
+
+
+def pytest_collection_finish(session):
+    """What is alive once every test module is imported (modules, classes, the catalog) lives
+    as long as the process: out of the garbage collector's sight, its full collections walk
+    only what the tests make. (`gc.freeze`; see `_apps_and_engines_die_with_their_test`.)"""
+    gc.collect()
+    gc.freeze()
+
+
+@pytest.fixture(autouse=True)
+def _apps_and_engines_die_with_their_test() -> Iterator[None]:
+    """Let each test's apps and engines, and what they hold, be freed after it.
+
+    Two caches outlive them. FastAPI remembers up to 4096 endpoint and dependency functions in
+    caches of its module `fastapi.dependencies.models`, keyed by the function; our endpoints
+    close over the app's context, its database and engine. SQLAlchemy's mappers each remember
+    100 compiled INSERTs and UPDATEs, keyed by the engine's dialect. A test process would keep
+    a few hundred apps and engines alive: over a million objects, which every full garbage
+    collection walks, pausing the servers tests run in threads for seconds, long enough for a
+    request to time out. No entry of a finished test's app or engine is ever used again, so
+    emptying the caches costs nothing. (A service has one app and one engine: the caches stay
+    small there.)"""
+    yield
+    from fastapi.dependencies import models
+
+    for value in vars(models).values():
+        if callable(getattr(value, "cache_clear", None)):
+            value.cache_clear()
+    for mapper in Base.registry.mappers:
+        compiled = mapper.__dict__.get("_compiled_cache")
+        if compiled is not None:
+            compiled.clear()
 
 
 # --- PostgreSQL ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 from sqlalchemy.engine import make_url
-from web_kit import CHROMIUM_ARGS, DESKTOP, SECRET_KEY, SERVER_KEY, ServerThread, WebEnv, utc
+from web_kit import CHROMIUM_ARGS, DESKTOP, SECRET_KEY, SERVER_KEY, TIMEOUT, ServerThread, WebEnv, utc
 
 from creditflow.api.app import create_app
 from creditflow.api.settings import Settings
@@ -36,7 +36,7 @@ def _serve(database: Database):
     ctx = Context(db=database, catalog=load_catalog(), gateway=SandboxGateway(database), clock=wall)
     settings = replace(Settings(), secret_key=SECRET_KEY, test_clocks=True, bootstrap_keys=f"{SERVER_KEY}:server")
     app = create_app(ctx, settings)
-    with ServerThread(app) as server, httpx.Client(base_url=server.url,
+    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=TIMEOUT,
                                                   headers={"Authorization": f"Bearer {SERVER_KEY}"}) as http:
         yield WebEnv(ctx=ctx, base_url=server.url, http=http, wall=wall)
 

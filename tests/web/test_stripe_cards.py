@@ -16,7 +16,7 @@ import pytest
 import requests
 import stripe
 from playwright.sync_api import Page, expect
-from web_kit import SECRET_KEY, SERVER_KEY, ServerThread, WebEnv, flash, utc
+from web_kit import SECRET_KEY, SERVER_KEY, TIMEOUT, ServerThread, WebEnv, flash, utc
 
 from creditflow.api.app import create_app
 from creditflow.api.settings import Settings
@@ -78,7 +78,7 @@ def stripe_env(tmp_path_factory, localstripe):
     settings = replace(Settings(), secret_key=SECRET_KEY, test_clocks=True, bootstrap_keys=f"{SERVER_KEY}:server")
     try:
         with ServerThread(create_app(ctx, settings)) as server, httpx.Client(
-                base_url=server.url, headers={"Authorization": f"Bearer {SERVER_KEY}"}) as http:
+                base_url=server.url, timeout=TIMEOUT, headers={"Authorization": f"Bearer {SERVER_KEY}"}) as http:
             yield WebEnv(ctx=ctx, base_url=server.url, http=http, wall=wall)
     finally:
         database.dispose()

@@ -30,6 +30,9 @@ from creditflow.worker.testclock import advance_test_clock
 
 SERVER_KEY = "sk_web_test_server_0123456789"
 SECRET_KEY = "web-test-secret"
+# How long a test's HTTP client waits for an answer (httpx's default is 5 s): these tests check
+# what comes back, not how fast; a loaded machine may take longer, and must not fail them.
+TIMEOUT = 30.0
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 375, "height": 740}
