@@ -222,6 +222,21 @@ def test_a_broken_writers_connection_is_replaced(sqlite_ctx, customer):
     assert_ledger_clean(sqlite_ctx.db)
 
 
+def test_disposing_of_the_database_closes_the_writers_connection(sqlite_ctx, customer):
+    """The writer took its connection out of the pool, so the pool's dispose alone would leave
+    it open; after dispose the next usual spend opens a new one."""
+    spend_credits(sqlite_ctx, customer, amount=c(1), feature="standard_models", reference="job-1")
+    writer = grouped.writer_of(sqlite_ctx.db)
+    before = writer.connection
+    sqlite_ctx.db.dispose()
+    assert writer.connection is None
+    with pytest.raises(sqlite3.ProgrammingError):
+        before.execute("SELECT 1")
+    result = spend_credits(sqlite_ctx, customer, amount=c(2), feature="standard_models", reference="job-2")
+    assert result.balance == c(597) and writer.connection not in (None, before)
+    assert_ledger_clean(sqlite_ctx.db)
+
+
 def test_spends_that_arrive_together_are_committed_together(sqlite_ctx, customer, grouped_commits):
     """32 threads spend at once, each with its own reference, half of them more than is left for
     one of them (refused), a few repeating a reference (replayed): every spend is answered as if

@@ -182,6 +182,19 @@ _writers_mutex = threading.Lock()
 os.register_at_fork(after_in_child=_writers.clear)
 
 
+def close(db) -> None:
+    """Close the writer's connection of `db`, if it has one (`Database.dispose`): the pool's
+    dispose can't, since the writer took its connection out of the pool. A unit written after
+    this opens a new one."""
+    writer = _writers.get(db)
+    if writer is None or writer.connection is None:
+        return
+    with db.writer_lock:
+        connection, writer.connection = writer.connection, None
+        if connection is not None:
+            connection.close()
+
+
 def writer_of(db) -> Writer:
     writer = _writers.get(db)
     if writer is None:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from creditflow.kit.db import grouped
 from creditflow.kit.db.statements import StatementConnections
 
 DEFAULT_SQLITE_FILE = "creditflow.db"
@@ -149,7 +150,11 @@ class Database:
                 time.sleep(0.01 * (2**attempt))
 
     def dispose(self) -> None:
+        """Close every connection: the pool's, the grouped writer's (SQLite) and the statement
+        connections (PostgreSQL). The database can still be used: it opens new ones."""
         self.engine.dispose()
+        if self.is_sqlite:
+            grouped.close(self)
         if self.statements is not None:
             self.statements.close()
 
