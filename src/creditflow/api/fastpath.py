@@ -113,6 +113,7 @@ class SpendPath(FastPath):
 
     def __init__(self, app: ASGIApp, *, ctx, prefix: str = "/v1"):
         super().__init__(app, ctx=ctx, prefix=prefix)
+        self._queued = ctx.db.is_sqlite  # PostgreSQL has no grouped writer
         self._answers = Answers()
 
     def run(self, customer_id: str, spend: SpendCreate):
@@ -120,13 +121,14 @@ class SpendPath(FastPath):
                          reference=spend.reference, member=spend.member)
 
     async def call(self, customer_id: str, spend: SpendCreate):
-        answer = asyncio.get_running_loop().create_future()
-        if queue_spend_job(self.ctx, customer_id, amount=spend.amount, options=spend.options, feature=spend.feature,
-                           reference=spend.reference, member=spend.member,
-                           on_done=lambda result: self._answers.deliver(answer, result)):
-            result = await _awaited_to_the_end(answer)
-            if result is not None:
-                return result
+        if self._queued:
+            answer = asyncio.get_running_loop().create_future()
+            if queue_spend_job(self.ctx, customer_id, amount=spend.amount, options=spend.options,
+                               feature=spend.feature, reference=spend.reference, member=spend.member,
+                               on_done=lambda result: self._answers.deliver(answer, result)):
+                result = await _awaited_to_the_end(answer)
+                if result is not None:
+                    return result
         return await super().call(customer_id, spend)
 
 
