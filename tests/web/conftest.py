@@ -11,11 +11,10 @@ import os
 import uuid
 from dataclasses import replace
 
-import httpx
 import pytest
 from playwright.sync_api import sync_playwright
 from sqlalchemy.engine import make_url
-from web_kit import CHROMIUM_ARGS, DESKTOP, SECRET_KEY, SERVER_KEY, TIMEOUT, ServerThread, WebEnv, utc
+from web_kit import CHROMIUM_ARGS, DESKTOP, SECRET_KEY, SERVER_KEY, ServerThread, WebEnv, utc
 
 from creditflow.api.app import create_app
 from creditflow.api.settings import Settings
@@ -36,8 +35,7 @@ def _serve(database: Database):
     ctx = Context(db=database, catalog=load_catalog(), gateway=SandboxGateway(database), clock=wall)
     settings = replace(Settings(), secret_key=SECRET_KEY, test_clocks=True, bootstrap_keys=f"{SERVER_KEY}:server")
     app = create_app(ctx, settings)
-    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=TIMEOUT,
-                                                  headers={"Authorization": f"Bearer {SERVER_KEY}"}) as http:
+    with ServerThread(app) as server, server.api_client() as http:
         yield WebEnv(ctx=ctx, base_url=server.url, http=http, wall=wall)
 
 

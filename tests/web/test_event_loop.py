@@ -75,8 +75,7 @@ def served(request):
     gateway = SlowGateway(database)
     ctx = Context(db=database, catalog=load_catalog(), gateway=gateway, clock=wall)
     settings = replace(Settings(), secret_key=SECRET_KEY, test_clocks=True, bootstrap_keys=f"{SERVER_KEY}:server")
-    with ServerThread(create_app(ctx, settings)) as server, \
-            httpx.Client(base_url=server.url, timeout=TIMEOUT, headers={"Authorization": f"Bearer {SERVER_KEY}"}) as http:
+    with ServerThread(create_app(ctx, settings)) as server, server.api_client() as http:
         yield Served(WebEnv(ctx=ctx, base_url=server.url, http=http, wall=wall), gateway)
 
 

@@ -11,12 +11,11 @@ import sys
 import time
 from dataclasses import replace
 
-import httpx
 import pytest
 import requests
 import stripe
 from playwright.sync_api import Page, expect
-from web_kit import SECRET_KEY, SERVER_KEY, TIMEOUT, ServerThread, WebEnv, flash, utc
+from web_kit import SECRET_KEY, SERVER_KEY, ServerThread, WebEnv, flash, utc
 
 from creditflow.api.app import create_app
 from creditflow.api.settings import Settings
@@ -77,8 +76,7 @@ def stripe_env(tmp_path_factory, localstripe):
     ctx = Context(db=database, catalog=load_catalog(), gateway=gateway, clock=wall)
     settings = replace(Settings(), secret_key=SECRET_KEY, test_clocks=True, bootstrap_keys=f"{SERVER_KEY}:server")
     try:
-        with ServerThread(create_app(ctx, settings)) as server, httpx.Client(
-                base_url=server.url, timeout=TIMEOUT, headers={"Authorization": f"Bearer {SERVER_KEY}"}) as http:
+        with ServerThread(create_app(ctx, settings)) as server, server.api_client() as http:
             yield WebEnv(ctx=ctx, base_url=server.url, http=http, wall=wall)
     finally:
         database.dispose()

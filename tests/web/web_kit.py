@@ -65,6 +65,10 @@ class ServerThread:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def api_client(self) -> httpx.Client:
+        """A client of the app's API, with the server key, as the host app's backend calls it."""
+        return httpx.Client(base_url=self.url, timeout=TIMEOUT, headers={"Authorization": f"Bearer {SERVER_KEY}"})
+
     def __enter__(self) -> "ServerThread":
         self.thread.start()
         deadline = time.monotonic() + 15

@@ -187,12 +187,12 @@ def close(db) -> None:
     dispose can't, since the writer took its connection out of the pool. A unit written after
     this opens a new one."""
     writer = _writers.get(db)
-    if writer is None or writer.connection is None:
+    if writer is None:
         return
-    with db.writer_lock:
+    with db.writer_lock:  # not while a batch is being written on it
         connection, writer.connection = writer.connection, None
-        if connection is not None:
-            connection.close()
+    if connection is not None:
+        connection.close()
 
 
 def writer_of(db) -> Writer:
